@@ -1,0 +1,131 @@
+"""Primitives shared by the classifier trainer and the ChestMNIST pretrainer: device-resident
+data, batched preprocessing, one training epoch, batched prediction. Nothing here knows about
+settings, runs or storage."""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .augment import random_affine
+
+
+class Stopped(Exception):
+    """Raised inside an epoch when ``should_stop()`` turned true (cancel or interrupt)."""
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """``None``/"auto" -> cuda when available, else cpu."""
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; full precision on CPU, where it keeps runs bit-reproducible."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Move a whole array to the device once; batches are then slices of it (no DataLoader)."""
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:  # cached read-only arrays: torch wants to own writable memory
+        array = array.copy()
+    return torch.from_numpy(array).to(device)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """uint8 N x H x W images -> the normalised float batch the model expects."""
+
+    mean: float
+    std: float
+    input_size: int
+    augment: bool = False
+    channels_last: bool = True
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        x = images.unsqueeze(1).float().div_(255.0)
+        if self.augment and generator is not None:
+            x = random_affine(x, generator)
+        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
+                              align_corners=False)
+        x = (x - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+StepHook = Callable[[int, int, torch.Tensor], None]  # (step, steps, running loss sum tensor)
+
+
+def batch_slices(n: int, batch_size: int) -> list[slice]:
+    """Slices covering 0..n; a trailing batch of one is dropped (BatchNorm cannot train on it)."""
+    out = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    if out and out[-1].stop - out[-1].start < 2 and len(out) > 1:
+        out.pop()
+    return out
+
+
+def train_epoch(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor,
+                preprocess: Preprocess, loss_fn: Callable, optimizer: torch.optim.Optimizer,
+                scheduler, epoch: int, batch_size: int, generator: torch.Generator,
+                on_step: StepHook | None = None,
+                should_stop: Callable[[], bool] | None = None) -> float:
+    """One pass over ``images`` in a random order drawn from ``generator``. The scheduler is
+    stepped per update (timm ``step_update``). Returns the mean training loss."""
+    model.train()
+    device = images.device
+    order = torch.randperm(images.shape[0], generator=generator, device=device)
+    slices = batch_slices(images.shape[0], batch_size)
+    steps = len(slices)
+    loss_sum = torch.zeros((), device=device)
+    for step, sl in enumerate(slices):
+        if should_stop is not None and should_stop():
+            raise Stopped()
+        idx = order[sl]
+        x = preprocess(images[idx], generator)
+        with autocast(device):
+            loss = loss_fn(model(x), targets[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step_update(num_updates=epoch * steps + step + 1)
+        loss_sum += loss.detach().float()
+        if on_step is not None:
+            on_step(step + 1, steps, loss_sum)
+    scheduler.step(epoch + 1)
+    return float(loss_sum.item()) / max(steps, 1)
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, images: torch.Tensor, preprocess: Preprocess,
+                   batch_size: int = 512) -> torch.Tensor:
+    """Logits for every image, in order, as float32 on the CPU."""
+    model.eval()
+    outs = []
+    for i in range(0, images.shape[0], batch_size):
+        with autocast(images.device):
+            outs.append(model(preprocess(images[i:i + batch_size])).float())
+    return torch.cat(outs).cpu()
+
+
+class Throttle:
+    """True at most once every ``seconds`` (progress events, not a flood of them)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last = 0.0
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self._last >= self.seconds:
+            self._last = now
+            return True
+        return False

@@ -1,0 +1,29 @@
+"""Batched, on-device image augmentation: no per-sample Python in the hot loop."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def random_affine(x: torch.Tensor, generator: torch.Generator, max_degrees: float = 10.0,
+                  max_shift_px: float = 2.0) -> torch.Tensor:
+    """Rotate each image by U(-max_degrees, max_degrees) and shift it by U(-max_shift_px,
+    max_shift_px) pixels on both axes, the whole batch in one ``grid_sample`` call.
+
+    Args:
+        x: float tensor B x C x H x W (any device); borders are filled with zeros.
+        generator: a torch.Generator on ``x.device`` — the only source of randomness, so the
+            result is reproducible from its state.
+    """
+    b, _, h, w = x.shape
+    u = torch.rand(b, 3, generator=generator, device=x.device, dtype=torch.float32) * 2 - 1
+    angle = u[:, 0] * math.radians(max_degrees)
+    # affine_grid works in normalised coordinates where the image spans [-1, 1].
+    tx = u[:, 1] * (2 * max_shift_px / w)
+    ty = u[:, 2] * (2 * max_shift_px / h)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -1,0 +1,37 @@
+"""The command line: ``python -m synthmed_core VERB ...`` (``--help`` on every verb).
+
+Each module here adds its verbs with ``register(subparsers)``; a verb's parser sets
+``func``. User errors (SynthmedError) print one clear line and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import SynthmedError
+from . import _data, _runs
+
+_MODULES = (_data, _runs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m synthmed_core",
+        description="synthmed: do synthetic chest X-rays help a pneumonia classifier? "
+                    "Train the experiment grid on PneumoniaMNIST and compare with the study.")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for module in _MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except SynthmedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,55 @@
+"""Argument groups shared by several verbs."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .. import paths
+
+OVERRIDES = ("epochs", "finetune_epochs", "batch_size", "input_size", "augment", "train_limit")
+
+
+def add_profile(p: argparse.ArgumentParser, default: str = "quick") -> None:
+    p.add_argument("--profile", default=default, choices=["paper", "quick", "smoke"],
+                   help=f"training recipe: paper = the study's exactly, quick = minutes on a CPU, "
+                        f"smoke = seconds (tests) (default {default})")
+    g = p.add_argument_group("profile overrides (recorded in each run's spec)")
+    g.add_argument("--epochs", type=int, help="epochs of the main phase")
+    g.add_argument("--finetune-epochs", type=int, help="epochs of the second phase")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--input-size", type=int,
+                   help="model input side in px: 28 native; 64 or 224 upsampled on the device")
+    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="light on-device rotation/shift of every training batch")
+    g.add_argument("--train-limit", type=int, help="class-stratified subset of the real train split")
+
+
+def overrides(a: argparse.Namespace) -> dict:
+    return {k: getattr(a, k) for k in OVERRIDES if getattr(a, k, None) is not None}
+
+
+def add_init_files(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--imagenet-weights", metavar="PATH",
+                   help=f"local timm checkpoint for init imagenet (default: look in {paths.weights_dir()})")
+    p.add_argument("--chestmnist-checkpoint", metavar="PATH",
+                   help="checkpoint made by `pretrain chestmnist` (default: the one for this "
+                        "arch, input size and profile)")
+
+
+def extra(a: argparse.Namespace) -> dict:
+    out = {}
+    if getattr(a, "imagenet_weights", None):
+        out["imagenet_weights"] = str(Path(a.imagenet_weights).resolve())
+    if getattr(a, "chestmnist_checkpoint", None):
+        out["chestmnist_checkpoint"] = str(Path(a.chestmnist_checkpoint).resolve())
+    return out
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda, cuda:1")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, default=str))

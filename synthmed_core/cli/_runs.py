@@ -1,0 +1,159 @@
+"""Verbs that train and read runs: train, grid, report, runs list|show."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import grid
+from ..errors import SpecError
+from . import _common as c
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train one run (a cell + seed) and record it",
+                       description="Train one run inline and record every metric in the store. "
+                                   "Re-running the same command resumes an interrupted run; a "
+                                   "finished run is not trained again (use --force).")
+    _add_cell(p, many=False)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="train again even if finished")
+    c.add_profile(p), c.add_init_files(p), c.add_device(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("grid", help="train every run of the chosen axes, skipping finished ones",
+                       description="Expand arch x init x setting x ratio x seed and train each run "
+                                   "inline with a progress bar. Finished runs are skipped; stop it "
+                                   "any time (Ctrl-C) and run it again to carry on.")
+    _add_cell(p, many=True)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--dry-run", action="store_true", help="list the runs, train nothing")
+    c.add_profile(p), c.add_init_files(p), c.add_device(p)
+    p.set_defaults(func=cmd_grid)
+
+    p = sub.add_parser("report", help="setting x init table per arch, with the study's values",
+                       description="Mean over seeds, 95%% interval and n per cell, the study's "
+                                   "published accuracy beside it.")
+    p.add_argument("--metric", default="accuracy",
+                   choices=["accuracy", "auroc", "f1", "sensitivity", "specificity"])
+    p.add_argument("--format", default="markdown", choices=["markdown", "csv", "latex"])
+    p.add_argument("--arch", nargs="+", help="only these archs")
+    p.add_argument("--profile", help="only runs of this profile")
+    p.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_report)
+
+    runs = sub.add_parser("runs", help="list runs or show one").add_subparsers(
+        dest="runs_verb", required=True, metavar="{list,show}")
+    p = runs.add_parser("list", help="one line per run, newest first")
+    p.add_argument("--status", choices=["running", "finished", "failed"])
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_runs_list)
+    p = runs.add_parser("show", help="a run's spec, metrics and epochs")
+    p.add_argument("run_id", help="run id (a unique prefix is enough)")
+    p.set_defaults(func=cmd_runs_show)
+
+
+def _add_cell(p: argparse.ArgumentParser, many: bool) -> None:
+    n = "+" if many else None
+    p.add_argument("--arch", nargs=n, default=["resnet18"] if many else "resnet18",
+                   help="resnet18, resnet50, deit_tiny or any timm model name")
+    p.add_argument("--init", nargs=n, default=["scratch"] if many else "scratch",
+                   choices=list(grid.INITS))
+    p.add_argument("--setting", nargs=n, default=["base"] if many else "base",
+                   choices=list(grid.SETTINGS))
+    p.add_argument("--ratio", type=float, nargs=n, default=None,
+                   help="synthetic:real ratio for augment / duplicate_control (default 1); "
+                        "optional for the other synthetic settings (default: the whole set)")
+    p.add_argument("--synthetic", metavar="NAME", help="synthetic set (see `synth list`)")
+
+
+def _store():
+    from ..store import Store
+    return Store()
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from ..runner import run_one
+    ratio = a.ratio
+    if ratio is None and grid.SETTINGS[a.setting].ratio == "required":
+        ratio = 1.0
+    spec = grid.make_run_spec(a.arch, a.init, a.setting, a.seed, a.profile, ratio, a.synthetic,
+                              extra=c.extra(a), **c.overrides(a))
+    store = _store()
+    if spec.run_id in store.finished_run_ids() and not a.force:
+        print(f"run {spec.run_id} ({spec.cell.key} seed={spec.seed}) is already finished; "
+              "--force trains it again")
+        return 0
+    if a.force:
+        store.delete_run(spec.run_id)
+        _clear_run_dir(spec.run_id)
+    result = run_one(spec, store, a.device, progress=not a.no_progress)
+    m = result.metrics
+    print(f"run {spec.run_id} {spec.cell.key} seed={spec.seed} profile={spec.profile.name}: "
+          f"test accuracy {m['accuracy']:.4f}  AUROC {m['auroc']:.4f}  F1 {m['f1']:.4f}  "
+          f"sensitivity {m['sensitivity']:.4f}  specificity {m['specificity']:.4f}  "
+          f"(best epoch {result.best_epoch + 1}, {result.wall_s:.1f} s on {result.device})")
+    return 0
+
+
+def _clear_run_dir(run_id: str) -> None:
+    import shutil
+    from .. import paths
+    shutil.rmtree(paths.run_dir(run_id), ignore_errors=True)
+
+
+def cmd_grid(a: argparse.Namespace) -> int:
+    from ..runner import run_grid
+    specs = grid.expand_grid(a.arch, a.init, a.setting, a.ratio or [1.0], a.seeds, a.profile,
+                             a.synthetic, **c.overrides(a))
+    if c.extra(a):
+        specs = [grid.RunSpec(s.cell, s.seed, s.profile, tuple(sorted(c.extra(a).items())))
+                 for s in specs]
+    store = _store()
+    done = store.finished_run_ids()
+    print(f"{len(specs)} runs, {sum(s.run_id in done for s in specs)} already finished")
+    if a.dry_run:
+        for s in specs:
+            print(f"  {s.run_id}  {'done ' if s.run_id in done else 'todo '} {s.cell.key} "
+                  f"seed={s.seed} profile={s.profile.name}")
+        return 0
+    summary = run_grid(specs, store, a.device, progress=not a.no_progress)
+    print(f"trained {len(summary.trained)}, skipped {len(summary.skipped)} (already finished), "
+          f"failed {len(summary.failed)}")
+    for run_id, err in summary.failed.items():
+        print(f"  failed {run_id}: {err.splitlines()[0] if err else ''}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from ..report import format_table, report_table
+    table = report_table(_store(), metric=a.metric, archs=a.arch, profile=a.profile)
+    text = format_table(table, fmt=a.format, metric=a.metric)
+    if a.out:
+        a.out.write_text(text)
+        print(f"wrote {a.out}")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_runs_list(a: argparse.Namespace) -> int:
+    df = _store().runs(status=a.status)
+    if df.empty:
+        print("no runs yet: try `python -m synthmed_core train --profile smoke`")
+        return 0
+    cols = ["run_id", "arch", "init", "setting", "ratio", "synthetic", "seed", "profile",
+            "status", "accuracy", "auroc", "wall_s", "started_at"]
+    df = df.sort_values("started_at", ascending=False).head(a.limit)
+    print(df[[col for col in cols if col in df.columns]].to_string(index=False, float_format="%.4f"))
+    return 0
+
+
+def cmd_runs_show(a: argparse.Namespace) -> int:
+    store = _store()
+    ids = [r for r in store.runs()["run_id"] if r.startswith(a.run_id)] if a.run_id else []
+    if len(ids) != 1:
+        raise SpecError(f"no run matches {a.run_id!r}" if not ids else
+                        f"{a.run_id!r} matches {len(ids)} runs: {', '.join(ids[:5])}...")
+    c.print_json(store.run(ids[0]))
+    return 0

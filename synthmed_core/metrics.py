@@ -1,0 +1,144 @@
+"""Run metrics, aggregation over seeds, and paired tests between cells.
+
+Class 1 is pneumonia, class 0 normal; a prediction is pneumonia when P(pneumonia) >= threshold.
+The threshold stays 0.5 unless a caller has a reason: val and test differ in prevalence (26% vs
+37.5% normal), so a threshold tuned on val does not transfer (shared/reference/README.md).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, recall_score,
+                             roc_auc_score)
+
+
+def _binary(labels: Any, probs: Any) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+    if labels.shape != probs.shape or labels.size == 0:
+        raise ValueError(f"need matching, non-empty labels and probs; got {labels.size} labels "
+                         f"and {probs.size} probs")
+    return labels, probs
+
+
+def run_metrics(labels: Any, probs: Any, threshold: float = 0.5) -> dict[str, float]:
+    """Test metrics of one run from its per-image P(pneumonia): accuracy, auroc (NaN when only
+    one class is present), f1, sensitivity (pneumonia recall), specificity (normal recall), and
+    the confusion counts tn, fp, fn, tp. A recall with no images of its class is NaN."""
+    y, p = _binary(labels, probs)
+    pred = (p >= threshold).astype(np.int64)
+    tn, fp, fn, tp = confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    return {
+        "accuracy": float(accuracy_score(y, pred)),
+        "auroc": float(roc_auc_score(y, p)) if np.unique(y).size == 2 else float("nan"),
+        "f1": float(f1_score(y, pred, zero_division=0)),
+        "sensitivity": float(recall_score(y, pred, pos_label=1, zero_division=np.nan)),
+        "specificity": float(recall_score(y, pred, pos_label=0, zero_division=np.nan)),
+        "tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp),
+    }
+
+
+def aggregate(values: Any, confidence: float = 0.95) -> dict[str, float]:
+    """Summary of one cell over seeds: mean, std (ddof=1; NaN for one value), lo/hi = the
+    Student-t ``confidence`` interval of the mean (NaN for fewer than two values), and n.
+    NaN values (e.g. an undefined AUROC) are left out and not counted."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    v = v[~np.isnan(v)]
+    n = int(v.size)
+    nan = float("nan")
+    if n == 0:
+        return {"mean": nan, "std": nan, "lo": nan, "hi": nan, "n": 0}
+    mean = float(v.mean())
+    if n == 1:
+        return {"mean": mean, "std": nan, "lo": nan, "hi": nan, "n": 1}
+    std = float(v.std(ddof=1))
+    if std == 0.0:  # scipy returns NaN for a zero scale; the interval is the point itself
+        return {"mean": mean, "std": 0.0, "lo": mean, "hi": mean, "n": n}
+    lo, hi = stats.t.interval(confidence, df=n - 1, loc=mean, scale=std / np.sqrt(n))
+    return {"mean": mean, "std": std, "lo": float(lo), "hi": float(hi), "n": n}
+
+
+def mcnemar(correct_a: Any, correct_b: Any) -> dict[str, float]:
+    """Exact McNemar test on matched predictions: ``correct_*`` say, pair by pair, whether model
+    a / b got the image right (arrays of any shape, e.g. seeds x images, flattened). b = pairs
+    only a got right, c = pairs only b got right; p_value = two-sided binomial test of b out of
+    b + c at 0.5 (1.0 when no pair is discordant). n = number of pairs."""
+    a = np.asarray(correct_a, dtype=bool).reshape(-1)
+    b_ = np.asarray(correct_b, dtype=bool).reshape(-1)
+    if a.shape != b_.shape:
+        raise ValueError(f"McNemar needs matched pairs; got {a.size} and {b_.size} predictions")
+    b = int(np.sum(a & ~b_))
+    c = int(np.sum(~a & b_))
+    p = float(stats.binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
+    return {"b": b, "c": c, "n": int(a.size), "p_value": p}
+
+
+def auroc_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """AUROC of every row of ``scores`` against the same row of ``labels`` (both R x n), by the
+    Mann-Whitney rank formula with average ranks for ties; NaN where a row has one class only.
+    Vectorised so that thousands of bootstrap resamples cost one ``rankdata`` call."""
+    ranks = stats.rankdata(scores, axis=-1)
+    pos = labels.astype(bool)
+    n1 = pos.sum(axis=-1)
+    n0 = labels.shape[-1] - n1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = ((ranks * pos).sum(axis=-1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+    return np.where((n1 > 0) & (n0 > 0), auc, np.nan)
+
+
+def bootstrap_auroc_diff(labels: Any, probs_a: Any, probs_b: Any, n_boot: int = 2000,
+                         seed: int = 0, confidence: float = 0.95) -> dict[str, float]:
+    """Paired bootstrap of AUROC(a) - AUROC(b) on the same images: resample images with
+    replacement ``n_boot`` times (numpy Generator seeded by ``seed``), both models on the same
+    resample. Returns diff (on all images), lo/hi (percentile interval), p (two-sided: twice
+    the smaller share of resampled differences on either side of 0, at most 1) and n_boot
+    (resamples with both classes, the ones used)."""
+    y, pa = _binary(labels, probs_a)
+    _, pb = _binary(labels, probs_b)
+    if pa.shape != pb.shape:
+        raise ValueError("probs_a and probs_b must score the same images")
+    idx = np.random.default_rng(seed).integers(0, y.size, size=(n_boot, y.size))
+    diffs = auroc_rows(y[idx], pa[idx]) - auroc_rows(y[idx], pb[idx])
+    diffs = diffs[~np.isnan(diffs)]
+    full = auroc_rows(y[None], pa[None])[0] - auroc_rows(y[None], pb[None])[0]
+    if diffs.size == 0:
+        return {"diff": float(full), "lo": float("nan"), "hi": float("nan"), "p": float("nan"),
+                "n_boot": 0}
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(diffs, [tail, 100 - tail])
+    p = min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0)))
+    return {"diff": float(full), "lo": float(lo), "hi": float(hi), "p": float(p),
+            "n_boot": int(diffs.size)}
+
+
+def paired_compare(labels: Any, probs_a: Any, probs_b: Any, threshold: float = 0.5,
+                   n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Compare two cells on the same test images. ``probs_a``/``probs_b`` are (n_seeds,
+    n_images) P(pneumonia) of MATCHED seeds (row i of a and of b share a seed); 1-D means
+    one seed. What is pooled, exactly:
+      - ``mcnemar``: one exact McNemar over all seed x image pairs stacked together. Images
+        repeat across seeds, so its p-value treats n_seeds x n_images pairs as independent
+        and is optimistic; ``per_seed_p`` gives the test of each seed alone as a check.
+      - ``auroc``: the bootstrap of AUROC(a) - AUROC(b) on each cell's SEED-MEAN probability
+        per image (one ensemble score per cell), resampling images.
+    Also returns each cell's accuracy (mean over seeds) and AUROC of the seed-mean scores."""
+    y = np.asarray(labels).reshape(-1).astype(np.int64)
+    pa = np.atleast_2d(np.asarray(probs_a, dtype=np.float64))
+    pb = np.atleast_2d(np.asarray(probs_b, dtype=np.float64))
+    if pa.shape != pb.shape or pa.shape[1] != y.size:
+        raise ValueError(f"need matched (n_seeds, n_images) arrays for {y.size} images; got "
+                         f"{pa.shape} and {pb.shape}")
+    ok_a = (pa >= threshold) == y
+    ok_b = (pb >= threshold) == y
+    mean_a, mean_b = pa.mean(axis=0), pb.mean(axis=0)
+    return {
+        "n_seeds": int(pa.shape[0]), "n_images": int(y.size),
+        "accuracy_a": float(ok_a.mean()), "accuracy_b": float(ok_b.mean()),
+        "auroc_a": float(auroc_rows(y[None], mean_a[None])[0]),
+        "auroc_b": float(auroc_rows(y[None], mean_b[None])[0]),
+        "mcnemar": mcnemar(ok_a, ok_b),
+        "per_seed_p": [mcnemar(a, b)["p_value"] for a, b in zip(ok_a, ok_b)],
+        "auroc": bootstrap_auroc_diff(y, mean_a, mean_b, n_boot=n_boot, seed=seed),
+    }

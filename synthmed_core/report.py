@@ -1,0 +1,177 @@
+"""The results table: each cell's metric over seeds beside the study's published number.
+
+``report_table`` builds a tidy DataFrame (one row per cell); ``format_table`` renders it as
+markdown, LaTeX (one setting x init table per arch) or CSV (the tidy rows as they are).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable
+
+import pandas as pd
+
+from .errors import SynthmedError
+from .grid import INITS, SETTINGS
+from .metrics import aggregate
+from .store import Store
+
+COLUMNS = ["arch", "setting", "ratio", "init", "synthetic", "profile", "mean", "std", "lo", "hi",
+           "n", "study"]
+
+
+def _ratio_key(ratio: object) -> float | None:
+    return None if ratio is None or pd.isna(ratio) else float(ratio)
+
+
+def _missing(x: object) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA
+
+
+def report_table(store: Store, metric: str = "accuracy", archs: Iterable[str] | None = None,
+                 profile: str | None = None) -> pd.DataFrame:
+    """One row per cell (arch, setting, ratio, init, synthetic set, profile) of FINISHED runs,
+    with mean, std, lo, hi (95% t-interval) and n of ``metric`` over seeds, and ``study``: the
+    study's published value for that arch+setting+init+ratio (accuracy only; NaN otherwise).
+    For accuracy, study cells nobody has run are added with n=0 for the archs present (or,
+    with no runs at all, for every arch of the study), so the whole published grid shows."""
+    runs = store.cell_values(metric)
+    archs = list(archs) if archs is not None else None
+    if archs is not None:
+        runs = runs[runs["arch"].isin(archs)]
+    if profile is not None:
+        runs = runs[runs["profile"] == profile]
+    study = {}
+    if metric == "accuracy":
+        ref = store.reference()
+        study = {(r.arch, r.setting, r.init, _ratio_key(r.ratio)): float(r.test_accuracy)
+                 for r in ref.itertuples()}
+    rows, matched = [], set()
+    keys = ["arch", "setting", "ratio", "init", "synthetic", "profile"]
+    for key, group in runs.groupby(keys, dropna=False, sort=False):
+        cell = dict(zip(keys, key))
+        skey = (cell["arch"], cell["setting"], cell["init"], _ratio_key(cell["ratio"]))
+        matched.add(skey)
+        rows.append({**cell, **aggregate(group["value"]), "study": study.get(skey, math.nan)})
+    shown_archs = archs if archs is not None else (sorted(set(runs["arch"])) or None)
+    for skey, value in study.items():
+        if skey not in matched and (shown_archs is None or skey[0] in shown_archs):
+            arch, setting, init, ratio = skey
+            rows.append({"arch": arch, "setting": setting, "ratio": ratio, "init": init,
+                         "synthetic": None, "profile": None, **aggregate([]), "study": value})
+    return _ordered(pd.DataFrame(rows, columns=COLUMNS))
+
+
+def _ordered(df: pd.DataFrame) -> pd.DataFrame:
+    """Sort by arch, then the grid's setting order, ratio, init order, synthetic set, profile."""
+    setting_rank = {s: i for i, s in enumerate(SETTINGS)}
+    init_rank = {s: i for i, s in enumerate(INITS)}
+    df = df.assign(_s=df["setting"].map(lambda s: setting_rank.get(s, len(setting_rank))),
+                   _i=df["init"].map(lambda s: init_rank.get(s, len(init_rank))),
+                   _r=df["ratio"].astype("float64").fillna(-1.0),
+                   _y=df["synthetic"].map(lambda s: "" if _missing(s) else str(s)),
+                   _p=df["profile"].map(lambda s: "" if _missing(s) else str(s)))
+    df = df.sort_values(["arch", "_s", "_r", "_i", "_y", "_p"], kind="stable")
+    return df.drop(columns=["_s", "_i", "_r", "_y", "_p"]).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+
+def cell_text(row: pd.Series) -> str:
+    """One cell, e.g. ``0.861 ± 0.012 [0.840, 0.880] n=3 (study 0.837)``; a single run shows
+    no interval; a cell only the study has shows ``— (study 0.837)``."""
+    n = int(row["n"])
+    if n == 0:
+        text = "—"
+    elif n == 1:
+        text = f"{row['mean']:.3f} n=1"
+    else:
+        text = f"{row['mean']:.3f} ± {row['std']:.3f} [{row['lo']:.3f}, {row['hi']:.3f}] n={n}"
+    if not _missing(row["study"]):
+        text += f" (study {row['study']:.3f})"
+    return text
+
+
+def _row_label(row: pd.Series, with_set: bool) -> str:
+    label = str(row["setting"])
+    if not _missing(row["ratio"]):
+        label += f" ×{row['ratio']:g}"
+    if with_set and not _missing(row["synthetic"]):
+        label += f" · {row['synthetic']}"
+    return label
+
+
+def _tables(df: pd.DataFrame) -> Iterable[tuple[str, list[str], list[str], list[list[str]]]]:
+    """Per (arch, profile): (title, init columns, row labels, cells). Study-only rows of an
+    arch appear in each of its tables. One synthetic set goes in the title, several in the
+    row labels."""
+    for arch, block in df.groupby("arch", sort=False):
+        study_only = block[block["profile"].map(_missing)]
+        profiles = [p for p in block["profile"].unique() if not _missing(p)] or [None]
+        for prof in profiles:
+            part = block if prof is None else pd.concat(
+                [block[block["profile"] == prof], study_only])
+            part = _ordered(part)
+            inits = [i for i in INITS if i in set(part["init"])]
+            inits += [i for i in part["init"].unique() if i not in inits]
+            sets = sorted({str(y) for y in part["synthetic"] if not _missing(y)})
+            with_set = len(sets) > 1
+            labels = list(dict.fromkeys(_row_label(r, with_set) for _, r in part.iterrows()))
+            grid = {(_row_label(r, with_set), r["init"]): r for _, r in part.iterrows()}
+            title = f"{arch} (profile {prof})" if prof else f"{arch} (study only)"
+            if len(sets) == 1:
+                title += f", synthetic set {sets[0]}"
+            yield title, inits, labels, [[grid[(lab, i)] if (lab, i) in grid else None
+                                          for i in inits] for lab in labels]
+
+
+def _markdown(df: pd.DataFrame, metric: str) -> str:
+    out = []
+    for title, inits, labels, cells in _tables(df):
+        out += [f"### {title}: test {metric}", "", "| setting | " + " | ".join(inits) + " |",
+                "|---" * (len(inits) + 1) + "|"]
+        for lab, row in zip(labels, cells):
+            texts = [cell_text(c) if c is not None else "" for c in row]
+            out.append(f"| {lab} | " + " | ".join(texts) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _latex_escape(text: str) -> str:
+    # Backslash and $ first: later replacements insert both on purpose.
+    for a, b in (("\\", r"\textbackslash{}"), ("$", r"\$"), ("_", r"\_"), ("%", r"\%"),
+                 ("&", r"\&"), ("#", r"\#"), ("×", r"$\times$"), ("·", r"$\cdot$"), ("—", "--"),
+                 ("±", r"$\pm$")):
+        text = text.replace(a, b)
+    return text
+
+
+def _latex(df: pd.DataFrame, metric: str) -> str:
+    out = []
+    for title, inits, labels, cells in _tables(df):
+        out += [f"% {title}: test {metric}", r"\begin{tabular}{l" + "l" * len(inits) + "}",
+                r"\hline", " & ".join(["setting", *map(_latex_escape, inits)]) + r" \\", r"\hline"]
+        for lab, row in zip(labels, cells):
+            texts = [_latex_escape(cell_text(c)) if c is not None else ""
+                     for c in row]
+            out.append(" & ".join([_latex_escape(lab), *texts]) + r" \\")
+        out += [r"\hline", r"\end{tabular}", ""]
+    return "\n".join(out)
+
+
+def _csv(df: pd.DataFrame, metric: str) -> str:
+    return df.assign(metric=metric).to_csv(index=False)
+
+
+FORMATS: dict[str, Callable[[pd.DataFrame, str], str]] = {
+    "markdown": _markdown, "latex": _latex, "csv": _csv}
+
+
+def format_table(df: pd.DataFrame, fmt: str = "markdown", metric: str = "accuracy") -> str:
+    """Render ``report_table`` output: ``markdown`` or ``latex`` give one setting x init table per
+    arch (and profile), rows in the grid's setting order, columns in INITS order; ``csv`` gives
+    the tidy rows with a ``metric`` column."""
+    if fmt not in FORMATS:
+        raise SynthmedError(f"unknown table format {fmt!r}; choose one of {list(FORMATS)}")
+    return FORMATS[fmt](df, metric)

@@ -1,0 +1,386 @@
+"""The results database (DuckDB): schema, migrations, and every query. The only module with SQL.
+
+DuckDB lets one process write a file OR many processes read it, never both, and it does not
+wait for locks (duckdb #1119). The app and several job processes share one file, so every
+operation, reads included, is: take a cross-process file lock -> connect -> SQL -> close ->
+release. No connection outlives a call; writes are batched into one short transaction each.
+"""
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import duckdb
+import filelock
+import numpy as np
+import pandas as pd
+
+from . import paths
+from .errors import StoreError
+from .events import RunResult
+from .grid import RunSpec, reference_rows
+
+RUN_STATUSES = ("running", "finished", "failed")
+SUMMARY_METRICS = ("accuracy", "auroc", "f1", "sensitivity", "specificity")
+EPOCH_COLUMNS = ("phase", "epoch", "train_loss", "val_loss", "val_accuracy", "val_auroc", "lr",
+                 "seconds")
+_CONNECT_TRIES = 5  # retries when a process outside our lock discipline holds the file
+_CONNECT_BACKOFF_S = 0.1
+
+# --------------------------------------------------------------------------------------------
+# Schema. Append a migration to change it; never edit one that has shipped. A step is an SQL
+# statement or a function of the connection (for data loads that need parameters).
+Step = str | Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def _load_reference(con: duckdb.DuckDBPyConnection) -> None:
+    con.executemany(
+        "INSERT INTO reference (arch, setting, init, ratio, train_size, test_accuracy, source)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(r.arch, r.setting, r.init, r.ratio, r.train_size, r.test_accuracy, "study")
+         for r in reference_rows()])
+
+
+# No CHECK on runs.status: DuckDB cannot alter constraints, and later issues may add statuses.
+MIGRATIONS: list[tuple[int, list[Step]]] = [
+    (1, [
+        """CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY, arch VARCHAR NOT NULL, init VARCHAR NOT NULL,
+            setting VARCHAR NOT NULL, ratio DOUBLE, synthetic VARCHAR, seed INTEGER NOT NULL,
+            profile VARCHAR NOT NULL, spec_json VARCHAR NOT NULL, status VARCHAR NOT NULL,
+            device VARCHAR, error VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
+            wall_s DOUBLE, best_epoch INTEGER, best_phase INTEGER, checkpoint VARCHAR)""",
+        """CREATE TABLE run_metrics (
+            run_id VARCHAR, split VARCHAR, name VARCHAR, value DOUBLE,
+            PRIMARY KEY (run_id, split, name))""",
+        """CREATE TABLE epochs (
+            run_id VARCHAR, phase INTEGER, epoch INTEGER, train_loss DOUBLE, val_loss DOUBLE,
+            val_accuracy DOUBLE, val_auroc DOUBLE, lr DOUBLE, seconds DOUBLE,
+            PRIMARY KEY (run_id, epoch))""",
+        """CREATE TABLE predictions (
+            run_id VARCHAR, split VARCHAR, idx INTEGER, label INTEGER, prob DOUBLE,
+            PRIMARY KEY (run_id, split, idx))""",
+        """CREATE TABLE synthetic_sets (
+            name VARCHAR PRIMARY KEY, method VARCHAR, n INTEGER, n_normal INTEGER,
+            n_pneumonia INTEGER, path VARCHAR, card_json VARCHAR, created_at TIMESTAMPTZ)""",
+        """CREATE TABLE pretrains (
+            name VARCHAR PRIMARY KEY, card_json VARCHAR, path VARCHAR, created_at TIMESTAMPTZ)""",
+        """CREATE TABLE reference (
+            arch VARCHAR, setting VARCHAR, init VARCHAR, ratio DOUBLE, train_size VARCHAR,
+            test_accuracy DOUBLE, source VARCHAR)""",
+        _load_reference,
+    ]),
+]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _migrate(con: duckdb.DuckDBPyConnection, db: Path) -> None:
+    """Apply, in order and each in its own transaction, the migrations newer than the file."""
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)")
+    current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+    latest = MIGRATIONS[-1][0]
+    if current > latest:
+        raise StoreError(f"the results database {db} has schema version {current}, newer than "
+                         f"this code knows ({latest}); update synthmed, or point SYNTHMED_DB "
+                         "at another file")
+    for version, steps in MIGRATIONS:
+        if version <= current:
+            continue
+        con.begin()
+        try:
+            for step in steps:
+                step(con) if callable(step) else con.execute(step)
+            con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, _now()])
+            con.commit()
+        except Exception as exc:
+            con.rollback()
+            raise StoreError(f"migration {version} of the results database {db} failed and was "
+                             f"rolled back: {exc}. The file is left at version {current}.") from exc
+        current = version
+
+
+# --------------------------------------------------------------------------------------------
+# Frames handed to DuckDB's DataFrame scan: one INSERT per batch, never row by row.
+
+
+def _epoch_frame(run_id: str, rows: list[dict]) -> pd.DataFrame:
+    missing = [r for r in rows if "epoch" not in r or "phase" not in r]
+    if missing:
+        raise StoreError(f"epoch rows of run {run_id} need 'phase' and 'epoch' keys; got "
+                         f"{sorted(missing[0])}")
+    df = pd.DataFrame([{c: r.get(c) for c in EPOCH_COLUMNS} for r in rows])
+    # One statement cannot upsert the same key twice: keep each epoch's last row.
+    df = df.drop_duplicates("epoch", keep="last")
+    df = df.astype({c: "float64" for c in EPOCH_COLUMNS[2:]}).astype({"phase": "int32",
+                                                                      "epoch": "int32"})
+    df.insert(0, "run_id", run_id)
+    return df
+
+
+def _prediction_frame(run_id: str, split: str, labels: Any, probs: Any) -> pd.DataFrame:
+    labels = np.asarray(labels).reshape(-1)
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+    if labels.shape != probs.shape:
+        raise StoreError(f"run {run_id}: {split} has {labels.size} labels but {probs.size} "
+                         "probabilities; they must match image for image")
+    return pd.DataFrame({"run_id": run_id, "split": split,
+                         "idx": np.arange(labels.size, dtype=np.int32),
+                         "label": labels.astype(np.int32), "prob": probs})
+
+
+class Store:
+    """The results database at ``path`` (default ``paths.db_path()``), created and migrated on
+    first use. Safe to use from many processes at once: each call holds a cross-process lock
+    for its few milliseconds; ``lock_timeout`` bounds the wait for it."""
+
+    def __init__(self, path: Path | None = None, lock_timeout: float = 120.0):
+        self.path = Path(path) if path is not None else paths.db_path()
+        self.lock_path = Path(str(self.path) + ".lock")
+        self.lock_timeout = lock_timeout
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = filelock.FileLock(str(self.lock_path))
+        with self._connect(write=True) as con:
+            _migrate(con, self.path)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # ---- connection discipline -------------------------------------------------------------
+    @contextmanager
+    def _connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        try:
+            self._lock.acquire(timeout=self.lock_timeout, poll_interval=0.01)
+        except filelock.Timeout:
+            raise StoreError(f"the results database {self.path} is busy: another process has "
+                             f"held its lock {self.lock_path} for over {self.lock_timeout:g} s. "
+                             "Wait for it or stop that process; the lock frees itself when the "
+                             "process exits") from None
+        try:
+            con = self._open(read_only=not write)
+            try:
+                yield con
+            finally:
+                con.close()
+        finally:
+            self._lock.release()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        for attempt in range(_CONNECT_TRIES):
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as exc:
+                if "Could not set lock" not in str(exc):
+                    raise StoreError(f"cannot open the results database {self.path}: {exc}. "
+                                     "Check the path and permissions, or set SYNTHMED_DB") from exc
+                last = exc
+                time.sleep(_CONNECT_BACKOFF_S * (attempt + 1))
+            except duckdb.Error as exc:
+                raise StoreError(f"cannot open the results database {self.path}: {exc}. If it "
+                                 "is not a synthmed database, set SYNTHMED_DB to another file"
+                                 ) from exc
+        raise StoreError(f"the results database {self.path} is held open by a process outside "
+                         f"synthmed ({last}). Close other DuckDB sessions on it and retry")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._connect(write=True) as con:
+            con.begin()
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+
+    def schema_version(self) -> int:
+        """The schema version of the database file (the last migration applied)."""
+        with self._connect() as con:
+            return con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+
+    # ---- runs: written by the recorder of a job ---------------------------------------------
+    def start_run(self, spec: RunSpec, device: str,
+                  discard_epochs_after: int | None = None) -> None:
+        """Record that a run started (or restarted: status back to running, error cleared).
+        ``discard_epochs_after`` drops stored epoch rows after that epoch index: a resumed run
+        passes the epoch it resumed after, a fresh restart -1; None keeps them all."""
+        c = spec.cell
+        with self._transaction() as con:
+            con.execute(
+                """INSERT INTO runs (run_id, arch, init, setting, ratio, synthetic, seed, profile,
+                       spec_json, status, device, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+                   ON CONFLICT (run_id) DO UPDATE SET status = excluded.status,
+                       device = excluded.device, spec_json = excluded.spec_json, error = NULL,
+                       finished_at = NULL, started_at = excluded.started_at""",
+                [spec.run_id, c.arch, c.init, c.setting, c.ratio, c.synthetic, spec.seed,
+                 spec.profile.name, spec.to_json(), "running", device, _now()])
+            if discard_epochs_after is not None:
+                con.execute("DELETE FROM epochs WHERE run_id = ? AND epoch > ?",
+                            [spec.run_id, int(discard_epochs_after)])
+
+    def add_epochs(self, run_id: str, rows: list[dict]) -> None:
+        """Upsert many epoch rows in one statement. Each row needs ``phase`` and ``epoch`` and may
+        carry train_loss, val_loss, val_accuracy, val_auroc, lr, seconds (other keys are
+        ignored, so ``dataclasses.asdict(EpochEnd)`` works). A re-sent epoch replaces the old."""
+        if not rows:
+            return
+        df = _epoch_frame(run_id, rows)
+        with self._connect(write=True) as con:
+            con.register("epoch_rows", df)
+            cols = ", ".join(("run_id",) + EPOCH_COLUMNS)  # constants, not input
+            con.execute(f"INSERT OR REPLACE INTO epochs ({cols}) SELECT {cols} FROM epoch_rows")
+
+    def finish_run(self, result: RunResult) -> None:
+        """In one transaction: the run's metrics (test from ``result.metrics``, val computed from
+        its val predictions), every test and val prediction, and status ``finished``."""
+        from .metrics import run_metrics  # scikit-learn is slow to import; only writers need it
+
+        rid = result.run_id
+        metrics = [("test", k, float(v)) for k, v in result.metrics.items()]
+        if np.size(result.val_probs):
+            val = run_metrics(result.val_labels, result.val_probs)
+            metrics += [("val", k, float(v)) for k, v in val.items()]
+        metric_df = pd.DataFrame(metrics, columns=["split", "name", "value"])
+        metric_df.insert(0, "run_id", rid)
+        pred_df = pd.concat([_prediction_frame(rid, "test", result.test_labels, result.test_probs),
+                             _prediction_frame(rid, "val", result.val_labels, result.val_probs)],
+                            ignore_index=True)
+        with self._transaction() as con:
+            updated = con.execute(
+                """UPDATE runs SET status = ?, finished_at = ?, wall_s = ?, best_epoch = ?,
+                       best_phase = ?, checkpoint = ?, device = ?, error = NULL WHERE run_id = ?""",
+                ["finished", _now(), float(result.wall_s), int(result.best_epoch),
+                 int(result.best_phase), str(result.checkpoint), result.device, rid]).fetchone()[0]
+            if updated != 1:
+                raise StoreError(f"run {rid} cannot be finished in {self.path}: it was never "
+                                 "started (call start_run first)")
+            con.execute("DELETE FROM run_metrics WHERE run_id = ?", [rid])
+            con.execute("DELETE FROM predictions WHERE run_id = ?", [rid])
+            con.register("metric_rows", metric_df)
+            con.register("prediction_rows", pred_df)
+            con.execute("INSERT INTO run_metrics (run_id, split, name, value) "
+                        "SELECT run_id, split, name, value FROM metric_rows")
+            con.execute("INSERT INTO predictions (run_id, split, idx, label, prob) "
+                        "SELECT run_id, split, idx, label, prob FROM prediction_rows")
+
+    def fail_run(self, run_id: str, error: str) -> None:
+        """Mark a started run failed with its error text (a run never started is ignored)."""
+        with self._connect(write=True) as con:
+            con.execute("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?",
+                        ["failed", error, _now(), run_id])
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run and its metrics, epochs and predictions (its files on disk stay)."""
+        with self._transaction() as con:
+            for table in ("predictions", "epochs", "run_metrics", "runs"):
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+
+    # ---- runs: read by the app and the report -----------------------------------------------
+    def finished_run_ids(self) -> set[str]:
+        """Ids of every finished run (what a grid skips)."""
+        with self._connect() as con:
+            rows = con.execute("SELECT run_id FROM runs WHERE status = ?", ["finished"]).fetchall()
+        return {r[0] for r in rows}
+
+    def runs(self, status: str | None = None) -> pd.DataFrame:
+        """One row per run (optionally of one status), oldest first, with its cell, state and
+        test accuracy, auroc, f1, sensitivity, specificity (NaN until finished)."""
+        if status is not None and status not in RUN_STATUSES:
+            raise StoreError(f"unknown run status {status!r}; choose one of {list(RUN_STATUSES)}")
+        # Column names come from the constant SUMMARY_METRICS; every value is a parameter.
+        pivot = ", ".join(f"max(value) FILTER (WHERE name = ?) AS {m}" for m in SUMMARY_METRICS)
+        where = "WHERE r.status = ?" if status else ""
+        sql = f"""SELECT r.run_id, r.arch, r.init, r.setting, r.ratio, r.synthetic, r.seed,
+                      r.profile, r.status, r.device, r.error, r.started_at, r.finished_at,
+                      r.wall_s, r.best_epoch, {", ".join("m." + m for m in SUMMARY_METRICS)}
+                  FROM runs r LEFT JOIN (SELECT run_id, {pivot} FROM run_metrics
+                                         WHERE split = ? GROUP BY run_id) m USING (run_id)
+                  {where} ORDER BY r.started_at, r.run_id"""
+        params = [*SUMMARY_METRICS, "test"] + ([status] if status else [])
+        with self._connect() as con:
+            return con.execute(sql, params).df()
+
+    def run(self, run_id: str) -> dict | None:
+        """Everything about one run: its columns, ``spec`` (dict), ``metrics`` (test),
+        ``val_metrics`` and ``epochs`` (list of dicts); None when the id is unknown."""
+        with self._connect() as con:
+            cur = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id])
+            row = cur.fetchone()
+            if row is None:
+                return None
+            out = dict(zip([d[0] for d in cur.description], row))
+            metrics = con.execute("SELECT split, name, value FROM run_metrics WHERE run_id = ?",
+                                  [run_id]).fetchall()
+            epochs = con.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch",
+                                 [run_id]).df()
+        out["spec"] = json.loads(out.pop("spec_json"))
+        out["metrics"] = {n: v for s, n, v in metrics if s == "test"}
+        out["val_metrics"] = {n: v for s, n, v in metrics if s == "val"}
+        out["epochs"] = epochs.drop(columns="run_id").to_dict("records")
+        return out
+
+    def epochs(self, run_id: str) -> pd.DataFrame:
+        """The run's epoch rows, by epoch."""
+        with self._connect() as con:
+            return con.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch",
+                               [run_id]).df()
+
+    def predictions(self, run_ids: list[str], split: str = "test") -> pd.DataFrame:
+        """Per-image predictions (run_id, idx, label, prob) of the runs, ordered by run_id then
+        idx (= the image's row in the official split)."""
+        with self._connect() as con:
+            return con.execute(
+                """SELECT run_id, idx, label, prob FROM predictions
+                   WHERE list_contains(?::VARCHAR[], run_id) AND split = ?
+                   ORDER BY run_id, idx""", [list(run_ids), split]).df()
+
+    def cell_values(self, metric: str, split: str = "test") -> pd.DataFrame:
+        """One row per finished run: its cell, seed, profile and ``value`` of ``metric``."""
+        with self._connect() as con:
+            return con.execute(
+                """SELECT r.run_id, r.arch, r.init, r.setting, r.ratio, r.synthetic, r.seed,
+                          r.profile, m.value
+                   FROM runs r LEFT JOIN run_metrics m
+                        ON m.run_id = r.run_id AND m.split = ? AND m.name = ?
+                   WHERE r.status = ? ORDER BY r.arch, r.setting, r.init, r.ratio, r.seed""",
+                [split, metric, "finished"]).df()
+
+    def reference(self) -> pd.DataFrame:
+        """The study's 36 published test accuracies (never mixed into ``runs``)."""
+        with self._connect() as con:
+            return con.execute("SELECT * FROM reference ORDER BY arch, setting, init, ratio").df()
+
+    # ---- registries -------------------------------------------------------------------------
+    def register_synthetic_set(self, name: str, card: dict, path: str) -> None:
+        """Add or replace a synthetic set; method, n and the class counts come from its card."""
+        counts = card.get("counts", {})
+        with self._connect(write=True) as con:
+            con.execute(
+                """INSERT OR REPLACE INTO synthetic_sets (name, method, n, n_normal, n_pneumonia,
+                       path, card_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                [name, card.get("method"), card.get("n"), counts.get("normal"),
+                 counts.get("pneumonia"), str(path), json.dumps(card, sort_keys=True), _now()])
+
+    def synthetic_sets(self) -> pd.DataFrame:
+        """Every registered synthetic set, by name."""
+        with self._connect() as con:
+            return con.execute("SELECT * FROM synthetic_sets ORDER BY name").df()
+
+    def register_pretrain(self, name: str, card: dict, path: str) -> None:
+        """Add or replace a pretraining checkpoint (init ``chestmnist``)."""
+        with self._connect(write=True) as con:
+            con.execute("INSERT OR REPLACE INTO pretrains (name, card_json, path, created_at) "
+                        "VALUES (?, ?, ?, ?)",
+                        [name, json.dumps(card, sort_keys=True), str(path), _now()])
+
+    def pretrains(self) -> pd.DataFrame:
+        """Every registered pretraining checkpoint, by name."""
+        with self._connect() as con:
+            return con.execute("SELECT * FROM pretrains ORDER BY name").df()

@@ -1,0 +1,62 @@
+"""Shared pytest fixtures. Each block belongs to one area; add yours as a new block."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from synthmed_core.paths import REPO_ROOT
+
+# ---- data layer (test_data_real, test_compose, test_synthetic_sets, test_importer) ----------
+
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_medmnist(monkeypatch) -> Path:
+    """The shared real PneumoniaMNIST folder as SYNTHMED_MEDMNIST_ROOT, with downloads off."""
+    if not (SHARED_DATA / "pneumoniamnist.npz").is_file():
+        pytest.fail(f"shared real data not found at {SHARED_DATA}: the tests need "
+                "../shared/data/pneumoniamnist.npz beside the repository")
+    monkeypatch.setenv("SYNTHMED_MEDMNIST_ROOT", str(SHARED_DATA))
+    monkeypatch.setenv("SYNTHMED_OFFLINE", "1")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def synth_data_root(tmp_path, monkeypatch) -> Path:
+    """A fresh, empty SYNTHMED_DATA folder; synthetic sets go to ``<it>/synthetic``."""
+    root = tmp_path / "synthmed-data"
+    monkeypatch.setenv("SYNTHMED_DATA", str(root))
+    return root
+
+
+# ---- training and CLI (test_train, test_pretrain, test_cli) ----------------------------------
+
+
+@pytest.fixture
+def real_data(shared_medmnist, synth_data_root) -> Path:
+    """Real PneumoniaMNIST from ../shared/data, and a fresh, empty data root for everything
+    synthmed writes (runs, sets, the database)."""
+    return synth_data_root
+
+
+@pytest.fixture
+def synthetic_set(real_data) -> str:
+    """A small registered-on-disk synthetic set (60 normal, 60 pneumonia): real train images
+    blurred and noised, so it differs from the real split. Returns its name."""
+    import numpy as np
+    from scipy.ndimage import gaussian_filter
+
+    from synthmed_core.data import load_real
+    from synthmed_core.synth.sets import write_set
+
+    train = load_real("train")
+    rng = np.random.default_rng(0)
+    rows = np.concatenate([rng.choice(np.flatnonzero(train.labels == c), 60, replace=False)
+                           for c in (0, 1)])
+    images = gaussian_filter(train.images[rows].astype(np.float32), sigma=(0, 0.8, 0.8))
+    images = np.clip(images + rng.normal(0, 6, images.shape), 0, 255).astype(np.uint8)
+    write_set("test-synth", images, train.labels[rows].reshape(-1, 1).astype(np.uint8),
+              {"method": "test-fixture", "source": "real train, blurred + noised"})
+    return "test-synth"

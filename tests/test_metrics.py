@@ -1,0 +1,135 @@
+"""Run metrics, seed aggregation and paired tests on hand-checkable cases."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+from synthmed_core.metrics import (aggregate, auroc_rows, bootstrap_auroc_diff, mcnemar,
+                                   paired_compare, run_metrics)
+
+
+def test_a_perfect_classifier_scores_one_everywhere():
+    m = run_metrics([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9])
+    assert {k: m[k] for k in ("accuracy", "auroc", "f1", "sensitivity", "specificity")} == {
+        "accuracy": 1.0, "auroc": 1.0, "f1": 1.0, "sensitivity": 1.0, "specificity": 1.0}
+    assert (m["tn"], m["fp"], m["fn"], m["tp"]) == (2, 0, 0, 2)
+
+
+def test_a_known_confusion_matrix_gives_its_rates():
+    # 4 normal (3 right, 1 called pneumonia), 6 pneumonia (4 right, 2 missed)
+    labels = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
+    probs = [0.1, 0.2, 0.3, 0.7, 0.9, 0.8, 0.6, 0.55, 0.4, 0.2]
+    m = run_metrics(labels, probs)
+    assert (m["tn"], m["fp"], m["fn"], m["tp"]) == (3, 1, 2, 4)
+    assert m["accuracy"] == pytest.approx(7 / 10)
+    assert m["sensitivity"] == pytest.approx(4 / 6)
+    assert m["specificity"] == pytest.approx(3 / 4)
+    assert m["f1"] == pytest.approx(2 * 4 / (2 * 4 + 1 + 2))
+
+
+def test_the_threshold_decides_pneumonia_at_or_above_it():
+    m = run_metrics([0, 1], [0.5, 0.7], threshold=0.7)
+    assert (m["tn"], m["tp"]) == (1, 1)
+    assert run_metrics([0, 1], [0.5, 0.7])["fp"] == 1
+
+
+def test_auroc_is_nan_when_only_one_class_is_present():
+    m = run_metrics([1, 1, 1], [0.2, 0.6, 0.9])
+    assert math.isnan(m["auroc"]) and math.isnan(m["specificity"])
+    assert m["sensitivity"] == pytest.approx(2 / 3)
+
+
+def test_mismatched_labels_and_probs_are_refused():
+    with pytest.raises(ValueError, match="matching"):
+        run_metrics([0, 1, 1], [0.2, 0.6])
+
+
+def test_aggregate_of_one_two_three_uses_the_student_t_interval():
+    a = aggregate([1, 2, 3])
+    lo, hi = stats.t.interval(0.95, df=2, loc=2.0, scale=1.0 / math.sqrt(3))
+    assert (a["mean"], a["std"], a["n"]) == (2.0, 1.0, 3)
+    assert (a["lo"], a["hi"]) == (pytest.approx(lo), pytest.approx(hi))
+    assert a["hi"] - 2.0 == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+
+
+def test_aggregate_of_one_value_has_no_spread_or_interval():
+    a = aggregate([0.8])
+    assert a["mean"] == 0.8 and a["n"] == 1
+    assert all(math.isnan(a[k]) for k in ("std", "lo", "hi"))
+
+
+def test_aggregate_of_identical_values_has_a_zero_width_interval():
+    assert aggregate([0.5, 0.5, 0.5]) == {"mean": 0.5, "std": 0.0, "lo": 0.5, "hi": 0.5, "n": 3}
+
+
+def test_aggregate_leaves_out_nan_and_handles_no_values():
+    assert aggregate([0.7, float("nan"), 0.9])["n"] == 2
+    assert aggregate([])["n"] == 0 and math.isnan(aggregate([])["mean"])
+
+
+def test_mcnemar_with_ten_discordant_pairs_all_one_way():
+    a = np.array([True] * 10 + [True] * 5 + [False] * 3)
+    b = np.array([False] * 10 + [True] * 5 + [False] * 3)
+    r = mcnemar(a, b)
+    assert (r["b"], r["c"], r["n"]) == (10, 0, 18)
+    assert r["p_value"] == pytest.approx(2 * 0.5 ** 10)
+
+
+def test_mcnemar_without_discordant_pairs_has_p_one():
+    same = np.array([True, False, True])
+    assert mcnemar(same, same) == {"b": 0, "c": 0, "n": 3, "p_value": 1.0}
+
+
+def test_vectorised_auroc_matches_scikit_learn_with_ties():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, (5, 60))
+    s = np.round(rng.random((5, 60)), 1)  # many ties
+    got = auroc_rows(y, s)
+    want = [roc_auc_score(y[i], s[i]) for i in range(5)]
+    np.testing.assert_allclose(got, want)
+    assert math.isnan(auroc_rows(np.ones((1, 4)), np.zeros((1, 4)))[0])
+
+
+def test_bootstrap_of_a_model_against_itself_is_zero():
+    rng = np.random.default_rng(1)
+    y, p = rng.integers(0, 2, 100), rng.random(100)
+    r = bootstrap_auroc_diff(y, p, p, n_boot=200)
+    assert (r["diff"], r["lo"], r["hi"], r["p"]) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_bootstrap_finds_a_clearly_better_model_and_is_reproducible():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 300)
+    good = np.clip(y * 0.5 + rng.random(300) * 0.6, 0, 1)
+    noise = rng.random(300)
+    r = bootstrap_auroc_diff(y, good, noise, n_boot=500, seed=3)
+    assert r["diff"] == pytest.approx(roc_auc_score(y, good) - roc_auc_score(y, noise))
+    assert 0 < r["lo"] < r["diff"] < r["hi"]
+    assert r["p"] < 0.01 and r["n_boot"] == 500
+    assert bootstrap_auroc_diff(y, good, noise, n_boot=500, seed=3) == r
+
+
+def test_paired_compare_pools_mcnemar_over_matched_seeds():
+    y = np.array([0, 0, 1, 1, 1])
+    a = np.array([[0.1, 0.2, 0.9, 0.9, 0.9],    # seed 0: all right
+                  [0.1, 0.2, 0.9, 0.9, 0.9]])   # seed 1: all right
+    b = np.array([[0.9, 0.2, 0.9, 0.1, 0.9],    # seed 0: 2 wrong
+                  [0.1, 0.2, 0.9, 0.1, 0.9]])   # seed 1: 1 wrong
+    r = paired_compare(y, a, b, n_boot=100)
+    assert (r["n_seeds"], r["n_images"]) == (2, 5)
+    assert (r["mcnemar"]["b"], r["mcnemar"]["c"], r["mcnemar"]["n"]) == (3, 0, 10)
+    assert r["mcnemar"]["p_value"] == pytest.approx(2 * 0.5 ** 3)
+    assert r["per_seed_p"] == pytest.approx([2 * 0.5 ** 2, 1.0])
+    assert (r["accuracy_a"], r["accuracy_b"]) == (1.0, pytest.approx(0.7))
+    mean_b = b.mean(axis=0)
+    assert r["auroc_b"] == pytest.approx(roc_auc_score(y, mean_b))
+    assert r["auroc"]["diff"] == pytest.approx(1.0 - roc_auc_score(y, mean_b))
+
+
+def test_paired_compare_refuses_unmatched_shapes():
+    with pytest.raises(ValueError, match="matched"):
+        paired_compare([0, 1], np.zeros((2, 2)), np.zeros((3, 2)))

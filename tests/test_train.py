@@ -1,0 +1,91 @@
+"""The training loop: a smoke run end to end, determinism, resume, checkpoint selection."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from synthmed_core import checkpoints as ck
+from synthmed_core.data import build_plan
+from synthmed_core.events import EpochEnd, Finished, Progress, Started
+from synthmed_core.grid import make_run_spec
+from synthmed_core.train import Stopped, train_run
+
+
+def _spec(**kw):
+    base = dict(arch="resnet18", init="scratch", setting="base", seed=0, profile="smoke",
+                epochs=2, train_limit=128)
+    base.update(kw)
+    return make_run_spec(**base)
+
+
+def test_smoke_run_scores_every_test_image_and_writes_checkpoints(real_data, tmp_path):
+    spec = _spec()
+    events = []
+    result = train_run(spec, build_plan(spec), tmp_path, events.append, device="cpu")
+    assert result.test_probs.shape == (624,) and result.val_probs.shape == (524,)
+    assert np.all((result.test_probs >= 0) & (result.test_probs <= 1))
+    assert set(result.metrics) >= {"accuracy", "auroc", "f1", "sensitivity", "specificity",
+                                   "tn", "fp", "fn", "tp"}
+    assert result.metrics["tn"] + result.metrics["fp"] + result.metrics["fn"] + result.metrics["tp"] == 624
+    assert (tmp_path / ck.LAST).is_file() and (tmp_path / ck.BEST).is_file()
+    assert (tmp_path / "spec.json").is_file()
+    kinds = [type(e) for e in events]
+    assert kinds[0] is Started and kinds[-1] is Finished
+    assert kinds.count(EpochEnd) == 2
+    assert all(isinstance(e, Progress) for e in events if type(e) not in (Started, EpochEnd, Finished))
+
+
+def test_same_seed_same_profile_gives_identical_metrics_on_cpu(real_data, tmp_path):
+    spec = _spec()
+    a = train_run(spec, build_plan(spec), tmp_path / "a", device="cpu")
+    b = train_run(spec, build_plan(spec), tmp_path / "b", device="cpu")
+    np.testing.assert_array_equal(a.test_probs, b.test_probs)
+    assert a.metrics == b.metrics
+
+
+def test_interrupted_run_resumes_from_its_last_epoch_and_matches_an_uninterrupted_one(real_data, tmp_path):
+    spec = _spec(epochs=3)
+    plan = build_plan(spec)
+    full = train_run(spec, plan, tmp_path / "full", device="cpu")
+
+    seen: list[EpochEnd] = []
+    with pytest.raises(Stopped):
+        train_run(spec, plan, tmp_path / "cut", lambda e: seen.append(e) if isinstance(e, EpochEnd) else None,
+                  device="cpu", should_stop=lambda: len(seen) >= 1)
+    assert len(seen) == 1
+    assert ck.load(tmp_path / "cut" / ck.LAST)["epoch"] == 0
+
+    events = []
+    resumed = train_run(spec, plan, tmp_path / "cut", events.append, device="cpu")
+    started = [e for e in events if isinstance(e, Started)][0]
+    assert started.resumed_from == 0  # carried on after epoch 0, did not start from zero
+    assert [e.epoch for e in events if isinstance(e, EpochEnd)] == [1, 2]
+    np.testing.assert_array_equal(resumed.test_probs, full.test_probs)
+    assert len(resumed.history) == 3
+
+
+def test_two_phase_setting_chooses_its_checkpoint_in_the_final_phase(real_data, synthetic_set, tmp_path):
+    spec = _spec(setting="synthetic_ft", synthetic=synthetic_set, epochs=2, finetune_epochs=1)
+    result = train_run(spec, build_plan(spec), tmp_path, device="cpu")
+    assert [h["phase"] for h in result.history] == [0, 0, 1]
+    assert result.best_phase == 1 and result.best_epoch == 2
+
+
+def test_preprocess_upsamples_normalises_and_augments_on_the_batch():
+    from synthmed_core._loop import Preprocess
+    images = torch.randint(0, 256, (8, 28, 28), dtype=torch.uint8)
+    prep = Preprocess(mean=0.5, std=0.25, input_size=64, augment=True)
+    plain = prep(images)
+    assert plain.shape == (8, 1, 64, 64)
+    assert torch.allclose(plain.mean(), ((images.float() / 255 - 0.5) / 0.25).mean(), atol=0.05)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    a, b = prep(images, g1), prep(images, g2)
+    assert torch.equal(a, b) and not torch.equal(a, plain)
+
+
+def test_upsampled_run_trains_and_scores_at_the_profile_input_size(real_data, tmp_path):
+    spec = _spec(input_size=32, epochs=1, train_limit=64)
+    result = train_run(spec, build_plan(spec), tmp_path, device="cpu")
+    assert ck.load(tmp_path / ck.BEST)["spec"]["profile"]["input_size"] == 32
+    assert result.test_probs.shape == (624,)
