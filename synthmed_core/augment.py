@@ -8,14 +8,15 @@ import torch.nn.functional as F
 
 
 def random_affine(x: torch.Tensor, generator: torch.Generator, max_degrees: float = 10.0,
-                  max_shift_px: float = 2.0) -> torch.Tensor:
+                  max_shift_px: float = 2.0, padding_mode: str = "zeros") -> torch.Tensor:
     """Rotate each image by U(-max_degrees, max_degrees) and shift it by U(-max_shift_px,
     max_shift_px) pixels on both axes, the whole batch in one ``grid_sample`` call.
 
     Args:
-        x: float tensor B x C x H x W (any device); borders are filled with zeros.
+        x: float tensor B x C x H x W (any device); 
         generator: a torch.Generator on ``x.device`` — the only source of randomness, so the
             result is reproducible from its state.
+        padding_mode: what fills the border: "zeros" or "border" (edge pixels extended).
     """
     b, _, h, w = x.shape
     u = torch.rand(b, 3, generator=generator, device=x.device, dtype=torch.float32) * 2 - 1
@@ -26,4 +27,5 @@ def random_affine(x: torch.Tensor, generator: torch.Generator, max_degrees: floa
     cos, sin = torch.cos(angle), torch.sin(angle)
     theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode,
+                         align_corners=False)

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from . import paths
 from ._loop import Stopped
 from .console import ConsoleProgress
-from .data import build_plan
+from .compose import build_plan
 from .errors import SynthmedError
 from .events import Emit, RunResult, Started
 from .grid import RunSpec

@@ -6,7 +6,7 @@ import safetensors.torch
 import timm
 import torch
 
-from synthmed_core import models
+from synthmed_core import cam, models
 from synthmed_core.errors import ModelError, SpecError
 
 
@@ -192,20 +192,20 @@ def test_cam_target_layer_is_the_deepest_with_at_least_a_4x4_map(arch, size, lay
                                                                    expected):
     model = models.build_model(arch, "scratch", size)
     model.train()
-    assert models.cam_target_layer(model, size) == (expected(model), layer, side)
+    assert cam.cam_target_layer(model, size) == (expected(model), layer, side)
     assert model.training  # the dummy forward restores the mode
 
 
 def test_cam_target_layer_leaves_no_hooks_behind():
     model = models.build_model("resnet18", "scratch", 28)
-    models.cam_target_layer(model, 28)
+    cam.cam_target_layer(model, 28)
     assert not any(m._forward_hooks for m in model.modules())
 
 
 def test_vit_reshape_drops_the_class_token_and_makes_a_square_map():
     model = models.build_model("deit_tiny", "scratch", 28)
-    reshape = models.cam_reshape_transform(model)
+    reshape = cam.cam_reshape_transform(model)
     tokens = torch.rand(2, 1 + 49, 192)
     assert torch.equal(reshape(tokens)[:, :, 0, 1], tokens[:, 2, :])
     assert reshape(tokens).shape == (2, 192, 7, 7)
-    assert models.cam_reshape_transform(models.build_model("resnet18", "scratch", 28)) is None
+    assert cam.cam_reshape_transform(models.build_model("resnet18", "scratch", 28)) is None

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from synthmed_core import checkpoints as ck
-from synthmed_core.data import build_plan
+from synthmed_core.compose import build_plan
 from synthmed_core.events import EpochEnd, Finished, Progress, Started
 from synthmed_core.grid import make_run_spec
 from synthmed_core.train import Stopped, train_run

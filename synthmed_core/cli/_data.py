@@ -77,13 +77,22 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
 
 
 def cmd_synth_import(a: argparse.Namespace) -> int:
+    from ..errors import DataError
     from ..store import Store
-    from ..synth.importer import import_source
-    path, report = import_source(a.source, a.name, force=a.force, progress=not a.no_progress)
+    from ..synth.importer import import_csv, import_folder
     from ..synth.sets import load_set
+    source = a.source.expanduser()
+    if source.is_file() and source.suffix.lower() in {".csv", ".tsv", ".txt"}:
+        importer = import_csv
+    elif source.is_dir():
+        importer = import_folder
+    else:
+        raise DataError(f"{source} is neither a folder (with normal/ and pneumonia/ sub-folders) "
+                        "nor a CSV file of path,label")
+    path, report = importer(source, a.name, force=a.force, progress=not a.no_progress)
     _, card = load_set(a.name)
     Store().register_synthetic_set(a.name, card, str(path))
-    print(report.summary() if hasattr(report, "summary") else report)
+    print(report.summary())
     print(f"registered synthetic set {a.name!r} at {path}")
     return 0
 
