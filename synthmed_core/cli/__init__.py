@@ -9,9 +9,9 @@ import argparse
 import sys
 
 from ..errors import SynthmedError
-from . import _data, _runs
+from . import _compare, _data, _runs
 
-_MODULES = (_data, _runs)
+_MODULES = (_data, _runs, _compare)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,99 @@
+"""Paired comparison of two cells on the same real test images.
+
+A cell is named like ``CellSpec.key``: ``arch/init/setting[@ratio][/synthetic]`` (e.g.
+``resnet18/scratch/augment@1/standin``), plus a profile. Runs of the two cells are matched by
+seed; the statistics themselves live in ``metrics.paired_compare``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import SpecError
+from .grid import SETTINGS
+from .metrics import paired_compare
+
+
+@dataclass(frozen=True)
+class CellKey:
+    arch: str
+    init: str
+    setting: str
+    ratio: float | None
+    synthetic: str | None
+    profile: str
+
+    @classmethod
+    def parse(cls, text: str, profile: str) -> "CellKey":
+        """``arch/init/setting[@ratio][/synthetic]`` -> CellKey (the format of CellSpec.key)."""
+        parts = text.strip().split("/")
+        if len(parts) not in (3, 4) or not all(parts):
+            raise SpecError(f"cannot read cell {text!r}: write arch/init/setting[@ratio][/synthetic], "
+                            "e.g. resnet18/scratch/augment@1/my-set")
+        setting, _, ratio = parts[2].partition("@")
+        if setting not in SETTINGS:
+            raise SpecError(f"unknown setting {setting!r} in {text!r}; choose from {list(SETTINGS)}")
+        try:
+            value = float(ratio) if ratio else None
+        except ValueError:
+            raise SpecError(f"ratio {ratio!r} in {text!r} is not a number") from None
+        return cls(parts[0], parts[1], setting, value, parts[3] if len(parts) == 4 else None, profile)
+
+    @property
+    def label(self) -> str:
+        ratio = f"@{self.ratio:g}" if self.ratio is not None else ""
+        synth = f"/{self.synthetic}" if self.synthetic else ""
+        return f"{self.arch}/{self.init}/{self.setting}{ratio}{synth} ({self.profile})"
+
+
+def _cell_runs(runs: pd.DataFrame, key: CellKey) -> pd.DataFrame:
+    def same(col: str, value: Any) -> pd.Series:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return runs[col].isna()
+        return runs[col] == value
+
+    mask = (same("arch", key.arch) & same("init", key.init) & same("setting", key.setting)
+            & same("ratio", key.ratio) & same("synthetic", key.synthetic)
+            & same("profile", key.profile) & (runs["status"] == "finished"))
+    return runs[mask].drop_duplicates("seed").set_index("seed")
+
+
+def compare_cells(store, a: CellKey, b: CellKey, n_boot: int = 2000) -> dict[str, Any]:
+    """McNemar (pooled over matched seeds, and per seed) and a bootstrap interval of the AUROC
+    difference between cells ``a`` and ``b``, on the real test images both were scored on."""
+    runs = store.runs(status="finished")
+    ra, rb = _cell_runs(runs, a), _cell_runs(runs, b)
+    seeds = sorted(set(ra.index) & set(rb.index))
+    if not seeds:
+        raise SpecError(f"no finished runs with matching seeds: {a.label} has seeds "
+                        f"{sorted(ra.index)}, {b.label} has {sorted(rb.index)}")
+    preds = store.predictions([ra.loc[s, "run_id"] for s in seeds] +
+                              [rb.loc[s, "run_id"] for s in seeds])
+    by_run = {rid: g.sort_values("idx") for rid, g in preds.groupby("run_id")}
+    labels = by_run[ra.loc[seeds[0], "run_id"]]["label"].to_numpy()
+    pa = np.stack([by_run[ra.loc[s, "run_id"]]["prob"].to_numpy() for s in seeds])
+    pb = np.stack([by_run[rb.loc[s, "run_id"]]["prob"].to_numpy() for s in seeds])
+    out = paired_compare(labels, pa, pb, n_boot=n_boot)
+    out.update(a=a.label, b=b.label, seeds=seeds)
+    return out
+
+
+def format_comparison(res: dict[str, Any]) -> str:
+    """A few plain lines a person can read."""
+    mc, au = res["mcnemar"], res["auroc"]
+    return "\n".join([
+        f"A = {res['a']}", f"B = {res['b']}",
+        f"matched seeds {res['seeds']} on {res['n_images']} real test images",
+        f"accuracy  A {res['accuracy_a']:.4f}  B {res['accuracy_b']:.4f}  "
+        f"(mean over seeds, threshold 0.5)",
+        f"McNemar (exact, pooled over seeds): A right/B wrong {mc['b']}, A wrong/B right "
+        f"{mc['c']}, p = {mc['p_value']:.4g}; per seed p = "
+        + ", ".join(f"{p:.3g}" for p in res["per_seed_p"]),
+        f"AUROC of seed-mean scores  A {res['auroc_a']:.4f}  B {res['auroc_b']:.4f}  "
+        f"difference {au['diff']:+.4f}  95% bootstrap interval [{au['lo']:+.4f}, {au['hi']:+.4f}]"
+        f"  p = {au['p']:.3g}",
+    ])

@@ -1,0 +1,55 @@
+"""Paired comparison of two cells: runs matched by seed, on the same real test images."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synthmed_core.compare import CellKey, compare_cells, format_comparison
+from synthmed_core.errors import SpecError
+from synthmed_core.events import RunResult
+from synthmed_core.grid import make_run_spec
+from synthmed_core.metrics import mcnemar, run_metrics
+from synthmed_core.store import Store
+
+LABELS = np.r_[np.zeros(40), np.ones(60)].astype(np.int64)
+
+
+def _record(store, setting, seed, probs, synthetic=None, ratio=None):
+    spec = make_run_spec("resnet18", "scratch", setting, seed, "smoke", ratio=ratio, synthetic=synthetic)
+    store.start_run(spec, "cpu")
+    store.finish_run(RunResult(spec.run_id, run_metrics(LABELS, probs), LABELS, probs, LABELS,
+                               probs, 0, 0, 1.0, "cpu", "best.pt"))
+    return probs
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(tmp_path / "db.duckdb")
+
+
+def test_cells_are_matched_by_seed_and_mcnemar_counts_discordant_images(store):
+    rng = np.random.default_rng(0)
+    noisy = lambda s: np.clip(LABELS * 0.6 + 0.2 + rng.normal(0, s, LABELS.size), 0, 1)  # noqa: E731
+    a = [_record(store, "base", seed, noisy(0.3)) for seed in (0, 1, 2)]
+    b = [_record(store, "augment", seed, noisy(0.1), "set", 1.0) for seed in (1, 2, 3)]
+    res = compare_cells(store, CellKey.parse("resnet18/scratch/base", "smoke"),
+                        CellKey.parse("resnet18/scratch/augment@1/set", "smoke"), n_boot=200)
+    assert res["seeds"] == [1, 2]
+    ok_a = (np.stack(a[1:]) >= 0.5) == LABELS
+    ok_b = (np.stack(b[:2]) >= 0.5) == LABELS
+    assert res["mcnemar"] == mcnemar(ok_a, ok_b)
+    assert res["auroc"]["lo"] <= res["auroc"]["diff"] <= res["auroc"]["hi"]
+    assert "matched seeds [1, 2]" in format_comparison(res)
+
+
+def test_cells_without_a_common_seed_are_a_clear_error(store):
+    _record(store, "base", 0, np.full(LABELS.size, 0.7))
+    with pytest.raises(SpecError, match="no finished runs with matching seeds"):
+        compare_cells(store, CellKey.parse("resnet18/scratch/base", "smoke"),
+                      CellKey.parse("resnet18/scratch/base", "quick"))
+
+
+@pytest.mark.parametrize("text", ["resnet18/base", "resnet18/scratch/nosuch", "a/b/augment@x"])
+def test_unreadable_cell_names_are_refused(text):
+    with pytest.raises(SpecError):
+        CellKey.parse(text, "quick")
