@@ -1,7 +1,8 @@
 """The results table: each cell's metric over seeds beside the study's published number.
 
-``report_table`` builds a tidy DataFrame (one row per cell); ``format_table`` renders it as
-markdown, LaTeX (one setting x init table per arch) or CSV (the tidy rows as they are).
+``report_table`` builds a tidy DataFrame (one row per cell); ``pivot_tables`` turns it into one
+setting x init table of cell text per arch and profile (what the app shows); ``format_table``
+renders those as markdown or LaTeX, or the tidy rows as CSV.
 """
 from __future__ import annotations
 
@@ -28,12 +29,13 @@ def _missing(x: object) -> bool:
 
 
 def report_table(store: Store, metric: str = "accuracy", archs: Iterable[str] | None = None,
-                 profile: str | None = None) -> pd.DataFrame:
+                 profile: str | None = None, every_study_arch: bool = False) -> pd.DataFrame:
     """One row per cell (arch, setting, ratio, init, synthetic set, profile) of FINISHED runs,
     with mean, std, lo, hi (95% t-interval) and n of ``metric`` over seeds, and ``study``: the
     study's published value for that arch+setting+init+ratio (accuracy only; NaN otherwise).
     For accuracy, study cells nobody has run are added with n=0 for the archs present (or,
-    with no runs at all, for every arch of the study), so the whole published grid shows."""
+    with no runs at all or with ``every_study_arch``, for every arch of the study), so the
+    whole published grid shows."""
     runs = store.cell_values(metric)
     archs = list(archs) if archs is not None else None
     if archs is not None:
@@ -53,6 +55,8 @@ def report_table(store: Store, metric: str = "accuracy", archs: Iterable[str] | 
         matched.add(skey)
         rows.append({**cell, **aggregate(group["value"]), "study": study.get(skey, math.nan)})
     shown_archs = archs if archs is not None else (sorted(set(runs["arch"])) or None)
+    if every_study_arch and shown_archs is not None:
+        shown_archs = sorted(set(shown_archs) | {k[0] for k in study})
     for skey, value in study.items():
         if skey not in matched and (shown_archs is None or skey[0] in shown_archs):
             arch, setting, init, ratio = skey
@@ -102,10 +106,13 @@ def _row_label(row: pd.Series, with_set: bool) -> str:
     return label
 
 
-def _tables(df: pd.DataFrame) -> Iterable[tuple[str, list[str], list[str], list[list[str]]]]:
-    """Per (arch, profile): (title, init columns, row labels, cells). Study-only rows of an
-    arch appear in each of its tables. One synthetic set goes in the title, several in the
-    row labels."""
+def pivot_tables(df: pd.DataFrame, metric: str = "accuracy") -> list[tuple[str, pd.DataFrame]]:
+    """``report_table`` output as one setting x init table per (arch, profile): a list of
+    (title, table) where the table's index is the row label (setting, ×ratio, · set), its
+    columns the inits in INITS order, and each value ``cell_text`` ("" where no cell).
+    Study-only rows of an arch appear in each of its tables. One synthetic set goes in the
+    title, several in the row labels. The title ends with ": test <metric>"."""
+    tables = []
     for arch, block in df.groupby("arch", sort=False):
         study_only = block[block["profile"].map(_missing)]
         profiles = [p for p in block["profile"].unique() if not _missing(p)] or [None]
@@ -118,21 +125,23 @@ def _tables(df: pd.DataFrame) -> Iterable[tuple[str, list[str], list[str], list[
             sets = sorted({str(y) for y in part["synthetic"] if not _missing(y)})
             with_set = len(sets) > 1
             labels = list(dict.fromkeys(_row_label(r, with_set) for _, r in part.iterrows()))
-            grid = {(_row_label(r, with_set), r["init"]): r for _, r in part.iterrows()}
+            text = {(_row_label(r, with_set), r["init"]): cell_text(r)
+                    for _, r in part.iterrows()}
             title = f"{arch} (profile {prof})" if prof else f"{arch} (study only)"
             if len(sets) == 1:
                 title += f", synthetic set {sets[0]}"
-            yield title, inits, labels, [[grid[(lab, i)] if (lab, i) in grid else None
-                                          for i in inits] for lab in labels]
+            table = pd.DataFrame([[text.get((lab, i), "") for i in inits] for lab in labels],
+                                 index=pd.Index(labels, name="setting"), columns=inits)
+            tables.append((f"{title}: test {metric}", table))
+    return tables
 
 
 def _markdown(df: pd.DataFrame, metric: str) -> str:
     out = []
-    for title, inits, labels, cells in _tables(df):
-        out += [f"### {title}: test {metric}", "", "| setting | " + " | ".join(inits) + " |",
-                "|---" * (len(inits) + 1) + "|"]
-        for lab, row in zip(labels, cells):
-            texts = [cell_text(c) if c is not None else "" for c in row]
+    for title, table in pivot_tables(df, metric):
+        out += [f"### {title}", "", "| setting | " + " | ".join(table.columns) + " |",
+                "|---" * (len(table.columns) + 1) + "|"]
+        for lab, texts in zip(table.index, table.to_numpy()):
             out.append(f"| {lab} | " + " | ".join(texts) + " |")
         out.append("")
     return "\n".join(out)
@@ -149,13 +158,12 @@ def _latex_escape(text: str) -> str:
 
 def _latex(df: pd.DataFrame, metric: str) -> str:
     out = []
-    for title, inits, labels, cells in _tables(df):
-        out += [f"% {title}: test {metric}", r"\begin{tabular}{l" + "l" * len(inits) + "}",
+    for title, table in pivot_tables(df, metric):
+        inits = list(table.columns)
+        out += [f"% {title}", r"\begin{tabular}{l" + "l" * len(inits) + "}",
                 r"\hline", " & ".join(["setting", *map(_latex_escape, inits)]) + r" \\", r"\hline"]
-        for lab, row in zip(labels, cells):
-            texts = [_latex_escape(cell_text(c)) if c is not None else ""
-                     for c in row]
-            out.append(" & ".join([_latex_escape(lab), *texts]) + r" \\")
+        for lab, texts in zip(table.index, table.to_numpy()):
+            out.append(" & ".join([_latex_escape(lab), *map(_latex_escape, texts)]) + r" \\")
         out += [r"\hline", r"\end{tabular}", ""]
     return "\n".join(out)
 

@@ -157,3 +157,13 @@ def test_csv_is_the_tidy_table_with_its_metric(store):
 def test_an_unknown_format_is_refused(store):
     with pytest.raises(SynthmedError, match="unknown table format"):
         format_table(report_table(store), fmt="html")
+
+
+def test_every_study_arch_shows_the_published_grid_beside_an_arch_the_study_did_not_run(store):
+    add_run(store, 0.9, arch="resnet18")
+    plain = report_table(store)
+    both = report_table(store, every_study_arch=True)
+    assert set(plain["arch"]) == {"resnet18"}
+    assert set(both["arch"]) == {"resnet18", "resnet50", "deit_tiny"}
+    assert (both[both["arch"] != "resnet18"]["n"] == 0).all()
+    assert both["study"].notna().sum() == 36

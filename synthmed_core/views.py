@@ -1,0 +1,27 @@
+"""Read-facing tables for the app: store frames cut down to what a page shows, ready to display.
+
+Pure functions of the DataFrames ``Store`` returns, so pages stay free of pandas pipelines.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+RUN_COLUMNS = ("run_id", "arch", "init", "setting", "ratio", "synthetic", "seed", "profile",
+               "status", "accuracy", "auroc", "wall_s", "started_at")
+SYNTHETIC_SET_COLUMNS = ("name", "method", "n", "n_normal", "n_pneumonia", "created_at", "path")
+
+
+def runs_table(runs: pd.DataFrame, status: str | None = None) -> pd.DataFrame:
+    """The runs list of the app from ``Store.runs()``: newest first, only runs of ``status``
+    when given, the columns of RUN_COLUMNS. Missing values (no ratio, no synthetic set, no
+    metric yet) stay NaN/None; the page shows them blank."""
+    if status is not None:
+        runs = runs[runs["status"] == status]
+    runs = runs.sort_values(["started_at", "run_id"], ascending=[False, True],
+                            na_position="last")
+    return runs.loc[:, list(RUN_COLUMNS)].reset_index(drop=True)
+
+
+def synthetic_sets_table(sets: pd.DataFrame) -> pd.DataFrame:
+    """The registered synthetic sets from ``Store.synthetic_sets()`` without their full card."""
+    return sets.loc[:, list(SYNTHETIC_SET_COLUMNS)].reset_index(drop=True)
