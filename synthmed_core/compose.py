@@ -198,11 +198,11 @@ def build_plan(spec: RunSpec) -> TrainPlan:
     phase 0 and ``finetune_warmup_epochs`` after. Val and test are the real splits, untouched.
     """
     info = SETTINGS[spec.cell.setting]
-    real = load_real("train")
     synthetic, set_label = None, "the synthetic set"
-    if info.uses_synthetic:
+    if info.uses_synthetic:  # first: a missing set is reported before the real data loads
         synthetic = load_synthetic_for_training(spec.cell.synthetic)
         set_label = f"synthetic set {spec.cell.synthetic!r}"
+    real = load_real("train")
     phases = []
     for i, phase in enumerate(info.phases):
         warmup = spec.profile.warmup_epochs if i == 0 else spec.profile.finetune_warmup_epochs

@@ -21,7 +21,7 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 
 from . import checkpoints as ck
-from ._loop import (Preprocess, Throttle, batch_slices, predict_logits, resolve_device,
+from ._loop import (Preprocess, Throttle, predict_logits, resolve_device,
                     to_device, train_epoch)
 from .data import Split, load_real
 from .errors import SpecError
@@ -41,10 +41,18 @@ class PretrainSpec:
     input_size: int
     epochs: int
     batch_size: int = 128
+    optimizer: str = "adam"
     lr: float = 1e-3
+    decay_at: tuple[float, ...] = (0.5, 0.75)  # lr x decay_rate after these fractions of epochs
+    decay_rate: float = 0.1
     train_limit: int | None = None  # first N train images (quick/smoke only)
     val_limit: int | None = None
     seed: int = 0
+
+    @property
+    def milestones(self) -> list[int]:
+        """Epochs (1-based) after which the lr drops: [50, 75] for 100 epochs."""
+        return [max(1, round(self.epochs * f)) for f in self.decay_at]
 
     @property
     def pretrain_id(self) -> str:
@@ -101,16 +109,17 @@ def pretrain_chestmnist(spec: PretrainSpec, out: Path | None = None, emit: Emit 
     gen.manual_seed(spec.seed)
     x, y = to_device(train.images, dev), to_device(train.labels.astype(np.float32), dev)
     val_x = to_device(val.images, dev)
-    steps = len(batch_slices(len(x), spec.batch_size))
-    opt = create_optimizer_v2(model, "adam", lr=spec.lr, weight_decay=0.0)
-    milestones = [max(1, round(spec.epochs * 0.5)), max(1, round(spec.epochs * 0.75))]
+    opt = create_optimizer_v2(model, spec.optimizer, lr=spec.lr, weight_decay=0.0)
+    # timm's multistep applies milestone m from epoch index m - 1 (its documented convention,
+    # unlike torch's MultiStepLR); +1 makes "after epoch m" mean epochs m, m+1... (0-based).
     sched, _ = create_scheduler_v2(opt, "multistep", num_epochs=spec.epochs,
-                                   decay_milestones=milestones, decay_rate=0.1)
+                                   decay_milestones=[m + 1 for m in spec.milestones],
+                                   decay_rate=spec.decay_rate)
     run_id = f"pretrain-{spec.pretrain_id}"
     emit(Started(run_id, dataclasses.asdict(spec), str(dev), spec.epochs))
     throttle, best, best_state, history = Throttle(1.0), -1.0, None, []
     for epoch in range(spec.epochs):
-        t_epoch = time.time()
+        t_epoch, lr = time.time(), opt.param_groups[0]["lr"]  # this epoch's lr (stepped after)
 
         def on_step(step: int, n: int, loss_sum: torch.Tensor) -> None:
             if throttle():
@@ -130,7 +139,7 @@ def pretrain_chestmnist(spec: PretrainSpec, out: Path | None = None, emit: Emit 
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         row = {"phase": 0, "epoch": epoch, "train_loss": loss, "val_loss": float("nan"),
                "val_accuracy": float("nan"), "val_auroc": val_auroc,
-               "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t_epoch}
+               "lr": lr, "seconds": time.time() - t_epoch}
         history.append(row)
         emit(EpochEnd(run_id, is_best=is_best, **row))
     card = {"name": out.stem, "arch": spec.arch, "input_size": spec.input_size,

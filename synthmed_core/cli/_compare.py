@@ -10,7 +10,7 @@ def register(sub) -> None:
     p = sub.add_parser("compare", help="paired test of two cells on the same test images",
                        description="Match the runs of two cells by seed and compare them on the "
                                    "real test images: exact McNemar (pooled and per seed) and a "
-                                   "bootstrap 95%% interval of the AUROC difference. Cells are "
+                                   "bootstrap 95% interval of the AUROC difference. Cells are "
                                    "written arch/init/setting[@ratio][/synthetic].")
     p.add_argument("a", help="e.g. resnet18/scratch/augment@1/my-set")
     p.add_argument("b", help="e.g. resnet18/scratch/base")

@@ -22,7 +22,7 @@ def register(sub) -> None:
         dest="pretrain_verb", required=True, metavar="{chestmnist}")
     p = pre.add_parser("chestmnist", help="the study's ChestMNIST pretraining recipe",
                        description="Multi-label (14 findings) BCE, Adam lr 1e-3, batch 128, lr x0.1 "
-                                   "after 50%% and 75%% of the epochs (100 in profile paper). The "
+                                   "after 50% and 75% of the epochs (100 in profile paper). The "
                                    "checkpoint is chosen on ChestMNIST val and becomes init chestmnist.")
     p.add_argument("--arch", default="resnet18")
     p.add_argument("--profile", default="quick", choices=["paper", "quick", "smoke"])
@@ -66,7 +66,8 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
     spec = make_pretrain_spec(a.arch, a.profile, a.seed, a.epochs, a.input_size)
     console = ConsoleProgress(f"pretrain {a.arch}", disable=True if a.no_progress else None)
     try:
-        card = pretrain_chestmnist(spec, a.out, console, a.device)
+        out = a.out.expanduser().resolve() if a.out else None  # the store keeps an absolute path
+        card = pretrain_chestmnist(spec, out, console, a.device)
     finally:
         console.close()
     Store().register_pretrain(Path(card["path"]).stem, card, card["path"])

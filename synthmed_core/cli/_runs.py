@@ -32,7 +32,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_grid)
 
     p = sub.add_parser("report", help="setting x init table per arch, with the study's values",
-                       description="Mean over seeds, 95%% interval and n per cell, the study's "
+                       description="Mean over seeds, 95% interval and n per cell, the study's "
                                    "published accuracy beside it.")
     p.add_argument("--metric", default="accuracy",
                    choices=["accuracy", "auroc", "f1", "sensitivity", "specificity"])
@@ -72,13 +72,22 @@ def _store():
     return Store()
 
 
+def _check_archs(archs: list[str]) -> None:
+    # CellSpec checks only that an arch is a non-empty name; resolve it against timm now, so an
+    # unknown one fails before data is loaded (train) and before any run is listed (grid).
+    from ..models import get_arch
+    for arch in dict.fromkeys(archs):
+        get_arch(arch)
+
+
 def cmd_train(a: argparse.Namespace) -> int:
-    from ..runner import run_one
     ratio = a.ratio
     if ratio is None and grid.SETTINGS[a.setting].ratio == "required":
         ratio = 1.0
     spec = grid.make_run_spec(a.arch, a.init, a.setting, a.seed, a.profile, ratio, a.synthetic,
                               extra=c.extra(a), **c.overrides(a))
+    _check_archs([a.arch])
+    from ..runner import run_one  # torch: only once the spec is known to be valid
     store = _store()
     if spec.run_id in store.finished_run_ids() and not a.force:
         print(f"run {spec.run_id} ({spec.cell.key} seed={spec.seed}) is already finished; "
@@ -103,9 +112,9 @@ def _clear_run_dir(run_id: str) -> None:
 
 
 def cmd_grid(a: argparse.Namespace) -> int:
-    from ..runner import run_grid
     specs = grid.expand_grid(a.arch, a.init, a.setting, a.ratio or [1.0], a.seeds, a.profile,
                              a.synthetic, **c.overrides(a))
+    _check_archs(a.arch)
     if c.extra(a):
         specs = [grid.RunSpec(s.cell, s.seed, s.profile, tuple(sorted(c.extra(a).items())))
                  for s in specs]
@@ -117,6 +126,7 @@ def cmd_grid(a: argparse.Namespace) -> int:
             print(f"  {s.run_id}  {'done ' if s.run_id in done else 'todo '} {s.cell.key} "
                   f"seed={s.seed} profile={s.profile.name}")
         return 0
+    from ..runner import run_grid
     summary = run_grid(specs, store, a.device, progress=not a.no_progress)
     print(f"trained {len(summary.trained)}, skipped {len(summary.skipped)} (already finished), "
           f"failed {len(summary.failed)}")
@@ -127,7 +137,8 @@ def cmd_grid(a: argparse.Namespace) -> int:
 
 def cmd_report(a: argparse.Namespace) -> int:
     from ..report import format_table, report_table
-    table = report_table(_store(), metric=a.metric, archs=a.arch, profile=a.profile)
+    table = report_table(_store(), metric=a.metric, archs=a.arch, profile=a.profile,
+                         every_study_arch=a.arch is None)
     text = format_table(table, fmt=a.format, metric=a.metric)
     if a.out:
         a.out.write_text(text)
