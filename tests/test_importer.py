@@ -247,3 +247,10 @@ def test_csv_with_only_bad_rows_is_a_data_error(tmp_path):
     (tmp_path / "list.csv").write_text("a.png,cat\n")
     with pytest.raises(DataError, match="no readable images.*list.csv:1: bad label 'cat'"):
         import_csv(tmp_path / "list.csv", "c", root=tmp_path / "sets", progress=False)
+
+
+def test_a_folder_of_split_folders_points_at_the_ones_holding_class_folders(tmp_path, synth_data_root):
+    for split in ("train", "test"):
+        (tmp_path / "chest_xray" / split / "NORMAL").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"import one of them: .*chest_xray/test"):
+        import_folder(tmp_path / "chest_xray", "nested")

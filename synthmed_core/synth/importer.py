@@ -163,9 +163,13 @@ def _walk_class_folders(src: Path, report: ImportReport) -> list[tuple[Path, int
         else:
             class_dirs.append((entry, label))
     if not class_dirs:
+        # A common layout is split folders (train/, test/...) each holding the class folders.
+        nested = sorted(str(d) for d in src.iterdir() if d.is_dir() and any(
+            c.is_dir() and c.name.lower() in LABEL_ALIASES for c in d.iterdir()))
+        hint = f"; these sub-folders hold class folders, import one of them: {nested}" if nested else ""
         raise DataError(f"no class sub-folders in {src}: expected normal/ and pneumonia/ (any "
                         f"case; also {sorted(set(LABEL_ALIASES) - {'normal', 'pneumonia'})}); "
-                        f"found {sorted(e.name for e in src.iterdir()) or 'nothing'}")
+                        f"found {sorted(e.name for e in src.iterdir()) or 'nothing'}{hint}")
     items = []
     for folder, label in class_dirs:
         for dirpath, dirnames, filenames in os.walk(folder):
