@@ -60,3 +60,36 @@ def synthetic_set(real_data) -> str:
     write_set("test-synth", images, train.labels[rows].reshape(-1, 1).astype(np.uint8),
               {"method": "test-fixture", "source": "real train, blurred + noised"})
     return "test-synth"
+
+
+# ---- synthetic generators, quality and selection (test_generators, test_quality, test_select)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: these tests run beside other work on 2 cores, where two threads per
+    process oversubscribe the CPU and run several times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder():
+    """A domain encoder trained for seconds (resnet18, 1 epoch on 512 real train images):
+    enough for the metrics to rank real, blurred and noise images, meaningless otherwise."""
+    import torch
+
+    from synthmed_core.data import load_real
+    from synthmed_core.synth.encoder import ClassifierConfig, DomainEncoder, train_classifier
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    train = load_real("train", root=SHARED_DATA)
+    cfg = ClassifierConfig(epochs=1, batch_size=64, warmup_epochs=0, train_limit=512)
+    model = train_classifier(train.images, train.labels, cfg, device="cpu")
+    torch.set_num_threads(before)
+    return DomainEncoder(model, {"kind": "domain", "arch": "resnet18", "profile": "test"})

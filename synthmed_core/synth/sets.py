@@ -136,6 +136,27 @@ def list_sets(root: Path | None = None) -> list[dict]:
     return cards
 
 
+def update_card(name: str, root: Path | None = None, **fields) -> dict:
+    """Add or replace card fields that describe a set without changing it (e.g. ``quality``)
+    and return the new card. The card file is replaced atomically; the fields derived from the
+    data (name, n, counts, image_size, sha256, method) cannot be changed this way."""
+    fixed = sorted(set(fields) & {"name", "n", "counts", "image_size", "sha256", "method"})
+    if fixed:
+        raise SpecError(f"card fields {fixed} describe the data and cannot be updated; "
+                        "write a new set instead")
+    _, card = load_set(name, root)  # validates the set first: never annotate a damaged one
+    card.update(fields)
+    path = set_dir(name, root) / CARD_FILE
+    tmp = path.with_name(f".{CARD_FILE}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(card, fh, indent=2, sort_keys=True, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    return card
+
+
 def class_counts(labels: np.ndarray) -> dict[str, int]:
     """``{"normal": n0, "pneumonia": n1}`` of 0/1 labels of any shape."""
     counts = np.bincount(np.asarray(labels).reshape(-1).astype(np.int64),

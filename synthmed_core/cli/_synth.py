@@ -1,0 +1,196 @@
+"""Verbs about synthetic sets: synth import|list|show|generate|quality|select."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import _common as c
+
+PROFILES = ["smoke", "quick", "paper"]
+
+
+def register(sub) -> None:
+    synth = sub.add_parser("synth", help="synthetic sets: import, generate, measure, select, list"
+                           ).add_subparsers(dest="synth_verb", required=True,
+                                            metavar="{import,generate,quality,select,list,show}")
+    p = synth.add_parser("import", help="build a synthetic set from a folder of images or a CSV",
+                         description="SOURCE is a folder with class sub-folders normal/ and "
+                                     "pneumonia/ (any depth inside), or a CSV of path,label. Any "
+                                     "size or mode, PNG/JPEG/...; converted to 28x28 grayscale "
+                                     "(centre crop, resize). Unreadable files are listed and skipped.")
+    p.add_argument("source", type=Path)
+    p.add_argument("--name", required=True, help="name of the new set (letters, digits, . _ -)")
+    p.add_argument("--force", action="store_true", help="replace a set of the same name")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_import)
+
+    p = synth.add_parser("generate", help="train a generator on real train and sample a set",
+                         description="Train a CycleGAN (normal <-> pneumonia translation) or a "
+                                     "class-conditional DDPM on the REAL train split, then sample a "
+                                     "set. The generator checkpoint is kept: the same method, "
+                                     "profile and seed later sample without retraining. Default "
+                                     "count: as many images as real train (smoke: 32), "
+                                     "class-stratified like it.")
+    p.add_argument("--method", required=True, choices=["cyclegan", "ddpm"])
+    p.add_argument("--profile", default="quick", choices=PROFILES,
+                   help="smoke = seconds (tests), quick = under ~45 min on a 2-core CPU, paper = GPU")
+    p.add_argument("--name", required=True, help="name of the new set")
+    n = p.add_mutually_exclusive_group()
+    n.add_argument("--count", type=int, help="images in all, split like the real train classes")
+    n.add_argument("--per-class", type=int, help="images of each class")
+    p.add_argument("--seed", type=int, default=0, help="training seed (and sampling seed)")
+    p.add_argument("--sample-seed", type=int,
+                   help="another sampling seed: more, different images from the same generator")
+    p.add_argument("--epochs", type=int, help="override the profile's training epochs")
+    p.add_argument("--checkpoint", type=Path, help="generator checkpoint file (default: "
+                   "data/generators/METHOD-PROFILE-seedS.pt)")
+    p.add_argument("--retrain", action="store_true", help="discard the checkpoint and train anew")
+    p.add_argument("--force", action="store_true", help="replace a set of the same name")
+    c.add_device(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = synth.add_parser("quality", help="FID, KID, precision/recall, TSTR, memorisation",
+                         description="Measure a set against the real train split (TSTR on real "
+                                     "val) and store the figures in its card and the store.")
+    p.add_argument("--name", required=True)
+    p.add_argument("--profile", default="quick", choices=PROFILES,
+                   help="size of the domain encoder and TSTR training")
+    p.add_argument("--feature", default="auto", choices=["auto", "domain", "inception"],
+                   help="feature space: auto = Inception when its weights are local, else domain")
+    p.add_argument("--seed", type=int, default=0)
+    c.add_device(p)
+    p.set_defaults(func=cmd_quality)
+
+    p = synth.add_parser("select", help="keep the most typical / most confirmed images of a set",
+                         description="Write a new set with the fraction --keep of each class of "
+                                     "--name: nearest the real class centroid in the domain "
+                                     "encoder's space (centroid) or most confidently confirmed by "
+                                     "a real-trained classifier (confidence).")
+    p.add_argument("--name", required=True, help="the parent set")
+    p.add_argument("--by", required=True, choices=["centroid", "confidence"])
+    p.add_argument("--keep", required=True, type=float, help="fraction kept per class, (0, 1]")
+    p.add_argument("--out", required=True, help="name of the new set")
+    p.add_argument("--profile", default="quick", choices=PROFILES, help="domain encoder size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace a set named --out")
+    c.add_device(p)
+    p.set_defaults(func=cmd_select)
+
+    p = synth.add_parser("list", help="the synthetic sets")
+    p.set_defaults(func=cmd_list)
+    p = synth.add_parser("show", help="a set's card")
+    p.add_argument("name")
+    p.add_argument("--full", action="store_true", help="print long per-image lists in full")
+    p.add_argument("--grid", type=Path, metavar="PNG",
+                   help="also save an 8x8 grid of its images (normal rows above pneumonia rows)")
+    p.set_defaults(func=cmd_show)
+
+
+def cmd_import(a: argparse.Namespace) -> int:
+    from ..errors import DataError
+    from ..store import Store
+    from ..synth.importer import import_csv, import_folder
+    from ..synth.sets import load_set
+    source = a.source.expanduser()
+    if source.is_file() and source.suffix.lower() in {".csv", ".tsv", ".txt"}:
+        importer = import_csv
+    elif source.is_dir():
+        importer = import_folder
+    else:
+        raise DataError(f"{source} is neither a folder (with normal/ and pneumonia/ sub-folders) "
+                        "nor a CSV file of path,label")
+    path, report = importer(source, a.name, force=a.force, progress=not a.no_progress)
+    _, card = load_set(a.name)
+    Store().register_synthetic_set(a.name, card, str(path))
+    print(report.summary())
+    print(f"registered synthetic set {a.name!r} at {path}")
+    return 0
+
+
+def cmd_generate(a: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from ..console import ConsoleProgress
+    from ..store import Store
+    from ..synth.generate import generate
+    console = ConsoleProgress(f"train {a.method} {a.profile}", disable=True if a.no_progress else None)
+    bar = tqdm(unit="img", desc=f"sample {a.name}", disable=console.disable, leave=False)
+
+    def on_batch(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    overrides = {"epochs": a.epochs} if a.epochs is not None else None
+    try:
+        path, card = generate(a.method, a.profile, a.name, count=a.count, per_class=a.per_class,
+                              seed=a.seed, sample_seed=a.sample_seed, force=a.force,
+                              retrain=a.retrain, checkpoint=a.checkpoint, overrides=overrides,
+                              device=a.device, emit=console, on_batch=on_batch, store=Store())
+    finally:
+        console.close()
+        bar.close()
+    g, s = card["generator"], card["sampling"]
+    how = "reused checkpoint" if g["reused"] else f"trained {g['steps']} steps"
+    print(f"{how} {g['checkpoint']} ({card['training_time_s']:.1f} s of training on {g['device']}); "
+          f"sampled {card['n']} images {card['counts']} at {s['images_per_s']} images/s")
+    print(f"registered synthetic set {a.name!r} at {path}")
+    return 0
+
+
+def cmd_quality(a: argparse.Namespace) -> int:
+    from ..store import Store
+    from ..synth.quality import measure_quality
+    q = measure_quality(a.name, a.profile, a.feature, a.seed, a.device, store=Store())
+    base, mem, t = q["baseline_real_val"], q["memorisation"], q["tstr"]
+    print(f"quality of {a.name!r} in {q['feature']['kind']} feature space, against real train "
+          f"(real val beside it):")
+    for key in ("fid", "kid_mean", "precision", "recall"):
+        print(f"  {key:<10} {q[key]:>10.4f}   real val {base[key]:>10.4f}")
+    print(f"  TSTR on real val: accuracy {t['accuracy']:.4f}, AUROC {t['auroc']:.4f}")
+    print(f"  near-copies of real train: {mem['near_copy_share']:.1%} (pixel "
+          f"{mem['pixel']['near_copy_share']:.1%}, feature {mem['feature']['near_copy_share']:.1%})")
+    print(f"stored in the card of {a.name!r} ({q['wall_s']:.0f} s)")
+    return 0
+
+
+def cmd_select(a: argparse.Namespace) -> int:
+    from ..store import Store
+    from ..synth.select import select
+    path, card = select(a.name, a.by, a.keep, a.out, profile=a.profile, seed=a.seed,
+                        force=a.force, device=a.device, store=Store())
+    print(f"kept {card['n']} of {card['parent']['n']} images of {a.name!r} by {a.by} "
+          f"{card['counts']}, dropped {card['dropped_counts']}")
+    print(f"registered synthetic set {a.out!r} at {path}")
+    return 0
+
+
+def cmd_list(a: argparse.Namespace) -> int:
+    from ..synth.sets import list_sets
+    cards = list_sets()
+    if not cards:
+        print("no synthetic sets yet: `python -m synthmed_core synth import FOLDER --name NAME` "
+              "or `synth generate --method ddpm --name NAME`")
+    for card in cards:
+        counts, q = card.get("counts", {}), card.get("quality") or {}
+        fid = f" fid={q['fid']:.2f}" if "fid" in q else ""
+        print(f"{card['name']:<24} {card.get('method', '?'):<10} n={card.get('n')} {counts}{fid}")
+    return 0
+
+
+def cmd_show(a: argparse.Namespace) -> int:
+    from ..synth.sets import load_set
+    _, card = load_set(a.name)
+    c.print_json(card if a.full else _shorten(card))
+    if a.grid:
+        from ..synth.grid import save_grid
+        print(f"saved {save_grid(a.name, a.grid)}")
+    return 0
+
+
+def _shorten(obj, limit: int = 8):
+    """Per-image lists (source_index, dropped_index...) as their first items and a count."""
+    if isinstance(obj, dict):
+        return {k: _shorten(v, limit) for k, v in obj.items()}
+    if isinstance(obj, list) and len(obj) > limit:
+        return obj[:limit] + [f"... {len(obj)} items in all (--full shows them)"]
+    return obj

@@ -1,0 +1,114 @@
+"""Generate a synthetic set with one of our own generators, end to end: train on the REAL
+train split (or reuse / resume the generator checkpoint of the same method, profile and seed),
+sample, and write the set atomically with its card.
+
+Nothing half-made is ever visible: the set appears under its name only after the last image
+is written (``write_set``), and it is registered in the store only after that. An interrupted
+generation leaves at most a generator checkpoint, which the next call resumes or reuses.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .._loop import Stopped
+from ..compose import allocate
+from ..data import CLASS_NAMES, load_real
+from ..errors import SpecError
+from ..events import Emit, ignore
+from .generators import default_checkpoint, get_generator_class, make_generator
+from .sets import load_set, set_dir, validate_name, write_set
+
+# Images per set when neither count nor per_class is given. None = as many as the real train
+# split, class-stratified like it: exactly what `augment` at ratio 1 draws.
+DEFAULT_COUNT: dict[str, int | None] = {"smoke": 32, "quick": None, "paper": None}
+
+
+def plan_counts(train_labels: np.ndarray, count: int | None = None,
+                per_class: int | None = None, profile: str = "quick") -> dict[int, int]:
+    """Images per label: ``per_class`` of each, or ``count`` split like the real train classes
+    (largest remainder), or the profile's default. SpecError for counts <= 0 or both given."""
+    if count is not None and per_class is not None:
+        raise SpecError("give either count (split like the real train classes) or per_class, "
+                        "not both")
+    for label, value in (("count", count), ("per_class", per_class)):
+        if value is not None and (not isinstance(value, (int, np.integer)) or value <= 0):
+            raise SpecError(f"{label} must be a positive whole number of images, got {value!r}")
+    if per_class is not None:
+        return {c: int(per_class) for c in range(len(CLASS_NAMES))}
+    if count is None:
+        count = DEFAULT_COUNT.get(profile) or len(train_labels)
+    weights = np.bincount(np.asarray(train_labels), minlength=len(CLASS_NAMES))
+    return {c: int(n) for c, n in enumerate(allocate(int(count), weights))}
+
+
+def generate(method: str, profile: str, name: str, *, count: int | None = None,
+             per_class: int | None = None, seed: int = 0, sample_seed: int | None = None,
+             force: bool = False, retrain: bool = False, checkpoint: str | Path | None = None,
+             overrides: dict[str, Any] | None = None, device: str | None = None,
+             emit: Emit = ignore, should_stop: Callable[[], bool] | None = None,
+             on_batch: Callable[[int, int], None] | None = None, store=None
+             ) -> tuple[Path, dict]:
+    """Make synthetic set ``name`` with generator ``method`` under ``profile``; return
+    (set folder, card).
+
+    The generator trains with ``seed`` on the real train split, or is reused from its
+    checkpoint (``checkpoint`` or ``data/generators/METHOD-PROFILE-seedS.pt``) when that holds
+    the same config and data; ``retrain`` discards that checkpoint first. Images are sampled
+    with ``sample_seed`` (default ``seed``: pass another one to sample *more*, different
+    images from the same generator). With ``store`` the set is registered once written.
+    Raises SpecError (unknown method/profile, bad counts, existing name without ``force``),
+    ModelError (checkpoint that does not match) or Stopped (``should_stop``).
+    """
+    get_generator_class(method)
+    validate_name(name)
+    target = set_dir(name)
+    if target.exists() and not force:  # refuse before a long training, not after
+        raise SpecError(f"synthetic set {name!r} already exists at {target}; sets are immutable. "
+                        "Choose another --name, or pass --force (force=True) to replace it.")
+    train = load_real("train")  # the REAL train split only: never val or test
+    counts = plan_counts(train.labels, count, per_class, profile)
+    gen = make_generator(method, profile, seed, device, **(overrides or {}))
+    ckpt = Path(checkpoint).expanduser() if checkpoint else default_checkpoint(method, profile, seed)
+    if retrain:
+        ckpt.unlink(missing_ok=True)
+    info = gen.fit(train, emit, should_stop, ckpt)
+    if should_stop is not None and should_stop():
+        raise Stopped()
+    t0 = time.monotonic()
+    s_seed = seed if sample_seed is None else int(sample_seed)
+    samples = gen.sample(counts, s_seed, on_batch)
+    sample_s = time.monotonic() - t0
+    card = _card(gen, info, ckpt, counts, s_seed, sample_s, samples)
+    path = write_set(name, samples.images, samples.labels.reshape(-1, 1).astype(np.uint8), card,
+                     force=force)
+    _, card = load_set(name)
+    if store is not None:
+        store.register_synthetic_set(name, card, str(path))
+    return path, card
+
+
+def _card(gen, info: dict, ckpt: Path, counts: dict[int, int], sample_seed: int,
+          sample_s: float, samples) -> dict:
+    cfg = dataclasses.asdict(gen.config)
+    n = len(samples.labels)
+    card = {"method": gen.method, "source": "real PneumoniaMNIST train split",
+            "source_split": "train", "seed": cfg["seed"],
+            "parameters": {**cfg, "sample_seed": sample_seed,
+                           "requested_counts": {CLASS_NAMES[c]: k for c, k in counts.items()}},
+            "training_time_s": round(info["train_wall_s"], 1),
+            "generator": {"checkpoint": str(ckpt), "reused": info["reused"],
+                          "resumed_from_epoch": info["resumed_from"], "epochs": info["epochs"],
+                          "steps": info["steps"], "device": info["device"],
+                          "final_losses": info["history"][-1] if info["history"] else None},
+            "sampling": {"wall_s": round(sample_s, 2),
+                         "images_per_s": round(n / sample_s, 1) if sample_s > 0 else None,
+                         **samples.notes}}
+    if samples.source_index is not None:
+        # Row i of the set was translated from real TRAIN row source_index[i].
+        card["source_index"] = [int(i) for i in samples.source_index]
+    return card

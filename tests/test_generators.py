@@ -1,0 +1,160 @@
+"""Our own generators (CycleGAN, DDPM) end to end at profile smoke: sets, cards, checkpoint
+reuse and mismatch, interruption, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from synthmed_core.cli import main
+from synthmed_core.data import Split, load_real
+from synthmed_core.errors import ModelError, SpecError
+from synthmed_core.events import EpochEnd, Progress, Started
+from synthmed_core.store import Store
+from synthmed_core.synth import generators as G
+from synthmed_core.synth.generate import generate, plan_counts
+from synthmed_core.synth.generators import _base
+from synthmed_core.synth.sets import list_sets, load_set
+from synthmed_core.train import Stopped
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.mark.parametrize("method", sorted(G.GENERATORS))
+def test_smoke_generation_writes_a_valid_set_with_its_card(real_data, method):
+    path, card = generate(method, "smoke", f"{method}-s", per_class=6, seed=1, device="cpu")
+    split, on_disk = load_set(f"{method}-s")
+    assert on_disk == card and path.name == f"{method}-s"
+    assert split.images.shape == (12, 28, 28) and split.images.dtype == np.uint8
+    assert card["counts"] == {"normal": 6, "pneumonia": 6}
+    assert card["method"] == method and card["seed"] == 1 and card["source_split"] == "train"
+    assert card["parameters"]["profile"] == "smoke" and card["training_time_s"] >= 0
+    assert card["generator"]["reused"] is False and card["generator"]["steps"] > 0
+    assert split.images.std() > 0  # not a blank image
+
+
+def test_cyclegan_images_take_the_class_they_were_translated_into(real_data):
+    _, card = generate("cyclegan", "smoke", "cg", count=20, device="cpu")
+    split, _ = load_set("cg")
+    train = load_real("train")
+    source = np.asarray(card["source_index"])
+    assert len(source) == card["n"] == 20
+    np.testing.assert_array_equal(train.labels[source], 1 - split.labels)
+
+
+def test_a_matching_checkpoint_is_reused_for_sampling_without_retraining(real_data):
+    generate("ddpm", "smoke", "first", per_class=4, device="cpu")
+    events = []
+    _, again = generate("ddpm", "smoke", "same-seed", per_class=4, device="cpu", emit=events.append)
+    _, more = generate("ddpm", "smoke", "more", per_class=4, sample_seed=7, device="cpu")
+    assert not [e for e in events if isinstance(e, (Started, Progress))]  # no training at all
+    assert again["generator"]["reused"] and more["generator"]["reused"]
+    first, same, other = (load_set(n)[0].images for n in ("first", "same-seed", "more"))
+    np.testing.assert_array_equal(first, same)  # same weights, same sampling seed
+    assert not np.array_equal(first, other)  # another sampling seed: more, different images
+
+
+def test_a_checkpoint_that_does_not_match_is_a_clear_error_and_retrain_replaces_it(real_data):
+    generate("ddpm", "smoke", "a", per_class=2, device="cpu")
+    with pytest.raises(ModelError, match=r"epochs: checkpoint 1, requested 2.*--retrain"):
+        generate("ddpm", "smoke", "b", per_class=2, overrides={"epochs": 2}, device="cpu")
+    assert [c["name"] for c in list_sets()] == ["a"]
+    _, card = generate("ddpm", "smoke", "b", per_class=2, overrides={"epochs": 2}, retrain=True,
+                       device="cpu")
+    assert card["generator"]["epochs"] == 2 and not card["generator"]["reused"]
+
+
+def test_a_checkpoint_of_another_method_is_refused(real_data, tmp_path):
+    ckpt = tmp_path / "gen.pt"
+    generate("cyclegan", "smoke", "c", per_class=2, checkpoint=ckpt, device="cpu")
+    with pytest.raises(ModelError, match="holds a 'cyclegan' generator, not 'ddpm'"):
+        generate("ddpm", "smoke", "d", per_class=2, checkpoint=ckpt, device="cpu")
+
+
+def test_an_interrupted_generation_registers_nothing_and_the_next_call_resumes(real_data,
+                                                                            monkeypatch):
+    monkeypatch.setattr(_base, "CHECKPOINT_EVERY_S", 0.0)  # a checkpoint after every epoch
+    store = Store()
+    ends = []
+    with pytest.raises(Stopped):
+        generate("cyclegan", "smoke", "cut", per_class=2, overrides={"epochs": 3}, device="cpu",
+                 emit=lambda e: ends.append(e) if isinstance(e, EpochEnd) else None,
+                 should_stop=lambda: len(ends) >= 1, store=store)
+    assert list_sets() == [] and store.synthetic_sets().empty
+    assert not any(real_data.joinpath("synthetic").glob(".tmp-*"))
+    events = []
+    _, card = generate("cyclegan", "smoke", "cut", per_class=2, overrides={"epochs": 3},
+                       device="cpu", emit=events.append, store=store)
+    assert [e.resumed_from for e in events if isinstance(e, Started)] == [0]
+    assert [e.epoch for e in events if isinstance(e, EpochEnd)] == [1, 2]
+    assert card["generator"]["resumed_from_epoch"] == 1
+    assert list(store.synthetic_sets()["name"]) == ["cut"]
+
+
+def test_a_failure_while_sampling_leaves_no_set_behind(real_data, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory while sampling")
+    monkeypatch.setattr(G.DDPM, "sample", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        generate("ddpm", "smoke", "broken", per_class=2, device="cpu", store=Store())
+    assert list_sets() == [] and Store().synthetic_sets().empty
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"method": "gan"}, "unknown generation method 'gan'"),
+    ({"count": 0}, "count must be a positive"),
+    ({"per_class": -3}, "per_class must be a positive"),
+    ({"count": 4, "per_class": 2}, "either count"),
+    ({"profile": "huge"}, "unknown profile 'huge'"),
+    ({"name": "-flag"}, "invalid synthetic set name"),
+    ({"overrides": {"wings": 2}}, "has no setting"),
+])
+def test_bad_input_is_a_clear_error(real_data, kwargs, message):
+    args = {"method": "ddpm", "profile": "smoke", "name": "x", **kwargs}
+    with pytest.raises(SpecError, match=message):
+        generate(args.pop("method"), args.pop("profile"), args.pop("name"), device="cpu", **args)
+    assert not (real_data / "generators").exists()  # refused before any training
+
+
+def test_an_existing_name_needs_force_and_is_refused_before_training(real_data):
+    generate("cyclegan", "smoke", "taken", per_class=2, device="cpu")
+    before = list((real_data / "generators").iterdir())
+    with pytest.raises(SpecError, match="already exists.*--force"):
+        generate("ddpm", "smoke", "taken", per_class=2, device="cpu")
+    assert list((real_data / "generators").iterdir()) == before  # no ddpm was trained
+    _, card = generate("ddpm", "smoke", "taken", per_class=2, device="cpu", force=True)
+    assert card["method"] == "ddpm"
+
+
+def test_default_counts_follow_the_real_train_classes():
+    labels = np.array([0] * 26 + [1] * 74)
+    assert plan_counts(labels, count=50) == {0: 13, 1: 37}
+    assert plan_counts(labels, per_class=5) == {0: 5, 1: 5}
+    assert plan_counts(labels, profile="quick") == {0: 26, 1: 74}  # as many as real train
+
+
+@pytest.mark.parametrize("method", sorted(G.GENERATORS))
+def test_every_generator_trains_and_samples_on_tiny_data_with_finite_losses(method):
+    torch.manual_seed(0)
+    gen = G.make_generator(method, "smoke", device="cpu")
+    rng = np.random.default_rng(0)
+    tiny = Split(rng.integers(0, 256, (16, 28, 28), dtype=np.uint8), np.array([0, 1] * 8))
+    info = gen.fit(tiny)
+    assert info["history"] and all(np.isfinite(v) for v in info["history"][-1].values())
+    out = gen.sample({0: 3, 1: 2}, seed=0)
+    assert out.images.shape == (5, 28, 28) and list(out.labels) == [0, 0, 0, 1, 1]
+
+
+def test_cli_generate_registers_the_set(real_data, capsys):
+    assert main(["synth", "generate", "--method", "cyclegan", "--profile", "smoke", "--name",
+                 "cli-set", "--per-class", "3", "--device", "cpu", "--no-progress"]) == 0
+    assert "registered synthetic set 'cli-set'" in capsys.readouterr().out
+    row = Store().synthetic_sets().set_index("name").loc["cli-set"]
+    assert row["method"] == "cyclegan" and row["n"] == 6
+    assert main(["synth", "generate", "--method", "ddpm", "--profile", "smoke", "--name",
+                 "cli-set", "--device", "cpu", "--no-progress"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    png = real_data / "cli-set.png"
+    assert main(["synth", "show", "cli-set", "--grid", str(png)]) == 0
+    assert Image.open(png).size == (8 * 28 * 3, 8 * 28 * 3)
