@@ -1,4 +1,15 @@
-"""Background jobs: a durable queue in the store, local workers, a Ray backend.
+"""Background jobs: a durable queue in the results database, local workers, live progress,
+crash recovery (issue 4). ``python -m jobs --help`` for the command line.
 
-Not built yet (issue 4). Until then, `python -m synthmed_core train|grid` runs work inline.
+A job is a kind (train, grid, pretrain; generate and quality come with issue 3) plus a frozen
+spec. Workers claim jobs atomically, run them through ``synthmed_core`` (the training loop
+knows nothing of jobs), stream progress in batches, keep a heartbeat, and resume a job from
+its last epoch checkpoint when the worker that ran it died.
 """
+from ._errors import JobError
+from ._kinds import KINDS
+from ._procs import ensure_worker, reap_workers, start_worker
+from ._submit import Submitted, submit
+
+__all__ = ["KINDS", "JobError", "Submitted", "submit", "start_worker", "ensure_worker",
+           "reap_workers"]

@@ -60,3 +60,18 @@ def weights_dir() -> Path:
 def offline() -> bool:
     """True when ``SYNTHMED_OFFLINE=1``: never attempt a download."""
     return os.environ.get("SYNTHMED_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
+
+
+def jobs_dir() -> Path:
+    """Background jobs: ``logs/`` (one file per job), ``workers/`` (each worker's own output)."""
+    return data_root() / "jobs"
+
+
+def job_log(job_id: int) -> Path:
+    """The log of one job: what it did, attempt by attempt, with the traceback of a failure."""
+    return jobs_dir() / "logs" / f"{int(job_id)}.log"
+
+
+def worker_log_dir() -> Path:
+    """stdout/stderr of each detached worker process."""
+    return jobs_dir() / "workers"

@@ -45,7 +45,7 @@ def register(sub) -> None:
     runs = sub.add_parser("runs", help="list runs or show one").add_subparsers(
         dest="runs_verb", required=True, metavar="{list,show}")
     p = runs.add_parser("list", help="one line per run, newest first")
-    p.add_argument("--status", choices=["running", "finished", "failed"])
+    p.add_argument("--status", choices=["running", "finished", "failed", "cancelled"])
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_runs_list)
     p = runs.add_parser("show", help="a run's spec, metrics and epochs")

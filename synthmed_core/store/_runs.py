@@ -1,111 +1,23 @@
-"""The results database (DuckDB): schema, migrations, and every query. The only module with SQL.
-
-DuckDB lets one process write a file OR many processes read it, never both, and it does not
-wait for locks (duckdb #1119). The app and several job processes share one file, so every
-operation, reads included, is: take a cross-process file lock -> connect -> SQL -> close ->
-release. No connection outlives a call; writes are batched into one short transaction each.
-"""
+"""Runs (written by a run's recorder, read by the app and the report) and the registries of
+synthetic sets and pretraining checkpoints."""
 from __future__ import annotations
 
 import json
-import time
-from contextlib import contextmanager
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-import duckdb
-import filelock
 import numpy as np
 import pandas as pd
 
-from . import paths
-from .errors import StoreError
-from .events import RunResult
-from .grid import RunSpec, reference_rows
+from ..errors import StoreError
+from ..events import RunResult
+from ..grid import RunSpec
+from ._base import StoreBase
+from ._schema import now as _now
 
-RUN_STATUSES = ("running", "finished", "failed")
+RUN_STATUSES = ("running", "finished", "failed", "cancelled")
 SUMMARY_METRICS = ("accuracy", "auroc", "f1", "sensitivity", "specificity")
 EPOCH_COLUMNS = ("phase", "epoch", "train_loss", "val_loss", "val_accuracy", "val_auroc", "lr",
                  "seconds")
-_CONNECT_TRIES = 5  # retries when a process outside our lock discipline holds the file
-_CONNECT_BACKOFF_S = 0.1
-
-# --------------------------------------------------------------------------------------------
-# Schema. Append a migration to change it; never edit one that has shipped. A step is an SQL
-# statement or a function of the connection (for data loads that need parameters).
-Step = str | Callable[[duckdb.DuckDBPyConnection], None]
-
-
-def _load_reference(con: duckdb.DuckDBPyConnection) -> None:
-    con.executemany(
-        "INSERT INTO reference (arch, setting, init, ratio, train_size, test_accuracy, source)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(r.arch, r.setting, r.init, r.ratio, r.train_size, r.test_accuracy, "study")
-         for r in reference_rows()])
-
-
-# No CHECK on runs.status: DuckDB cannot alter constraints, and later issues may add statuses.
-MIGRATIONS: list[tuple[int, list[Step]]] = [
-    (1, [
-        """CREATE TABLE runs (
-            run_id VARCHAR PRIMARY KEY, arch VARCHAR NOT NULL, init VARCHAR NOT NULL,
-            setting VARCHAR NOT NULL, ratio DOUBLE, synthetic VARCHAR, seed INTEGER NOT NULL,
-            profile VARCHAR NOT NULL, spec_json VARCHAR NOT NULL, status VARCHAR NOT NULL,
-            device VARCHAR, error VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
-            wall_s DOUBLE, best_epoch INTEGER, best_phase INTEGER, checkpoint VARCHAR)""",
-        """CREATE TABLE run_metrics (
-            run_id VARCHAR, split VARCHAR, name VARCHAR, value DOUBLE,
-            PRIMARY KEY (run_id, split, name))""",
-        """CREATE TABLE epochs (
-            run_id VARCHAR, phase INTEGER, epoch INTEGER, train_loss DOUBLE, val_loss DOUBLE,
-            val_accuracy DOUBLE, val_auroc DOUBLE, lr DOUBLE, seconds DOUBLE,
-            PRIMARY KEY (run_id, epoch))""",
-        """CREATE TABLE predictions (
-            run_id VARCHAR, split VARCHAR, idx INTEGER, label INTEGER, prob DOUBLE,
-            PRIMARY KEY (run_id, split, idx))""",
-        """CREATE TABLE synthetic_sets (
-            name VARCHAR PRIMARY KEY, method VARCHAR, n INTEGER, n_normal INTEGER,
-            n_pneumonia INTEGER, path VARCHAR, card_json VARCHAR, created_at TIMESTAMPTZ)""",
-        """CREATE TABLE pretrains (
-            name VARCHAR PRIMARY KEY, card_json VARCHAR, path VARCHAR, created_at TIMESTAMPTZ)""",
-        """CREATE TABLE reference (
-            arch VARCHAR, setting VARCHAR, init VARCHAR, ratio DOUBLE, train_size VARCHAR,
-            test_accuracy DOUBLE, source VARCHAR)""",
-        _load_reference,
-    ]),
-]
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _migrate(con: duckdb.DuckDBPyConnection, db: Path) -> None:
-    """Apply, in order and each in its own transaction, the migrations newer than the file."""
-    con.execute("CREATE TABLE IF NOT EXISTS schema_version "
-                "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)")
-    current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
-    latest = MIGRATIONS[-1][0]
-    if current > latest:
-        raise StoreError(f"the results database {db} has schema version {current}, newer than "
-                         f"this code knows ({latest}); update synthmed, or point SYNTHMED_DB "
-                         "at another file")
-    for version, steps in MIGRATIONS:
-        if version <= current:
-            continue
-        con.begin()
-        try:
-            for step in steps:
-                step(con) if callable(step) else con.execute(step)
-            con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, _now()])
-            con.commit()
-        except Exception as exc:
-            con.rollback()
-            raise StoreError(f"migration {version} of the results database {db} failed and was "
-                             f"rolled back: {exc}. The file is left at version {current}.") from exc
-        current = version
-
 
 # --------------------------------------------------------------------------------------------
 # Frames handed to DuckDB's DataFrame scan: one INSERT per batch, never row by row.
@@ -136,74 +48,8 @@ def _prediction_frame(run_id: str, split: str, labels: Any, probs: Any) -> pd.Da
                          "label": labels.astype(np.int32), "prob": probs})
 
 
-class Store:
-    """The results database at ``path`` (default ``paths.db_path()``), created and migrated on
-    first use. Safe to use from many processes at once: each call holds a cross-process lock
-    for its few milliseconds; ``lock_timeout`` bounds the wait for it."""
-
-    def __init__(self, path: Path | None = None, lock_timeout: float = 120.0):
-        self.path = Path(path) if path is not None else paths.db_path()
-        self.lock_path = Path(str(self.path) + ".lock")
-        self.lock_timeout = lock_timeout
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = filelock.FileLock(str(self.lock_path))
-        with self._connect(write=True) as con:
-            _migrate(con, self.path)
-
-    def __repr__(self) -> str:
-        return f"Store({str(self.path)!r})"
-
-    # ---- connection discipline -------------------------------------------------------------
-    @contextmanager
-    def _connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        try:
-            self._lock.acquire(timeout=self.lock_timeout, poll_interval=0.01)
-        except filelock.Timeout:
-            raise StoreError(f"the results database {self.path} is busy: another process has "
-                             f"held its lock {self.lock_path} for over {self.lock_timeout:g} s. "
-                             "Wait for it or stop that process; the lock frees itself when the "
-                             "process exits") from None
-        try:
-            con = self._open(read_only=not write)
-            try:
-                yield con
-            finally:
-                con.close()
-        finally:
-            self._lock.release()
-
-    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
-        for attempt in range(_CONNECT_TRIES):
-            try:
-                return duckdb.connect(str(self.path), read_only=read_only)
-            except duckdb.IOException as exc:
-                if "Could not set lock" not in str(exc):
-                    raise StoreError(f"cannot open the results database {self.path}: {exc}. "
-                                     "Check the path and permissions, or set SYNTHMED_DB") from exc
-                last = exc
-                time.sleep(_CONNECT_BACKOFF_S * (attempt + 1))
-            except duckdb.Error as exc:
-                raise StoreError(f"cannot open the results database {self.path}: {exc}. If it "
-                                 "is not a synthmed database, set SYNTHMED_DB to another file"
-                                 ) from exc
-        raise StoreError(f"the results database {self.path} is held open by a process outside "
-                         f"synthmed ({last}). Close other DuckDB sessions on it and retry")
-
-    @contextmanager
-    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._connect(write=True) as con:
-            con.begin()
-            try:
-                yield con
-            except BaseException:
-                con.rollback()
-                raise
-            con.commit()
-
-    def schema_version(self) -> int:
-        """The schema version of the database file (the last migration applied)."""
-        with self._connect() as con:
-            return con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+class RunsMixin(StoreBase):
+    """Runs, their epochs, metrics and predictions; synthetic sets and pretrains."""
 
     # ---- runs: written by the recorder of a job ---------------------------------------------
     def start_run(self, spec: RunSpec, device: str,
@@ -240,7 +86,7 @@ class Store:
     def finish_run(self, result: RunResult) -> None:
         """In one transaction: the run's metrics (test from ``result.metrics``, val computed from
         its val predictions), every test and val prediction, and status ``finished``."""
-        from .metrics import run_metrics  # scikit-learn is slow to import; only writers need it
+        from ..metrics import run_metrics  # scikit-learn is slow to import; only writers need it
 
         rid = result.run_id
         metrics = [("test", k, float(v)) for k, v in result.metrics.items()]
@@ -281,6 +127,13 @@ class Store:
         with self._transaction() as con:
             for table in ("predictions", "epochs", "run_metrics", "runs"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+
+    def cancel_run(self, run_id: str, reason: str) -> None:
+        """Mark a started run cancelled (its epoch rows and checkpoints stay; a resubmitted
+        run resumes from them). A run never started is ignored."""
+        with self._connect(write=True) as con:
+            con.execute("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?",
+                        ["cancelled", reason, _now(), run_id])
 
     # ---- runs: read by the app and the report -----------------------------------------------
     def finished_run_ids(self) -> set[str]:

@@ -1,0 +1,198 @@
+"""The companion of a running job: turns its training events into progress rows, writes them in
+batches, keeps its heartbeat, and watches for a cancel — all from one small background thread,
+so the training loop never waits on the database.
+
+The training thread only appends to a buffer (``emit``) and reads a flag (``should_stop``).
+The thread writes the buffer at most once per ``flush_s`` (the first event at once, so a new
+job shows up immediately) in the same transaction as the heartbeat, writes a bare heartbeat
+when nothing was written for ``heartbeat_s``, and reads the cancel flag when it has not seen
+it for ``poll_s``. Every event gets a sequence number when it is received, so a lost batch
+would show as a gap; the final events are flushed when the job ends.
+"""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from synthmed_core.events import EpochEnd, Event, Finished, Progress, Started
+from synthmed_core.store import Store
+
+
+def _num(x: Any) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def _started(e: Started) -> dict:
+    return {"event": "started", "total_epochs": e.total_epochs,
+            "epoch": 0 if e.resumed_from is None else e.resumed_from + 1,
+            "metrics": {"device": e.device, "resumed_from": e.resumed_from}}
+
+
+def _progress(e: Progress) -> dict:
+    return {"event": "progress", "phase": e.phase, "epoch": e.epoch,
+            "total_epochs": e.total_epochs, "step": e.step, "steps": e.steps,
+            "loss": _num(e.loss), "images_per_s": _num(e.images_per_s), "eta_s": _num(e.eta_s)}
+
+
+def _epoch(e: EpochEnd) -> dict:
+    return {"event": "epoch", "phase": e.phase, "epoch": e.epoch, "loss": _num(e.train_loss),
+            "metrics": {"val_loss": _num(e.val_loss), "val_accuracy": _num(e.val_accuracy),
+                        "val_auroc": _num(e.val_auroc), "lr": _num(e.lr),
+                        "seconds": _num(e.seconds), "is_best": e.is_best}}
+
+
+def _finished(e: Finished) -> dict:
+    r = e.result
+    return {"event": "finished",
+            "metrics": {k: _num(v) for k, v in r.metrics.items()} | {"best_epoch": r.best_epoch,
+                                                                    "wall_s": _num(r.wall_s)}}
+
+
+ROWS: dict[type, Callable[[Any], dict]] = {
+    Started: _started, Progress: _progress, EpochEnd: _epoch, Finished: _finished}
+
+
+class JobMonitor:
+    """Progress batcher + heartbeat + cancel watcher of one claimed job (see the module doc).
+
+    ``stop_reason`` becomes "cancel" (the user asked), "lost" (another worker owns the job now)
+    or "shutdown" (this worker was told to stop); ``should_stop`` turns true with it."""
+
+    def __init__(self, store: Store, job: dict, worker: str, flush_s: float = 1.0,
+                 poll_s: float = 1.0, heartbeat_s: float = 5.0, stale_s: float = 30.0,
+                 on_event: Callable[[Event], None] | None = None,
+                 on_requeue: Callable[[], None] | None = None) -> None:
+        self.store, self.job, self.worker = store, job, worker
+        self.flush_s, self.poll_s, self.heartbeat_s, self.stale_s = (flush_s, poll_s,
+                                                                      heartbeat_s, stale_s)
+        self.on_event, self.on_requeue = on_event, on_requeue
+        self.stop_reason: str | None = None
+        self._seq = int(job.get("next_seq", 1))
+        self._buffer: list[dict] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._total_epochs: int | None = None
+        self.received: Counter = Counter()
+        self.stats = {"events": 0, "emit_s": 0.0, "log_s": 0.0, "rows_written": 0, "flushes": 0,
+                      "flush_s": 0.0, "flush_errors": 0, "heartbeats": 0, "store_errors": 0}
+        self._thread = threading.Thread(target=self._loop, name=f"job-{job['id']}-monitor",
+                                        daemon=True)
+        self._thread.start()
+
+    # ---- the training thread's side ---------------------------------------------------------
+    def emit(self, event: Event) -> None:
+        """Queue one event as a progress row (cheap: no I/O here, but ``on_event``). Times
+        both parts: ``emit_s`` (the row) and ``log_s`` (``on_event``, e.g. the log line)."""
+        t0 = time.perf_counter()
+        make = ROWS.get(type(event))
+        if make is not None:
+            row = make(event)
+            if isinstance(event, Started):
+                self._total_epochs = event.total_epochs
+            row.setdefault("total_epochs", self._total_epochs)
+            metrics = row.pop("metrics", None)
+            row.update(job_id=self.job["id"], attempt=self.job["attempts"],
+                       emitted_at=datetime.now(timezone.utc),
+                       metrics_json=json.dumps(metrics) if metrics is not None else None)
+            with self._cond:
+                row["seq"] = self._seq
+                self._seq += 1
+                self._buffer.append(row)
+                self.received[row["event"]] += 1
+                self._cond.notify()
+        t1 = time.perf_counter()
+        if self.on_event is not None:
+            self.on_event(event)
+        self.stats["events"] += 1
+        self.stats["emit_s"] += t1 - t0
+        self.stats["log_s"] += time.perf_counter() - t1
+
+    def should_stop(self) -> bool:
+        """True once the job must stop (checked by the training loop at every step)."""
+        return self.stop_reason is not None
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the job to stop at its next step (first reason wins)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    # ---- the background thread --------------------------------------------------------------
+    def _loop(self) -> None:
+        last_flush = -math.inf  # the first event is written at once
+        last_beat = last_look = time.monotonic()  # the claim was a heartbeat and a look
+        next_sweep = last_beat + self.stale_s / 2
+        while True:
+            with self._cond:
+                due = [last_beat + self.heartbeat_s, last_look + self.poll_s, next_sweep]
+                if self._buffer:
+                    due.append(last_flush + self.flush_s)
+                wait = min(due) - time.monotonic()
+                if not self._closed and wait > 0:
+                    self._cond.wait(timeout=wait)
+                if self._closed:
+                    return
+            now = time.monotonic()
+            try:
+                if (self._buffer and now - last_flush >= self.flush_s) or \
+                        now - last_beat >= self.heartbeat_s:
+                    if self._sync():  # a write is a heartbeat and a look at the flags
+                        last_flush = now
+                    last_beat = last_look = now
+                elif now - last_look >= self.poll_s:
+                    self._react(*self.store.job_flags(self.job["id"], self.worker))
+                    last_look = now
+                if now >= next_sweep:
+                    next_sweep = now + self.stale_s / 2
+                    if self.store.requeue_stale(self.stale_s) and self.on_requeue is not None:
+                        self.on_requeue()  # other workers' lost jobs: wake idle workers
+            except Exception:  # a busy database: try again at the next tick, keep training
+                self.stats["store_errors"] += 1
+                last_look = time.monotonic()
+
+    def _react(self, owned: bool, cancel: bool) -> None:
+        if cancel:
+            self.request_stop("cancel")
+        elif not owned:
+            self.request_stop("lost")
+
+    def _sync(self) -> bool:
+        """One write: the buffered rows + the heartbeat; reacts to the flags it returns.
+        True when it wrote rows."""
+        with self._cond:
+            rows, self._buffer = self._buffer, []
+        t0 = time.perf_counter()
+        try:
+            flags = self.store.heartbeat(self.worker, self.job["id"], rows)
+        except Exception:
+            with self._cond:  # keep them, in order, for the next try
+                self._buffer[:0] = rows
+            self.stats["flush_errors"] += 1
+            raise
+        self.stats["heartbeats"] += 1
+        if rows:
+            self.stats["flush_s"] += time.perf_counter() - t0
+            self.stats["flushes"] += 1
+            self.stats["rows_written"] += len(rows)
+        self._react(*flags)
+        return bool(rows)
+
+    def close(self, tries: int = 5) -> dict:
+        """Stop the thread and write every event still buffered. Returns the stats, with the
+        events received per kind and what is left unwritten (0 unless the store is down)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+        for attempt in range(tries):
+            try:
+                if self._buffer:
+                    self._sync()
+                break
+            except Exception:
+                time.sleep(0.2 * (attempt + 1))
+        return {**self.stats, "received": dict(self.received), "unwritten": len(self._buffer)}

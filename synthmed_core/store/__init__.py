@@ -1,0 +1,40 @@
+"""The results database (DuckDB): schema, migrations, and every query. The only package with SQL.
+
+DuckDB lets one process write a file OR many processes read it, never both, and it does not
+wait for locks (duckdb #1119). The app and several job processes share one file, so every
+operation, reads included, is: take a cross-process file lock -> connect -> SQL -> close ->
+release. No connection outlives a call; writes are batched into one short transaction each.
+
+Layout: ``_schema`` (MIGRATIONS), ``_base`` (the lock and connection discipline), ``_runs``
+(runs, epochs, predictions, registries), ``_jobs`` (the job queue, progress, workers).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import filelock
+
+from .. import paths
+from ._jobs import JOB_STATUSES, JobsMixin
+from ._runs import EPOCH_COLUMNS, RUN_STATUSES, SUMMARY_METRICS, RunsMixin
+from ._schema import MIGRATIONS, migrate
+
+__all__ = ["Store", "MIGRATIONS", "RUN_STATUSES", "JOB_STATUSES", "SUMMARY_METRICS",
+           "EPOCH_COLUMNS"]
+
+
+class Store(RunsMixin, JobsMixin):
+    """The results database at ``path`` (default ``paths.db_path()``), created and migrated on
+    first use. Safe to use from many processes at once: each call holds a cross-process lock
+    for its few milliseconds; ``lock_timeout`` bounds the wait for it."""
+
+    def __init__(self, path: Path | None = None, lock_timeout: float = 120.0):
+        self.path = Path(path) if path is not None else paths.db_path()
+        self.lock_path = Path(str(self.path) + ".lock")
+        self.lock_timeout = lock_timeout
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = filelock.FileLock(str(self.lock_path))
+        with self._connect(write=True) as con:
+            # Read through this module at call time: tests (and a future plugin) may replace
+            # MIGRATIONS on `synthmed_core.store`.
+            migrate(con, self.path, MIGRATIONS)

@@ -1,0 +1,111 @@
+"""The database schema as an ordered list of migrations, and the code that applies them.
+
+Append a migration to change the schema; never edit one that has shipped. A step is an SQL
+statement or a function of the connection (for data loads that need parameters).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+
+from ..errors import StoreError
+from ..grid import reference_rows
+
+Step = str | Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def _load_reference(con: duckdb.DuckDBPyConnection) -> None:
+    con.executemany(
+        "INSERT INTO reference (arch, setting, init, ratio, train_size, test_accuracy, source)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(r.arch, r.setting, r.init, r.ratio, r.train_size, r.test_accuracy, "study")
+         for r in reference_rows()])
+
+
+# No CHECK on status columns: DuckDB cannot alter constraints, and later issues may add statuses.
+MIGRATIONS: list[tuple[int, list[Step]]] = [
+    (1, [
+        """CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY, arch VARCHAR NOT NULL, init VARCHAR NOT NULL,
+            setting VARCHAR NOT NULL, ratio DOUBLE, synthetic VARCHAR, seed INTEGER NOT NULL,
+            profile VARCHAR NOT NULL, spec_json VARCHAR NOT NULL, status VARCHAR NOT NULL,
+            device VARCHAR, error VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
+            wall_s DOUBLE, best_epoch INTEGER, best_phase INTEGER, checkpoint VARCHAR)""",
+        """CREATE TABLE run_metrics (
+            run_id VARCHAR, split VARCHAR, name VARCHAR, value DOUBLE,
+            PRIMARY KEY (run_id, split, name))""",
+        """CREATE TABLE epochs (
+            run_id VARCHAR, phase INTEGER, epoch INTEGER, train_loss DOUBLE, val_loss DOUBLE,
+            val_accuracy DOUBLE, val_auroc DOUBLE, lr DOUBLE, seconds DOUBLE,
+            PRIMARY KEY (run_id, epoch))""",
+        """CREATE TABLE predictions (
+            run_id VARCHAR, split VARCHAR, idx INTEGER, label INTEGER, prob DOUBLE,
+            PRIMARY KEY (run_id, split, idx))""",
+        """CREATE TABLE synthetic_sets (
+            name VARCHAR PRIMARY KEY, method VARCHAR, n INTEGER, n_normal INTEGER,
+            n_pneumonia INTEGER, path VARCHAR, card_json VARCHAR, created_at TIMESTAMPTZ)""",
+        """CREATE TABLE pretrains (
+            name VARCHAR PRIMARY KEY, card_json VARCHAR, path VARCHAR, created_at TIMESTAMPTZ)""",
+        """CREATE TABLE reference (
+            arch VARCHAR, setting VARCHAR, init VARCHAR, ratio DOUBLE, train_size VARCHAR,
+            test_accuracy DOUBLE, source VARCHAR)""",
+        _load_reference,
+    ]),
+    # Background jobs (issue 4): the queue, each job's progress stream, and the live workers.
+    # Job ids are small integers so people can type them (`python -m jobs show 12`).
+    (2, [
+        "CREATE SEQUENCE job_ids START 1",
+        """CREATE TABLE jobs (
+            id BIGINT PRIMARY KEY DEFAULT nextval('job_ids'), kind VARCHAR NOT NULL,
+            label VARCHAR, spec_json VARCHAR NOT NULL, status VARCHAR NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL DEFAULT 3, gpu BOOLEAN NOT NULL DEFAULT false,
+            worker VARCHAR, pid INTEGER, heartbeat_at TIMESTAMPTZ,
+            created_at TIMESTAMPTZ NOT NULL, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
+            error VARCHAR, log_path VARCHAR, run_id VARCHAR, parent_id BIGINT,
+            cancel_requested BOOLEAN NOT NULL DEFAULT false, stats_json VARCHAR)""",
+        """CREATE TABLE job_progress (
+            job_id BIGINT, seq INTEGER, attempt INTEGER, emitted_at TIMESTAMPTZ, event VARCHAR,
+            phase INTEGER, epoch INTEGER, total_epochs INTEGER, step INTEGER, steps INTEGER,
+            loss DOUBLE, images_per_s DOUBLE, eta_s DOUBLE, metrics_json VARCHAR,
+            PRIMARY KEY (job_id, seq))""",
+        """CREATE TABLE workers (
+            id VARCHAR PRIMARY KEY, host VARCHAR, pid INTEGER, device VARCHAR, backend VARCHAR,
+            status VARCHAR, job_id BIGINT, started_at TIMESTAMPTZ, heartbeat_at TIMESTAMPTZ)""",
+    ]),
+]
+
+
+def now() -> datetime:
+    """The current time, timezone-aware UTC (every timestamp the store writes)."""
+    return datetime.now(timezone.utc)
+
+
+def migrate(con: duckdb.DuckDBPyConnection, db: Path,
+            migrations: list[tuple[int, list[Step]]]) -> None:
+    """Apply, in order and each in its own transaction, the migrations newer than the file."""
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)")
+    current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+    latest = migrations[-1][0]
+    if current > latest:
+        raise StoreError(f"the results database {db} has schema version {current}, newer than "
+                         f"this code knows ({latest}); update synthmed, or point SYNTHMED_DB "
+                         "at another file")
+    for version, steps in migrations:
+        if version <= current:
+            continue
+        con.begin()
+        try:
+            for step in steps:
+                step(con) if callable(step) else con.execute(step)
+            con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, now()])
+            con.commit()
+        except Exception as exc:
+            con.rollback()
+            raise StoreError(f"migration {version} of the results database {db} failed and was "
+                             f"rolled back: {exc}. The file is left at version {current}.") from exc
+        current = version

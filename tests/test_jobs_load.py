@@ -1,0 +1,94 @@
+"""Acceptance test of the queue under load: 4 worker processes train smoke jobs while a reader
+process polls the store every 200 ms, as the app's jobs page would. Nobody may see a lock
+error, and every progress event a worker received must be in the database.
+
+Runs for SYNTHMED_JOBS_LOAD_SECONDS (default 60; 10 is enough for a quick local check).
+This file is also the reader: ``python tests/test_jobs_load.py DB OUT SECONDS``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from synthmed_core.store import Store
+
+SECONDS = float(os.environ.get("SYNTHMED_JOBS_LOAD_SECONDS", "60"))
+WORKERS = 4
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _reader(db: str, out: str, seconds: str) -> None:
+    """Poll the job list and the newest running job's progress every ~200 ms."""
+    store, end = Store(Path(db)), time.time() + float(seconds)
+    got: dict = {"reads": 0, "errors": [], "ms": [], "rows_seen": 0}
+    while time.time() < end:
+        t0 = time.perf_counter()
+        try:
+            jobs = store.jobs(limit=50)
+            running = jobs[jobs["status"] == "running"]
+            if len(running):
+                got["rows_seen"] += len(store.job_progress(int(running["id"].iloc[0])))
+            got["reads"] += 1
+        except Exception as exc:  # the point of the test: count them, never stop
+            got["errors"].append(repr(exc))
+        got["ms"].append((time.perf_counter() - t0) * 1000)
+        time.sleep(0.2)
+    Path(out).write_text(json.dumps(got))
+
+
+def test_four_workers_and_a_polling_reader_see_no_lock_error_and_lose_no_progress_event(
+        real_data, tmp_path, capsys):
+    from jobs_helpers import FAST, submit_train, wait_for, worker_output
+
+    import jobs
+    store = Store()
+    seeds = iter(range(10_000))
+    for _ in range(WORKERS + 2):
+        submit_train(store, seed=next(seeds))
+    procs = [jobs.start_worker([*FAST, "--heartbeat", "1", "--stale-after", "15",
+                                "--idle-exit", "3"]) for _ in range(WORKERS)]
+    reader = subprocess.Popen(
+        [sys.executable, __file__, str(store.path), str(tmp_path / "reader.json"), str(SECONDS)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    end = time.time() + SECONDS
+    while time.time() < end:  # keep every worker busy for the whole time
+        if (store.jobs(status="queued", limit=10)).shape[0] < 3:
+            submit_train(store, seed=next(seeds))
+        time.sleep(1.0)
+    assert reader.wait(timeout=120) == 0
+    wait_for(lambda: store.jobs(status="queued").empty and store.jobs(status="running").empty,
+             240, "every job to end", every=1.0)
+    for proc in procs:
+        assert proc.wait(timeout=60) == 0, worker_output(proc)
+
+    got = json.loads((tmp_path / "reader.json").read_text())
+    assert got["errors"] == [] and got["reads"] > 0
+    df = store.jobs()
+    assert set(df["status"]) == {"finished"}, df[["id", "status", "error"]]
+    events = rows = 0
+    for job_id in df["id"]:
+        job, progress = store.job(int(job_id)), store.job_progress(int(job_id))
+        stats = job["stats"]
+        assert progress["seq"].tolist() == list(range(1, len(progress) + 1)), job_id
+        counts = progress["event"].value_counts().to_dict()
+        assert stats["received"] == counts, (job_id, stats["received"], counts)
+        assert (stats["unwritten"], stats["flush_errors"], stats["store_errors"]) == (0, 0, 0)
+        events, rows = events + sum(stats["received"].values()), rows + len(progress)
+    for proc in procs:
+        assert "Error" not in worker_output(proc), worker_output(proc)
+    ms = np.array(got["ms"])
+    with capsys.disabled():
+        print(f"\n[jobs load {SECONDS:g}s] {WORKERS} workers finished {len(df)} jobs; progress "
+              f"events received {events}, rows in the store {rows}; reader {got['reads']} polls "
+              f"(median {np.median(ms):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms, max "
+              f"{ms.max():.0f} ms), errors {len(got['errors'])}; worker store errors 0.")
+
+
+if __name__ == "__main__":
+    _reader(*sys.argv[1:])

@@ -1,0 +1,164 @@
+"""The job queue without training: submit checks, grid expansion, atomic claims across
+processes, stale requeue and its bound, cancel/retry, the progress batcher, worker processes
+that are reaped."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import jobs
+from jobs._cli import main as jobs_main
+from jobs._monitor import JobMonitor
+from synthmed_core.events import EpochEnd, Progress
+from synthmed_core.paths import REPO_ROOT
+from synthmed_core.store import Store
+from jobs_helpers import grid_job, smoke_job, wait_for
+
+
+@pytest.fixture
+def store(synth_data_root) -> Store:
+    return Store()
+
+
+def test_jobs_list_on_a_brand_new_store_says_there_are_none(synth_data_root, capsys):
+    assert jobs_main(["list"]) == 0
+    assert "no jobs yet" in capsys.readouterr().out
+    assert Store().jobs().empty
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--arch", "no_such_net"], "unknown arch 'no_such_net'"),
+    (["train", "--setting", "augment", "--ratio", "-1", "--synthetic", "x"],
+     "ratio must be a positive number"),
+    (["train", "--setting", "augment", "--synthetic", "nowhere"],
+     "synthetic set 'nowhere' not found"),
+    (["grid", "--arch", "resnet18", "--setting", "base", "augment", "--synthetic", "nowhere"],
+     "synthetic set 'nowhere' not found"),
+    (["generate"], "not available yet: it needs issue 3 generators"),
+    (["quality", "--set", "x"], "not available yet: it needs issue 3 generators"),
+])
+def test_a_bad_submit_is_refused_with_one_clear_line_and_nothing_is_queued(
+        store, capsys, argv, message):
+    assert jobs_main(["submit", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+    assert store.jobs().empty
+
+
+def test_a_grid_queues_one_job_per_run_and_skips_runs_already_queued(store, capsys):
+    first = jobs.submit("train", smoke_job(seed=0), store)
+    grid = jobs.submit("grid", grid_job([0, 1, 2]), store)
+    parent, *children = grid.ids
+    assert len(children) == 2 and "1 already queued or running" in grid.message
+    df = store.jobs().set_index("id")
+    assert df.loc[parent, "kind"] == "grid" and df.loc[parent, "status"] == "running"
+    assert set(df.loc[children, "parent_id"]) == {parent}
+    assert first.ids[0] not in children
+    again = jobs.submit("grid", grid_job([0, 1, 2]), store)
+    assert again.ids == [] and "nothing to queue" in again.message
+
+
+def test_cancelling_a_grid_cancels_its_queued_runs_and_retry_queues_them_again(store):
+    parent, *children = jobs.submit("grid", grid_job([0, 1]), store).ids
+    assert {s for _, s in store.cancel_job(parent)} == {"cancelled"}
+    assert store.job(parent)["status"] == "cancelled"
+    assert set(store.jobs(parent_id=parent)["status"]) == {"cancelled"}
+    assert sorted(store.retry_job(parent)) == children
+    assert store.job(parent)["status"] == "running"
+    assert set(store.jobs(parent_id=parent)["status"]) == {"queued"}
+
+
+def test_a_job_whose_worker_went_silent_is_requeued_then_failed_after_max_attempts(store):
+    job_id = jobs.submit("train", smoke_job() + ["--max-attempts", "2"], store).ids[0]
+    for attempt in (1, 2):
+        assert store.claim_job(f"w{attempt}", 1)["attempts"] == attempt
+        time.sleep(0.05)
+        expected = "queued" if attempt == 1 else "failed"
+        assert store.requeue_stale(0.01) == [(job_id, expected)]
+    job = store.job(job_id)
+    assert job["status"] == "failed" and "stopped sending heartbeats" in job["error"]
+    assert store.claim_job("w3", 1) is None
+
+
+def test_a_worker_that_lost_its_job_cannot_finish_it(store):
+    job_id = jobs.submit("train", smoke_job(), store).ids[0]
+    store.claim_job("old", 1)
+    time.sleep(0.05)
+    store.requeue_stale(0.01)
+    store.claim_job("new", 2)
+    assert store.heartbeat("old", job_id) == (False, False)
+    assert store.finish_job(job_id, "old", "finished") is False
+    assert store.job(job_id)["worker"] == "new"
+
+
+_CLAIMER = """
+import json, sys
+from synthmed_core.store import Store
+store, got = Store(), []
+while (job := store.claim_job(sys.argv[1], 0)) is not None:
+    got.append(job["id"])
+print(json.dumps(got))
+"""
+
+
+def test_workers_claiming_at_once_from_several_processes_take_each_job_exactly_once(store):
+    ids = store.add_jobs([{"kind": "train", "label": f"j{i}", "spec": {"i": i}}
+                          for i in range(40)])
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", _CLAIMER, f"w{i}"], env=env,
+                              stdout=subprocess.PIPE, text=True) for i in range(4)]
+    taken = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    flat = [j for got in taken for j in got]
+    assert sorted(flat) == sorted(ids)  # every job once: none twice, none left
+    assert sum(1 for got in taken if got) >= 2  # they really competed
+    assert set(store.jobs()["status"]) == {"running"}
+
+
+def test_the_progress_batcher_writes_every_event_in_order_in_few_writes(store):
+    job_id = jobs.submit("train", smoke_job(), store).ids[0]
+    job = store.claim_job("w", os.getpid())
+    monitor = JobMonitor(store, job, "w", flush_s=1.0, poll_s=0.1)
+    for i in range(200):
+        monitor.emit(Progress("r", 0, 0, 1, i + 1, 200, 0.5, 100.0, 1.0))
+    monitor.emit(EpochEnd("r", 0, 0, 0.5, 0.5, 0.5, 0.5, 1e-4, 1.0, True))
+    stats = monitor.close()
+    rows = store.job_progress(job_id)
+    assert rows["seq"].tolist() == list(range(1, 202))
+    assert rows["event"].tolist() == ["progress"] * 200 + ["epoch"]
+    assert stats["received"] == {"progress": 200, "epoch": 1} and stats["unwritten"] == 0
+    assert stats["flushes"] <= 3  # batched: at most one write per second, plus the last
+
+
+def test_the_monitor_sees_a_cancel_within_a_second(store):
+    job_id = jobs.submit("train", smoke_job(), store).ids[0]
+    monitor = JobMonitor(store, store.claim_job("w", os.getpid()), "w", poll_s=0.2)
+    try:
+        assert not monitor.should_stop()
+        assert store.cancel_job(job_id) == [(job_id, "cancelling")]
+        t0 = time.monotonic()
+        wait_for(monitor.should_stop, 2.0, "the cancel flag", every=0.02)
+        assert time.monotonic() - t0 < 1.0 and monitor.stop_reason == "cancel"
+    finally:
+        monitor.close()
+
+
+def test_a_detached_worker_is_reaped_and_no_zombie_is_left(synth_data_root, store):
+    proc = jobs.start_worker(["--backend", "no-such-backend"])  # exits at once, status 2
+    wait_for(lambda: not jobs.reap_workers(), 60, "the worker to exit")
+    assert proc.returncode == 2 and "unknown worker backend" in proc.log_path.read_text()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(proc.pid, os.WNOHANG)  # already collected: not a zombie
+
+
+def test_ensure_worker_starts_one_only_when_no_worker_is_alive(store):
+    quick = ["--backend", "no-such-backend"]  # a worker process that leaves at once
+    proc = jobs.ensure_worker(store, args=quick)
+    assert proc is not None
+    wait_for(lambda: not jobs.reap_workers(), 60, "the worker to exit")
+    store.register_worker("elsewhere-1", "elsewhere", 1, "cpu", "local")
+    assert jobs.ensure_worker(store, args=quick) is None  # a fresh heartbeat elsewhere

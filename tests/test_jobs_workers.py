@@ -1,0 +1,81 @@
+"""Workers as real processes on a real database file, training real smoke runs: a worker
+killed with SIGKILL mid-run, a cancel, a job that raises. (The load test is in
+test_jobs_load.py.) Each worker uses one CPU thread and leaves once the queue is empty."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from jobs_helpers import (accounted, smoke_job, status, submit_train, wait_for, worker,
+                          worker_output)
+from synthmed_core.store import Store
+
+import jobs
+from jobs._cli import main as jobs_main
+
+
+def test_a_worker_killed_mid_run_is_detected_and_its_job_resumes_from_the_last_epoch(real_data):
+    store = Store()
+    job_id = submit_train(store, epochs=3, train_limit=256)
+    run_id = store.job(job_id)["run_id"]
+    first = worker(idle_exit=30)
+    assert os.getsid(first.pid) == first.pid != os.getsid(0)  # its own session: outlives ours
+    wait_for(lambda: status(store, job_id) == "running", 120, "the first worker to claim it")
+    second = worker(idle_exit=60)  # idle beside it: the one to notice the silence
+    wait_for(lambda: len(store.epochs(run_id)) >= 1, 180, "the first epoch row")
+    os.kill(first.pid, signal.SIGKILL)  # mid-run: no goodbye, no chance to clean up
+    first.wait(timeout=30)
+    assert status(store, job_id) == "running"  # nobody knows yet
+
+    wait_for(lambda: status(store, job_id) in ("finished", "failed"), 240, "the job to end")
+    second.send_signal(signal.SIGTERM)  # a clean stop of an idle worker
+    assert second.wait(timeout=60) == 0, worker_output(second)
+
+    job = store.job(job_id)
+    assert job["status"] == "finished", job["error"]
+    assert job["attempts"] == 2 and job["pid"] == second.pid
+    log = open(job["log_path"]).read()
+    assert "attempt 2 of 3" in log and "resumed from epoch" in log, log
+    resumed = [line for line in log.splitlines() if "resumed from epoch" in line][0]
+    assert int(resumed.split("resumed from epoch ")[1].split()[0]) >= 1  # not from zero
+    assert store.epochs(run_id)["epoch"].tolist() == [0, 1, 2]  # no duplicate epoch rows
+    assert store.run(run_id)["status"] == "finished"
+
+
+def test_a_cancelled_job_stops_within_seconds_and_keeps_its_epochs_marked_cancelled(real_data):
+    store = Store()
+    job_id = submit_train(store, epochs=30, train_limit=256)
+    run_id = store.job(job_id)["run_id"]
+    proc = worker(idle_exit=2)
+    wait_for(lambda: len(store.epochs(run_id)) >= 1, 180, "the first epoch row")
+    t0 = time.monotonic()
+    assert jobs_main(["cancel", str(job_id)]) == 0
+    wait_for(lambda: status(store, job_id) == "cancelled", 20, "the cancel", every=0.1)
+    took = time.monotonic() - t0
+    proc.wait(timeout=60)
+
+    assert took < 5, f"cancel took {took:.1f} s"
+    run = store.run(run_id)
+    assert run["status"] == "cancelled" and "cancelled by the user" in run["error"]
+    assert 1 <= len(run["epochs"]) < 30  # the partial epochs stay
+    assert "cancelled by the user" in open(store.job(job_id)["log_path"]).read()
+    received, rows = accounted(store, job_id)
+    assert received == rows
+
+
+def test_a_job_that_raises_is_failed_with_its_traceback_and_the_worker_runs_the_next(real_data):
+    store = Store()
+    # No ChestMNIST checkpoint exists: known only when the run builds its model.
+    bad = jobs.submit("train", smoke_job(seed=1) + ["--init", "chestmnist"], store).ids[0]
+    good = submit_train(store, seed=2)
+    proc = worker(idle_exit=2)
+    wait_for(lambda: status(store, good) in ("finished", "failed"), 240, "the second job")
+    proc.wait(timeout=60)
+
+    failed, done = store.job(bad), store.job(good)
+    assert failed["status"] == "failed" and "chestmnist" in failed["error"].lower()
+    log = open(failed["log_path"]).read()
+    assert "Traceback (most recent call last)" in log and "ModelError" in log
+    assert done["status"] == "finished" and done["worker"] == failed["worker"]
+    assert proc.returncode == 0, worker_output(proc)
