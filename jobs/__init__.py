@@ -1,10 +1,10 @@
 """Background jobs: a durable queue in the results database, local workers, live progress,
 crash recovery (issue 4). ``python -m jobs --help`` for the command line.
 
-A job is a kind (train, grid, pretrain; generate and quality come with issue 3) plus a frozen
-spec. Workers claim jobs atomically, run them through ``synthmed_core`` (the training loop
-knows nothing of jobs), stream progress in batches, keep a heartbeat, and resume a job from
-its last epoch checkpoint when the worker that ran it died.
+A job is a kind (train, grid, pretrain, generate, quality) plus a frozen spec. Workers claim
+jobs atomically, run them through ``synthmed_core`` (the training loop knows nothing of jobs),
+stream progress in batches, keep a heartbeat, and resume a job from its last epoch (or
+generator) checkpoint when the worker that ran it died.
 """
 from ._errors import JobError
 from ._kinds import KINDS

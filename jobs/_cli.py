@@ -219,11 +219,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m jobs``."""
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    # A kind that is not available yet takes any options: its submit explains why it cannot run.
-    if extra and not (args.verb == "submit" and KINDS[args.kind].missing):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
     except SynthmedError as exc:

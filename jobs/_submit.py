@@ -59,10 +59,7 @@ def submit_args(kind: str, args: argparse.Namespace, store: Store | None = None)
 def submit(kind: str, argv: list[str] | None = None, store: Store | None = None) -> Submitted:
     """Submit a job from command-line style options, e.g.
     ``submit("train", ["--arch", "resnet18", "--profile", "smoke"])``."""
-    parser = kind_parser(kind)
-    args = parser.parse_known_args(argv or [])[0] if get_kind(kind).missing else \
-        parser.parse_args(argv or [])
-    return submit_args(kind, args, store)
+    return submit_args(kind, kind_parser(kind).parse_args(argv or []), store)
 
 
 __all__ = ["KINDS", "Submitted", "submit", "submit_args", "kind_parser", "add_submit_options"]

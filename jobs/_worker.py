@@ -1,10 +1,12 @@
 """A worker: claims jobs from the queue one at a time and runs them in this process through
-the kind registry (``train`` goes through ``synthmed_core.runner.run_one``), with a JobMonitor
-beside each. One worker = one device. Between jobs it keeps its own heartbeat, requeues jobs
-whose worker died, and waits for the queue's doorbell.
+the kind registry (``train`` goes through ``synthmed_core.runner.run_one``, ``generate``
+through ``synthmed_core.synth.generate.generate``), with a JobMonitor beside each. One worker =
+one device. Between jobs it keeps its own heartbeat, requeues jobs whose worker died, and waits
+for the queue's doorbell.
 """
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -51,9 +53,10 @@ def _event_logger(log: JobLog):
                    "(its last checkpoint), not from zero")
             log(f"started {event.run_id} on {event.device}: {how}")
         elif isinstance(event, EpochEnd):
+            val = "" if math.isnan(event.val_auroc) else f", val AUROC {event.val_auroc:.4f}"
             log(f"epoch {event.epoch + 1} (phase {event.phase}): train loss "
-                f"{event.train_loss:.4f}, val AUROC {event.val_auroc:.4f}"
-                f"{' (best)' if event.is_best else ''}, {event.seconds:.1f} s")
+                f"{event.train_loss:.4f}{val}{' (best)' if event.is_best else ''}, "
+                f"{event.seconds:.1f} s")  # a generator has no val AUROC
         elif isinstance(event, Finished):
             log(f"finished {event.run_id}: best epoch {event.result.best_epoch + 1}")
     return on_event

@@ -39,8 +39,14 @@ def test_jobs_list_on_a_brand_new_store_says_there_are_none(synth_data_root, cap
      "synthetic set 'nowhere' not found"),
     (["grid", "--arch", "resnet18", "--setting", "base", "augment", "--synthetic", "nowhere"],
      "synthetic set 'nowhere' not found"),
-    (["generate"], "not available yet: it needs issue 3 generators"),
-    (["quality", "--set", "x"], "not available yet: it needs issue 3 generators"),
+    (["generate", "--method", "ddpm", "--name", "g", "--count", "0"],
+     "count must be a positive whole number"),
+    (["generate", "--method", "cyclegan", "--name", "g", "--per-class", "-2"],
+     "per_class must be a positive whole number"),
+    (["generate", "--method", "ddpm", "--name", "g", "--epochs", "0"],
+     "epochs must be a positive whole number"),
+    (["generate", "--method", "ddpm", "--name", "no/slash"], "invalid synthetic set name"),
+    (["quality", "--name", "nowhere"], "synthetic set 'nowhere' not found"),
 ])
 def test_a_bad_submit_is_refused_with_one_clear_line_and_nothing_is_queued(
         store, capsys, argv, message):

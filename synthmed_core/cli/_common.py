@@ -5,9 +5,25 @@ import argparse
 import json
 from pathlib import Path
 
-from .. import paths
+from .. import grid, paths
 
 OVERRIDES = ("epochs", "finetune_epochs", "batch_size", "input_size", "augment", "train_limit")
+
+
+def add_cell(p: argparse.ArgumentParser, many: bool) -> None:
+    """The cell options (arch, init, setting, ratio, synthetic) of `train` (one each) and
+    `grid` (``many``: several each), and of the jobs of those kinds."""
+    n = "+" if many else None
+    p.add_argument("--arch", nargs=n, default=["resnet18"] if many else "resnet18",
+                   help="resnet18, resnet50, deit_tiny or any timm model name")
+    p.add_argument("--init", nargs=n, default=["scratch"] if many else "scratch",
+                   choices=list(grid.INITS))
+    p.add_argument("--setting", nargs=n, default=["base"] if many else "base",
+                   choices=list(grid.SETTINGS))
+    p.add_argument("--ratio", type=float, nargs=n, default=None,
+                   help="synthetic:real ratio for augment / duplicate_control (default 1); "
+                        "optional for the other synthetic settings (default: the whole set)")
+    p.add_argument("--synthetic", metavar="NAME", help="synthetic set (see `synth list`)")
 
 
 def add_profile(p: argparse.ArgumentParser, default: str = "quick") -> None:

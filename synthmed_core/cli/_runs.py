@@ -15,7 +15,7 @@ def register(sub) -> None:
                        description="Train one run inline and record every metric in the store. "
                                    "Re-running the same command resumes an interrupted run; a "
                                    "finished run is not trained again (use --force).")
-    _add_cell(p, many=False)
+    c.add_cell(p, many=False)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="train again even if finished")
     c.add_profile(p), c.add_init_files(p), c.add_device(p)
@@ -25,7 +25,7 @@ def register(sub) -> None:
                        description="Expand arch x init x setting x ratio x seed and train each run "
                                    "inline with a progress bar. Finished runs are skipped; stop it "
                                    "any time (Ctrl-C) and run it again to carry on.")
-    _add_cell(p, many=True)
+    c.add_cell(p, many=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--dry-run", action="store_true", help="list the runs, train nothing")
     c.add_profile(p), c.add_init_files(p), c.add_device(p)
@@ -51,20 +51,6 @@ def register(sub) -> None:
     p = runs.add_parser("show", help="a run's spec, metrics and epochs")
     p.add_argument("run_id", help="run id (a unique prefix is enough)")
     p.set_defaults(func=cmd_runs_show)
-
-
-def _add_cell(p: argparse.ArgumentParser, many: bool) -> None:
-    n = "+" if many else None
-    p.add_argument("--arch", nargs=n, default=["resnet18"] if many else "resnet18",
-                   help="resnet18, resnet50, deit_tiny or any timm model name")
-    p.add_argument("--init", nargs=n, default=["scratch"] if many else "scratch",
-                   choices=list(grid.INITS))
-    p.add_argument("--setting", nargs=n, default=["base"] if many else "base",
-                   choices=list(grid.SETTINGS))
-    p.add_argument("--ratio", type=float, nargs=n, default=None,
-                   help="synthetic:real ratio for augment / duplicate_control (default 1); "
-                        "optional for the other synthetic settings (default: the whole set)")
-    p.add_argument("--synthetic", metavar="NAME", help="synthetic set (see `synth list`)")
 
 
 def _store():

@@ -7,6 +7,7 @@ from pathlib import Path
 from . import _common as c
 
 PROFILES = ["smoke", "quick", "paper"]
+METHODS = ["cyclegan", "ddpm"]  # the keys of synth.generators.GENERATORS, without importing torch
 
 
 def register(sub) -> None:
@@ -31,34 +32,13 @@ def register(sub) -> None:
                                      "profile and seed later sample without retraining. Default "
                                      "count: as many images as real train (smoke: 32), "
                                      "class-stratified like it.")
-    p.add_argument("--method", required=True, choices=["cyclegan", "ddpm"])
-    p.add_argument("--profile", default="quick", choices=PROFILES,
-                   help="smoke = seconds (tests), quick = under ~45 min on a 2-core CPU, paper = GPU")
-    p.add_argument("--name", required=True, help="name of the new set")
-    n = p.add_mutually_exclusive_group()
-    n.add_argument("--count", type=int, help="images in all, split like the real train classes")
-    n.add_argument("--per-class", type=int, help="images of each class")
-    p.add_argument("--seed", type=int, default=0, help="training seed (and sampling seed)")
-    p.add_argument("--sample-seed", type=int,
-                   help="another sampling seed: more, different images from the same generator")
-    p.add_argument("--epochs", type=int, help="override the profile's training epochs")
-    p.add_argument("--checkpoint", type=Path, help="generator checkpoint file (default: "
-                   "data/generators/METHOD-PROFILE-seedS.pt)")
-    p.add_argument("--retrain", action="store_true", help="discard the checkpoint and train anew")
-    p.add_argument("--force", action="store_true", help="replace a set of the same name")
-    c.add_device(p)
+    add_generate_args(p)
     p.set_defaults(func=cmd_generate)
 
     p = synth.add_parser("quality", help="FID, KID, precision/recall, TSTR, memorisation",
                          description="Measure a set against the real train split (TSTR on real "
                                      "val) and store the figures in its card and the store.")
-    p.add_argument("--name", required=True)
-    p.add_argument("--profile", default="quick", choices=PROFILES,
-                   help="size of the domain encoder and TSTR training")
-    p.add_argument("--feature", default="auto", choices=["auto", "domain", "inception"],
-                   help="feature space: auto = Inception when its weights are local, else domain")
-    p.add_argument("--seed", type=int, default=0)
-    c.add_device(p)
+    add_quality_args(p)
     p.set_defaults(func=cmd_quality)
 
     p = synth.add_parser("select", help="keep the most typical / most confirmed images of a set",
@@ -84,6 +64,45 @@ def register(sub) -> None:
     p.add_argument("--grid", type=Path, metavar="PNG",
                    help="also save an 8x8 grid of its images (normal rows above pneumonia rows)")
     p.set_defaults(func=cmd_show)
+
+
+# The options of `synth generate` and `synth quality`, also those of the jobs of those kinds
+# (`python -m jobs submit generate|quality`): written once, here.
+
+def add_generate_args(p: argparse.ArgumentParser) -> None:
+    """Options of `synth generate` (and of a `generate` job)."""
+    p.add_argument("--method", required=True, choices=METHODS)
+    p.add_argument("--profile", default="quick", choices=PROFILES,
+                   help="smoke = seconds (tests), quick = under ~45 min on a 2-core CPU, paper = GPU")
+    p.add_argument("--name", required=True, help="name of the new set")
+    n = p.add_mutually_exclusive_group()
+    n.add_argument("--count", type=int, help="images in all, split like the real train classes")
+    n.add_argument("--per-class", type=int, help="images of each class")
+    p.add_argument("--seed", type=int, default=0, help="training seed (and sampling seed)")
+    p.add_argument("--sample-seed", type=int,
+                   help="another sampling seed: more, different images from the same generator")
+    p.add_argument("--epochs", type=int, help="override the profile's training epochs")
+    p.add_argument("--checkpoint", type=Path, help="generator checkpoint file (default: "
+                   "data/generators/METHOD-PROFILE-seedS.pt)")
+    p.add_argument("--retrain", action="store_true", help="discard the checkpoint and train anew")
+    p.add_argument("--force", action="store_true", help="replace a set of the same name")
+    c.add_device(p)
+
+
+def generate_overrides(a: argparse.Namespace) -> dict | None:
+    """The generator config fields overridden on the command line (``generate(overrides=)``)."""
+    return {"epochs": a.epochs} if a.epochs is not None else None
+
+
+def add_quality_args(p: argparse.ArgumentParser) -> None:
+    """Options of `synth quality` (and of a `quality` job)."""
+    p.add_argument("--name", required=True, help="the set to measure (see `synth list`)")
+    p.add_argument("--profile", default="quick", choices=PROFILES,
+                   help="size of the domain encoder and TSTR training")
+    p.add_argument("--feature", default="auto", choices=["auto", "domain", "inception"],
+                   help="feature space: auto = Inception when its weights are local, else domain")
+    p.add_argument("--seed", type=int, default=0)
+    c.add_device(p)
 
 
 def cmd_import(a: argparse.Namespace) -> int:
@@ -120,7 +139,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
         bar.total = total
         bar.update(done - bar.n)
 
-    overrides = {"epochs": a.epochs} if a.epochs is not None else None
+    overrides = generate_overrides(a)
     try:
         path, card = generate(a.method, a.profile, a.name, count=a.count, per_class=a.per_class,
                               seed=a.seed, sample_seed=a.sample_seed, force=a.force,

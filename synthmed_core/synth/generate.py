@@ -20,7 +20,7 @@ from ..compose import allocate
 from ..data import CLASS_NAMES, load_real
 from ..errors import SpecError
 from ..events import Emit, ignore
-from .generators import default_checkpoint, get_generator_class, make_generator
+from .generators import default_checkpoint, generator_config, make_generator
 from .sets import load_set, set_dir, validate_name, write_set
 
 # Images per set when neither count nor per_class is given. None = as many as the real train
@@ -28,22 +28,42 @@ from .sets import load_set, set_dir, validate_name, write_set
 DEFAULT_COUNT: dict[str, int | None] = {"smoke": 32, "quick": None, "paper": None}
 
 
-def plan_counts(train_labels: np.ndarray, count: int | None = None,
-                per_class: int | None = None, profile: str = "quick") -> dict[int, int]:
-    """Images per label: ``per_class`` of each, or ``count`` split like the real train classes
-    (largest remainder), or the profile's default. SpecError for counts <= 0 or both given."""
+def check_counts(count: int | None = None, per_class: int | None = None) -> None:
+    """SpecError unless at most one of ``count`` / ``per_class`` is given, and it is > 0."""
     if count is not None and per_class is not None:
         raise SpecError("give either count (split like the real train classes) or per_class, "
                         "not both")
     for label, value in (("count", count), ("per_class", per_class)):
         if value is not None and (not isinstance(value, (int, np.integer)) or value <= 0):
             raise SpecError(f"{label} must be a positive whole number of images, got {value!r}")
+
+
+def plan_counts(train_labels: np.ndarray, count: int | None = None,
+                per_class: int | None = None, profile: str = "quick") -> dict[int, int]:
+    """Images per label: ``per_class`` of each, or ``count`` split like the real train classes
+    (largest remainder), or the profile's default. SpecError for counts <= 0 or both given."""
+    check_counts(count, per_class)
     if per_class is not None:
         return {c: int(per_class) for c in range(len(CLASS_NAMES))}
     if count is None:
         count = DEFAULT_COUNT.get(profile) or len(train_labels)
     weights = np.bincount(np.asarray(train_labels), minlength=len(CLASS_NAMES))
     return {c: int(n) for c, n in enumerate(allocate(int(count), weights))}
+
+
+def check_request(method: str, profile: str, name: str, *, count: int | None = None,
+                  per_class: int | None = None, seed: int = 0, force: bool = False,
+                  overrides: dict[str, Any] | None = None) -> None:
+    """Everything ``generate`` refuses before loading data or training anything (SpecError):
+    an unknown method or profile, a bad override or count, an invalid set name, or the name
+    of an existing set without ``force``. A job queue calls it at submit time."""
+    generator_config(method, profile, seed, **(overrides or {}))
+    validate_name(name)
+    check_counts(count, per_class)
+    target = set_dir(name)
+    if target.exists() and not force:  # refuse before a long training, not after
+        raise SpecError(f"synthetic set {name!r} already exists at {target}; sets are immutable. "
+                        "Choose another --name, or pass --force (force=True) to replace it.")
 
 
 def generate(method: str, profile: str, name: str, *, count: int | None = None,
@@ -64,12 +84,8 @@ def generate(method: str, profile: str, name: str, *, count: int | None = None,
     Raises SpecError (unknown method/profile, bad counts, existing name without ``force``),
     ModelError (checkpoint that does not match) or Stopped (``should_stop``).
     """
-    get_generator_class(method)
-    validate_name(name)
-    target = set_dir(name)
-    if target.exists() and not force:  # refuse before a long training, not after
-        raise SpecError(f"synthetic set {name!r} already exists at {target}; sets are immutable. "
-                        "Choose another --name, or pass --force (force=True) to replace it.")
+    check_request(method, profile, name, count=count, per_class=per_class, seed=seed,
+                  force=force, overrides=overrides)
     train = load_real("train")  # the REAL train split only: never val or test
     counts = plan_counts(train.labels, count, per_class, profile)
     gen = make_generator(method, profile, seed, device, **(overrides or {}))

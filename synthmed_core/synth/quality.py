@@ -81,13 +81,17 @@ class InceptionFeatures(nn.Module):
         return self.net(x).reshape(len(x), -1)
 
 
-def _inception(encoder: DomainEncoder) -> nn.Module:
+def _inception_weights_or_fail() -> Path:
     weights = inception_weights()
     if weights is None:
         raise ModelError(f"Inception features need torch-fidelity installed and its weights "
                          f"file {paths.weights_dir() / INCEPTION_FILE} (synthmed never downloads). "
                          "Use --feature domain (the default when they are absent).")
-    return InceptionFeatures(weights).to(encoder.device)
+    return weights
+
+
+def _inception(encoder: DomainEncoder) -> nn.Module:
+    return InceptionFeatures(_inception_weights_or_fail()).to(encoder.device)
 
 
 FEATURES: dict[str, Callable[[DomainEncoder], nn.Module]] = {
@@ -103,6 +107,15 @@ def resolve_feature(name: str) -> str:
     if name not in FEATURES:
         raise SpecError(f"unknown feature space {name!r}; choose auto or one of {sorted(FEATURES)}")
     return name
+
+
+def check_feature(name: str) -> str:
+    """``resolve_feature``, and for ``inception`` the ModelError of missing weights now rather
+    than after the domain encoder is trained (a job queue calls it at submit time)."""
+    kind = resolve_feature(name)
+    if kind == "inception":
+        _inception_weights_or_fail()
+    return kind
 
 
 # ---- the metrics ---------------------------------------------------------------------------
@@ -235,7 +248,7 @@ def measure_quality(name: str, profile: str = "quick", feature: str = "auto", se
         raise SpecError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
     t0, prof = time.time(), PROFILES[profile]
     synthetic, card = load_set(name)
-    kind = resolve_feature(feature)
+    kind = check_feature(feature)  # before the encoder trains
     encoder = encoder or domain_encoder(profile, seed, device)
     extractor = FEATURES[kind](encoder)
     train, val = load_real("train"), load_real("val")

@@ -19,8 +19,8 @@ from .ddpm import DDPM, DDPMConfig
 GENERATORS: dict[str, type[Generator]] = {"cyclegan": CycleGAN, "ddpm": DDPM}
 
 __all__ = ["GENERATORS", "Generator", "Samples", "CycleGAN", "CycleGANConfig", "DDPM",
-           "DDPMConfig", "get_generator_class", "make_generator", "default_checkpoint",
-           "fingerprint"]
+           "DDPMConfig", "get_generator_class", "generator_config", "make_generator",
+           "default_checkpoint", "fingerprint"]
 
 
 def get_generator_class(method: str) -> type[Generator]:
@@ -31,10 +31,10 @@ def get_generator_class(method: str) -> type[Generator]:
     return GENERATORS[method]
 
 
-def make_generator(method: str, profile: str = "quick", seed: int = 0,
-                   device: str | None = None, **overrides: Any) -> Generator:
-    """A fresh, untrained generator of ``method`` with the config of ``profile``, ``seed`` and
-    any config field overridden (e.g. ``epochs=2``). Raises SpecError for unknown names."""
+def generator_config(method: str, profile: str = "quick", seed: int = 0, **overrides: Any):
+    """The config of a ``method`` generator under ``profile`` with ``seed`` and any config field
+    overridden (e.g. ``epochs=2``), without building it: SpecError for an unknown method,
+    profile or field, or a non-positive ``epochs``."""
     cls = get_generator_class(method)
     if profile not in cls.PROFILES:
         raise SpecError(f"unknown profile {profile!r} for {method}; choose one of "
@@ -44,7 +44,18 @@ def make_generator(method: str, profile: str = "quick", seed: int = 0,
     bad = sorted(set(overrides) - known)
     if bad:
         raise SpecError(f"{method} has no setting(s) {bad}; it has {sorted(known)}")
-    return cls(dataclasses.replace(base, seed=int(seed), **overrides), device)
+    epochs = overrides.get("epochs")
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+        raise SpecError(f"epochs must be a positive whole number, got {epochs!r}")
+    return dataclasses.replace(base, seed=int(seed), **overrides)
+
+
+def make_generator(method: str, profile: str = "quick", seed: int = 0,
+                   device: str | None = None, **overrides: Any) -> Generator:
+    """A fresh, untrained generator of ``method`` with the config of ``profile``, ``seed`` and
+    any config field overridden (e.g. ``epochs=2``). Raises SpecError for unknown names."""
+    config = generator_config(method, profile, seed, **overrides)
+    return get_generator_class(method)(config, device)
 
 
 def default_checkpoint(method: str, profile: str, seed: int) -> Path:
