@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-from synthmed_core.errors import SynthmedError
 from synthmed_core.store import JOB_STATUSES, Store
 
 from ._errors import JobError
@@ -219,12 +218,5 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m jobs``."""
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args) or 0
-    except SynthmedError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
+    from synthmed_core.cli import run_verb
+    return run_verb(build_parser().parse_args(argv))

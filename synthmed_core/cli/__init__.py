@@ -26,7 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run_verb(build_parser().parse_args(argv))
+
+
+def run_verb(args: argparse.Namespace) -> int:
+    """Run a parsed verb; user errors print one clear line and exit 2, no traceback.
+    Shared by ``python -m synthmed_core`` and ``python -m jobs``."""
     try:
         return args.func(args) or 0
     except SynthmedError as exc:

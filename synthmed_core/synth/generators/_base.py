@@ -8,6 +8,7 @@ model and losses only.
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 import hashlib
 import math
@@ -62,7 +63,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return x.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)[:, 0].cpu().numpy()
 
 
-class Generator:
+class Generator(abc.ABC):
     """Base class. ``config`` is the subclass's frozen Config (profile, seed, sizes, steps)."""
 
     method: ClassVar[str]
@@ -77,22 +78,26 @@ class Generator:
         self.state = {"epoch": 0, "complete": False, "train_wall_s": 0.0, "history": []}
 
     # ---- what a subclass provides -------------------------------------------------------------
+    @abc.abstractmethod
     def build(self) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def prepare(self, train: Split) -> int:
         """Put ``train`` on the device; return the optimisation steps of one epoch."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def train_step(self, gen: torch.Generator) -> dict[str, torch.Tensor]:
         """One optimisation step; returns detached scalar losses, the first one shown."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def sample(self, counts: dict[int, int], seed: int,
                on_batch: Callable[[int, int], None] | None = None) -> Samples:
         """``counts[label]`` images of each label, reproducible from ``seed``; ``on_batch(done,
         total)`` after each batch (a progress bar)."""
-        raise NotImplementedError
+        ...
 
     def end_epoch(self) -> None:
         """Called after every epoch (per-epoch lr schedules)."""
