@@ -118,7 +118,7 @@ def _ensure_file(flag: str, root: Path | None) -> Path:
             return path  # downloaded, but medmnist choked on it: validation will say why
         path.unlink(missing_ok=True)  # a half-written download would later read as "corrupt"
         cause = exc.__context__ or exc  # the real reason hides behind medmnist's message
-        why = f"download from {_info(flag).get('url')} failed: {type(cause).__name__}: {cause}"
+        why = f"the download failed ({type(cause).__name__}: {cause})"
         raise DataError(_missing_message(flag, path, why)) from exc
     return path
 

@@ -1,0 +1,4 @@
+"""gallery page (scaffold: being built)."""
+import streamlit as st
+
+st.title("gallery")

@@ -1,0 +1,4 @@
+"""gradcam page (scaffold: being built)."""
+import streamlit as st
+
+st.title("gradcam")

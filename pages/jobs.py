@@ -1,0 +1,4 @@
+"""jobs page (scaffold: being built)."""
+import streamlit as st
+
+st.title("jobs")

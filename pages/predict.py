@@ -1,0 +1,4 @@
+"""predict page (scaffold: being built)."""
+import streamlit as st
+
+st.title("predict")
