@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Set up and run the tests: bash scripts/test.sh [extra pytest args]
+# Installs Debian's chromium for tests/browser when missing (scripts/setup_browser.sh).
 # Uses the real PneumoniaMNIST file in ../shared/data when present (SYNTHMED_TEST_MEDMNIST overrides).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh requirements-test.txt
+bash scripts/setup_browser.sh
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?
