@@ -20,3 +20,12 @@ else
   .venv/bin/python -m pip install --quiet -r "$req"
   echo "$want" > "$stamp"
 fi
+# Real data: link the MedMNIST files of a ../shared/data checkout into data/medmnist/ (where
+# synthmed looks by default) unless the user already put files there or chose another folder.
+if [ -z "${SYNTHMED_MEDMNIST_ROOT:-}" ] && [ -d ../shared/data ]; then
+  mkdir -p data/medmnist
+  for f in ../shared/data/*mnist*.npz; do
+    [ -e "$f" ] && [ ! -e "data/medmnist/$(basename "$f")" ] && ln -s "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" data/medmnist/ && echo "[setup] linked $f into data/medmnist/"
+  done
+fi
+true
