@@ -1,0 +1,161 @@
+"""decode_upload: every kind of good file becomes the right 8-bit grayscale image, every kind of
+bad file an UploadError that says what is wrong. Files are made by the tests (PIL, pydicom)."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+from synthmed_core.errors import SynthmedError
+from synthmed_core.uploads import MAX_PIXELS, UploadError, decode_upload, to_dataset_image
+
+
+def encode(img: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def gradient(h: int = 40, w: int = 60) -> np.ndarray:
+    return (np.arange(h * w).reshape(h, w) % 251).astype(np.uint8)
+
+
+def dicom_bytes(pixels: np.ndarray | None, photometric: str = "MONOCHROME2",
+                slope: float = 1.0, intercept: float = 0.0) -> bytes:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientName = "CR", "Test^Upload"
+    if pixels is not None:
+        ds.Rows, ds.Columns = pixels.shape
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+        ds.PixelData = pixels.astype(np.uint16).tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def png_bomb(side: int = 30_000) -> bytes:
+    """A valid 1-bit PNG of side x side pixels (900 Mpx) that is only ~100 KB of zeros."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    row = b"\x00" * (1 + side // 8)
+    comp = zlib.compressobj(9)
+    idat = b"".join(comp.compress(row * 1000) for _ in range(side // 1000)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+# ---- good files -------------------------------------------------------------------------------
+
+
+def test_a_grayscale_png_decodes_to_its_exact_pixels():
+    pixels = gradient()
+    out = decode_upload("x.png", encode(Image.fromarray(pixels)))
+    assert out.dtype == np.uint8 and np.array_equal(out, pixels)
+
+
+def test_a_jpeg_decodes_to_grayscale_close_to_its_pixels():
+    pixels = np.full((32, 48), 120, np.uint8)
+    out = decode_upload("x.jpg", encode(Image.fromarray(pixels), "JPEG"))
+    assert out.shape == (32, 48) and np.abs(out.astype(int) - 120).max() <= 2
+
+
+def test_an_rgb_image_becomes_its_luminance():
+    rgb = np.zeros((10, 10, 3), np.uint8)
+    rgb[..., 0] = 200  # pure red: L = 0.299 * 200
+    out = decode_upload("red.png", encode(Image.fromarray(rgb)))
+    assert out.shape == (10, 10) and set(np.unique(out)) == {round(0.299 * 200)}
+
+
+def test_an_rgba_image_is_composited_onto_black():
+    rgba = np.full((10, 10, 4), 255, np.uint8)
+    rgba[:5, :, 3] = 0  # transparent top half
+    out = decode_upload("alpha.png", encode(Image.fromarray(rgba)))
+    assert (out[:5] == 0).all() and (out[5:] == 255).all()
+
+
+def test_a_16_bit_image_is_scaled_to_8_bit_by_its_own_range():
+    pixels = np.linspace(1000, 3000, 64 * 64).reshape(64, 64).astype(np.uint16)
+    out = decode_upload("deep.png", encode(Image.fromarray(pixels)))
+    assert out.min() == 0 and out.max() == 255
+    expected = np.rint((pixels - 1000.0) * 255.0 / 2000.0).astype(np.uint8)
+    assert np.abs(out.astype(int) - expected).max() <= 1
+
+
+def test_a_dicom_is_rescaled_by_its_range_and_monochrome1_is_inverted():
+    pixels = (np.arange(20 * 30).reshape(20, 30) * 4).astype(np.uint16)
+    normal = decode_upload("scan", dicom_bytes(pixels, slope=2.0, intercept=-100.0))
+    assert normal[0, 0] == 0 and normal[-1, -1] == 255
+    assert np.all(np.diff(normal.reshape(-1).astype(int)) >= 0)  # order kept
+    inverted = decode_upload("scan.dcm", dicom_bytes(pixels, "MONOCHROME1"))
+    assert np.abs(inverted.astype(int) - (255 - normal.astype(int))).max() <= 1
+
+
+def test_to_dataset_image_takes_the_centre_square_at_28_px():
+    pixels = np.zeros((100, 300), np.uint8)
+    pixels[:, 100:200] = 255  # the centre square is white, the sides black
+    out = to_dataset_image(pixels)
+    assert out.shape == (28, 28) and out.min() >= 250
+
+
+# ---- bad files: each a clear UploadError ------------------------------------------------------
+
+BAD = {
+    "empty": ("empty.png", lambda: b"", "empty (0 bytes)"),
+    "not an image": ("notes.png", lambda: b"patient notes, not pixels\n" * 20, "not an image"),
+    "truncated png": ("cut.png", lambda: encode(Image.fromarray(gradient(200, 200)))[:400],
+                      "truncated or corrupt"),
+    "truncated jpeg": ("cut.jpg", lambda: encode(Image.fromarray(
+        np.random.default_rng(0).integers(0, 255, (200, 200), dtype=np.uint8)), "JPEG")[:2000],
+        "truncated or corrupt"),
+    "decompression bomb": ("bomb.png", png_bomb, "decompression bomb"),
+    "dicom without pixel data": ("report.dcm", lambda: dicom_bytes(None), "without pixel data"),
+    "dicom with cut pixel data": ("cut.dcm", lambda: dicom_bytes(gradient().astype(np.uint16))[:-500],
+                                  "cannot be decoded"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD))
+def test_a_bad_file_raises_an_upload_error_that_names_the_problem(kind):
+    name, make, words = BAD[kind]
+    with pytest.raises(UploadError) as info:
+        decode_upload(name, make())
+    assert words in str(info.value) and name in str(info.value)
+    assert isinstance(info.value, SynthmedError)  # the pages catch SynthmedError
+
+
+def test_an_image_above_our_pixel_limit_is_refused_from_its_header_before_pil_would():
+    side = 7_000  # 49 Mpx: under PIL's own bomb limit (~89 Mpx), over ours
+    data = png_bomb(side)
+    assert len(data) < 1_000_000 and MAX_PIXELS < side * side < Image.MAX_IMAGE_PIXELS
+    with Image.open(io.BytesIO(data)) as img:  # PIL alone would accept and decode it
+        assert img.size == (side, side)
+    with pytest.raises(UploadError, match="decompression bomb"):
+        decode_upload("big.png", data)
+
+
+def test_a_good_file_decodes_after_bad_ones():
+    for name, make, _ in BAD.values():
+        with pytest.raises(UploadError):
+            decode_upload(name, make())
+    assert decode_upload("ok.png", encode(Image.fromarray(gradient()))).shape == (40, 60)
+
+
+def test_pydicom_reads_what_the_test_writes():
+    ds = pydicom.dcmread(io.BytesIO(dicom_bytes(gradient().astype(np.uint16))))
+    assert ds.pixel_array.shape == (40, 60)
