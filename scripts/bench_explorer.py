@@ -1,0 +1,188 @@
+"""Benchmark the Accuracy grid at scale, in a real browser and on the server side.
+
+    python scripts/bench_explorer.py [--runs 10000 --preds 6000000] [--loads 5] [--queries 10]
+                                     [--data DIR] [--profile-query]
+
+1. Fills a scratch store (a temporary folder, or ``--data DIR``, reused when it already holds
+   the requested counts) with ``--runs`` fake finished runs and ``--preds`` test prediction rows
+   in total (``synthmed_core.store._bench.fill_scratch_store``).
+2. Server side: times ``grid_view.grid_cells(store, metric, profile)`` (what the page calls)
+   and the store query under it, ``Store.grid_cell_stats``, median of ``--queries`` calls,
+   each on a fresh connection as in the app.
+3. Browser: starts ``streamlit run app.py`` on the store and, with Playwright + Debian's
+   chromium, times navigation to ``/accuracy_grid`` until the Plotly chart's markers are
+   rendered, and until the page's script has finished. "cold" loads follow a clear of
+   Streamlit's caches (the app's "Clear caches" command), "warm" loads come straight after
+   one; "first" is the first load after the server started (imports included).
+
+Aim (issue 5): grid rendered in under 2 s, query under 200 ms. Needs chromium
+(scripts/setup_browser.sh) and the playwright package (requirements-test.txt).
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests" / "browser"))
+
+from browser_helpers import (IDLE, PLOT_MARKERS, app_env, chromium_browser,  # noqa: E402
+                             running_app)
+
+GRID_PATH = "accuracy_grid"
+AIM_BROWSER_S, AIM_QUERY_MS = 2.0, 200.0
+
+
+def fill(data: Path, n_runs: int, n_preds: int, seed: int = 0):
+    """A Store at ``data`` holding ``n_runs`` fake runs (reused when it already does)."""
+    from synthmed_core.store import Store
+    from synthmed_core.store._bench import fill_scratch_store
+
+    store = Store(data / "synthmed.duckdb")
+    counts = store.store_counts()
+    if counts["runs"] == n_runs and counts["predictions"] >= n_preds:
+        print(f"store   reused {store.path}: {counts}")
+        return store
+    if counts["runs"]:
+        raise SystemExit(f"{store.path} already holds {counts['runs']} runs: give an empty "
+                         "--data folder (or the one an earlier bench filled with these counts)")
+    t = time.perf_counter()
+    counts = fill_scratch_store(store, n_runs, max(1, n_preds // n_runs), seed)
+    size_mb = store.path.stat().st_size / 2**20
+    print(f"store   filled {store.path} in {time.perf_counter() - t:.1f} s ({size_mb:.0f} MB): "
+          f"{counts}")
+    return store
+
+
+def _median_ms(fn, n: int) -> tuple[float, float, float]:
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times), min(times), max(times)
+
+
+def bench_query(store, metric: str, n: int, profile_query: bool) -> float:
+    from synthmed_core import grid_view
+
+    profile = (grid_view.profiles(store) or [None])[0]
+    t = time.perf_counter()
+    cells = grid_view.grid_cells(store, metric, profile=profile)
+    first = (time.perf_counter() - t) * 1000
+    print(f"query   grid_cells(store, {metric!r}, profile={profile!r}): {len(cells)} cells; "
+          f"first call {first:.0f} ms")
+    med, lo, hi = _median_ms(lambda: grid_view.grid_cells(store, metric, profile=profile), n)
+    print(f"query   grid_cells            median {med:6.1f} ms  (min {lo:.1f}, max {hi:.1f}, "
+          f"n={n})")
+    sql, slo, shi = _median_ms(lambda: store.grid_cell_stats(metric, profile=profile), n)
+    print(f"query   Store.grid_cell_stats median {sql:6.1f} ms  (min {slo:.1f}, max {shi:.1f}, "
+          f"n={n})  <- the SQL alone")
+    if profile_query:
+        prof = cProfile.Profile()
+        prof.enable()
+        grid_view.grid_cells(store, metric, profile=profile)
+        prof.disable()
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(15)
+        print(out.getvalue())
+    return med
+
+
+def _load(context, url: str, timeout_ms: int) -> tuple[float, float]:
+    """(seconds to the first rendered marker, seconds until the script finished)."""
+    page = context.new_page()
+    try:
+        t = time.perf_counter()
+        page.goto(f"{url}/{GRID_PATH}", wait_until="commit")
+        page.locator(PLOT_MARKERS).first.wait_for(state="visible", timeout=timeout_ms)
+        markers = time.perf_counter() - t
+        page.wait_for_selector(IDLE, state="attached", timeout=timeout_ms)
+        return markers, time.perf_counter() - t
+    finally:
+        page.close()
+
+
+def _clear_caches(context, url: str) -> None:
+    """Streamlit's "Clear caches" (its keyboard shortcut C, then the dialog's button): empties
+    st.cache_data and st.cache_resource in the server."""
+    page = context.new_page()
+    try:
+        page.goto(f"{url}/{GRID_PATH}", wait_until="domcontentloaded")
+        page.wait_for_selector(IDLE, state="attached", timeout=60_000)
+        page.locator("body").press("c")
+        button = page.get_by_role("button", name="Clear caches")
+        button.click(timeout=10_000)
+        button.wait_for(state="detached", timeout=10_000)
+    finally:
+        page.close()
+
+
+def _summary(label: str, rows: list[tuple[float, float]]) -> float:
+    marks = [m for m, _ in rows]
+    done = [d for _, d in rows]
+    print(f"browser {label:5s} markers median {statistics.median(marks):5.2f} s "
+          f"(min {min(marks):.2f}, max {max(marks):.2f}, n={len(rows)}); script done median "
+          f"{statistics.median(done):5.2f} s")
+    return statistics.median(marks)
+
+
+def bench_browser(data: Path, loads: int, timeout_s: float) -> tuple[float, float]:
+    timeout_ms = int(timeout_s * 1000)
+    log = data / "bench-streamlit.log"
+    with running_app(app_env(data), log) as server, chromium_browser() as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        first = _load(context, server.url, timeout_ms)
+        _summary("first", [first])
+        cold, warm = [], []
+        for _ in range(loads):
+            _clear_caches(context, server.url)
+            cold.append(_load(context, server.url, timeout_ms))
+            warm.append(_load(context, server.url, timeout_ms))
+        context.close()
+        return _summary("cold", cold), _summary("warm", warm)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=10_000)
+    p.add_argument("--preds", type=int, default=6_000_000, help="test prediction rows in all")
+    p.add_argument("--metric", default="accuracy")
+    p.add_argument("--loads", type=int, default=5, help="cold and warm browser loads each")
+    p.add_argument("--queries", type=int, default=10, help="timed calls of the grid query")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per browser load")
+    p.add_argument("--data", type=Path, help="data folder to fill and keep (default: a "
+                   "temporary folder, removed at the end)")
+    p.add_argument("--profile-query", action="store_true",
+                   help="print a cProfile of one grid_cells call")
+    p.add_argument("--no-browser", action="store_true", help="server-side timings only")
+    a = p.parse_args(argv)
+
+    data = a.data or Path(tempfile.mkdtemp(prefix="synthmed-bench-"))
+    data.mkdir(parents=True, exist_ok=True)
+    try:
+        store = fill(data, a.runs, a.preds)
+        query_ms = bench_query(store, a.metric, a.queries, a.profile_query)
+        verdict = [f"query {query_ms:.0f} ms (aim < {AIM_QUERY_MS:.0f})"]
+        if not a.no_browser:
+            cold, warm = bench_browser(data, a.loads, a.timeout)
+            verdict += [f"grid cold {cold:.2f} s, warm {warm:.2f} s (aim < {AIM_BROWSER_S:g})"]
+        ok = query_ms < AIM_QUERY_MS and (a.no_browser or cold < AIM_BROWSER_S)
+        print(f"result  {'; '.join(verdict)}: {'MET' if ok else 'MISSED'}")
+    finally:
+        if a.data is None:
+            shutil.rmtree(data, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
