@@ -9,7 +9,10 @@ generator) checkpoint when the worker that ran it died.
 from ._errors import JobError
 from ._kinds import KINDS
 from ._procs import ensure_worker, reap_workers, start_worker
-from ._submit import Submitted, submit
+from ._status import (ACTIVE, TERMINAL, cancel, eta_seconds, get_job, log_tail,
+                      progress_fraction, progress_text, retry)
+from ._submit import Submitted, submit, submit_args
 
-__all__ = ["KINDS", "JobError", "Submitted", "submit", "start_worker", "ensure_worker",
-           "reap_workers"]
+__all__ = ["KINDS", "JobError", "Submitted", "submit", "submit_args", "start_worker",
+           "ensure_worker", "reap_workers", "ACTIVE", "TERMINAL", "progress_text",
+           "progress_fraction", "eta_seconds", "get_job", "log_tail", "cancel", "retry"]

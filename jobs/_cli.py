@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
 from synthmed_core.store import JOB_STATUSES, Store
 
-from ._errors import JobError
 from ._kinds import KINDS
+from ._status import TERMINAL, cancel, get_job, progress_text, retry
 from ._submit import add_submit_options, submit_args
 
-TERMINAL = ("finished", "failed", "cancelled")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,33 +79,6 @@ def _age(ts) -> str:
     return f"{s:.0f}s" if s < 120 else f"{s / 60:.0f}m" if s < 7200 else f"{s / 3600:.0f}h"
 
 
-def _eta(row) -> str:
-    eta = row.get("eta_s")
-    return f" eta {eta:.0f}s" if eta is not None and eta == eta and math.isfinite(eta) else ""
-
-
-# How the latest progress row of a job reads, by its event.
-_PROGRESS_TEXT = {
-    "started": lambda r, ep: f"started, {ep}",
-    "progress": lambda r, ep: (f"{ep} step {int(r['step'])}/{int(r['steps'])} "
-                               f"loss {r['loss']:.3f}{_eta(r)}"),
-    "epoch": lambda r, ep: f"{ep} done",
-    "finished": lambda r, ep: "finished",
-}
-
-
-def progress_text(row) -> str:
-    """One line of progress for a job row of Store.jobs()."""
-    if row.get("children") == row.get("children") and row.get("children"):
-        return (f"{int(row['children_finished'])}/{int(row['children'])} runs done, "
-                f"{int(row['children_failed'])} failed")
-    event, total, epoch = row.get("event"), row.get("total_epochs"), row.get("epoch")
-    if event not in _PROGRESS_TEXT:
-        return ""
-    known = epoch is not None and epoch == epoch and total is not None and total == total
-    return _PROGRESS_TEXT[event](row, f"epoch {int(epoch) + 1}/{int(total)}" if known else "")
-
-
 def cmd_submit(a: argparse.Namespace) -> int:
     done = submit_args(a.kind, a)
     print(done.message)
@@ -131,16 +102,9 @@ def cmd_list(a: argparse.Namespace) -> int:
     return 0
 
 
-def _job(job_id: int, store: Store) -> dict:
-    job = store.job(job_id)
-    if job is None:
-        raise JobError(f"no job {job_id} in {store.path}; `python -m jobs list` shows the jobs")
-    return job
-
-
 def cmd_show(a: argparse.Namespace) -> int:
     store = Store()
-    job = _job(a.id, store)
+    job = get_job(a.id, store)
     job["progress"] = store.job_progress(a.id).tail(5).to_dict("records")
     job["children"] = store.jobs(parent_id=a.id)[["id", "status", "label"]].to_dict("records")
     print(json.dumps(job, indent=2, default=str))
@@ -149,7 +113,7 @@ def cmd_show(a: argparse.Namespace) -> int:
 
 def cmd_logs(a: argparse.Namespace) -> int:
     store = Store()
-    job = _job(a.id, store)
+    job = get_job(a.id, store)
     if job["kind"] == "grid":
         ids = store.jobs(parent_id=a.id)["id"].tolist()
         print(f"job {a.id} is a grid: each of its runs has a log (jobs {sorted(ids)})")
@@ -165,33 +129,18 @@ def cmd_logs(a: argparse.Namespace) -> int:
             sys.stdout.flush()
         elif not a.follow:
             print(f"job {a.id} has no log yet ({path}): it has not started")
-        if not a.follow or _job(a.id, store)["status"] in TERMINAL and path.stat().st_size <= pos:
+        if not a.follow or get_job(a.id, store)["status"] in TERMINAL and path.stat().st_size <= pos:
             return 0
         time.sleep(1.0)
 
 
 def cmd_cancel(a: argparse.Namespace) -> int:
-    store = Store()
-    job = _job(a.id, store)
-    touched = store.cancel_job(a.id)
-    if not touched:
-        print(f"job {a.id} is {job['status']}: nothing to cancel")
-    for jid, state in touched:
-        print(f"job {jid}: {state}" + (" (stops at its next training step)"
-                                       if state == "cancelling" else ""))
+    print(cancel(a.id, Store()))
     return 0
 
 
 def cmd_retry(a: argparse.Namespace) -> int:
-    from . import _queue
-    store = Store()
-    job = _job(a.id, store)
-    ids = store.retry_job(a.id)
-    if not ids:
-        raise JobError(f"job {a.id} is {job['status']}: only failed or cancelled jobs (or a grid "
-                       "with such runs) can be retried")
-    _queue.ring(store)
-    print(f"queued again: job{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}")
+    print(retry(a.id, Store()))
     return 0
 
 

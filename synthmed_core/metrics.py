@@ -75,6 +75,18 @@ def mcnemar(correct_a: Any, correct_b: Any) -> dict[str, float]:
     return {"b": b, "c": c, "n": int(a.size), "p_value": p}
 
 
+def mcnemar_p(b: Any, c: Any) -> np.ndarray:
+    """Exact two-sided McNemar p-values from discordant counts, element-wise: the binomial test
+    of b out of b + c at 0.5, as ``mcnemar`` computes it (1.0 where b + c = 0; NaN where a
+    count is missing). For many cells at once, e.g. the counts ``Store.grid_cell_stats`` sums."""
+    b = np.asarray(b, dtype=np.float64)
+    c = np.asarray(c, dtype=np.float64)
+    n = b + c
+    with np.errstate(invalid="ignore"):
+        p = np.minimum(1.0, 2.0 * stats.binom.cdf(np.minimum(b, c), n, 0.5))
+    return np.where(n == 0, 1.0, p)
+
+
 def auroc_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """AUROC of every row of ``scores`` against the same row of ``labels`` (both R x n), by the
     Mann-Whitney rank formula with average ranks for ties; NaN where a row has one class only.

@@ -6,7 +6,8 @@ operation, reads included, is: take a cross-process file lock -> connect -> SQL 
 release. No connection outlives a call; writes are batched into one short transaction each.
 
 Layout: ``_schema`` (MIGRATIONS), ``_base`` (the lock and connection discipline), ``_runs``
-(runs, epochs, predictions, registries), ``_jobs`` (the job queue, progress, workers).
+(runs, epochs, predictions, registries), ``_jobs`` (the job queue, progress, workers),
+``_grid`` (the explorer's grid query), ``_bench`` (filling a scratch store for benchmarks).
 """
 from __future__ import annotations
 
@@ -15,15 +16,16 @@ from pathlib import Path
 import filelock
 
 from .. import paths
+from ._grid import CELL_KEYS, GridMixin
 from ._jobs import JOB_STATUSES, JobsMixin
 from ._runs import EPOCH_COLUMNS, RUN_STATUSES, SUMMARY_METRICS, RunsMixin
 from ._schema import MIGRATIONS, migrate
 
 __all__ = ["Store", "MIGRATIONS", "RUN_STATUSES", "JOB_STATUSES", "SUMMARY_METRICS",
-           "EPOCH_COLUMNS"]
+           "EPOCH_COLUMNS", "CELL_KEYS"]
 
 
-class Store(RunsMixin, JobsMixin):
+class Store(RunsMixin, JobsMixin, GridMixin):
     """The results database at ``path`` (default ``paths.db_path()``), created and migrated on
     first use. Safe to use from many processes at once: each call holds a cross-process lock
     for its few milliseconds; ``lock_timeout`` bounds the wait for it."""

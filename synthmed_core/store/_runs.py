@@ -12,6 +12,7 @@ from ..errors import StoreError
 from ..events import RunResult
 from ..grid import RunSpec
 from ._base import StoreBase
+from ._schema import CORRECT_FROM_PREDICTIONS, CORRECT_THRESHOLD
 from ._schema import now as _now
 
 RUN_STATUSES = ("running", "finished", "failed", "cancelled")
@@ -115,6 +116,9 @@ class RunsMixin(StoreBase):
                         "SELECT run_id, split, name, value FROM metric_rows")
             con.execute("INSERT INTO predictions (run_id, split, idx, label, prob) "
                         "SELECT run_id, split, idx, label, prob FROM prediction_rows")
+            con.execute("DELETE FROM run_correct WHERE run_id = ?", [rid])
+            con.execute(CORRECT_FROM_PREDICTIONS.format(source="prediction_rows"),
+                        [CORRECT_THRESHOLD] * 3)
 
     def fail_run(self, run_id: str, error: str) -> None:
         """Mark a started run failed with its error text (a run never started is ignored)."""
@@ -125,7 +129,7 @@ class RunsMixin(StoreBase):
     def delete_run(self, run_id: str) -> None:
         """Remove a run and its metrics, epochs and predictions (its files on disk stay)."""
         with self._transaction() as con:
-            for table in ("predictions", "epochs", "run_metrics", "runs"):
+            for table in ("predictions", "run_correct", "epochs", "run_metrics", "runs"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
 
     def cancel_run(self, run_id: str, reason: str) -> None:

@@ -16,6 +16,18 @@ from ..grid import reference_rows
 
 Step = str | Callable[[duckdb.DuckDBPyConnection], None]
 
+# A prediction is pneumonia when P(pneumonia) >= this (metrics.run_metrics' default).
+CORRECT_THRESHOLD = 0.5
+# Bit i of `correct` = image idx i was classified right at the threshold; idx runs 0..n-1.
+# {source} is a table or registered frame with run_id, split, idx, label, prob (never input).
+CORRECT_FROM_PREDICTIONS = """
+    INSERT OR REPLACE INTO run_correct (run_id, split, threshold, n, n_correct, correct)
+    SELECT run_id, split, ?, count(*),
+           count(*) FILTER (WHERE (prob >= ?) = (label = 1)),
+           string_agg(CASE WHEN (prob >= ?) = (label = 1) THEN '1' ELSE '0' END, ''
+                      ORDER BY idx)::BIT
+    FROM {source} GROUP BY run_id, split"""
+
 
 def _load_reference(con: duckdb.DuckDBPyConnection) -> None:
     con.executemany(
@@ -75,6 +87,16 @@ MIGRATIONS: list[tuple[int, list[Step]]] = [
         """CREATE TABLE workers (
             id VARCHAR PRIMARY KEY, host VARCHAR, pid INTEGER, device VARCHAR, backend VARCHAR,
             status VARCHAR, job_id BIGINT, started_at TIMESTAMPTZ, heartbeat_at TIMESTAMPTZ)""",
+    ]),
+    # The explorer (issue 5): each run's per-image correctness as one bit string per split, so
+    # the accuracy grid pairs every cell with its base (McNemar) over thousands of runs without
+    # reading millions of prediction rows. Derived from `predictions`; rebuilt with them.
+    (3, [
+        """CREATE TABLE run_correct (
+            run_id VARCHAR, split VARCHAR, threshold DOUBLE NOT NULL, n INTEGER NOT NULL,
+            n_correct INTEGER NOT NULL, correct BIT NOT NULL, PRIMARY KEY (run_id, split))""",
+        lambda con: con.execute(CORRECT_FROM_PREDICTIONS.format(source="predictions"),
+                                [CORRECT_THRESHOLD] * 3),
     ]),
 ]
 

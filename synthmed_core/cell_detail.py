@@ -1,0 +1,83 @@
+"""One grid cell in detail: its runs, their training curves, the confusion matrix pooled over
+seeds, and the real test images it gets wrong.
+
+Classification uses threshold 0.5 (``metrics.run_metrics``' default, what every stored test
+metric used); the test split is never used to choose a threshold.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .data import CLASS_NAMES
+from .store import Store
+
+THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class CellDetail:
+    """``runs`` (one row per finished run: seed, metrics...), ``epochs`` (their epoch rows,
+    with ``seed``), ``confusion`` (2x2 counts summed over runs, rows = true normal/pneumonia,
+    columns = predicted) and ``images`` (one row per test image: idx, label, mean_prob over
+    seeds, seeds_wrong, wrong = the seed-mean probability is on the wrong side of 0.5)."""
+
+    runs: pd.DataFrame
+    epochs: pd.DataFrame
+    confusion: pd.DataFrame
+    images: pd.DataFrame
+
+
+def confusion(labels: np.ndarray, probs: np.ndarray, threshold: float = THRESHOLD
+              ) -> pd.DataFrame:
+    """2x2 counts of true class (rows) by predicted class (columns), named by CLASS_NAMES."""
+    pred = (np.asarray(probs) >= threshold).astype(np.int64)
+    y = np.asarray(labels).astype(np.int64)
+    counts = [[int(np.sum((y == t) & (pred == p))) for p in (0, 1)] for t in (0, 1)]
+    return pd.DataFrame(counts, index=pd.Index([f"true {c}" for c in CLASS_NAMES]),
+                        columns=[f"predicted {c}" for c in CLASS_NAMES])
+
+
+def per_image(preds: pd.DataFrame, threshold: float = THRESHOLD) -> pd.DataFrame:
+    """From prediction rows (run_id, idx, label, prob): one row per image with its label,
+    mean_prob over runs, seeds_wrong (runs that got it wrong), and ``wrong`` (the mean
+    probability is on the wrong side of ``threshold``), most confidently wrong first."""
+    if preds.empty:
+        return pd.DataFrame(columns=["idx", "label", "mean_prob", "seeds_wrong", "seeds", "wrong"])
+    ok = (preds["prob"] >= threshold).astype(int) == preds["label"]
+    g = preds.assign(bad=~ok).groupby("idx", sort=True)
+    out = pd.DataFrame({"label": g["label"].first(), "mean_prob": g["prob"].mean(),
+                        "seeds_wrong": g["bad"].sum().astype(int),
+                        "seeds": g["prob"].size()}).reset_index()
+    out["wrong"] = (out["mean_prob"] >= threshold).astype(int) != out["label"]
+    miss = (out["mean_prob"] - out["label"]).abs()  # how far from the right answer
+    return out.assign(_m=miss).sort_values(["wrong", "_m"], ascending=[False, False],
+                                           kind="stable").drop(columns="_m").reset_index(drop=True)
+
+
+def cell_detail(store: Store, cell: dict) -> CellDetail:
+    """Everything the grid shows for one cell (a dict of CELL_KEYS), from the store: its
+    finished runs, their epochs and test predictions."""
+    runs = store.cell_runs(cell)
+    ids = runs["run_id"].tolist()
+    seeds = dict(zip(runs["run_id"], runs["seed"]))
+    epochs = store.epochs_of(ids)
+    epochs.insert(1, "seed", epochs["run_id"].map(seeds))
+    preds = store.predictions(ids)
+    return CellDetail(runs=runs, epochs=epochs,
+                      confusion=confusion(preds["label"].to_numpy(), preds["prob"].to_numpy()),
+                      images=per_image(preds))
+
+
+def wrong_images(detail: CellDetail, limit: int = 24) -> pd.DataFrame:
+    """The test images the cell gets wrong (seed-mean probability), most confident first."""
+    images = detail.images
+    return images[images["wrong"]].head(limit).reset_index(drop=True)
+
+
+def image_caption(row: dict | pd.Series) -> str:
+    """``#12 true pneumonia · p=0.21 · wrong in 3/3``."""
+    return (f"#{int(row['idx'])} true {CLASS_NAMES[int(row['label'])]} · "
+            f"p={row['mean_prob']:.2f} · wrong in {int(row['seeds_wrong'])}/{int(row['seeds'])}")

@@ -1,0 +1,153 @@
+"""The explorer's accuracy grid as one tidy table: every cell's metric over seeds (mean, 95%
+interval, n), its paired test against ``base`` of the same arch and init, and the study's
+published value.
+
+The test is McNemar's on per-image correctness at threshold 0.5, pooled over matched seeds
+(``metrics.paired_compare``'s ``mcnemar``), computed from counts the store sums in SQL, so the
+whole grid is one query however many runs there are. Pooling treats seed x image pairs as
+independent, so the p-value is optimistic; ``compare`` gives per-seed tests for one pair.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .grid import INITS, SETTINGS
+from .metrics import mcnemar_p
+from .store import CELL_KEYS, Store
+
+METRICS = ("accuracy", "auroc", "f1", "sensitivity", "specificity")
+ALPHA = 0.05
+COLUMNS = [*CELL_KEYS, "row", "cell", "mean", "std", "lo", "hi", "n", "runs", "paired_seeds",
+           "wins", "losses", "p_value", "significant", "direction", "study"]
+
+
+def _missing(x: object) -> bool:
+    return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
+
+
+def row_label(setting: str, ratio: object, synthetic: object) -> str:
+    """A grid row: ``augment ×2 · my-set``, ``base``."""
+    label = str(setting)
+    if not _missing(ratio):
+        label += f" ×{float(ratio):g}"
+    if not _missing(synthetic):
+        label += f" · {synthetic}"
+    return label
+
+
+def cell_name(row: dict | pd.Series) -> str:
+    """A cell's name, unique in a grid: ``arch/init/setting[@ratio][/set] (profile)``, the
+    format of ``CellSpec.key`` that ``compare.CellKey.parse`` reads, plus the profile."""
+    key = f"{row['arch']}/{row['init']}/{row['setting']}"
+    if not _missing(row["ratio"]):
+        key += f"@{float(row['ratio']):g}"
+    if not _missing(row["synthetic"]):
+        key += f"/{row['synthetic']}"
+    return f"{key} ({row['profile']})" if not _missing(row["profile"]) else key
+
+
+def _intervals(mean: pd.Series, std: pd.Series, n: pd.Series, confidence: float = 0.95):
+    """Student-t interval of the mean, as ``metrics.aggregate`` (NaN below two values; the
+    point itself when std is 0)."""
+    n = n.astype("float64")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = stats.t.ppf(0.5 + confidence / 2, n - 1) * std / np.sqrt(n)
+    half = np.where(n < 2, np.nan, np.where(std == 0, 0.0, half))
+    return mean - half, mean + half
+
+
+def _study_values(store: Store) -> dict[tuple, float]:
+    ref = store.reference()
+    return {(r.arch, r.setting, r.init, None if _missing(r.ratio) else float(r.ratio)):
+            float(r.test_accuracy) for r in ref.itertuples()}
+
+
+def _study_key(row: pd.Series) -> tuple:
+    return (row["arch"], row["setting"], row["init"],
+            None if _missing(row["ratio"]) else float(row["ratio"]))
+
+
+def _study_only(study: dict[tuple, float], have: set[tuple], archs: set[str] | None) -> list[dict]:
+    rows = []
+    for (arch, setting, init, ratio), value in study.items():
+        if (arch, setting, init, ratio) not in have and (archs is None or arch in archs):
+            rows.append({"arch": arch, "init": init, "setting": setting, "ratio": ratio,
+                         "synthetic": None, "profile": None, "n": 0, "runs": 0,
+                         "study": value})
+    return rows
+
+
+def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = None,
+               alpha: float = ALPHA, with_study_only: bool = False) -> pd.DataFrame:
+    """Every cell of finished runs (of ``profile``, or all), one row each, in grid order
+    (arch, setting, ratio, set, init): its keys, ``row`` (the grid row label), ``cell`` (its
+    name), mean, std, lo/hi (95% t-interval over seeds), n (runs with a value), runs, and
+    against base of the same arch/init/profile matched by seed: paired_seeds, wins (images
+    only this cell got right), losses, p_value (McNemar), significant (p < ``alpha``) and
+    direction (``better``/``worse`` than base, None when not significant). ``study`` is the
+    study's published accuracy of the arch/setting/init/ratio (NaN for other metrics).
+    ``with_study_only`` adds, for accuracy, the study's cells nobody has run (n = 0)."""
+    if metric not in METRICS:
+        from .errors import SpecError
+        raise SpecError(f"unknown metric {metric!r}; choose one of {list(METRICS)}")
+    df = store.grid_cell_stats(metric, profile=profile)
+    study = _study_values(store) if metric == "accuracy" else {}
+    if not df.empty:
+        df["lo"], df["hi"] = _intervals(df["mean"], df["std"], df["n"])
+        paired = df["paired_seeds"] > 0
+        df["p_value"] = np.where(paired, mcnemar_p(df["wins"].fillna(0),
+                                                   df["losses"].fillna(0)), np.nan)
+        df["study"] = [study.get(_study_key(r), math.nan) for _, r in df.iterrows()]
+    if with_study_only and study:
+        have = {_study_key(r) for _, r in df.iterrows()}
+        archs = set(df["arch"]) if not df.empty else None
+        extra = pd.DataFrame(_study_only(study, have, archs))
+        df = extra if df.empty else pd.concat([df, extra], ignore_index=True)
+    df = df.reindex(columns=COLUMNS)
+    if df.empty:
+        return df
+    df["significant"] = (df["p_value"] < alpha).fillna(False).astype(bool)
+    df["direction"] = pd.Series([("better" if w > lo else "worse") if sig else None
+                                 for sig, w, lo in zip(df["significant"], df["wins"],
+                                                       df["losses"])], dtype=object)
+    df["row"] = [row_label(r["setting"], r["ratio"], r["synthetic"]) for _, r in df.iterrows()]
+    df["cell"] = [cell_name(r) for _, r in df.iterrows()]
+    return _ordered(df)
+
+
+def _ordered(df: pd.DataFrame) -> pd.DataFrame:
+    setting_rank = {s: i for i, s in enumerate(SETTINGS)}
+    init_rank = {s: i for i, s in enumerate(INITS)}
+    keys = pd.DataFrame({
+        "a": df["arch"].astype(str),
+        "s": df["setting"].map(lambda s: setting_rank.get(s, len(setting_rank))),
+        "r": df["ratio"].astype("float64").fillna(-1.0),
+        "y": df["synthetic"].map(lambda s: "" if _missing(s) else str(s)),
+        "i": df["init"].map(lambda s: init_rank.get(s, len(init_rank))),
+        "p": df["profile"].map(lambda s: "" if _missing(s) else str(s))})
+    order = keys.sort_values(list(keys.columns), kind="stable").index
+    return df.loc[order].reset_index(drop=True)
+
+
+def profiles(store: Store) -> list[str]:
+    """Profiles that have finished runs, the most used first (a grid shows one at a time:
+    smoke and paper results side by side would mislead)."""
+    return store.profile_counts()["profile"].tolist()
+
+
+def grid_csv(cells: pd.DataFrame, metric: str) -> str:
+    """The grid table as CSV (one row per cell, with a ``metric`` column)."""
+    return cells.assign(metric=metric).to_csv(index=False)
+
+
+def cell_keys(cells: pd.DataFrame, name: str) -> dict | None:
+    """The CELL_KEYS of the cell called ``name`` in a ``grid_cells`` table (None if absent)."""
+    hit = cells[cells["cell"] == name]
+    if hit.empty:
+        return None
+    row = hit.iloc[0]
+    return {k: (None if _missing(row[k]) else row[k]) for k in CELL_KEYS}

@@ -1,0 +1,56 @@
+"""Shared by the grid tests: record finished runs with chosen per-image predictions, so a cell
+can be made clearly different from its base, or identical to it. No model is trained."""
+from __future__ import annotations
+
+import numpy as np
+
+from synthmed_core.events import RunResult
+from synthmed_core.grid import make_run_spec
+from synthmed_core.metrics import run_metrics
+from synthmed_core.store import Store
+
+N_IMAGES = 200
+
+
+def labels(n: int = N_IMAGES) -> np.ndarray:
+    """Fixed test labels at roughly the test split's prevalence (62.5% pneumonia)."""
+    return (np.random.default_rng(123).random(n) < 0.625).astype(np.int64)
+
+
+def probs_with_accuracy(y: np.ndarray, accuracy: float, seed: int) -> np.ndarray:
+    """P(pneumonia) that classifies a random ``accuracy`` share of the images right."""
+    rng = np.random.default_rng(seed)
+    right = rng.permutation(y.size) < round(accuracy * y.size)
+    conf = 0.5 + 0.45 * rng.random(y.size)
+    return np.where(right == (y == 1), conf, 1 - conf)
+
+
+def add_run(store: Store, setting: str, seed: int, probs: np.ndarray, y: np.ndarray,
+            arch: str = "resnet50", init: str = "scratch", ratio: float | None = None,
+            synthetic: str | None = None, profile: str = "smoke") -> str:
+    """A finished run of the cell with these test predictions (val = the same); its id."""
+    spec = make_run_spec(arch, init, setting, seed=seed, profile=profile, ratio=ratio,
+                         synthetic=synthetic)
+    store.start_run(spec, "cpu")
+    store.add_epochs(spec.run_id, [{"phase": 0, "epoch": e, "train_loss": 0.7 - 0.2 * e,
+                                    "val_accuracy": 0.7 + 0.05 * e, "val_auroc": 0.8}
+                                   for e in range(3)])
+    store.finish_run(RunResult(spec.run_id, run_metrics(y, probs), y, probs, y, probs,
+                               best_epoch=2, best_phase=0, wall_s=1.0, device="cpu",
+                               checkpoint="best.pt"))
+    return spec.run_id
+
+
+def fill_contrast(store: Store, seeds=(0, 1, 2)) -> dict[str, str]:
+    """Three seeds each of: base (~80% right), augment@1 with the SAME predictions as base
+    (no difference), and synthetic_base (~50% right: clearly worse). Returns cell names."""
+    y = labels()
+    for seed in seeds:
+        p = probs_with_accuracy(y, 0.8, seed)
+        add_run(store, "base", seed, p, y)
+        add_run(store, "augment", seed, p, y, ratio=1.0, synthetic="fake-set")
+        add_run(store, "synthetic_base", seed, probs_with_accuracy(y, 0.5, 100 + seed), y,
+                synthetic="fake-set")
+    return {"base": "resnet50/scratch/base (smoke)",
+            "same": "resnet50/scratch/augment@1/fake-set (smoke)",
+            "worse": "resnet50/scratch/synthetic_base/fake-set (smoke)"}

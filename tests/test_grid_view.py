@@ -1,0 +1,138 @@
+"""The accuracy grid's data: one store query per grid, the paired test against base, one cell's
+detail, and the scratch-store filler the benchmark uses."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import synthmed_core.store as store_mod
+from synthmed_core.cell_detail import cell_detail, wrong_images
+from synthmed_core.compare import CellKey, compare_cells
+from synthmed_core.errors import SpecError
+from synthmed_core.grid_view import cell_keys, grid_cells, grid_csv
+from synthmed_core.metrics import aggregate
+from synthmed_core.store import Store
+from synthmed_core.store._bench import fill_scratch_store
+
+from grid_helpers import add_run, fill_contrast, labels, probs_with_accuracy
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    return Store(tmp_path / "grid.duckdb")
+
+
+def row(cells, name):
+    hit = cells[cells["cell"] == name]
+    assert len(hit) == 1, (name, cells["cell"].tolist())
+    return hit.iloc[0]
+
+
+def test_a_cell_clearly_worse_than_base_is_marked_and_an_identical_one_is_not(store):
+    names = fill_contrast(store)
+    cells = grid_cells(store, "accuracy")
+    worse, same, base = (row(cells, names[k]) for k in ("worse", "same", "base"))
+    assert worse["significant"] and worse["direction"] == "worse" and worse["p_value"] < 1e-6
+    assert not same["significant"] and same["wins"] == 0 and same["losses"] == 0
+    assert same["p_value"] == 1.0 and same["direction"] is None
+    assert not base["significant"] and math.isnan(base["p_value"])
+
+
+def test_the_pooled_counts_match_the_core_paired_comparison(store):
+    names = fill_contrast(store)
+    cell = row(grid_cells(store, "accuracy"), names["worse"])
+    res = compare_cells(store, CellKey.parse("resnet50/scratch/synthetic_base/fake-set", "smoke"),
+                        CellKey.parse("resnet50/scratch/base", "smoke"), n_boot=10)
+    assert (cell["wins"], cell["losses"]) == (res["mcnemar"]["b"], res["mcnemar"]["c"])
+    assert cell["p_value"] == pytest.approx(res["mcnemar"]["p_value"])
+    assert cell["paired_seeds"] == 3
+
+
+def test_each_cell_has_mean_interval_and_n_over_seeds_of_the_chosen_metric(store):
+    names = fill_contrast(store)
+    runs = store.runs("finished")
+    for metric in ("accuracy", "auroc", "sensitivity"):
+        cell = row(grid_cells(store, metric), names["worse"])
+        values = runs[runs["setting"] == "synthetic_base"][metric]
+        want = aggregate(values)
+        assert cell["n"] == 3
+        assert cell[["mean", "lo", "hi"]].tolist() == pytest.approx(
+            [want["mean"], want["lo"], want["hi"]])
+
+
+def test_only_accuracy_carries_the_study_value_and_study_only_cells_can_be_added(store):
+    fill_contrast(store)
+    acc = grid_cells(store, "accuracy")
+    assert row(acc, "resnet50/scratch/base (smoke)")["study"] == pytest.approx(0.83654, abs=1e-4)
+    assert grid_cells(store, "auroc")["study"].isna().all()
+    wide = grid_cells(store, "accuracy", with_study_only=True)
+    study_only = wide[wide["n"] == 0]
+    assert len(study_only) > 0 and set(study_only["arch"]) == {"resnet50"}
+    assert study_only["study"].notna().all()
+
+
+def test_a_profile_filter_and_an_unknown_metric(store):
+    fill_contrast(store)
+    assert grid_cells(store, "accuracy", profile="quick").empty
+    assert len(grid_cells(store, "accuracy", profile="smoke")) == 3
+    with pytest.raises(SpecError, match="unknown metric"):
+        grid_cells(store, "loss")
+
+
+def test_the_csv_has_one_line_per_cell(store):
+    fill_contrast(store)
+    cells = grid_cells(store, "f1")
+    text = grid_csv(cells, "f1")
+    assert len(text.strip().splitlines()) == 1 + len(cells)
+    assert text.splitlines()[0].endswith(",metric")
+
+
+def test_a_cells_detail_has_its_runs_curves_confusion_and_wrong_images(store):
+    names = fill_contrast(store)
+    cells = grid_cells(store, "accuracy")
+    detail = cell_detail(store, cell_keys(cells, names["worse"]))
+    assert sorted(detail.runs["seed"]) == [0, 1, 2]
+    assert len(detail.epochs) == 9 and set(detail.epochs["seed"]) == {0, 1, 2}
+    assert detail.confusion.to_numpy().sum() == 3 * len(labels())
+    right = np.trace(detail.confusion.to_numpy()) / detail.confusion.to_numpy().sum()
+    assert right == pytest.approx(row(cells, names["worse"])["mean"])
+    wrong = wrong_images(detail, limit=500)
+    assert len(wrong) > 0 and wrong["wrong"].all()
+    assert ((wrong["mean_prob"] >= 0.5).astype(int) != wrong["label"]).all()
+
+
+def test_bits_are_rebuilt_for_runs_stored_before_the_migration(tmp_path):
+    import duckdb
+    path = tmp_path / "old.duckdb"
+    store = Store(path)
+    y = labels()
+    add_run(store, "base", 0, probs_with_accuracy(y, 0.8, 0), y)
+    add_run(store, "synthetic_base", 0, probs_with_accuracy(y, 0.5, 1), y, synthetic="s")
+    want = grid_cells(store, "accuracy")
+    with duckdb.connect(str(path)) as con:  # the file as schema version 2 left it
+        con.execute("DROP TABLE run_correct")
+        con.execute("DELETE FROM schema_version WHERE version = 3")
+    migrated = grid_cells(Store(path), "accuracy")
+    assert Store(path).schema_version() == store_mod.MIGRATIONS[-1][0]
+    assert migrated["paired_seeds"].tolist() == [0, 1]
+    assert migrated[["wins", "losses"]].equals(want[["wins", "losses"]])
+    assert migrated["losses"].iloc[1] > migrated["wins"].iloc[1]
+
+
+def test_the_scratch_store_is_consistent_with_its_own_predictions(tmp_path):
+    store = Store(tmp_path / "bench.duckdb")
+    counts = fill_scratch_store(store, n_runs=96, n_preds_per_run=40, seed=3)
+    assert counts["runs"] == 96 and counts["predictions"] == 96 * 40
+    cells = grid_cells(store, "accuracy")
+    assert len(cells) == 48 and (cells["n"] == 2).all()
+    one = cells.iloc[-1]
+    detail = cell_detail(store, cell_keys(cells, one["cell"]))
+    right = np.trace(detail.confusion.to_numpy()) / detail.confusion.to_numpy().sum()
+    assert right == pytest.approx(one["mean"])
+    assert len(detail.epochs) == 2 * 5
+    again = Store(tmp_path / "again.duckdb")
+    fill_scratch_store(again, n_runs=96, n_preds_per_run=40, seed=3)
+    assert grid_cells(again, "auroc")["mean"].tolist() == pytest.approx(
+        grid_cells(store, "auroc")["mean"].tolist())
