@@ -1,4 +1,93 @@
-"""gradcam page (scaffold: being built)."""
+"""Grad-CAM: where finished runs look on a real test image and a synthetic image.
+
+Pick one or more finished runs (e.g. the same cell trained in different settings), a real test
+image and optionally a synthetic one, and a CAM method; each run gets a row of overlays with
+its P(pneumonia). The target layer is chosen for the run's input size and named with its map
+size; a map that comes out constant is reported instead of drawn. Logic: synthmed_core.explain.
+"""
+from __future__ import annotations
+
 import streamlit as st
 
-st.title("gradcam")
+from synthmed_core.errors import SynthmedError
+from synthmed_core.explain import CAM_METHODS, CAM_TARGETS
+from ui import explain as ux
+
+INTRO = ("Class activation maps (pytorch-grad-cam) of the class each run predicts, or of a "
+         "class you choose. Each overlay "
+         "names the layer it was taken from and that layer's map size: at 28 px a ResNet's last "
+         "stage is 1x1, so a shallower layer with a map of at least 4x4 is used. Choose several "
+         "runs to compare models trained in different settings on the same image.")
+
+
+def pick_runs(db: str) -> list[str]:
+    runs = ux.finished_runs(db)
+    if runs.empty:
+        st.info("No finished run in the store yet: train one (profile `smoke` takes seconds), "
+                "then come back.")
+        return []
+    labels = {r["run_id"]: ux.run_label(r) for r in runs.to_dict("records")}
+    ids = list(reversed(list(labels)))  # newest first
+    return st.multiselect("Runs", ids, default=ids[:1], format_func=labels.get, key="cam_runs")
+
+
+def pick_real() -> tuple[str, object]:
+    test = ux.real_split("test")
+    i = st.number_input(f"Real test image (0-{len(test.labels) - 1})", 0, len(test.labels) - 1,
+                        0, key="cam_test_index")
+    return f"real test #{i} ({ux.class_caption(test.labels[i])})", test.images[i]
+
+
+def pick_synthetic(db: str) -> tuple[str, object] | None:
+    sets = ux.synthetic_sets(db)
+    names = ["(none)", *sets["name"]]
+    name = st.selectbox("Synthetic set", names, index=min(1, len(names) - 1), key="cam_set")
+    if name == "(none)":
+        return None
+    row = sets[sets["name"] == name].iloc[0]
+    split, _ = ux.synthetic_set(name, row["path"])
+    j = st.number_input(f"Synthetic image (0-{len(split.labels) - 1})", 0,
+                        len(split.labels) - 1, 0, key="cam_synth_index")
+    return f"{name} #{j} ({ux.class_caption(split.labels[j])})", split.images[j]
+
+
+def show_run(db: str, run_id: str, label: str, images: list[tuple[str, object]],
+             method: str, target: str) -> None:
+    st.subheader(label)
+    try:
+        results = ux.cams(db, run_id, method, target, tuple(img for _, img in images))
+    except SynthmedError as exc:
+        st.error(f"No CAM for this run: {exc}")
+        return
+    for col, (title, _), result in zip(st.columns(len(images)), images, results):
+        with col:
+            ux.show_cam(result, title)
+
+
+def main() -> None:
+    st.title("Grad-CAM")
+    st.caption(INTRO)
+    db = ux.db()
+    try:
+        run_ids = pick_runs(db)
+        left, right, third = st.columns(3)
+        with left:
+            method = st.selectbox("CAM method", list(CAM_METHODS), key="cam_method")
+            target = st.selectbox("Class explained", list(CAM_TARGETS), key="cam_target")
+        with right:
+            images = [pick_real()]
+        with third:
+            synthetic = pick_synthetic(db)
+    except SynthmedError as exc:
+        st.error(f"Cannot read the images or runs: {exc}")
+        return
+    images += [synthetic] if synthetic else []
+    if not run_ids:
+        return
+    runs = ux.finished_runs(db).set_index("run_id")
+    for run_id in run_ids:
+        show_run(db, run_id, ux.run_label(runs.loc[run_id].to_dict() | {"run_id": run_id}),
+                 images, method, target)
+
+
+main()

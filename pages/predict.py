@@ -1,4 +1,95 @@
-"""predict page (scaffold: being built)."""
+"""Predict: P(pneumonia) from chosen finished runs for an uploaded image or a test image, each
+with its CAM. Uploads are decoded by synthmed_core.uploads (PNG, JPEG, DICOM); a file that
+cannot be used gets one clear error and the page keeps working."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import streamlit as st
 
-st.title("predict")
+from synthmed_core.errors import SynthmedError
+from synthmed_core.explain import CAM_METHODS, CAM_TARGETS
+from synthmed_core.uploads import FORMATS, MAX_UPLOAD_BYTES, decode_upload, to_dataset_image
+from ui import explain as ux
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SOURCES = ("Upload a file", "A test image")
+INTRO = (f"Upload a chest X-ray ({FORMATS}, up to {MAX_UPLOAD_BYTES // 2**20} MiB) or pick an "
+         "image of the real test split. It is converted the way MedMNIST images were made "
+         "(grayscale, centre square, 28x28), then each run resizes it to its own input size as "
+         "in training. Colour images are converted to grayscale and 16-bit images scaled by "
+         "their range. These are research models, not a diagnosis.")
+
+
+def image_from_upload(name: str, data: bytes) -> np.ndarray | None:
+    """The 28x28 image of an uploaded file, or None after showing why it cannot be used."""
+    try:
+        return to_dataset_image(decode_upload(name, data))
+    except SynthmedError as exc:
+        st.error(f"Cannot use this file: {exc}")
+        return None
+
+
+def pick_image() -> tuple[str, np.ndarray | None]:
+    source = st.radio("Image", SOURCES, horizontal=True, key="predict_source")
+    if source == SOURCES[0]:
+        upload = st.file_uploader(f"{FORMATS} file", key="predict_upload")
+        if upload is None:
+            st.info("Upload an image to see the runs' predictions.")
+            return "", None
+        return upload.name, image_from_upload(upload.name, upload.getvalue())
+    test = ux.real_split("test")
+    i = st.number_input(f"Test image (0-{len(test.labels) - 1})", 0, len(test.labels) - 1, 0,
+                        key="predict_test_index")
+    return f"test #{i} (label: {ux.class_caption(test.labels[i])})", test.images[i]
+
+
+def pick_runs(db: str) -> list[str]:
+    runs = ux.finished_runs(db)
+    if runs.empty:
+        st.info("No finished run in the store yet: train one (profile `smoke` takes seconds).")
+        return []
+    labels = {r["run_id"]: ux.run_label(r) for r in runs.to_dict("records")}
+    ids = list(reversed(list(labels)))
+    return st.multiselect("Runs", ids, default=ids[:2], format_func=labels.get,
+                          key="predict_runs")
+
+
+def show_predictions(db: str, run_ids: list[str], title: str, image: np.ndarray,
+                     method: str, target: str) -> None:
+    st.subheader("Predictions")
+    labels = {r["run_id"]: ux.run_label(r) for r in ux.finished_runs(db).to_dict("records")}
+    for col, run_id in zip(st.columns(max(1, len(run_ids))), run_ids):
+        with col:
+            st.markdown(f"**{labels.get(run_id, run_id)}**")
+            try:
+                result = ux.cams(db, run_id, method, target, (image,))[0]
+            except SynthmedError as exc:
+                st.error(f"This run cannot predict: {exc}")
+                continue
+            st.metric("P(pneumonia)", f"{result.prob:.3f}")
+            ux.show_cam(result, title)
+
+
+def main() -> None:
+    st.title("Predict")
+    st.caption(INTRO)
+    db = ux.db()
+    try:
+        run_ids = pick_runs(db)
+        method = st.selectbox("CAM method", list(CAM_METHODS), key="predict_method")
+        target = st.selectbox("Class explained", list(CAM_TARGETS), key="predict_target")
+        title, image = pick_image()
+    except SynthmedError as exc:
+        st.error(f"Cannot read the runs or the test images: {exc}")
+        return
+    if image is None:
+        return
+    ux.image_tile(image, f"{title} as the models see it (28x28)", width=168)
+    if run_ids:
+        show_predictions(db, run_ids, title, image, method, target)
+
+
+main()

@@ -1,0 +1,207 @@
+"""What a finished run predicts for an image and where it looks: probabilities and CAM overlays.
+
+A run's model is rebuilt from its stored spec and ``best.pt`` (``load_run_model``). CAMs come
+from pytorch-grad-cam, one class per method in ``CAM_METHODS``; the target layer is the one
+``cam.cam_target_layer`` picks for the run's input size (a map of at least 4x4, never
+resnet50's 1x1 ``layer4`` at 28 px) and ViT tokens go through ``cam.cam_reshape_transform``.
+Every result names its layer and map size and says when the map came out constant, so the app
+never shows a blank overlay as if it meant something.
+"""
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from pytorch_grad_cam import (EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM,
+                              XGradCAM)
+from pytorch_grad_cam.utils.image import show_cam_on_image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
+
+from . import checkpoints as ck
+from ._loop import Preprocess, predict_logits
+from .cam import cam_reshape_transform, cam_target_layer
+from .data import CLASS_NAMES
+from .errors import ModelError, SpecError
+from .grid import RunSpec
+from .models import build_model, model_input_stats
+
+CAM_METHODS: dict[str, type] = {
+    "GradCAM": GradCAM,
+    "GradCAM++": GradCAMPlusPlus,
+    "HiResCAM": HiResCAM,
+    "XGradCAM": XGradCAM,
+    "LayerCAM": LayerCAM,
+    "EigenCAM": EigenCAM,  # gradient-free: first principal component of the activations
+    "ScoreCAM": ScoreCAM,  # gradient-free: one forward pass per activation channel (slow)
+}
+PNEUMONIA = 1  # the app shows P(pneumonia) of every image
+# Which class a CAM explains: the model's own decision by default (Grad-CAM of a class the model
+# rejects is often all negative, i.e. blank after its ReLU), or a fixed class.
+CAM_TARGETS: dict[str, int | None] = {"predicted": None, "pneumonia": PNEUMONIA, "normal": 0}
+DISPLAY_SIZE = 224
+_FLAT = 1e-6  # pytorch-grad-cam scales each map to 0..1; a constant map comes back all zeros
+
+# Grad-CAM registers hooks on the model: one CAM at a time per model, even when the app shares
+# a cached model between sessions.
+_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.Lock]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+@dataclass(frozen=True)
+class CamResult:
+    """One image's CAM under one model.
+
+    ``overlay`` is RGB uint8 at the display size; ``cam`` the 0..1 map at the model's input
+    size; ``layer`` and ``map_side`` the target layer and the side of its (square) map;
+    ``target`` the class explained; ``constant`` is True when the map carries no information
+    (pytorch-grad-cam then returns all zeros)."""
+
+    overlay: np.ndarray
+    cam: np.ndarray
+    layer: str
+    map_side: int
+    prob: float
+    method: str
+    target: str
+    constant: bool
+
+
+# ---- models -----------------------------------------------------------------------------------
+
+
+def load_run_model(store, run_id: str, device: str = "cpu") -> nn.Module:
+    """Rebuild a finished run's classifier from its stored spec and checkpoint, in eval mode.
+
+    The architecture and input size come from the run's spec, the weights from the checkpoint
+    path the store recorded (init files are not needed: the checkpoint holds every weight).
+    ``model.synthmed`` gains ``run_id``, ``setting``, ``ratio``, ``synthetic``, ``seed`` and
+    ``profile``. Raises SpecError for an unknown or unfinished run, DataError for a missing or
+    unreadable checkpoint and ModelError when its weights do not fit the architecture.
+    """
+    run = store.run(run_id)
+    if run is None:
+        raise SpecError(f"run {run_id!r} is not in the store {store.path}")
+    if run["status"] != "finished" or not run.get("checkpoint"):
+        raise SpecError(f"run {run_id} is {run['status']}: only finished runs have a checkpoint")
+    spec = RunSpec.from_dict(run["spec"])
+    path = Path(run["checkpoint"])
+    state = ck.load(path, map_location=device)
+    if state.get("run_id") not in (None, run_id):
+        raise ModelError(f"{path} belongs to run {state.get('run_id')}, not {run_id}")
+    model = build_model(spec.cell.arch, "scratch", spec.profile.input_size, num_classes=2)
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as exc:
+        raise ModelError(f"checkpoint {path} does not fit {spec.cell.arch} at "
+                         f"{spec.profile.input_size} px: {str(exc)[:600]}") from exc
+    model.synthmed.update(run_id=run_id, init=spec.cell.init, setting=spec.cell.setting,
+                          ratio=spec.cell.ratio, synthetic=spec.cell.synthetic, seed=spec.seed,
+                          profile=spec.profile.name)
+    return model.to(device).eval()
+
+
+def model_preprocess(model: nn.Module) -> Preprocess:
+    """The evaluation preprocessing of a model built by ``models.build_model``: its timm
+    mean/std and its input size (bilinear resize on the device, as in training)."""
+    mean, std = model_input_stats(model)
+    return Preprocess(mean, std, int(model.synthmed["input_size"]), channels_last=False)
+
+
+def predict_proba(model: nn.Module, images: np.ndarray) -> np.ndarray:
+    """P(pneumonia) of each uint8 image (N x H x W, or one H x W) as float64 (N,)."""
+    x = _batch(images, model)
+    with _lock(model):
+        logits = predict_logits(model, x, model_preprocess(model))
+    return torch.softmax(logits, dim=1)[:, PNEUMONIA].double().numpy()
+
+
+# ---- CAMs -------------------------------------------------------------------------------------
+
+
+def cam_overlays(model: nn.Module, images: np.ndarray, method: str = "GradCAM",
+                 target: str = "predicted", display_size: int = DISPLAY_SIZE) -> list[CamResult]:
+    """CAMs of uint8 images (N x H x W or one H x W) with ``method`` (a key of CAM_METHODS)
+    for the class ``target`` (a key of CAM_TARGETS), each overlaid on its image at
+    ``display_size`` px."""
+    cam_class = _method(method)
+    if target not in CAM_TARGETS:
+        raise SpecError(f"unknown CAM target {target!r}; choose one of {list(CAM_TARGETS)}")
+    images = np.asarray(images)
+    images = images[None] if images.ndim == 2 else images
+    input_size = int(model.synthmed["input_size"])
+    layer, name, side = cam_target_layer(model, input_size)
+    x = model_preprocess(model)(_batch(images, model))
+    fixed = CAM_TARGETS[target]
+    targets = None if fixed is None else [ClassifierOutputTarget(fixed)] * len(images)
+    with _lock(model), cam_class(model=model, target_layers=[layer],
+                                 reshape_transform=cam_reshape_transform(model)) as cam:
+        maps = cam(input_tensor=x, targets=targets)  # None: each image's predicted class
+        probs = torch.softmax(cam.outputs.detach().float(), dim=1)[:, PNEUMONIA].cpu().numpy()
+    model.zero_grad(set_to_none=True)  # gradient-based methods leave .grad on every weight
+    explained = [CLASS_NAMES[int(p > 0.5) if fixed is None else fixed] for p in probs]
+    return [CamResult(overlay=overlay(img, m, display_size), cam=m.astype(np.float32),
+                      layer=name, map_side=int(side), prob=float(p), method=method, target=t,
+                      constant=is_constant(m))
+            for img, m, p, t in zip(images, maps, probs, explained)]
+
+
+def is_constant(cam: np.ndarray) -> bool:
+    """True when a CAM carries no spatial information (flat, or not finite anywhere)."""
+    cam = np.asarray(cam, dtype=np.float64)
+    finite = cam[np.isfinite(cam)]
+    return finite.size == 0 or float(finite.max() - finite.min()) < _FLAT
+
+
+def overlay(image: np.ndarray, cam: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
+    """RGB uint8 ``size`` x ``size``: the grayscale image with the 0..1 ``cam`` as a jet
+    heat map on top (pytorch-grad-cam's ``show_cam_on_image``); both resized bilinearly."""
+    gray = Image.fromarray(np.asarray(image, np.uint8)).resize((size, size),
+                                                               Image.Resampling.BILINEAR)
+    rgb = np.repeat(np.asarray(gray, np.float32)[..., None] / 255.0, 3, axis=2)
+    heat = Image.fromarray(np.asarray(cam, np.float32), mode="F").resize(
+        (size, size), Image.Resampling.BILINEAR)
+    return show_cam_on_image(rgb, np.clip(np.asarray(heat), 0, 1), use_rgb=True,
+                             image_weight=0.55)
+
+
+def cam_latency_ms(model: nn.Module, image: np.ndarray, method: str = "GradCAM", n: int = 10,
+                   warmup: int = 1) -> float:
+    """Median wall time in ms of one ``cam_overlays`` call on one image, over ``n`` calls
+    after ``warmup`` untimed ones (the first call pays for lazy initialisation)."""
+    times = []
+    for i in range(warmup + max(1, n)):
+        t0 = time.perf_counter()
+        cam_overlays(model, image, method)
+        if i >= warmup:
+            times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+
+def _method(name: str) -> type:
+    if name not in CAM_METHODS:
+        raise SpecError(f"unknown CAM method {name!r}; choose one of {list(CAM_METHODS)}")
+    return CAM_METHODS[name]
+
+
+def _batch(images: np.ndarray, model: nn.Module) -> torch.Tensor:
+    arr = np.asarray(images)
+    arr = arr[None] if arr.ndim == 2 else arr
+    if arr.dtype != np.uint8 or arr.ndim != 3 or len(arr) == 0:
+        raise SpecError(f"images must be uint8 H x W or N x H x W, got {arr.dtype} {arr.shape}")
+    return torch.from_numpy(np.array(arr)).to(next(model.parameters()).device)
+
+
+def _lock(model: nn.Module) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(model, threading.Lock())

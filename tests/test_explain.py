@@ -1,0 +1,124 @@
+"""explain: a finished run's model is rebuilt from the store, predicts like the model that was
+saved, and its CAMs come from a layer with a map of at least 4x4, are not flat, and are
+reported as constant when they are. Models are random inits at 28 px (seconds on one core)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from synthmed_core import explain
+from synthmed_core.cam import cam_target_layer
+from synthmed_core.data import load_real
+from synthmed_core.errors import DataError, SpecError
+from synthmed_core.grid import make_run_spec
+from synthmed_core.models import build_model
+from synthmed_core.store import Store
+
+from explain_helpers import flatten_layer2, record_model_run
+
+REQUIRED_METHODS = ("GradCAM", "GradCAM++", "EigenCAM", "LayerCAM", "ScoreCAM")
+
+
+@pytest.fixture
+def store(real_data, one_thread) -> Store:
+    return Store()
+
+
+@pytest.fixture
+def test_images(shared_medmnist) -> np.ndarray:
+    return load_real("test").images[:3]
+
+
+def test_the_method_registry_has_the_required_methods():
+    assert set(REQUIRED_METHODS) <= set(explain.CAM_METHODS)
+
+
+def test_a_loaded_run_predicts_exactly_like_the_saved_model(store, test_images):
+    run_id, saved = record_model_run(store, "resnet18", seed=3)
+    loaded = explain.load_run_model(store, run_id)
+    assert loaded.synthmed["run_id"] == run_id and loaded.synthmed["setting"] == "base"
+    with torch.no_grad():
+        x = explain.model_preprocess(saved)(torch.from_numpy(np.array(test_images)))
+        want = torch.softmax(saved(x), 1)[:, 1].double().numpy()
+    got = explain.predict_proba(loaded, test_images)
+    assert got.shape == (3,) and np.allclose(got, want, atol=1e-6)
+    other = build_model("resnet18", "scratch", 28).eval()  # another init predicts otherwise
+    assert not np.allclose(explain.predict_proba(other, test_images), got, atol=1e-4)
+
+
+def test_an_unknown_or_unfinished_run_or_a_missing_checkpoint_is_a_clear_error(store, tmp_path):
+    with pytest.raises(SpecError, match="not in the store"):
+        explain.load_run_model(store, "nope")
+    spec = make_run_spec("resnet18", "scratch", "base", seed=9, profile="smoke")
+    store.start_run(spec, "cpu")
+    with pytest.raises(SpecError, match="running"):
+        explain.load_run_model(store, spec.run_id)
+    run_id, _ = record_model_run(store, "resnet18", seed=4)
+    (tmp_path / "synthmed-data" / "runs" / run_id / "best.pt").unlink()
+    with pytest.raises(DataError, match="checkpoint not found"):
+        explain.load_run_model(store, run_id)
+
+
+@pytest.mark.parametrize("arch, layer, side", [("resnet50", "layer2", 4),
+                                               ("deit_tiny", "blocks[-1].norm1", 7)])
+def test_cams_use_a_layer_of_at_least_4x4_and_eigencam_is_not_flat(arch, layer, side,
+                                                                    test_images, one_thread):
+    # EigenCAM (first principal component of the activations) is informative even for an
+    # untrained model; gradient-based CAMs of random weights may legitimately be flat.
+    torch.manual_seed(0)
+    model = build_model(arch, "scratch", 28).eval()
+    assert cam_target_layer(model, 28)[1:] == (layer, side)
+    results = explain.cam_overlays(model, test_images, "EigenCAM")
+    assert len(results) == 3
+    probs = explain.predict_proba(model, test_images)
+    for r, p in zip(results, probs):
+        assert (r.layer, r.map_side, r.method) == (layer, side, "EigenCAM")
+        assert r.cam.shape == (28, 28) and r.overlay.shape == (224, 224, 3)
+        assert r.overlay.dtype == np.uint8 and r.overlay.std() > 1
+        assert not r.constant and r.cam.std() > 0.01
+        assert r.prob == pytest.approx(p, abs=1e-5)
+        assert r.target == ("pneumonia" if p > 0.5 else "normal")
+
+
+@pytest.mark.parametrize("method", ["GradCAM", "GradCAM++", "LayerCAM", "ScoreCAM"])
+def test_every_cam_is_flagged_constant_exactly_when_it_is_flat(method, test_images, one_thread):
+    torch.manual_seed(1)
+    model = build_model("resnet18", "scratch", 28).eval()
+    for r in explain.cam_overlays(model, test_images, method, target="pneumonia"):
+        assert r.target == "pneumonia" and r.layer == "layer2"
+        flat = float(r.cam.max() - r.cam.min()) < 1e-6
+        assert r.constant == flat
+        assert flat or r.cam.max() == pytest.approx(1.0, abs=1e-3)  # scaled to 0..1
+
+
+def test_a_flat_map_is_reported_as_constant(test_images, one_thread):
+    torch.manual_seed(0)
+    model = build_model("resnet18", "scratch", 28).eval()
+    flatten_layer2(model)
+    for method in ("GradCAM", "EigenCAM"):
+        results = explain.cam_overlays(model, test_images[:1], method)
+        assert results[0].constant and results[0].layer == "layer2"
+
+
+def test_is_constant_tells_flat_from_informative_maps():
+    assert explain.is_constant(np.zeros((4, 4)))
+    assert explain.is_constant(np.full((4, 4), np.nan))
+    assert not explain.is_constant(np.eye(4))
+
+
+def test_an_unknown_method_is_a_spec_error(test_images):
+    with pytest.raises(SpecError, match="GradCAM"):
+        explain.cam_overlays(build_model("resnet18", "scratch", 28), test_images, "MagicCAM")
+
+
+def test_cam_latency_is_a_positive_number_of_ms(test_images, one_thread):
+    model = build_model("resnet18", "scratch", 28).eval()
+    ms = explain.cam_latency_ms(model, test_images[0], "GradCAM", n=2)
+    assert 0 < ms < 60_000
+
+
+def test_cam_hooks_are_released(test_images, one_thread):
+    model = build_model("resnet18", "scratch", 28).eval()
+    explain.cam_overlays(model, test_images[0], "GradCAM")
+    assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())

@@ -1,0 +1,111 @@
+"""Cached readers of the image pages (Gallery, Grad-CAM, Predict): the store, finished runs,
+synthetic sets, real splits and run models. Keyed on the database path, so a page pointed at
+another database never sees this one's rows; models are ``cache_resource`` (heavy, shared)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import streamlit as st
+
+from synthmed_core import explain, gallery, paths
+from synthmed_core.data import CLASS_NAMES, Split, load_real
+from synthmed_core.store import Store
+from synthmed_core.synth.sets import load_set
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+CACHE_TTL_S = 5
+LOCK_TIMEOUT_S = 10.0
+
+
+def db() -> str:
+    return str(paths.db_path())
+
+
+@st.cache_resource(show_spinner=False)
+def store(db_path: str) -> Store:
+    return Store(Path(db_path), lock_timeout=LOCK_TIMEOUT_S)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def finished_runs(db_path: str) -> pd.DataFrame:
+    return store(db_path).runs("finished")
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def synthetic_sets(db_path: str) -> pd.DataFrame:
+    return store(db_path).synthetic_sets()
+
+
+@st.cache_resource(show_spinner="Loading the run's model...", max_entries=8)
+def run_model(db_path: str, run_id: str):
+    return explain.load_run_model(store(db_path), run_id)
+
+
+def real_split(split: str) -> Split:
+    return load_real(split)  # cached by synthmed_core per file version
+
+
+def synthetic_set(name: str, folder: str) -> tuple[Split, dict]:
+    """A registered set, read from the folder the store recorded (cached per file version)."""
+    return load_set(name, root=Path(folder).parent)
+
+
+@st.cache_resource(show_spinner="Loading the set's domain encoder...", max_entries=2)
+def encoder(path: str):
+    return gallery.load_encoder(Path(path))
+
+
+def run_label(run: Any) -> str:
+    """One line naming a run: arch, init, setting (ratio, set), seed, profile and id."""
+    setting = run["setting"]
+    ratio = run.get("ratio")
+    if ratio is not None and ratio == ratio:  # NaN is not a ratio
+        setting += f" x{ratio:g}"
+    if run.get("synthetic"):
+        setting += f" [{run['synthetic']}]"
+    return (f"{run['arch']} · {run['init']} · {setting} · seed {run['seed']} · "
+            f"{run['profile']} · {run['run_id'][:8]}")
+
+
+def class_caption(label: int) -> str:
+    return CLASS_NAMES[int(label)]
+
+
+def show_cam(result: explain.CamResult, title: str, width: int = 224) -> None:
+    """One CAM: the overlay with P(pneumonia), layer and map size, or a warning when it is flat."""
+    caption = (f"{title} — P(pneumonia) = {result.prob:.3f} · {result.method} of class "
+               f"{result.target} on layer {result.layer} ({result.map_side}x{result.map_side} map)")
+    if result.constant:
+        st.warning(f"{title}: the {result.method} map of class {result.target} on layer "
+                   f"`{result.layer}` ({result.map_side}x{result.map_side}) came out constant, "
+                   f"so there is nothing to show; P(pneumonia) = {result.prob:.3f}. Try another "
+                   "method (EigenCAM needs no gradients) or class.")
+        return
+    st.image(result.overlay, caption=caption, width=width)
+
+
+@st.cache_data(max_entries=256, show_spinner="Computing CAMs...")
+def cams(db_path: str, run_id: str, method: str, target: str, images: tuple
+         ) -> list[explain.CamResult]:
+    """The CAM of each image (uint8 H x W arrays, sizes may differ) under one run's model."""
+    model = run_model(db_path, run_id)
+    return [explain.cam_overlays(model, image, method, target)[0] for image in images]
+
+
+@st.cache_data(max_entries=64, show_spinner="Finding the nearest real train images...")
+def neighbours(name: str, folder: str, sha256: str, rows: tuple, space: str
+               ) -> list[gallery.Neighbour]:
+    """Nearest real train image of each shown synthetic image (``sha256`` keys the set's
+    version), from the card when stored, else computed for these rows only."""
+    split, card = synthetic_set(name, folder)
+    enc_path = gallery.encoder_file(card) if space == "feature" else None
+    return gallery.nearest_real(split.images, list(rows), card, real_split("train").images,
+                                space, encoder(str(enc_path)) if enc_path else None)
+
+
+def image_tile(image: np.ndarray, caption: str, width: int = 112) -> None:
+    st.image(gallery.enlarge(image[None], width)[0], caption=caption, width=width)
