@@ -10,9 +10,10 @@ from ._errors import JobError
 from ._kinds import KINDS
 from ._procs import ensure_worker, reap_workers, start_worker
 from ._status import (ACTIVE, TERMINAL, cancel, eta_seconds, get_job, log_tail,
-                      progress_fraction, progress_text, retry)
+                      progress_fraction, progress_text, queue_table, retry)
 from ._submit import Submitted, submit, submit_args
 
 __all__ = ["KINDS", "JobError", "Submitted", "submit", "submit_args", "start_worker",
            "ensure_worker", "reap_workers", "ACTIVE", "TERMINAL", "progress_text",
-           "progress_fraction", "eta_seconds", "get_job", "log_tail", "cancel", "retry"]
+           "progress_fraction", "eta_seconds", "get_job", "log_tail", "cancel", "retry",
+           "queue_table"]

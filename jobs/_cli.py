@@ -129,7 +129,8 @@ def cmd_logs(a: argparse.Namespace) -> int:
             sys.stdout.flush()
         elif not a.follow:
             print(f"job {a.id} has no log yet ({path}): it has not started")
-        if not a.follow or get_job(a.id, store)["status"] in TERMINAL and path.stat().st_size <= pos:
+        if not a.follow or (get_job(a.id, store)["status"] in TERMINAL
+                            and path.stat().st_size <= pos):
             return 0
         time.sleep(1.0)
 

@@ -71,6 +71,21 @@ def progress_fraction(row) -> float:
     return max(0.0, min(1.0, done / float(total)))
 
 
+QUEUE_COLUMNS = ("id", "kind", "status", "progress", "done", "label", "attempts", "parent_id",
+                 "worker", "created_at", "finished_at", "error")
+
+
+def queue_table(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Store.jobs() rows as the app's queue table: QUEUE_COLUMNS, with ``progress`` (one line,
+    with "cancelling" while a cancel waits for the worker) and ``done`` (0..1)."""
+    rows = jobs.to_dict("records")
+    out = jobs.assign(
+        progress=[("cancelling · " if r["cancel_requested"] and r["status"] == "running"
+                   else "") + progress_text(r) for r in rows],
+        done=[progress_fraction(r) for r in rows])
+    return out.loc[:, list(QUEUE_COLUMNS)].reset_index(drop=True)
+
+
 def get_job(job_id: int, store: Store) -> dict:
     """The job (Store.job), or a JobError that says how to find the jobs."""
     job = store.job(int(job_id))

@@ -1,4 +1,84 @@
-"""accuracy_grid page (scaffold: being built)."""
+"""Accuracy grid: setting (x ratio, set) by init, one panel per arch, for one metric and
+profile; mean, interval and n over seeds per cell; cells that differ significantly from base
+are outlined; click a cell (or pick it below) for its runs, curves, confusion and mistakes."""
+from __future__ import annotations
+
 import streamlit as st
 
-st.title("accuracy_grid")
+from synthmed_core import grid_view
+from synthmed_core.errors import SynthmedError
+from ui import cell_view, grid_chart, readers
+
+ALPHAS = (0.05, 0.01, 0.001)
+LEGEND = ("Each square: mean over seeds and n (hover for the 95% interval). A black outline "
+          "and ▲/▼ mark a cell significantly better/worse than `base` of the same arch and "
+          "init: exact McNemar test on per-image correctness at 0.5 on the real test split, "
+          "pooled over matched seeds (optimistic: images repeat across seeds). The study "
+          "published one run per cell, test accuracy only.")
+
+
+def controls(db: str) -> tuple[str, str | None, bool, float]:
+    left, mid, right, far = st.columns([2, 2, 2, 1])
+    metric = left.selectbox("Metric (test split)", grid_view.METRICS, key="grid_metric")
+    profiles = readers.profiles(db)
+    profile = mid.selectbox("Profile", profiles or [None], key="grid_profile",
+                            format_func=lambda p: p or "—")
+    study = right.toggle("Show the study's values", value=True, key="grid_study")
+    alpha = far.selectbox("α", ALPHAS, key="grid_alpha")
+    return metric, profile, study, alpha
+
+
+def panels(cells, metric: str, study: bool) -> str | None:
+    """One chart per arch; returns the cell a click selected, if any."""
+    clicked = None
+    scale = grid_chart.color_range(cells)
+    archs = grid_view.archs(cells)
+    for col, arch in zip(st.columns(len(archs)), archs):
+        with col:
+            event = st.plotly_chart(grid_chart.panel(cells, arch, metric, study, scale),
+                                    on_select="rerun", selection_mode="points",
+                                    key=f"grid_chart_{arch}", config={"displayModeBar": False})
+            clicked = grid_chart.selected_cell(event) or clicked
+    return clicked
+
+
+def cell_picker(cells, clicked: str | None) -> str | None:
+    names = grid_view.cell_names(cells)
+    if not names:
+        return None
+    # A new click selects its cell; the picker works without a click (and in tests).
+    if clicked in names and clicked != st.session_state.get("_grid_clicked"):
+        st.session_state["grid_cell"] = clicked
+    st.session_state["_grid_clicked"] = clicked
+    if st.session_state.get("grid_cell") not in names:
+        st.session_state.pop("grid_cell", None)
+    return st.selectbox("Cell detail (or click a square)", names, key="grid_cell", index=None,
+                        placeholder="pick a cell")
+
+
+def main() -> None:
+    st.title("Accuracy grid")
+    db = readers.db()
+    try:
+        metric, profile, study, alpha = controls(db)
+        cells = readers.grid_cells(db, metric, profile, alpha, study and metric == "accuracy")
+    except SynthmedError as exc:
+        st.warning(f"The results database cannot be read right now: {exc}")
+        return
+    if cells.empty:
+        st.info("No finished runs yet: queue one from the sidebar (profile smoke takes "
+                "seconds) and the grid fills in when it finishes.")
+        return
+    st.caption(LEGEND)
+    clicked = panels(cells, metric, study)
+    st.download_button("Download the grid (CSV)", grid_view.grid_csv(cells, metric),
+                       file_name=f"synthmed-grid-{metric}-{profile}.csv", mime="text/csv",
+                       key="grid_csv", on_click="ignore")
+    with st.expander("The grid as a table"):
+        st.dataframe(cells, hide_index=True, key="grid_table")
+    name = cell_picker(cells, clicked)
+    if name:
+        cell_view.render(db, name, grid_view.cell_keys(cells, name))
+
+
+main()

@@ -1,73 +1,80 @@
-"""synthmed's first page: our results table beside the study's, and the runs in the store.
+"""synthmed's first page: what is in the store, the headline grid, our results table beside the
+study's, the runs, and how to start.
 
-Thin on purpose: every read goes through synthmed_core (Store, report, views); this file only
-lays out widgets. Reads are cached for a few seconds and keyed on the database path, so a run
-that finishes shows up on the next rerun and a page pointed at another database never sees
-this one's rows. Start it with `bash scripts/app.sh`.
+Thin on purpose: every read goes through ui.readers (cached, keyed on the database path) over
+synthmed_core; this file only lays out widgets.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 import streamlit as st
 
-from synthmed_core import paths, report, views
+from synthmed_core import grid_view, report, views
 from synthmed_core.errors import SynthmedError
-from synthmed_core.store import RUN_STATUSES, SUMMARY_METRICS, Store
-
-if TYPE_CHECKING:
-    import pandas as pd
+from synthmed_core.store import RUN_STATUSES, SUMMARY_METRICS
+from ui import grid_chart, readers
 
 FIRST_RUN = ("python -m synthmed_core train --arch resnet18 --init scratch --setting base "
              "--seed 0 --profile smoke")
-CACHE_TTL_S = 5
-LOCK_TIMEOUT_S = 10.0  # a busy database gives a warning within seconds, not a hung page
 
 INTRO = """\
 **Do synthetic chest X-rays help a pneumonia classifier — and when do they hurt?**
 synthmed trains every cell of an experiment grid (architecture × initialisation × training
 data: real, synthetic, real + synthetic, ...) on PneumoniaMNIST with several seeds, tests every
 run on the real test split, and sets the results beside those of the student study it
-reproduces. This page shows the results table and the runs in the store; the full explorer
-comes later."""
+reproduces."""
+
+HOW_TO_START = f"""\
+1. **From the sidebar** (any page): pick a cell and a profile (`smoke` takes seconds) and press
+   **Queue**. A local worker starts by itself; the progress shows below the form, and the grid
+   fills in when the run finishes.
+2. **From a shell**, the same through the job queue or directly:
+
+       python -m jobs submit grid --arch resnet18 --setting base augment --ratio 1 \\
+           --synthetic SET --seeds 0 1 2 --profile quick
+       python -m jobs worker --detach
+       {FIRST_RUN}
+
+3. **Browse**: *Accuracy grid* for every cell with intervals and tests against base, *Jobs* for
+   the queue and logs, *Gallery* / *Grad-CAM* / *Predict* for images and models."""
 
 CELL_LEGEND = ("Each cell: mean ± standard deviation over seeds, [95% interval of the mean], "
                "n = finished runs; (study x) = the study's published single run. "
                "— = only the study ran this cell. The study published test accuracy only.")
 
 
-# ---- reads: cached, keyed on the database path ------------------------------------------------
+def store_section(db: str) -> None:
+    counts = readers.counts(db)
+    cols = st.columns(4)
+    cols[0].metric("Finished runs", counts["finished_runs"], help=f"{counts['runs']} in all")
+    cols[1].metric("Synthetic sets", counts["synthetic_sets"])
+    cols[2].metric("Jobs active", counts["active_jobs"], help=f"{counts['jobs']} in all")
+    cols[3].metric("Test predictions", f"{counts['predictions']:,}")
+    if not counts["runs"]:
+        st.info("No runs in the store yet. Queue one from the sidebar (profile smoke: "
+                "seconds), or train one from the repository root; meanwhile, below is the grid "
+                "the study published.")
+        st.code(FIRST_RUN, language="bash")
 
 
-@st.cache_resource(show_spinner=False)
-def _store(db: str) -> Store:
-    # One Store per database file and server: its constructor migrates, which needs a write.
-    return Store(Path(db), lock_timeout=LOCK_TIMEOUT_S)
-
-
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def load_runs(db: str) -> pd.DataFrame:
-    return _store(db).runs()
-
-
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def load_report(db: str, metric: str) -> pd.DataFrame:
-    return report.report_table(_store(db), metric, every_study_arch=True)
-
-
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def load_synthetic_sets(db: str) -> pd.DataFrame:
-    return _store(db).synthetic_sets()
-
-
-# ---- sections ---------------------------------------------------------------------------------
+def headline(db: str) -> None:
+    st.header("Headline: test accuracy")
+    profile = (readers.profiles(db) or [None])[0]
+    cells = readers.grid_cells(db, "accuracy", profile, 0.05, True)
+    if cells.empty:
+        return
+    st.caption(f"Profile {profile or '—'}; outlined = significantly different from base "
+               "(details, other metrics and profiles: Accuracy grid).")
+    scale = grid_chart.color_range(cells)
+    archs = grid_view.archs(cells)
+    for col, arch in zip(st.columns(len(archs)), archs):
+        col.plotly_chart(grid_chart.panel(cells, arch, "accuracy", True, scale),
+                         key=f"home_grid_{arch}", config={"displayModeBar": False})
 
 
 def results_section(db: str) -> None:
-    st.header("Results")
+    st.header("Results beside the study")
     metric = st.selectbox("Metric (test split)", SUMMARY_METRICS, key="metric")
-    table = load_report(db, metric)
+    table = readers.report_table(db, metric)
     tables = report.pivot_tables(table, metric)
     if not tables:
         st.info(f"No finished run has a test {metric} yet, and the study published accuracy "
@@ -82,15 +89,16 @@ def results_section(db: str) -> None:
                        key="download_report", on_click="ignore")
 
 
-def runs_section(runs: pd.DataFrame) -> None:
+def runs_section(db: str) -> None:
     st.header("Runs")
+    runs = readers.runs(db)
     if runs.empty:
         st.caption("None yet.")
         return
     status = st.selectbox("Status", ["all", *RUN_STATUSES], key="run_status")
     shown = views.runs_table(runs, None if status == "all" else status)
     st.caption(f"{len(shown)} of {len(runs)} runs, newest first.")
-    st.dataframe(shown, hide_index=True, placeholder="", column_config={
+    st.dataframe(shown, hide_index=True, placeholder="", key="home_runs", column_config={
         "accuracy": st.column_config.NumberColumn(format="%.3f"),
         "auroc": st.column_config.NumberColumn(format="%.3f"),
         "wall_s": st.column_config.NumberColumn("wall (s)", format="%.0f"),
@@ -98,8 +106,9 @@ def runs_section(runs: pd.DataFrame) -> None:
     })
 
 
-def synthetic_sets_section(sets: pd.DataFrame) -> None:
+def synthetic_sets_section(db: str) -> None:
     st.header("Synthetic sets")
+    sets = readers.synthetic_sets(db)
     if sets.empty:
         st.caption("None registered yet. Import one with "
                    "`python -m synthmed_core synth import FOLDER --name NAME`.")
@@ -110,21 +119,19 @@ def synthetic_sets_section(sets: pd.DataFrame) -> None:
 def main() -> None:
     st.title("synthmed")
     st.markdown(INTRO)
-    db = str(paths.db_path())
+    db = readers.db()
     st.caption(f"Results database: `{db}` (set SYNTHMED_DATA or SYNTHMED_DB to use another)")
     try:
-        runs = load_runs(db)
-        if runs.empty:
-            st.info("No runs in the store yet. Train a first one (seconds, profile `smoke`) "
-                    "from the repository root, then rerun this page (press R). Meanwhile, "
-                    "below is the grid the study published.")
-            st.code(FIRST_RUN, language="bash")
+        store_section(db)
+        headline(db)
         results_section(db)
-        runs_section(runs)
-        synthetic_sets_section(load_synthetic_sets(db))
+        runs_section(db)
+        synthetic_sets_section(db)
     except SynthmedError as exc:
-        # e.g. a writer holding the lock past LOCK_TIMEOUT_S: say so, never a traceback
+        # e.g. a writer holding the lock past the timeout: say so, never a traceback
         st.warning(f"The results database cannot be read right now: {exc}")
+    st.header("How to start")
+    st.markdown(HOW_TO_START)
 
 
 main()

@@ -144,6 +144,16 @@ def grid_csv(cells: pd.DataFrame, metric: str) -> str:
     return cells.assign(metric=metric).to_csv(index=False)
 
 
+def cell_names(cells: pd.DataFrame) -> list[str]:
+    """Names of the cells that have runs, in grid order (what a cell picker offers)."""
+    return cells.loc[cells["runs"] > 0, "cell"].tolist()
+
+
+def archs(cells: pd.DataFrame) -> list[str]:
+    """The archs of a grid table, one panel each, in order."""
+    return list(dict.fromkeys(cells["arch"]))
+
+
 def cell_keys(cells: pd.DataFrame, name: str) -> dict | None:
     """The CELL_KEYS of the cell called ``name`` in a ``grid_cells`` table (None if absent)."""
     hit = cells[cells["cell"] == name]

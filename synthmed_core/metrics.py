@@ -10,8 +10,6 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
-from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, recall_score,
-                             roc_auc_score)
 
 
 def _binary(labels: Any, probs: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -27,6 +25,9 @@ def run_metrics(labels: Any, probs: Any, threshold: float = 0.5) -> dict[str, fl
     """Test metrics of one run from its per-image P(pneumonia): accuracy, auroc (NaN when only
     one class is present), f1, sensitivity (pneumonia recall), specificity (normal recall), and
     the confusion counts tn, fp, fn, tp. A recall with no images of its class is NaN."""
+    # scikit-learn takes seconds to import: only writers of run metrics pay for it
+    from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, recall_score,
+                                 roc_auc_score)
     y, p = _binary(labels, probs)
     pred = (p >= threshold).astype(np.int64)
     tn, fp, fn, tp = confusion_matrix(y, pred, labels=[0, 1]).ravel()

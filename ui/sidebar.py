@@ -1,9 +1,99 @@
-"""The sidebar drawn on every page: the launch form and the running jobs with live progress."""
+"""The sidebar drawn on every page: the launch form and the running jobs with live progress.
+
+The job list is a fragment that reruns by itself every ``POLL_S`` seconds, so progress bars
+move without a reload. When a job it saw active is no longer active, the cached results are
+dropped and the whole app reruns: a finished run shows up on the page at once.
+"""
 from __future__ import annotations
 
 import streamlit as st
 
+import jobs
+from synthmed_core.errors import SynthmedError
+from synthmed_core.grid import INITS, SETTINGS
+
+from . import launch, readers
+
+POLL_S = 2.0
+SHOWN_JOBS = 8
+NO_SET = "(none)"
+
+
+def _synthetic_names() -> list[str]:
+    from synthmed_core.synth.sets import list_sets  # light: reads cards only
+    return [c["name"] for c in list_sets() if "error" not in c and c.get("name")]
+
+
+def launch_form(db: str) -> None:
+    with st.form("launch", border=False):
+        st.markdown("**Train a cell**")
+        arch = st.selectbox("Architecture", launch.ARCH_CHOICES, key="launch_arch")
+        other = st.text_input("…or any timm model", key="launch_arch_other",
+                              placeholder="e.g. efficientnet_b0", max_chars=80)
+        init = st.selectbox("Initialisation", INITS, key="launch_init")
+        setting = st.selectbox("Setting", list(SETTINGS), key="launch_setting",
+                               help="; ".join(f"{k}: {v.description}" for k, v in SETTINGS.items()))
+        ratio = st.number_input("Ratio synthetic : real", min_value=0.0,
+                                max_value=launch.MAX_RATIO, value=1.0, step=0.5,
+                                key="launch_ratio", help="augment and duplicate_control need "
+                                "one; 0 = the whole set for the other synthetic settings")
+        synthetic = st.selectbox("Synthetic set", [NO_SET, *_synthetic_names()],
+                                 key="launch_synthetic")
+        seeds = st.text_input("Seeds", value="0", key="launch_seeds", max_chars=200,
+                              help="e.g. `0`, `0 1 2` or `0-4`: one run per seed")
+        profile = st.selectbox("Profile", launch.PROFILE_CHOICES, key="launch_profile",
+                               help="smoke = seconds (a demo), quick = minutes on a CPU, "
+                                    "paper = the study's recipe (hours on a CPU)")
+        submitted = st.form_submit_button("Queue", type="primary", width="stretch")
+    if submitted:
+        _submit(db, other.strip() or arch, init, setting, ratio,
+                None if synthetic == NO_SET else synthetic, seeds, profile)
+
+
+def _submit(db: str, *values) -> None:
+    try:
+        request = launch.build_request(*values)
+        done = launch.launch(request, readers.store(db))
+    except SynthmedError as exc:
+        st.error(f"Nothing queued: {exc}")
+        return
+    if done.ids:
+        st.success(done.message)
+        readers.jobs.clear()
+    else:
+        st.info(done.message)
+
+
+@st.fragment(run_every=POLL_S)
+def live_jobs(db: str) -> None:
+    """The active jobs with progress bars; reruns the app when one of them ends."""
+    try:
+        table = readers.jobs(db)
+    except SynthmedError as exc:
+        st.caption(f"Jobs cannot be read right now: {exc}")
+        return
+    active = table[table["status"].isin(jobs.ACTIVE)]
+    ids = set(active["id"].tolist())
+    seen = st.session_state.setdefault("_active_jobs", ids)
+    st.session_state["_active_jobs"] = ids
+    if seen - ids:  # something ended: fresh results everywhere
+        readers.refresh()
+        st.rerun(scope="app")
+    st.markdown(f"**Jobs** · {len(active)} active")
+    if active.empty:
+        st.caption("Nothing queued or running.")
+        return
+    top = active[active["parent_id"].isna()]  # a grid stands for its runs
+    for row in top.head(SHOWN_JOBS).to_dict("records"):
+        text = jobs.progress_text(row) or row["status"]
+        st.progress(jobs.progress_fraction(row), text=f"#{row['id']} {row['label'] or ''}: "
+                                                      f"{text}")
+
 
 def render() -> None:
+    db = readers.db()
     with st.sidebar:
-        st.caption("synthmed")
+        launch_form(db)
+        st.divider()
+        live_jobs(db)
+        st.caption("All jobs, logs, cancel and retry: the Jobs page.")

@@ -1,0 +1,74 @@
+"""One grid cell's detail, drawn below the grid: its runs, training curves, confusion matrix
+(threshold 0.5, pooled over seeds) and the real test images it gets wrong."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from synthmed_core import paths
+from synthmed_core.cell_detail import CellDetail, image_caption, wrong_images
+from synthmed_core.errors import SynthmedError
+
+from . import readers
+
+WRONG_SHOWN = 24
+THUMB_PX = 84
+CURVES = (("train_loss", "train loss"), ("val_auroc", "val AUROC"),
+          ("val_accuracy", "val accuracy"))
+
+
+def curves_figure(epochs: pd.DataFrame) -> go.Figure:
+    """Train loss and val AUROC / accuracy by epoch, one line per seed."""
+    fig = make_subplots(rows=1, cols=len(CURVES), subplot_titles=[t for _, t in CURVES])
+    for seed, part in epochs.groupby("seed", sort=True):
+        for col, (name, _) in enumerate(CURVES, start=1):
+            fig.add_trace(go.Scatter(x=part["epoch"] + 1, y=part[name], mode="lines+markers",
+                                     name=f"seed {seed}", legendgroup=str(seed),
+                                     showlegend=col == 1), row=1, col=col)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def _wrong_images(detail: CellDetail) -> None:
+    wrong = wrong_images(detail, WRONG_SHOWN)
+    total = int(detail.images["wrong"].sum()) if not detail.images.empty else 0
+    if wrong.empty:
+        st.caption("No test image is wrong on the seed-mean probability.")
+        return
+    try:
+        images = readers.test_images(str(paths.medmnist_root()))
+    except SynthmedError as exc:
+        st.warning(f"The real test images cannot be read, so only their indices show: {exc}")
+        st.dataframe(wrong, hide_index=True)
+        return
+    rows = [r for r in wrong.to_dict("records") if int(r["idx"]) < len(images)]
+    st.caption(f"{total} of {len(detail.images)} test images are wrong on the seed-mean "
+               f"P(pneumonia) at 0.5; the {len(rows)} most confidently wrong:")
+    st.image([images[int(r["idx"])] for r in rows], caption=[image_caption(r) for r in rows],
+             width=THUMB_PX)
+
+
+def render(db: str, name: str, cell: dict) -> None:
+    """The detail of the cell called ``name`` (its CELL_KEYS in ``cell``)."""
+    st.subheader(f"Cell {name}")
+    detail = readers.detail(db, tuple(cell.items()))
+    if detail.runs.empty:
+        st.info("No finished run in this cell.")
+        return
+    runs, curves, confusion, wrong = st.tabs(["Runs", "Training curves", "Confusion matrix",
+                                              "Wrong test images"])
+    with runs:
+        st.dataframe(detail.runs, hide_index=True, key="cell_runs")
+    with curves:
+        if detail.epochs.empty:
+            st.caption("No epoch rows stored for these runs.")
+        else:
+            st.plotly_chart(curves_figure(detail.epochs), key="cell_curves")
+    with confusion:
+        st.caption("Real test split, P(pneumonia) >= 0.5, summed over the cell's runs.")
+        st.table(detail.confusion)
+    with wrong:
+        _wrong_images(detail)

@@ -1,0 +1,113 @@
+"""The accuracy grid as Plotly figures: one panel per arch, rows = setting (x ratio, set),
+columns = init, one square marker per cell coloured by the metric.
+
+A scatter of square markers, not a ``go.Heatmap``: Streamlit 1.67 returns no selected points
+for a heatmap, and a click on a cell is how the page opens its detail. Each marker carries its
+cell name in ``customdata[0]``; ``selected_cell`` reads it back from the chart's event.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from synthmed_core.grid import INITS
+
+CELL_PX = 64  # marker side; the figure grows with the number of rows and columns
+ARROWS = {"better": " ▲", "worse": " ▼"}
+
+
+def _missing(x) -> bool:
+    return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
+
+
+def cell_text(row: pd.Series, show_study: bool) -> str:
+    """What a marker says: mean (and ▲/▼ when significantly better/worse than base), n, and
+    the study's value when asked."""
+    if row["n"] == 0 or _missing(row["mean"]):
+        text = "—"
+    else:
+        text = f"{row['mean']:.3f}{ARROWS.get(row['direction'], '')}<br>n={int(row['n'])}"
+    if show_study and not _missing(row["study"]):
+        text += f"<br>study {row['study']:.3f}"
+    return text
+
+
+def _hover(row: pd.Series) -> str:
+    lines = [row["cell"]]
+    if row["n"]:
+        lines.append(f"mean {row['mean']:.4f}, n={int(row['n'])}")
+        if not _missing(row["lo"]):
+            lines.append(f"95% interval [{row['lo']:.4f}, {row['hi']:.4f}]")
+    if not _missing(row["p_value"]):
+        lines.append(f"vs base: {int(row['wins'])} images only this cell got right, "
+                     f"{int(row['losses'])} only base; McNemar p={row['p_value']:.3g}")
+    if not _missing(row["study"]):
+        lines.append(f"study (one run): {row['study']:.3f}")
+    return "<br>".join(lines)
+
+
+def panel(cells: pd.DataFrame, arch: str, metric: str, show_study: bool,
+          color_range: tuple[float, float]) -> go.Figure:
+    """The figure of one arch from ``grid_view.grid_cells`` rows."""
+    part = cells[cells["arch"] == arch]
+    inits = [i for i in INITS if i in set(part["init"])]
+    inits += [i for i in dict.fromkeys(part["init"]) if i not in inits]
+    rows = list(dict.fromkeys(part["row"]))
+    ran = part[part["n"] > 0]
+    study_only = part[part["n"] == 0]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=ran["init"], y=ran["row"], mode="markers+text", name=metric,
+        text=[cell_text(r, show_study) for _, r in ran.iterrows()],
+        textfont={"size": 11, "color": "black"},
+        customdata=[[r["cell"]] for _, r in ran.iterrows()],
+        hovertext=[_hover(r) for _, r in ran.iterrows()], hoverinfo="text",
+        marker={"symbol": "square", "size": CELL_PX, "color": ran["mean"],
+                "colorscale": "RdYlGn", "cmin": color_range[0], "cmax": color_range[1],
+                "showscale": True, "colorbar": {"title": {"text": metric}, "thickness": 12},
+                "line": {"color": ["black" if s else "rgba(0,0,0,0)"
+                                   for s in ran["significant"]],
+                         "width": [4 if s else 0 for s in ran["significant"]]}}))
+    if show_study and not study_only.empty:
+        fig.add_trace(go.Scatter(
+            x=study_only["init"], y=study_only["row"], mode="markers+text", name="study only",
+            text=[cell_text(r, True) for _, r in study_only.iterrows()],
+            textfont={"size": 11, "color": "#555"},
+            customdata=[[r["cell"]] for _, r in study_only.iterrows()],
+            hovertext=[_hover(r) for _, r in study_only.iterrows()], hoverinfo="text",
+            marker={"symbol": "square", "size": CELL_PX, "color": "#e8e8e8"}))
+    fig.update_layout(
+        title={"text": arch}, showlegend=False, height=110 + CELL_PX * 1.25 * max(1, len(rows)),
+        margin={"l": 10, "r": 10, "t": 40, "b": 10}, plot_bgcolor="white", dragmode=False,
+        xaxis={"categoryorder": "array", "categoryarray": inits, "side": "top",
+               "fixedrange": True},
+        yaxis={"categoryorder": "array", "categoryarray": rows, "autorange": "reversed",
+               "fixedrange": True})
+    return fig
+
+
+def color_range(cells: pd.DataFrame) -> tuple[float, float]:
+    """One colour scale for every panel: the range of the cell means (0..1 when none)."""
+    means = cells["mean"].dropna()
+    if means.empty:
+        return (0.0, 1.0)
+    lo, hi = float(means.min()), float(means.max())
+    return (lo, hi) if hi > lo else (lo - 0.01, hi + 0.01)
+
+
+def selected_cell(event) -> str | None:
+    """The cell name a click on a panel selected, from ``st.plotly_chart``'s return value."""
+    try:
+        points = event.selection.points
+    except AttributeError:
+        try:
+            points = event["selection"]["points"]
+        except (KeyError, TypeError):
+            return None
+    for point in points or []:
+        data = point.get("customdata")
+        if data:
+            return data[0] if isinstance(data, (list, tuple)) else data
+    return None

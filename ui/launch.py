@@ -1,0 +1,98 @@
+"""The sidebar's launch form turned into a job request, checked before anything is queued.
+
+``build_request`` checks what the form itself can (seeds, ratio, names) and returns the
+command-line options of a ``train`` job (one seed) or a ``grid`` job (several); ``launch``
+hands them to ``jobs.submit``, whose submit-time checks (unknown arch, missing synthetic set,
+setting without its set...) refuse a bad spec with a SynthmedError before queueing, and then
+makes sure a local worker runs so the job actually starts."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import jobs
+from synthmed_core.errors import SpecError
+from synthmed_core.grid import SETTINGS
+from synthmed_core.store import Store
+
+ARCH_CHOICES = ("resnet18", "resnet50", "deit_tiny")  # models.ARCHS, without importing torch
+PROFILE_CHOICES = ("smoke", "quick", "paper")
+MAX_SEEDS = 20
+MAX_SEED = 1_000_000
+MAX_RATIO = 20.0
+_TIMM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,79}")
+# A worker the app starts leaves by itself after this long with an empty queue.
+WORKER_ARGS = ["--idle-exit", "600"]
+
+
+@dataclass(frozen=True)
+class Request:
+    """A checked request: the job kind and its ``python -m jobs submit KIND`` options."""
+
+    kind: str
+    argv: tuple[str, ...]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0 1 2"`` or ``"0, 1, 2"`` or ``"0-4"`` -> distinct seeds in order; SpecError when
+    empty, not integers, negative, too large, or more than MAX_SEEDS."""
+    seeds: list[int] = []
+    for token in re.split(r"[\s,]+", (text or "").strip()):
+        if not token:
+            continue
+        lo, dash, hi = token.partition("-")
+        if not (lo.isdigit() and (not dash or hi.isdigit())):
+            raise SpecError(f"seeds must be whole numbers >= 0 like `0 1 2` or `0-4`; "
+                            f"cannot read {token!r}")
+        first, last = int(lo), int(hi) if dash else int(lo)
+        if last < first or last > MAX_SEED or last - first >= MAX_SEEDS:
+            raise SpecError(f"seed range {token!r} must go upwards and stay within 0..{MAX_SEED}")
+        seeds.extend(s for s in range(first, last + 1) if s not in seeds)
+    if not seeds:
+        raise SpecError("give at least one seed, e.g. `0` or `0 1 2`")
+    if len(seeds) > MAX_SEEDS:
+        raise SpecError(f"at most {MAX_SEEDS} seeds per launch (got {len(seeds)})")
+    return seeds
+
+
+def build_request(arch: str, init: str, setting: str, ratio: float | None,
+                  synthetic: str | None, seeds: str, profile: str) -> Request:
+    """The job request of the form's values, or SpecError saying what is wrong. ``ratio`` 0
+    or None means "no ratio" (the whole synthetic set where the setting allows it)."""
+    arch = (arch or "").strip()
+    if not _TIMM_NAME.fullmatch(arch):
+        raise SpecError(f"arch must be a timm model name such as resnet18 (letters, digits, _ "
+                        f"and .); got {arch!r}")
+    if setting not in SETTINGS:
+        raise SpecError(f"unknown setting {setting!r}; choose one of {list(SETTINGS)}")
+    if profile not in PROFILE_CHOICES:
+        raise SpecError(f"unknown profile {profile!r}; choose one of {list(PROFILE_CHOICES)}")
+    info = SETTINGS[setting]
+    argv = ["--arch", arch, "--init", init, "--setting", setting, "--profile", profile]
+    if info.ratio != "none" and ratio:
+        if not 0 < float(ratio) <= MAX_RATIO:
+            raise SpecError(f"ratio must be above 0 and at most {MAX_RATIO:g}; got {ratio}")
+        argv += ["--ratio", f"{float(ratio):g}"]
+    elif info.ratio == "required":
+        raise SpecError(f"setting {setting!r} needs a ratio above 0 (e.g. 1, 2 or 3)")
+    if info.uses_synthetic:
+        if not synthetic:
+            raise SpecError(f"setting {setting!r} needs a synthetic set: pick one (import or "
+                            "generate one first if the list is empty)")
+        argv += ["--synthetic", synthetic]
+    seed_list = parse_seeds(seeds)
+    if len(seed_list) == 1:
+        return Request("train", tuple(argv + ["--seed", str(seed_list[0])]))
+    return Request("grid", tuple(argv + ["--seeds", *map(str, seed_list)]))
+
+
+def launch(request: Request, store: Store) -> jobs.Submitted:
+    """Queue the request through ``jobs.submit`` (its checks raise SynthmedError before
+    anything is queued) and, when something was queued, make sure a local worker runs."""
+    try:
+        done = jobs.submit(request.kind, list(request.argv), store)
+    except SystemExit:  # argparse refused an option the form should have caught
+        raise SpecError(f"the job options were refused: {' '.join(request.argv)}") from None
+    if done.ids:
+        jobs.ensure_worker(store, args=WORKER_ARGS)
+    return done
