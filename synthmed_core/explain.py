@@ -205,3 +205,23 @@ def _batch(images: np.ndarray, model: nn.Module) -> torch.Tensor:
 def _lock(model: nn.Module) -> threading.Lock:
     with _LOCKS_GUARD:
         return _LOCKS.setdefault(model, threading.Lock())
+
+
+def cam_bench(archs: tuple[str, ...] = ("resnet50", "deit_tiny"), input_size: int = 28,
+              methods: tuple[str, ...] | None = None, n: int = 5, seed: int = 0
+              ) -> list[dict]:
+    """CAM latency per image on this machine's CPU for each arch and method: models built by
+    ``models.build_model`` at ``input_size`` with random (seeded) weights, which cost the same
+    as trained ones; one 28 px image, resized by the model's preprocessing. Returns one dict
+    per (arch, method): arch, input_size, layer, map_side, method, ms (median of ``n``)."""
+    image = np.random.default_rng(seed).integers(0, 256, (28, 28), dtype=np.uint8)
+    rows = []
+    for arch in archs:
+        torch.manual_seed(seed)
+        model = build_model(arch, "scratch", input_size).eval()
+        _, layer, side = cam_target_layer(model, input_size)
+        for method in methods or tuple(CAM_METHODS):
+            rows.append({"arch": arch, "input_size": input_size, "layer": layer,
+                         "map_side": side, "method": method,
+                         "ms": cam_latency_ms(model, image, method, n=n)})
+    return rows
