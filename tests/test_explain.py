@@ -122,3 +122,23 @@ def test_cam_hooks_are_released(test_images, one_thread):
     model = build_model("resnet18", "scratch", 28).eval()
     explain.cam_overlays(model, test_images[0], "GradCAM")
     assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())
+
+
+def test_the_cam_bench_verb_prints_ms_per_image_for_each_arch_and_method(capsys, one_thread):
+    from synthmed_core.cli import main
+
+    assert main(["cam-bench", "--arch", "resnet18", "--methods", "GradCAM", "EigenCAM",
+                 "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "random-init weights" in lines[0] and "input 28 px" in lines[0]
+    rows = [line.split() for line in lines[2:]]
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
+        ("resnet18", "layer2", "(4x4)", "GradCAM"), ("resnet18", "layer2", "(4x4)", "EigenCAM")]
+    assert all(float(r[4]) > 0 for r in rows)
+
+
+def test_the_cam_bench_verb_refuses_an_unknown_method(capsys):
+    from synthmed_core.cli import main
+
+    assert main(["cam-bench", "--methods", "MagicCAM"]) == 2
+    assert "unknown CAM methods ['MagicCAM']" in capsys.readouterr().err
