@@ -57,8 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_worker_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=int, help="worker processes (default: one per GPU, else 1)")
+    p.add_argument("--workers", type=int,
+                   help="worker processes (default: --per-gpu per GPU, else 1)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: one per GPU, else cpu)")
+    p.add_argument("--per-gpu", type=int, metavar="K",
+                   help="worker processes per GPU (default $SYNTHMED_WORKERS_PER_GPU or 1; "
+                        "`python -m synthmed_core bench --concurrent 1 2 4 8` measures it)")
     p.add_argument("--backend", default="local", help="local (this machine) or ray (a cluster)")
     p.add_argument("--address", help="ray: the cluster address (default: start a local one)")
     p.add_argument("--once", action="store_true", help="run at most one job, then exit")

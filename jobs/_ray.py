@@ -33,9 +33,11 @@ from synthmed_core.store import Store
 from . import _queue
 from ._kinds import train_summary
 from ._monitor import JobMonitor
+from ._procs import workers_per_gpu
 from ._worker import _STOPPED_STATUS, JobLog, _event_logger, settle
 
-_ENV = ("SYNTHMED_DATA", "SYNTHMED_MEDMNIST_ROOT", "SYNTHMED_OFFLINE", "SYNTHMED_WEIGHTS")
+_ENV = ("SYNTHMED_DATA", "SYNTHMED_MEDMNIST_ROOT", "SYNTHMED_OFFLINE", "SYNTHMED_WEIGHTS",
+        "SYNTHMED_COMPILE")
 
 
 # ---- what runs on a Ray worker: no store, events go back to the head -------------------------
@@ -106,9 +108,11 @@ class RayHead:
     CPUs / ``threads``). ray must be initialised (``ray.init``) before ``run``."""
 
     def __init__(self, store: Store, max_inflight: int | None = None, threads: int = 1,
-                 heartbeat_s: float = 5.0, stale_s: float = 30.0, poll_s: float = 0.1) -> None:
+                 heartbeat_s: float = 5.0, stale_s: float = 30.0, poll_s: float = 0.1,
+                 per_gpu: int = 1) -> None:
         resources = ray.cluster_resources()
         self.store, self.threads, self.poll_s = store, threads, poll_s
+        self.gpu_share = 1.0 / max(1, per_gpu)  # a fractional GPU: per_gpu tasks share one
         self.heartbeat_s, self.stale_s = heartbeat_s, stale_s
         self.gpus = resources.get("GPU", 0) > 0
         self.max_inflight = max_inflight or max(1, int(resources.get("CPU", 1)) // threads)
@@ -138,7 +142,7 @@ class RayHead:
         monitor = JobMonitor(self.store, job, self.id, heartbeat_s=self.heartbeat_s,
                              stale_s=self.stale_s, on_event=_event_logger(log),
                              on_requeue=lambda: _queue.ring(self.store))
-        ref = run_remote.options(num_cpus=self.threads, num_gpus=1 if wants_gpu else 0).remote(
+        ref = run_remote.options(num_cpus=self.threads, num_gpus=self.gpu_share if wants_gpu else 0).remote(
             job["kind"], job["spec"], device, self.threads, self.env, self.queue, job["id"])
         running = _Running(job, ref, log, monitor, monitor.emit)
         recorder = _recorder(job, self.store)
@@ -253,7 +257,8 @@ def run_ray_head(a: argparse.Namespace) -> int:
         ray.init(address=a.address, runtime_env={"env_vars": {
             "PYTHONPATH": os.pathsep.join(p for p in (str(paths.REPO_ROOT),
                                                       os.environ.get("PYTHONPATH", "")) if p)}})
-    head = RayHead(Store(), a.workers, a.threads or 1, a.heartbeat, a.stale_after)
+    head = RayHead(Store(), a.workers, a.threads or 1, a.heartbeat, a.stale_after,
+                   per_gpu=workers_per_gpu(getattr(a, "per_gpu", None)))
     head.install_signal_handlers()
     n = head.run(once=a.once, idle_exit=a.idle_exit)
     print(f"ray head {head.id}: ran {n} job{'s' if n != 1 else ''}; exiting")

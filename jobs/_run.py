@@ -8,7 +8,8 @@ from typing import Callable
 from synthmed_core.store import Store
 
 from ._errors import JobError
-from ._procs import default_devices, default_threads, start_worker, supervise
+from ._procs import (default_devices, default_threads, start_worker, supervise,
+                     workers_per_gpu)
 
 
 def _passed_on(a: argparse.Namespace, threads: int | None) -> list[str]:
@@ -26,7 +27,11 @@ def _passed_on(a: argparse.Namespace, threads: int | None) -> list[str]:
 
 def run_local(a: argparse.Namespace) -> int:
     """Workers on this machine: one in this process, or one child process per device."""
-    devices = [a.device] * (a.workers or 1) if a.device else default_devices(a.workers)
+    per_gpu = workers_per_gpu(a.per_gpu)
+    if a.device:
+        devices = [a.device] * (a.workers or (per_gpu if a.device.startswith("cuda") else 1))
+    else:
+        devices = default_devices(a.workers, per_gpu)
     threads = a.threads or default_threads(devices)
     if len(devices) > 1:
         return supervise(devices, _passed_on(a, threads))
@@ -56,9 +61,12 @@ def run_workers(a: argparse.Namespace) -> int:
         raise JobError(f"unknown worker backend {a.backend!r}; choose one of {list(BACKENDS)}")
     if a.workers is not None and a.workers < 1:
         raise JobError(f"--workers must be at least 1, got {a.workers}")
+    if a.per_gpu is not None and a.per_gpu < 1:
+        raise JobError(f"--per-gpu must be at least 1, got {a.per_gpu}")
     if a.detach:
         own = (["--workers", str(a.workers)] if a.workers else []) + (
-            ["--device", a.device] if a.device else [])
+            ["--device", a.device] if a.device else []) + (
+            ["--per-gpu", str(a.per_gpu)] if a.per_gpu else [])
         proc = start_worker(own + _passed_on(a, a.threads))
         print(f"worker started in the background: pid {proc.pid}, output in {proc.log_path}")
         return 0

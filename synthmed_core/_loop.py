@@ -4,6 +4,7 @@ settings, runs or storage."""
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -13,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import random_affine
+from .errors import SpecError
 
 
 class Stopped(Exception):
@@ -26,11 +28,58 @@ def resolve_device(device: str | None) -> torch.device:
     return torch.device(device)
 
 
+def _tune_cuda(device: torch.device) -> None:
+    # Shapes are fixed within a run, so cuDNN's per-shape algorithm search pays off at once.
+    # CUDA results are not bit-reproducible anyway (atomics); CPU ones are and stay so.
+    torch.backends.cudnn.benchmark = True
+
+
+# What each device type needs set once per process before training on it.
+BACKEND_TUNING: dict[str, Callable[[torch.device], None]] = {"cuda": _tune_cuda}
+
+
+def tune_backend(device: torch.device) -> None:
+    """Per-device backend settings for training speed (none on CPU)."""
+    BACKEND_TUNING.get(device.type, lambda d: None)(device)
+
+
 def autocast(device: torch.device):
     """bf16 autocast on CUDA; full precision on CPU, where it keeps runs bit-reproducible."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+# torch.compile, by name. An execution option like the device: results mean the same, so it is
+# not part of a run's spec. SYNTHMED_COMPILE picks it for every run of a process (and so for job
+# workers); off by default because compiling costs 10-60 s per model and gained nothing on CPU at
+# 28 px (ENVIRONMENT.md). `python -m synthmed_core bench --compile off default` measures it.
+COMPILE_MODES: dict[str, dict | None] = {
+    "off": None,
+    "default": {},
+    "reduce-overhead": {"mode": "reduce-overhead"},  # CUDA graphs: one launch per graph
+    "max-autotune": {"mode": "max-autotune-no-cudagraphs"},
+}
+COMPILE_ENV = "SYNTHMED_COMPILE"
+
+
+def compile_mode(mode: str | None = None) -> str:
+    """``mode``, else ``$SYNTHMED_COMPILE``, else "off"; SpecError for an unknown name."""
+    mode = mode or os.environ.get(COMPILE_ENV) or "off"
+    if mode not in COMPILE_MODES:
+        raise SpecError(f"unknown compile mode {mode!r} ({COMPILE_ENV}); choose one of "
+                        f"{list(COMPILE_MODES)}")
+    return mode
+
+
+def compile_model(model: torch.nn.Module, mode: str | None = None) -> str:
+    """Compile ``model`` in place (``nn.Module.compile``: its state_dict keys stay the same, so
+    checkpoints do not change) unless the mode is "off". Returns the mode used."""
+    mode = compile_mode(mode)
+    kwargs = COMPILE_MODES[mode]
+    if kwargs is not None:
+        model.compile(**kwargs)
+    return mode
 
 
 def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -60,6 +109,20 @@ class Preprocess:
                               align_corners=False)
         x = (x - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, epochs: int,
+                   warmup_epochs: int, steps_per_epoch: int):
+    """AdamW and a per-update cosine schedule with linear warm-up (timm), as the study's
+    recipe: returns (optimizer, scheduler)."""
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import create_scheduler_v2
+
+    opt = create_optimizer_v2(model, "adamw", lr=lr, weight_decay=weight_decay)
+    sched, _ = create_scheduler_v2(opt, "cosine", num_epochs=epochs, warmup_epochs=warmup_epochs,
+                                   warmup_lr=1e-6, min_lr=1e-6, step_on_epochs=False,
+                                   updates_per_epoch=steps_per_epoch)
+    return opt, sched
 
 
 StepHook = Callable[[int, int, torch.Tensor], None]  # (step, steps, running loss sum tensor)

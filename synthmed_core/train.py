@@ -17,15 +17,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from timm.optim import create_optimizer_v2
-from timm.scheduler import create_scheduler_v2
 
 from . import checkpoints as ck
-from ._loop import (Preprocess, Stopped, Throttle, batch_slices, predict_logits,
-                    resolve_device, to_device, train_epoch)
+from ._loop import (Preprocess, Stopped, Throttle, batch_slices, compile_model, make_optimizer,
+                    predict_logits, resolve_device, to_device, train_epoch, tune_backend)
+from ._progress import Eta, step_hook
 from .data import TrainPlan
 from .errors import DataError, SpecError
-from .events import EpochEnd, Emit, Finished, Progress, RunResult, Started, ignore
+from .events import EpochEnd, Emit, Finished, RunResult, Started, ignore
 from .grid import RunSpec
 from .metrics import run_metrics
 from .models import build_model, chestmnist_checkpoint_path, model_input_stats
@@ -66,30 +65,20 @@ def _evaluate(model, images: torch.Tensor, labels: np.ndarray, prep: Preprocess)
     return metrics, probs
 
 
-class _Eta:
-    """Remaining time from the steps done so far in this process (a resume restarts it)."""
-
-    def __init__(self, total_steps: int) -> None:
-        self.total, self.done, self.t0 = total_steps, 0, time.monotonic()
-
-    def step(self) -> tuple[float, float]:
-        self.done += 1
-        elapsed = max(time.monotonic() - self.t0, 1e-9)
-        rate = self.done / elapsed
-        return rate, (self.total - self.done) / rate if rate > 0 else float("nan")
-
-
 def train_run(spec: RunSpec, plan: TrainPlan, run_dir: Path, emit: Emit = ignore,
-              device: str | None = None, should_stop: Callable[[], bool] | None = None) -> RunResult:
+              device: str | None = None, should_stop: Callable[[], bool] | None = None,
+              compile: str | None = None) -> RunResult:
     """Train ``spec`` on ``plan``, resuming from ``run_dir/last.pt`` when it exists.
 
     Writes ``spec.json``, ``last.pt`` (every epoch) and ``best.pt`` (each new best on val) to
     ``run_dir``. Raises :class:`Stopped` when ``should_stop()`` turns true; the last completed
-    epoch stays resumable. Returns the test metrics and per-image probabilities of the best
-    checkpoint.
+    epoch stays resumable. ``compile`` names a ``_loop.COMPILE_MODES`` entry (default
+    ``$SYNTHMED_COMPILE``, else off). Returns the test metrics and per-image probabilities of
+    the best checkpoint.
     """
     t_start = time.time()
     dev = resolve_device(device)
+    tune_backend(dev)
     prof, run_id = spec.profile, spec.run_id
     epochs = [p.epochs for p in plan.phases]
     if sum(epochs) <= 0:
@@ -100,6 +89,7 @@ def train_run(spec: RunSpec, plan: TrainPlan, run_dir: Path, emit: Emit = ignore
 
     torch.manual_seed(spec.seed)
     model = _build_model(spec).to(dev, memory_format=torch.channels_last)
+    compile_model(model, compile)
     mean, std = model_input_stats(model)
     prep_train = Preprocess(mean, std, prof.input_size, augment=prof.augment)
     prep_eval = dataclasses.replace(prep_train, augment=False)
@@ -119,8 +109,8 @@ def train_run(spec: RunSpec, plan: TrainPlan, run_dir: Path, emit: Emit = ignore
                  resumed_from=done_epochs - 1 if state is not None else None))
 
     steps_per_phase = [len(batch_slices(len(p.labels), prof.batch_size)) for p in plan.phases]
-    eta = _Eta(sum(s * e for s, e in zip(steps_per_phase, epochs)) -
-               sum(steps_per_phase[h["phase"]] for h in history))
+    eta = Eta(sum(s * e for s, e in zip(steps_per_phase, epochs)) -
+              sum(steps_per_phase[h["phase"]] for h in history))
     throttle = Throttle(prof.progress_every_s)
     offset = 0
     for p_idx, phase in enumerate(plan.phases):
@@ -129,10 +119,8 @@ def train_run(spec: RunSpec, plan: TrainPlan, run_dir: Path, emit: Emit = ignore
             offset += phase.epochs
             continue
         steps = steps_per_phase[p_idx]
-        opt = create_optimizer_v2(model, "adamw", lr=prof.lr, weight_decay=prof.weight_decay)
-        sched, _ = create_scheduler_v2(opt, "cosine", num_epochs=phase.epochs,
-                                       warmup_epochs=phase.warmup_epochs, warmup_lr=1e-6,
-                                       min_lr=1e-6, step_on_epochs=False, updates_per_epoch=steps)
+        opt, sched = make_optimizer(model, prof.lr, prof.weight_decay, phase.epochs,
+                                    phase.warmup_epochs, steps)
         if first > 0:
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
@@ -141,12 +129,8 @@ def train_run(spec: RunSpec, plan: TrainPlan, run_dir: Path, emit: Emit = ignore
         for e in range(first, phase.epochs):
             g_epoch, t_epoch = offset + e, time.time()
 
-            def on_step(step: int, n: int, loss_sum: torch.Tensor) -> None:
-                rate, left = eta.step()
-                if throttle():
-                    emit(Progress(run_id, p_idx, g_epoch, sum(epochs), step, n,
-                                  float(loss_sum.item()) / step, rate * prof.batch_size, left))
-
+            on_step = step_hook(emit, run_id, p_idx, g_epoch, sum(epochs), eta, throttle,
+                                prof.batch_size)
             loss = train_epoch(model, x, y, prep_train, F.cross_entropy, opt, sched, e,
                                prof.batch_size, gen, on_step, should_stop)
             val, _ = _evaluate(model, val_x, plan.val.labels, prep_eval)
