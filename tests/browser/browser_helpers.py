@@ -20,6 +20,7 @@ from typing import Iterator
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"  # the real PneumoniaMNIST, beside the repo
 # `playwright install` is blocked here: drive Debian's chromium with these (ENVIRONMENT.md).
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
@@ -170,3 +171,9 @@ def click_center(page, locator) -> None:
     box = locator.bounding_box()
     assert box is not None, "element has no box (not rendered?)"
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the Streamlit selectbox labelled ``label``."""
+    page.get_by_role("combobox", name=label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import (CHROMIUM_ARGS, REPO_ROOT, app_env, find_chromium, running_app,
-                             screenshot_dir)
+from browser_helpers import (CHROMIUM_ARGS, REPO_ROOT, SHARED_DATA, app_env, find_chromium,
+                             running_app, screenshot_dir)
 
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 VIEWPORT = {"width": 1400, "height": 1000}
 
 
