@@ -55,7 +55,8 @@ def show_run(db: str, run_id: str, label: str, images: list[tuple[str, object]],
              method: str, target: str) -> None:
     st.subheader(label)
     try:
-        results = ux.cams(db, run_id, method, target, tuple(img for _, img in images))
+        results = ux.cams(db, run_id, ux.finished_at(db, run_id), method, target,
+                          tuple(img for _, img in images))
     except SynthmedError as exc:
         st.error(f"No CAM for this run: {exc}")
         return

@@ -16,11 +16,16 @@ if TYPE_CHECKING:
     import numpy as np
 
 SOURCES = ("Upload a file", "A test image")
-INTRO = (f"Upload a chest X-ray ({FORMATS}, up to {MAX_UPLOAD_BYTES // 2**20} MiB) or pick an "
-         "image of the real test split. It is converted the way MedMNIST images were made "
-         "(grayscale, centre square, 28x28), then each run resizes it to its own input size as "
-         "in training. Colour images are converted to grayscale and 16-bit images scaled by "
-         "their range. These are research models, not a diagnosis.")
+INTRO = ("Upload a chest X-ray ({formats}, up to {mb} MB) or pick an image of the real test "
+         "split. It is converted the way MedMNIST images were made (grayscale, centre square, "
+         "28x28), then each run resizes it to its own input size as in training. Colour images "
+         "are converted to grayscale and 16-bit images scaled by their range. These are research "
+         "models, not a diagnosis.")
+
+
+def upload_limit_mb() -> int:
+    """The smaller of the server's upload limit and the decoder's own."""
+    return min(int(st.get_option("server.maxUploadSize")), MAX_UPLOAD_BYTES // 2**20)
 
 
 def image_from_upload(name: str, data: bytes) -> np.ndarray | None:
@@ -65,7 +70,8 @@ def show_predictions(db: str, run_ids: list[str], title: str, image: np.ndarray,
         with col:
             st.markdown(f"**{labels.get(run_id, run_id)}**")
             try:
-                result = ux.cams(db, run_id, method, target, (image,))[0]
+                version = ux.finished_at(db, run_id)
+                result = ux.cams(db, run_id, version, method, target, (image,))[0]
             except SynthmedError as exc:
                 st.error(f"This run cannot predict: {exc}")
                 continue
@@ -75,12 +81,13 @@ def show_predictions(db: str, run_ids: list[str], title: str, image: np.ndarray,
 
 def main() -> None:
     st.title("Predict")
-    st.caption(INTRO)
+    st.caption(INTRO.format(formats=FORMATS, mb=upload_limit_mb()))
     db = ux.db()
     try:
         run_ids = pick_runs(db)
-        method = st.selectbox("CAM method", list(CAM_METHODS), key="predict_method")
-        target = st.selectbox("Class explained", list(CAM_TARGETS), key="predict_target")
+        left, right = st.columns(2)
+        method = left.selectbox("CAM method", list(CAM_METHODS), key="predict_method")
+        target = right.selectbox("Class explained", list(CAM_TARGETS), key="predict_target")
         title, image = pick_image()
     except SynthmedError as exc:
         st.error(f"Cannot read the runs or the test images: {exc}")

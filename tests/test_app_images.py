@@ -8,7 +8,6 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -77,7 +76,7 @@ def test_gradcam_shows_a_real_and_a_synthetic_overlay_per_run_with_layer_and_map
     assert sum("on layer blocks[-1].norm1 (7x7 map)" in c for c in shown) == 2
     test = load_real("test")
     p = explain.predict_proba(explorer["resnet_model"], test.images[7])[0]
-    assert any(f"real test #7" in c and f"P(pneumonia) = {p:.3f}" in c for c in shown)
+    assert any("real test #7" in c and f"P(pneumonia) = {p:.3f}" in c for c in shown)
 
 
 def test_gradcam_says_a_constant_map_is_constant_instead_of_drawing_it(explorer):

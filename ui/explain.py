@@ -3,6 +3,7 @@ synthetic sets, real splits and run models. Keyed on the database path, so a pag
 another database never sees this one's rows; models are ``cache_resource`` (heavy, shared)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,8 +42,16 @@ def synthetic_sets(db_path: str) -> pd.DataFrame:
 
 
 @st.cache_resource(show_spinner="Loading the run's model...", max_entries=8)
-def run_model(db_path: str, run_id: str):
+def run_model(db_path: str, run_id: str, finished_at: str):
+    # finished_at keys the cache: a run id re-trained after a delete has new weights.
     return explain.load_run_model(store(db_path), run_id)
+
+
+def finished_at(db_path: str, run_id: str) -> str:
+    """When a finished run finished (its weights' version), "" when it is not finished."""
+    runs = finished_runs(db_path)
+    hit = runs.loc[runs["run_id"] == run_id, "finished_at"]
+    return str(hit.iloc[0]) if len(hit) else ""
 
 
 def real_split(split: str) -> Split:
@@ -63,7 +72,7 @@ def run_label(run: Any) -> str:
     """One line naming a run: arch, init, setting (ratio, set), seed, profile and id."""
     setting = run["setting"]
     ratio = run.get("ratio")
-    if ratio is not None and ratio == ratio:  # NaN is not a ratio
+    if ratio is not None and not math.isnan(ratio):  # pandas gives NaN for "no ratio"
         setting += f" x{ratio:g}"
     if run.get("synthetic"):
         setting += f" [{run['synthetic']}]"
@@ -89,10 +98,11 @@ def show_cam(result: explain.CamResult, title: str, width: int = 224) -> None:
 
 
 @st.cache_data(max_entries=256, show_spinner="Computing CAMs...")
-def cams(db_path: str, run_id: str, method: str, target: str, images: tuple
+def cams(db_path: str, run_id: str, version: str, method: str, target: str, images: tuple
          ) -> list[explain.CamResult]:
-    """The CAM of each image (uint8 H x W arrays, sizes may differ) under one run's model."""
-    model = run_model(db_path, run_id)
+    """The CAM of each image (uint8 H x W arrays, sizes may differ) under one run's model;
+    ``version`` is the run's ``finished_at`` (see ``finished_at``)."""
+    model = run_model(db_path, run_id, version)
     return [explain.cam_overlays(model, image, method, target)[0] for image in images]
 
 
