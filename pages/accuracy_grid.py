@@ -65,9 +65,11 @@ def main() -> None:
     except SynthmedError as exc:
         st.warning(f"The results database cannot be read right now: {exc}")
         return
-    if cells.empty:
+    if not grid_view.cell_names(cells):
         st.info("No finished runs yet: queue one from the sidebar (profile smoke takes "
-                "seconds) and the grid fills in when it finishes.")
+                "seconds) and the grid fills in when it finishes."
+                + (" Meanwhile, the study's published grid:" if len(cells) else ""))
+    if cells.empty:
         return
     st.caption(LEGEND)
     clicked = panels(cells, metric, study)

@@ -1,32 +1,26 @@
-"""The first page (app.py), run headless with AppTest against a store in tmp_path: the results
-table beside the study's, the metric picker, the runs list and its status filter, the empty
-store, and a database that cannot be read. No model is trained: runs are recorded through the
-Store with fake but valid per-image predictions."""
+"""The Home page and the sidebar, run headless with AppTest against a store in tmp_path.
+
+Home: what is in the store, the headline grid, the results table beside the study's, the runs
+list and its status filter, an empty store, a database that cannot be read. Sidebar: the launch
+form refuses bad input before queueing anything and queues exactly one job for good input,
+then asks for a worker (a stand-in here: no process starts). No model is trained: runs are
+recorded through the Store with fake but valid per-image predictions."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from synthmed_core.events import RunResult
 from synthmed_core.grid import make_run_spec
 from synthmed_core.metrics import aggregate, run_metrics
-from synthmed_core.paths import REPO_ROOT
 from synthmed_core.store import Store
 
-APP = str(REPO_ROOT / "app.py")
+from app_helpers import (assert_ok, data_root, run_app, run_entry, texts,  # noqa: F401
+                         workers_started)
+
 FIRST_RUN = ("python -m synthmed_core train --arch resnet18 --init scratch --setting base "
              "--seed 0 --profile smoke")
 OURS = "resnet50 (profile smoke): test {}"
-
-
-@pytest.fixture
-def data_root(tmp_path, monkeypatch):
-    """An empty SYNTHMED_DATA for the app (and the default Store) to use."""
-    root = tmp_path / "data"
-    monkeypatch.setenv("SYNTHMED_DATA", str(root))
-    monkeypatch.delenv("SYNTHMED_DB", raising=False)
-    return root
 
 
 def fake_predictions(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +52,7 @@ def record_run(store: Store, seed: int, outcome: str) -> tuple[str, dict]:
 
 
 @pytest.fixture
-def runs(data_root) -> dict:
+def runs(data_root) -> dict:  # noqa: F811
     """Three finished seeds of one cell, then one failed and one still running, in that order."""
     store = Store()
     finished = [record_run(store, seed, "finished") for seed in (0, 1, 2)]
@@ -68,36 +62,59 @@ def runs(data_root) -> dict:
             "failed": failed, "running": running}
 
 
-def run_app() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=30).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def table(at: AppTest, title: str):
+def table(at, title: str):
     """The setting x init table shown under ``title``."""
-    titles = [s.value for s in at.subheader]
+    titles = texts(at.subheader)
     assert title in titles, titles
     return at.table[titles.index(title)].value
 
 
-def shown_run_ids(at: AppTest) -> list[str]:
+def shown_run_ids(at) -> list[str]:
     return list(at.dataframe[0].value["run_id"])
 
 
-def test_an_empty_store_says_how_to_train_a_first_run_and_shows_the_study(data_root):
+def metric(at, label: str):
+    return {m.label: m.value for m in at.metric}[label]
+
+
+def charts(at) -> list:
+    return at.get("plotly_chart")
+
+
+# ---- Home ---------------------------------------------------------------------------------------
+
+
+def test_the_entry_point_draws_the_sidebar_and_opens_on_home(data_root):  # noqa: F811
+    at = run_entry()
+    assert at.title[0].value == "synthmed"
+    assert [b.label for b in at.sidebar.form_submit_button] == ["Queue"]
+    assert "Nothing queued or running." in texts(at.sidebar.caption)
+
+
+def test_an_empty_store_says_how_to_train_a_first_run_and_shows_the_study(data_root):  # noqa: F811
     at = run_app()
     assert at.title[0].value == "synthmed"
-    assert any("No runs in the store yet" in i.value for i in at.info)
-    assert [c.value for c in at.code] == [FIRST_RUN]
+    assert any("No runs in the store yet" in i for i in texts(at.info))
+    assert texts(at.code) == [FIRST_RUN]
+    assert metric(at, "Finished runs") == "0"
     study = table(at, "resnet50 (study only): test accuracy")
     assert study.loc["base", "imagenet"] == "— (study 0.875)"
     assert table(at, "deit_tiny (study only): test accuracy").shape == (6, 3)
+    assert len(charts(at)) == 2  # the study's headline grid: one panel per arch
+    assert "How to start" in texts(at.header)
+
+
+def test_home_counts_what_the_store_holds_and_draws_the_headline_grid_of_our_arch(runs):
+    at = run_app()
+    assert metric(at, "Finished runs") == "3"
+    assert metric(at, "Test predictions") == f"{3 * 624:,}"
+    assert len(charts(at)) == 1  # resnet50 only: the archs we ran
+    assert '"resnet50"' in charts(at)[0].proto.spec
 
 
 def test_the_table_shows_our_mean_and_n_beside_the_study_and_lists_the_runs(runs):
     at = run_app()
-    assert not any("No runs in the store yet" in i.value for i in at.info)
+    assert not any("No runs in the store yet" in i for i in texts(at.info))
     mean = aggregate([m["accuracy"] for m in runs["metrics"]])["mean"]
     cell = table(at, OURS.format("accuracy")).loc["base", "scratch"]
     assert cell.startswith(f"{mean:.3f} ± ") and "n=3" in cell
@@ -110,18 +127,18 @@ def test_the_table_shows_our_mean_and_n_beside_the_study_and_lists_the_runs(runs
 def test_switching_the_metric_to_auroc_shows_our_auroc_without_a_study_value(runs):
     at = run_app()
     at.selectbox(key="metric").set_value("auroc").run()
-    assert not at.exception
+    assert_ok(at)
     mean = aggregate([m["auroc"] for m in runs["metrics"]])["mean"]
     cell = table(at, OURS.format("auroc")).loc["base", "scratch"]
     assert cell.startswith(f"{mean:.3f} ± ") and "n=3" in cell and "study" not in cell
-    assert "resnet50 (study only): test auroc" not in [s.value for s in at.subheader]
+    assert "resnet50 (study only): test auroc" not in texts(at.subheader)
 
 
 @pytest.mark.parametrize("status", ["finished", "failed", "running"])
 def test_the_status_filter_keeps_only_runs_of_that_status(runs, status):
     at = run_app()
     at.selectbox(key="run_status").set_value(status).run()
-    assert not at.exception
+    assert_ok(at)
     want = runs[status] if status == "finished" else [runs[status]]
     assert sorted(shown_run_ids(at)) == sorted(want)
     assert set(at.dataframe[0].value["status"]) == {status}
@@ -134,3 +151,74 @@ def test_a_database_that_cannot_be_read_is_a_warning_not_a_traceback(tmp_path, m
     at = run_app()
     assert "cannot be read right now" in at.warning[0].value
     assert str(bad) in at.warning[0].value
+
+
+# ---- Sidebar: the launch form -------------------------------------------------------------------
+
+
+WIDGETS = {"seeds": "text_input", "arch_other": "text_input", "ratio": "number_input"}
+
+
+def queue(at, **values):
+    """Fill the sidebar's launch form (keys without the ``launch_`` prefix) and press Queue."""
+    for key, value in values.items():
+        getattr(at, WIDGETS.get(key, "selectbox"))(key=f"launch_{key}").set_value(value)
+    at.sidebar.form_submit_button[0].click().run()
+    assert_ok(at)
+    return at
+
+
+def active_jobs(at) -> list[str]:
+    return [p.proto.text for p in at.sidebar.get("progress")]
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"seeds": "zero"}, "seeds must be whole numbers"),
+    ({"seeds": ""}, "at least one seed"),
+    ({"seeds": "0-100"}, "must go upwards and stay within"),
+    ({"setting": "augment"}, "needs a synthetic set"),
+    ({"setting": "augment", "ratio": 0.0}, "needs a ratio"),
+    ({"arch_other": "resnet50; rm -rf /"}, "arch must be a timm model name"),
+])
+def test_bad_launch_input_shows_an_error_and_queues_nothing(data_root, workers_started,  # noqa: F811
+                                                            values, message):
+    at = queue(run_app(), **values)
+    errors = texts(at.sidebar.error)
+    assert len(errors) == 1 and errors[0].startswith("Nothing queued") and message in errors[0]
+    assert Store().jobs().empty
+    assert workers_started == []
+    assert active_jobs(at) == []
+
+
+def test_an_arch_timm_does_not_know_is_refused_by_the_jobs_check(data_root, workers_started):  # noqa: F811
+    at = queue(run_app(), arch_other="no_such_model_anywhere")
+    assert "unknown arch 'no_such_model_anywhere'" in texts(at.sidebar.error)[0]
+    assert Store().jobs().empty and workers_started == []
+
+
+def test_a_good_launch_queues_exactly_one_job_starts_a_worker_and_shows_it(data_root,  # noqa: F811
+                                                                         workers_started):
+    at = queue(run_app(), arch="resnet18", seeds="7", profile="smoke")
+    queued = Store().jobs()
+    assert len(queued) == 1
+    job = queued.iloc[0]
+    assert (job["kind"], job["status"]) == ("train", "queued")
+    assert "resnet18/scratch/base seed=7 smoke" in job["label"]
+    assert len(workers_started) == 1
+    assert f"queued job {job['id']}" in texts(at.sidebar.success)[0]
+    assert active_jobs(at) and active_jobs(at)[0].startswith(f"#{job['id']} ")
+
+
+def test_several_seeds_queue_one_grid_of_that_many_runs(data_root, workers_started):  # noqa: F811
+    queue(run_app(), seeds="0 1, 2", profile="quick")
+    queued = Store().jobs()
+    assert sorted(queued["kind"]) == ["grid", "train", "train", "train"]
+    assert len(workers_started) == 1
+
+
+def test_relaunching_a_queued_run_queues_nothing_more_and_says_so(data_root, workers_started):  # noqa: F811
+    at = queue(run_app(), seeds="3")
+    queue(at)
+    assert len(Store().jobs()) == 1
+    assert "already queued or running" in texts(at.sidebar.info)[0]
+    assert len(workers_started) == 1

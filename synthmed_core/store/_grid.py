@@ -97,7 +97,7 @@ class GridMixin(StoreBase):
 
     def store_counts(self) -> dict[str, int]:
         """How much the store holds: runs (and finished runs), synthetic sets, pretrains, jobs
-        (and active jobs), prediction rows."""
+        (and active jobs), test prediction rows."""
         with self._connect() as con:
             row = con.execute(
                 """SELECT (SELECT count(*) FROM runs),
@@ -105,7 +105,8 @@ class GridMixin(StoreBase):
                           (SELECT count(*) FROM synthetic_sets), (SELECT count(*) FROM pretrains),
                           (SELECT count(*) FROM jobs),
                           (SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')),
-                          (SELECT count(*) FROM predictions)""").fetchone()
+                          (SELECT count(*) FROM predictions WHERE split = ?)""",
+                ["test"]).fetchone()
         keys = ("runs", "finished_runs", "synthetic_sets", "pretrains", "jobs", "active_jobs",
                 "predictions")
         return dict(zip(keys, map(int, row)))

@@ -1,0 +1,132 @@
+"""The Accuracy grid page, run headless with AppTest on a store of fake finished runs: three
+seeds each of base, a cell with the SAME predictions as base, and a cell that is clearly
+worse. AppTest cannot click a chart, so the cell detail is opened with the page's cell picker
+(the click path runs in the browser tests)."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from synthmed_core.metrics import aggregate
+from synthmed_core.store import Store
+from ui import readers
+
+from app_helpers import assert_ok, data_root, run_app, texts  # noqa: F401
+from grid_helpers import add_run, fill_contrast, labels, probs_with_accuracy
+
+PAGE = "pages/accuracy_grid.py"
+
+
+@pytest.fixture
+def names(data_root) -> dict[str, str]:  # noqa: F811
+    return fill_contrast(Store())
+
+
+def traces(at) -> list[dict]:
+    """The Plotly traces of the first panel, as the browser receives them."""
+    charts = at.get("plotly_chart")
+    assert charts, "no chart drawn"
+    return json.loads(charts[0].proto.spec)["data"]
+
+
+def markers(at) -> dict[str, dict]:
+    """Per cell name (the marker's customdata): its text and outline width, first trace."""
+    ours = traces(at)[0]
+    widths = ours["marker"]["line"]["width"]
+    return {data[0]: {"text": text, "outline": width}
+            for data, text, width in zip(ours["customdata"], ours["text"], widths)}
+
+
+def grid_table(at):
+    """The grid as a table (the page's first dataframe, in its expander)."""
+    return at.dataframe[0].value.set_index("cell")
+
+
+def ran(at) -> list[str]:
+    """The cells of the grid table that have runs."""
+    table = grid_table(at)
+    return table.index[table["runs"] > 0].tolist()
+
+
+def test_one_panel_per_arch_with_one_square_per_cell_and_the_study_beside(names):
+    at = run_app(PAGE)
+    assert at.title[0].value == "Accuracy grid"
+    assert len(at.get("plotly_chart")) == 1  # resnet50 is the only arch with runs
+    assert set(markers(at)) == set(names.values())
+    study_only = traces(at)[1]  # study cells nobody ran: grey squares with the study's value
+    assert study_only["text"] and all("study" in t for t in study_only["text"])
+    assert "study 0.837" in markers(at)[names["base"]]["text"]
+
+
+def test_a_clearly_worse_cell_is_marked_and_one_identical_to_base_is_not(names):
+    at = run_app(PAGE)
+    cells = markers(at)
+    assert cells[names["worse"]]["outline"] > 0 and "▼" in cells[names["worse"]]["text"]
+    for same in (names["same"], names["base"]):
+        assert cells[same]["outline"] == 0 and "▼" not in cells[same]["text"]
+        assert "▲" not in cells[same]["text"]
+    table = grid_table(at)
+    assert table.loc[names["worse"], "significant"]
+    assert not table.loc[names["same"], "significant"]
+    assert table.loc[names["same"], "wins"] == table.loc[names["same"], "losses"] == 0
+
+
+def test_each_cell_shows_its_mean_and_n_over_seeds_for_the_chosen_metric(names):
+    at = run_app(PAGE)
+    at.selectbox(key="grid_metric").set_value("auroc").run()
+    assert_ok(at)
+    runs = Store().runs("finished")
+    want = aggregate(runs[runs["setting"] == "synthetic_base"]["auroc"])
+    text = markers(at)[names["worse"]]["text"]
+    assert text.startswith(f"{want['mean']:.3f}") and "n=3" in text and "study" not in text
+    row = grid_table(at).loc[names["worse"]]
+    assert (row["lo"], row["hi"]) == pytest.approx((want["lo"], want["hi"]))
+    assert len(traces(at)) == 1  # no study-only squares: the study published accuracy only
+
+
+def test_the_grid_downloads_as_csv(names):
+    at = run_app(PAGE)
+    assert [b.label for b in at.download_button] == ["Download the grid (CSV)"]
+
+
+def test_picking_a_cell_opens_its_runs_curves_confusion_and_wrong_images(names):
+    at = run_app(PAGE)
+    assert at.selectbox(key="grid_cell").value is None
+    assert not [s for s in texts(at.subheader) if s.startswith("Cell ")]
+    at.selectbox(key="grid_cell").set_value(names["worse"]).run()
+    assert_ok(at)
+    assert f"Cell {names['worse']}" in texts(at.subheader)
+    assert sorted(at.tabs[0].dataframe[0].value["seed"]) == [0, 1, 2]  # tab "Runs"
+    assert at.get("plotly_chart")[-1].key == "cell_curves"
+    confusion = at.table[0].value
+    assert confusion.shape == (2, 2) and confusion.to_numpy().astype(int).sum() == 3 * len(labels())
+    captions = at.image[0].proto.imgs
+    assert 0 < len(captions) <= 24
+    assert all(" true " in img.caption and "p=" in img.caption for img in captions)
+
+
+def test_an_empty_store_says_how_to_fill_the_grid_and_shows_the_study(data_root):  # noqa: F811
+    at = run_app(PAGE)
+    assert any("No finished runs yet" in i for i in texts(at.info))
+    assert len(at.get("plotly_chart")) == 2  # the study's archs, its values only
+    assert not traces(at)[0]["x"] and traces(at)[1]["x"]
+    at.selectbox(key="grid_metric").set_value("f1").run()
+    assert not at.get("plotly_chart") and not at.get("selectbox")[-1].key == "grid_cell"
+
+
+def test_a_job_that_finishes_refreshes_the_grid_without_a_reload(data_root):  # noqa: F811
+    store = Store()
+    y = labels()
+    add_run(store, "base", 0, probs_with_accuracy(y, 0.8, 0), y)
+    job_id = store.add_jobs([{"kind": "train", "label": "a worse cell", "spec": {}}])[0]
+    at = run_app(PAGE)
+    assert ran(at) == ["resnet50/scratch/base (smoke)"]
+    assert store.claim_job("w1", 1)["id"] == job_id
+    add_run(store, "synthetic_base", 0, probs_with_accuracy(y, 0.5, 1), y, synthetic="s")
+    store.finish_job(job_id, "w1", "finished")
+    time.sleep(readers.LIVE_TTL_S + 0.1)  # the sidebar polls every 2 s, past the queue's TTL
+    at.run()  # the sidebar's poll, as its timer would run it: the job ended
+    assert_ok(at)
+    assert ran(at) == ["resnet50/scratch/base (smoke)", "resnet50/scratch/synthetic_base/s (smoke)"]
