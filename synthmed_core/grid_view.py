@@ -9,13 +9,14 @@ independent, so the p-value is optimistic; ``compare`` gives per-seed tests for 
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .grid import INITS, SETTINGS
+from .grid import INITS, SETTINGS, reference_rows
 from .metrics import mcnemar_p
 from .store import CELL_KEYS, Store
 
@@ -60,13 +61,15 @@ def _intervals(mean: pd.Series, std: pd.Series, n: pd.Series, confidence: float 
     return mean - half, mean + half
 
 
-def _study_values(store: Store) -> dict[tuple, float]:
-    ref = store.reference()
-    return {(r.arch, r.setting, r.init, None if _missing(r.ratio) else float(r.ratio)):
-            float(r.test_accuracy) for r in ref.itertuples()}
+@functools.lru_cache(maxsize=1)
+def _study_values() -> dict[tuple, float]:
+    """The study's published accuracies by (arch, setting, init, ratio); the same rows the
+    store's ``reference`` table holds, read from the package (no query)."""
+    return {(r.arch, r.setting, r.init, None if r.ratio is None else float(r.ratio)):
+            r.test_accuracy for r in reference_rows()}
 
 
-def _study_key(row: pd.Series) -> tuple:
+def _study_key(row: dict) -> tuple:
     return (row["arch"], row["setting"], row["init"],
             None if _missing(row["ratio"]) else float(row["ratio"]))
 
@@ -95,15 +98,15 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
         from .errors import SpecError
         raise SpecError(f"unknown metric {metric!r}; choose one of {list(METRICS)}")
     df = store.grid_cell_stats(metric, profile=profile)
-    study = _study_values(store) if metric == "accuracy" else {}
+    study = _study_values() if metric == "accuracy" else {}
     if not df.empty:
         df["lo"], df["hi"] = _intervals(df["mean"], df["std"], df["n"])
         paired = df["paired_seeds"] > 0
         df["p_value"] = np.where(paired, mcnemar_p(df["wins"].fillna(0),
                                                    df["losses"].fillna(0)), np.nan)
-        df["study"] = [study.get(_study_key(r), math.nan) for _, r in df.iterrows()]
+        df["study"] = [study.get(_study_key(r), math.nan) for r in df.to_dict("records")]
     if with_study_only and study:
-        have = {_study_key(r) for _, r in df.iterrows()}
+        have = {_study_key(r) for r in df.to_dict("records")}
         archs = set(df["arch"]) if not df.empty else None
         extra = pd.DataFrame(_study_only(study, have, archs))
         df = extra if df.empty else pd.concat([df, extra], ignore_index=True)
@@ -114,8 +117,9 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
     df["direction"] = pd.Series([("better" if w > lo else "worse") if sig else None
                                  for sig, w, lo in zip(df["significant"], df["wins"],
                                                        df["losses"])], dtype=object)
-    df["row"] = [row_label(r["setting"], r["ratio"], r["synthetic"]) for _, r in df.iterrows()]
-    df["cell"] = [cell_name(r) for _, r in df.iterrows()]
+    records = df.to_dict("records")
+    df["row"] = [row_label(r["setting"], r["ratio"], r["synthetic"]) for r in records]
+    df["cell"] = [cell_name(r) for r in records]
     return _ordered(df)
 
 

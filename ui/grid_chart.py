@@ -22,7 +22,7 @@ def _missing(x) -> bool:
     return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
 
 
-def cell_text(row: pd.Series, show_study: bool) -> str:
+def cell_text(row: dict, show_study: bool) -> str:
     """What a marker says: mean (and ▲/▼ when significantly better/worse than base), n, and
     the study's value when asked."""
     if row["n"] == 0 or _missing(row["mean"]):
@@ -34,7 +34,7 @@ def cell_text(row: pd.Series, show_study: bool) -> str:
     return text
 
 
-def _hover(row: pd.Series) -> str:
+def _hover(row: dict) -> str:
     lines = [row["cell"]]
     if row["n"]:
         lines.append(f"mean {row['mean']:.4f}, n={int(row['n'])}")
@@ -48,36 +48,39 @@ def _hover(row: pd.Series) -> str:
     return "<br>".join(lines)
 
 
+def _trace(rows: list[dict], show_study: bool, study_only: bool,
+           color_range: tuple[float, float], metric: str) -> go.Scatter:
+    if study_only:  # cells only the study ran: grey squares with its value
+        marker = {"symbol": "square", "size": CELL_PX, "color": "#e8e8e8"}
+    else:
+        marker = {"symbol": "square", "size": CELL_PX, "color": [r["mean"] for r in rows],
+                  "colorscale": "RdYlGn", "cmin": color_range[0], "cmax": color_range[1],
+                  "showscale": True, "colorbar": {"title": {"text": metric}, "thickness": 12},
+                  "line": {"color": ["black" if r["significant"] else "rgba(0,0,0,0)"
+                                     for r in rows],
+                           "width": [4 if r["significant"] else 0 for r in rows]}}
+    return go.Scatter(
+        x=[r["init"] for r in rows], y=[r["row"] for r in rows], mode="markers+text",
+        name="study only" if study_only else metric,
+        text=[cell_text(r, show_study) for r in rows],
+        textfont={"size": 11, "color": "#555" if study_only else "black"},
+        customdata=[[r["cell"]] for r in rows], hovertext=[_hover(r) for r in rows],
+        hoverinfo="text", marker=marker)
+
+
 def panel(cells: pd.DataFrame, arch: str, metric: str, show_study: bool,
           color_range: tuple[float, float]) -> go.Figure:
-    """The figure of one arch from ``grid_view.grid_cells`` rows."""
-    part = cells[cells["arch"] == arch]
-    inits = [i for i in INITS if i in set(part["init"])]
-    inits += [i for i in dict.fromkeys(part["init"]) if i not in inits]
-    rows = list(dict.fromkeys(part["row"]))
-    ran = part[part["n"] > 0]
-    study_only = part[part["n"] == 0]
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(
-        x=ran["init"], y=ran["row"], mode="markers+text", name=metric,
-        text=[cell_text(r, show_study) for _, r in ran.iterrows()],
-        textfont={"size": 11, "color": "black"},
-        customdata=[[r["cell"]] for _, r in ran.iterrows()],
-        hovertext=[_hover(r) for _, r in ran.iterrows()], hoverinfo="text",
-        marker={"symbol": "square", "size": CELL_PX, "color": ran["mean"],
-                "colorscale": "RdYlGn", "cmin": color_range[0], "cmax": color_range[1],
-                "showscale": True, "colorbar": {"title": {"text": metric}, "thickness": 12},
-                "line": {"color": ["black" if s else "rgba(0,0,0,0)"
-                                   for s in ran["significant"]],
-                         "width": [4 if s else 0 for s in ran["significant"]]}}))
-    if show_study and not study_only.empty:
-        fig.add_trace(go.Scatter(
-            x=study_only["init"], y=study_only["row"], mode="markers+text", name="study only",
-            text=[cell_text(r, True) for _, r in study_only.iterrows()],
-            textfont={"size": 11, "color": "#555"},
-            customdata=[[r["cell"]] for _, r in study_only.iterrows()],
-            hovertext=[_hover(r) for _, r in study_only.iterrows()], hoverinfo="text",
-            marker={"symbol": "square", "size": CELL_PX, "color": "#e8e8e8"}))
+    """The figure of one arch from ``grid_view.grid_cells`` rows: trace 0 = our cells, trace 1
+    (when ``show_study`` and there are any) = cells only the study ran."""
+    records = cells[cells["arch"] == arch].to_dict("records")
+    inits = [i for i in INITS if i in {r["init"] for r in records}]
+    inits += [i for i in dict.fromkeys(r["init"] for r in records) if i not in inits]
+    rows = list(dict.fromkeys(r["row"] for r in records))
+    fig = go.Figure(_trace([r for r in records if r["n"] > 0], show_study, False, color_range,
+                           metric))
+    study_only = [r for r in records if r["n"] == 0]
+    if show_study and study_only:
+        fig.add_trace(_trace(study_only, True, True, color_range, metric))
     fig.update_layout(
         title={"text": arch}, showlegend=False, height=110 + CELL_PX * 1.25 * max(1, len(rows)),
         margin={"l": 10, "r": 10, "t": 40, "b": 10}, plot_bgcolor="white", dragmode=False,
