@@ -100,3 +100,33 @@ def test_workers_per_gpu_repeat_each_gpu_and_leave_cpu_at_one(monkeypatch):
     assert _procs.default_devices(per_gpu=4) == ["cpu"]
     with pytest.raises(ValueError):
         _procs.workers_per_gpu(0)
+
+
+def test_augmenting_batches_together_draws_what_each_batch_would_draw_alone():
+    a, b = _batch(5, seed=1), _batch(7, seed=2)
+    g = torch.Generator().manual_seed(9)
+    alone = torch.cat([random_affine(a, g), random_affine(b, g)])
+    together = random_affine(torch.cat([a, b]), torch.Generator().manual_seed(9), draws=[5, 7])
+    assert torch.equal(alone, together)
+
+
+def _one_epoch(prep_chunk: int):
+    from synthmed_core.models import build_model
+    torch.manual_seed(0)
+    model = build_model("resnet18", "scratch", 28).to(memory_format=torch.channels_last)
+    opt, sched = _loop.make_optimizer(model, 1e-3, 0.05, epochs=2, warmup_epochs=0,
+                                      steps_per_epoch=4)
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (30, 28, 28), dtype=torch.uint8, generator=g)
+    targets = torch.randint(0, 2, (30,), generator=g)
+    prep = _loop.Preprocess(0.5, 0.25, 28, augment=True)
+    loss = _loop.train_epoch(model, images, targets, prep, torch.nn.functional.cross_entropy,
+                             opt, sched, 0, 8, g, prep_chunk=prep_chunk)
+    return loss, model.state_dict()
+
+
+def test_a_gpu_style_chunked_epoch_trains_bit_for_bit_like_one_batch_at_a_time():
+    loss_1, state_1 = _one_epoch(prep_chunk=1)  # the CPU default
+    loss_3, state_3 = _one_epoch(prep_chunk=3)  # batches preprocessed together, as on CUDA
+    assert loss_1 == loss_3
+    assert all(torch.equal(state_1[k], state_3[k]) for k in state_1)

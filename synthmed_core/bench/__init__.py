@@ -88,6 +88,15 @@ def _row(cfg: BenchConfig, dev: torch.device, arch: str, size: int, mode: str, i
     return row
 
 
+def _failed_row(arch: str, size: int, mode: str, error: str) -> dict:
+    nan = float("nan")
+    return {"arch": arch, "size": size, "compile": mode, "error": error,
+            **{k: nan for k in ("train_ips", "pure_ips", "overhead", "overhead_min", "eval_ips",
+                                "peak_mem_mib", "ref_train_ips", "speedup_vs_ref", "cam_ms",
+                                "warmup_s")},
+            "overhead_rounds": [], "peak_mem_kind": "-", "cam_note": "-"}
+
+
 def _fresh_model(arch: str, size: int, dev: torch.device) -> torch.nn.Module:
     torch.manual_seed(0)  # the rig's seed: the same initial weights
     return build_model(arch, "scratch", size).to(dev)
@@ -99,6 +108,7 @@ def run_bench(config: BenchConfig = BenchConfig(), log: Callable[[str], None] = 
     line as each figure is done."""
     cfg = config.resolved()
     dev = torch.device(cfg.device)
+    machine = _machine(dev)  # before anything below can change the thread count
     images, labels, data_note = bench_arrays(cfg.batches * cfg.batch_size)
     rows = []
     for arch in cfg.archs:
@@ -112,7 +122,14 @@ def run_bench(config: BenchConfig = BenchConfig(), log: Callable[[str], None] = 
             cam, cam_note = (cam_ms(model.eval(), images[0]) if cfg.cam else (None, "not asked"))
             del model
             for mode in cfg.compile:
-                row = _row(cfg, dev, arch, size, mode, images, labels, ref_ips)
+                try:
+                    row = _row(cfg, dev, arch, size, mode, images, labels, ref_ips)
+                except Exception as exc:  # e.g. a compiler bug in one mode: report, go on
+                    _free(dev)
+                    error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                    rows.append(_failed_row(arch, size, mode, error))
+                    log(f"{arch}@{size}/{mode}: FAILED {error}")
+                    continue
                 row.update(cam_ms=cam, cam_note=cam_note)
                 rows.append(row)
                 log(f"{arch}@{size}/{mode}: trainer {row['train_ips']:.0f} img/s, pure "
@@ -126,13 +143,17 @@ def run_bench(config: BenchConfig = BenchConfig(), log: Callable[[str], None] = 
                 job = TrainerJob(arch, size, cfg.device, cfg.batches, cfg.batch_size,
                                  cfg.concurrent_passes, cfg.augment, cfg.compile[0],
                                  threads_each(k))
-                res = {"arch": arch, "size": size, **concurrent_throughput(job, k)}
+                try:
+                    res = {"arch": arch, "size": size, **concurrent_throughput(job, k)}
+                except RuntimeError as exc:  # one K failing (e.g. out of memory): go on
+                    log(f"{arch}@{size}: {k} concurrent trainers FAILED: {str(exc)[-300:]}")
+                    continue
                 concurrent.append(res)
                 base = next((c for c in concurrent if c["arch"] == arch and c["size"] == size
                              and c["k"] == 1), None)
                 res["vs_k1"] = res["aggregate_ips"] / base["aggregate_ips"] if base else None
                 log(f"{arch}@{size}: {k} concurrent trainers {res['aggregate_ips']:.0f} img/s")
-    return {"machine": _machine(dev), "config": dataclasses.asdict(cfg), "data": data_note,
+    return {"machine": machine, "config": dataclasses.asdict(cfg), "data": data_note,
             "rows": rows, "store": {"ms": store_ms, "note": store_note},
             "concurrent": concurrent}
 

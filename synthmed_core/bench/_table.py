@@ -44,16 +44,17 @@ def report_text(report: dict) -> str:
            f"data: {report['data']}; batch {cfg['batch_size']}, {cfg['batches']} batches per "
            f"pass, {cfg['rounds']} rounds, augmentation {'on' if cfg['augment'] else 'off'}",
            "", table(report["rows"]), ""]
-    kinds = sorted({r["peak_mem_kind"] for r in report["rows"]})
+    kinds = sorted({r["peak_mem_kind"] for r in report["rows"] if not r.get("error")})
     out += [
         "train img/s = a real trainer epoch (_loop.train_epoch with the run's progress hook, "
         "on-device preprocessing/augmentation); pure img/s = forward+backward+AdamW on "
         "pre-staged batches; overhead = trainer time / pure time, median of paired rounds "
         "(ratio of the fastest passes: "
         + ", ".join(f"{r['arch']}@{r['size']}/{r['compile']} {r['overhead_min']:.3f}"
-                    for r in report["rows"]) + "; each round: "
+                    for r in report["rows"] if not r.get("error")) + "; each round: "
         + "; ".join(f"{r['arch']}@{r['size']}/{r['compile']} "
-                    + " ".join(f"{x:.3f}" for x in r["overhead_rounds"]) for r in report["rows"])
+                    + " ".join(f"{x:.3f}" for x in r["overhead_rounds"])
+                    for r in report["rows"] if not r.get("error"))
         + ").",
         f"ours/ref = train img/s / the reference-style pipeline (torchvision per-sample PIL "
         f"transforms, DataLoader with {cfg['ref_workers']} workers, fp32, no channels_last, "
@@ -63,7 +64,10 @@ def report_text(report: dict) -> str:
         "store grid query: " + (f"{report['store']['ms']:.1f} ms" if report["store"]["ms"]
                                 is not None else "-") + f" ({report['store']['note']})",
     ]
-    warm = [f"{r['arch']}@{r['size']}/{r['compile']} {r['warmup_s']:.1f} s" for r in report["rows"]]
+    out += [f"FAILED {r['arch']}@{r['size']}/{r['compile']}: {r['error']}"
+            for r in report["rows"] if r.get("error")]
+    warm = [f"{r['arch']}@{r['size']}/{r['compile']} {r['warmup_s']:.1f} s"
+            for r in report["rows"] if not r.get("error")]
     out.append("first steps (compilation included): " + ", ".join(warm))
     if report.get("concurrent"):
         out += ["", f"concurrent trainers on {m['device']} (aggregate = all processes' images "

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._loop import (Preprocess, Throttle, autocast, batch_slices, compile_model, make_optimizer,
-                     predict_logits, to_device, train_epoch, tune_backend)
+from .._loop import (Preprocess, Throttle, batch_slices, compile_model, make_optimizer,
+                     predict_logits, to_device, train_epoch, train_step, tune_backend)
 from .._progress import Eta, step_hook
 from ..grid import PROFILES
 from ..models import build_model, model_input_stats
@@ -88,14 +88,12 @@ def stage(rig: Rig) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 def pure_pass(rig: Rig, staged: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """Forward, backward and optimizer step only, in ``train_epoch``'s order and precision."""
+    """Forward, backward and optimizer step only: ``_loop.train_step``, as ``train_epoch``
+    calls it."""
     rig.model.train()
+    loss_sum = torch.zeros((), device=rig.device)
     for xb, yb in staged:
-        with autocast(rig.device):
-            loss = F.cross_entropy(rig.model(xb), yb)
-        rig.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        rig.opt.step()
+        loss_sum = train_step(rig.model, xb, yb, F.cross_entropy, rig.opt, rig.device, loss_sum)
 
 
 def measure_training(rig: Rig, rounds: int, warmup_batches: int = 2) -> dict:
