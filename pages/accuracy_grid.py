@@ -37,7 +37,8 @@ def panels(cells, metric: str, study: bool) -> str | None:
         with col:
             event = st.plotly_chart(grid_chart.panel(cells, arch, metric, study, scale),
                                     on_select="rerun", selection_mode="points",
-                                    key=f"grid_chart_{arch}", config={"displayModeBar": False})
+                                    key=f"grid_chart_{arch}", width="content",
+                                    config={"displayModeBar": False})
             clicked = grid_chart.selected_cell(event) or clicked
     return clicked
 

@@ -68,7 +68,8 @@ def headline(db: str) -> None:
     archs = grid_view.archs(cells)
     for col, arch in zip(st.columns(len(archs)), archs):
         col.plotly_chart(grid_chart.panel(cells, arch, "accuracy", True, scale),
-                         key=f"home_grid_{arch}", config={"displayModeBar": False})
+                         key=f"home_grid_{arch}", width="content",
+                         config={"displayModeBar": False})
 
 
 def results_section(db: str) -> None:

@@ -42,8 +42,9 @@ def confusion(labels: np.ndarray, probs: np.ndarray, threshold: float = THRESHOL
 
 def per_image(preds: pd.DataFrame, threshold: float = THRESHOLD) -> pd.DataFrame:
     """From prediction rows (run_id, idx, label, prob): one row per image with its label,
-    mean_prob over runs, seeds_wrong (runs that got it wrong), and ``wrong`` (the mean
-    probability is on the wrong side of ``threshold``), most confidently wrong first."""
+    mean_prob over runs, seeds_wrong (runs that got it wrong) of seeds, and ``wrong`` (the
+    mean probability is on the wrong side of ``threshold``). Most often wrong first, then
+    the most confidently wrong."""
     if preds.empty:
         return pd.DataFrame(columns=["idx", "label", "mean_prob", "seeds_wrong", "seeds", "wrong"])
     ok = (preds["prob"] >= threshold).astype(int) == preds["label"]
@@ -53,8 +54,10 @@ def per_image(preds: pd.DataFrame, threshold: float = THRESHOLD) -> pd.DataFrame
                         "seeds": g["prob"].size()}).reset_index()
     out["wrong"] = (out["mean_prob"] >= threshold).astype(int) != out["label"]
     miss = (out["mean_prob"] - out["label"]).abs()  # how far from the right answer
-    return out.assign(_m=miss).sort_values(["wrong", "_m"], ascending=[False, False],
-                                           kind="stable").drop(columns="_m").reset_index(drop=True)
+    share = out["seeds_wrong"] / out["seeds"]
+    return (out.assign(_s=share, _m=miss)
+            .sort_values(["_s", "_m"], ascending=[False, False], kind="stable")
+            .drop(columns=["_s", "_m"]).reset_index(drop=True))
 
 
 def cell_detail(store: Store, cell: dict) -> CellDetail:
@@ -72,12 +75,21 @@ def cell_detail(store: Store, cell: dict) -> CellDetail:
 
 
 def wrong_images(detail: CellDetail, limit: int = 24) -> pd.DataFrame:
-    """The test images the cell gets wrong (seed-mean probability), most confident first."""
+    """Up to ``limit`` test images that at least one of the cell's runs gets wrong, the most
+    often wrong first (then the most confidently wrong on the seed-mean probability)."""
     images = detail.images
-    return images[images["wrong"]].head(limit).reset_index(drop=True)
+    return images[images["seeds_wrong"] > 0].head(limit).reset_index(drop=True)
 
 
 def image_caption(row: dict | pd.Series) -> str:
     """``#12 true pneumonia · p=0.21 · wrong in 3/3``."""
     return (f"#{int(row['idx'])} true {CLASS_NAMES[int(row['label'])]} · "
             f"p={row['mean_prob']:.2f} · wrong in {int(row['seeds_wrong'])}/{int(row['seeds'])}")
+
+
+def summary(detail: CellDetail) -> str:
+    """``37 of 624 test images are wrong on the seed-mean probability, 80 in at least one run``."""
+    images = detail.images
+    return (f"{int(images['wrong'].sum())} of {len(images)} test images are wrong on the "
+            f"seed-mean probability at 0.5, {int((images['seeds_wrong'] > 0).sum())} in at "
+            "least one run")

@@ -1,40 +1,18 @@
-"""Shared by the AppTest files of the explorer: a scratch data root, the app run headless on it,
-and a stand-in for ``jobs.ensure_worker`` so that no worker process starts."""
+"""Shared by the AppTest files of the explorer: the app run headless (its fixtures, a scratch
+data root and a stand-in worker starter, are in conftest.py)."""
 from __future__ import annotations
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
-import jobs
 from synthmed_core.paths import REPO_ROOT
 
 APP = str(REPO_ROOT / "app.py")
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
-@pytest.fixture
-def data_root(tmp_path, monkeypatch):
-    """An empty SYNTHMED_DATA for the app (and the default Store) to use; real test images
-    from ../shared/data, never a download."""
-    root = tmp_path / "data"
-    monkeypatch.setenv("SYNTHMED_DATA", str(root))
-    monkeypatch.delenv("SYNTHMED_DB", raising=False)
-    monkeypatch.setenv("SYNTHMED_MEDMNIST_ROOT", str(SHARED_DATA))
-    monkeypatch.setenv("SYNTHMED_OFFLINE", "1")
-    return root
-
-
-@pytest.fixture
-def workers_started(monkeypatch) -> list:
-    """Replaces jobs.ensure_worker: records each call instead of starting a process."""
-    calls = []
-    monkeypatch.setattr(jobs, "ensure_worker", lambda store=None, **kw: calls.append(kw))
-    return calls
-
-
-# AppTest reruns a multipage app by running the page's file alone: with a pages/ folder beside
-# app.py, its second run skips the entry script (and so the sidebar). So the tests run this
-# stand-in for app.py, which draws the sidebar and then the page on every run, as app.py does.
+# With a pages/ folder beside app.py, Streamlit runs a page asked for by its URL on its own
+# (the old pages-folder convention), skipping app.py and so the sidebar; AppTest does that on
+# every rerun after the first. So the tests run this stand-in for app.py, which draws the
+# sidebar and then the page on every run, as app.py does.
 HARNESS = """
 import runpy
 import streamlit as st

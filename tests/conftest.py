@@ -93,3 +93,28 @@ def tiny_encoder():
     model = train_classifier(train.images, train.labels, cfg, device="cpu")
     torch.set_num_threads(before)
     return DomainEncoder(model, {"kind": "domain", "arch": "resnet18", "profile": "test"})
+
+
+# ---- the explorer's AppTests (test_app, test_app_grid, test_app_jobs) -----------------------
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    """An empty SYNTHMED_DATA for the app (and the default Store) to use; real test images
+    from ../shared/data, never a download."""
+    root = tmp_path / "data"
+    monkeypatch.setenv("SYNTHMED_DATA", str(root))
+    monkeypatch.delenv("SYNTHMED_DB", raising=False)
+    monkeypatch.setenv("SYNTHMED_MEDMNIST_ROOT", str(SHARED_DATA))
+    monkeypatch.setenv("SYNTHMED_OFFLINE", "1")
+    return root
+
+
+@pytest.fixture
+def workers_started(monkeypatch) -> list:
+    """Replaces jobs.ensure_worker: records each call instead of starting a process."""
+    import jobs
+
+    calls = []
+    monkeypatch.setattr(jobs, "ensure_worker", lambda store=None, **kw: calls.append(kw))
+    return calls

@@ -15,8 +15,7 @@ from synthmed_core.grid import make_run_spec
 from synthmed_core.metrics import aggregate, run_metrics
 from synthmed_core.store import Store
 
-from app_helpers import (assert_ok, data_root, run_app, run_entry, texts,  # noqa: F401
-                         workers_started)
+from app_helpers import assert_ok, run_app, run_entry, texts
 
 FIRST_RUN = ("python -m synthmed_core train --arch resnet18 --init scratch --setting base "
              "--seed 0 --profile smoke")
@@ -52,7 +51,7 @@ def record_run(store: Store, seed: int, outcome: str) -> tuple[str, dict]:
 
 
 @pytest.fixture
-def runs(data_root) -> dict:  # noqa: F811
+def runs(data_root) -> dict:
     """Three finished seeds of one cell, then one failed and one still running, in that order."""
     store = Store()
     finished = [record_run(store, seed, "finished") for seed in (0, 1, 2)]
@@ -84,14 +83,14 @@ def charts(at) -> list:
 # ---- Home ---------------------------------------------------------------------------------------
 
 
-def test_the_entry_point_draws_the_sidebar_and_opens_on_home(data_root):  # noqa: F811
+def test_the_entry_point_draws_the_sidebar_and_opens_on_home(data_root):
     at = run_entry()
     assert at.title[0].value == "synthmed"
     assert [b.label for b in at.sidebar.form_submit_button] == ["Queue"]
     assert "Nothing queued or running." in texts(at.sidebar.caption)
 
 
-def test_an_empty_store_says_how_to_train_a_first_run_and_shows_the_study(data_root):  # noqa: F811
+def test_an_empty_store_says_how_to_train_a_first_run_and_shows_the_study(data_root):
     at = run_app()
     assert at.title[0].value == "synthmed"
     assert any("No runs in the store yet" in i for i in texts(at.info))
@@ -180,7 +179,7 @@ def active_jobs(at) -> list[str]:
     ({"setting": "augment", "ratio": 0.0}, "needs a ratio"),
     ({"arch_other": "resnet50; rm -rf /"}, "arch must be a timm model name"),
 ])
-def test_bad_launch_input_shows_an_error_and_queues_nothing(data_root, workers_started,  # noqa: F811
+def test_bad_launch_input_shows_an_error_and_queues_nothing(data_root, workers_started,
                                                             values, message):
     at = queue(run_app(), **values)
     errors = texts(at.sidebar.error)
@@ -190,13 +189,13 @@ def test_bad_launch_input_shows_an_error_and_queues_nothing(data_root, workers_s
     assert active_jobs(at) == []
 
 
-def test_an_arch_timm_does_not_know_is_refused_by_the_jobs_check(data_root, workers_started):  # noqa: F811
+def test_an_arch_timm_does_not_know_is_refused_by_the_jobs_check(data_root, workers_started):
     at = queue(run_app(), arch_other="no_such_model_anywhere")
     assert "unknown arch 'no_such_model_anywhere'" in texts(at.sidebar.error)[0]
     assert Store().jobs().empty and workers_started == []
 
 
-def test_a_good_launch_queues_exactly_one_job_starts_a_worker_and_shows_it(data_root,  # noqa: F811
+def test_a_good_launch_queues_exactly_one_job_starts_a_worker_and_shows_it(data_root,
                                                                          workers_started):
     at = queue(run_app(), arch="resnet18", seeds="7", profile="smoke")
     queued = Store().jobs()
@@ -209,14 +208,14 @@ def test_a_good_launch_queues_exactly_one_job_starts_a_worker_and_shows_it(data_
     assert active_jobs(at) and active_jobs(at)[0].startswith(f"#{job['id']} ")
 
 
-def test_several_seeds_queue_one_grid_of_that_many_runs(data_root, workers_started):  # noqa: F811
+def test_several_seeds_queue_one_grid_of_that_many_runs(data_root, workers_started):
     queue(run_app(), seeds="0 1, 2", profile="quick")
     queued = Store().jobs()
     assert sorted(queued["kind"]) == ["grid", "train", "train", "train"]
     assert len(workers_started) == 1
 
 
-def test_relaunching_a_queued_run_queues_nothing_more_and_says_so(data_root, workers_started):  # noqa: F811
+def test_relaunching_a_queued_run_queues_nothing_more_and_says_so(data_root, workers_started):
     at = queue(run_app(), seeds="3")
     queue(at)
     assert len(Store().jobs()) == 1

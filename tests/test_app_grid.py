@@ -13,14 +13,14 @@ from synthmed_core.metrics import aggregate
 from synthmed_core.store import Store
 from ui import readers
 
-from app_helpers import assert_ok, data_root, run_app, texts  # noqa: F401
+from app_helpers import assert_ok, run_app, texts
 from grid_helpers import add_run, fill_contrast, labels, probs_with_accuracy
 
 PAGE = "pages/accuracy_grid.py"
 
 
 @pytest.fixture
-def names(data_root) -> dict[str, str]:  # noqa: F811
+def names(data_root) -> dict[str, str]:
     return fill_contrast(Store())
 
 
@@ -107,7 +107,7 @@ def test_picking_a_cell_opens_its_runs_curves_confusion_and_wrong_images(names):
     assert all(" true " in img.caption and "p=" in img.caption for img in captions)
 
 
-def test_an_empty_store_says_how_to_fill_the_grid_and_shows_the_study(data_root):  # noqa: F811
+def test_an_empty_store_says_how_to_fill_the_grid_and_shows_the_study(data_root):
     at = run_app(PAGE)
     assert any("No finished runs yet" in i for i in texts(at.info))
     assert len(at.get("plotly_chart")) == 2  # the study's archs, its values only
@@ -116,7 +116,7 @@ def test_an_empty_store_says_how_to_fill_the_grid_and_shows_the_study(data_root)
     assert not at.get("plotly_chart") and not at.get("selectbox")[-1].key == "grid_cell"
 
 
-def test_a_job_that_finishes_refreshes_the_grid_without_a_reload(data_root):  # noqa: F811
+def test_a_job_that_finishes_refreshes_the_grid_without_a_reload(data_root):
     store = Store()
     y = labels()
     add_run(store, "base", 0, probs_with_accuracy(y, 0.8, 0), y)

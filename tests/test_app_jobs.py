@@ -8,13 +8,13 @@ import pytest
 from synthmed_core import paths
 from synthmed_core.store import Store
 
-from app_helpers import assert_ok, data_root, run_app, texts  # noqa: F401
+from app_helpers import assert_ok, run_app, texts
 
 PAGE = "pages/jobs.py"
 
 
 @pytest.fixture
-def queue(data_root) -> dict[str, int]:  # noqa: F811
+def queue(data_root) -> dict[str, int]:
     """Jobs 1-3 queued, then job 1 running (halfway through epoch 2 of 4, a log written) and
     job 2 failed by its worker."""
     store = Store()
@@ -98,7 +98,7 @@ def test_retry_requeues_a_failed_job(queue):
     assert status(queue["failed"]) == "queued"
 
 
-def test_an_empty_queue_says_how_to_start(data_root):  # noqa: F811
+def test_an_empty_queue_says_how_to_start(data_root):
     at = run_app(PAGE)
     assert any("No jobs yet" in i for i in texts(at.info))
     assert any("python -m jobs worker" in m for m in texts(at.markdown))

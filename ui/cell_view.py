@@ -8,7 +8,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from synthmed_core import paths
-from synthmed_core.cell_detail import CellDetail, image_caption, wrong_images
+from synthmed_core.cell_detail import CellDetail, image_caption, summary, wrong_images
 from synthmed_core.errors import SynthmedError
 
 from . import readers
@@ -34,10 +34,10 @@ def curves_figure(epochs: pd.DataFrame) -> go.Figure:
 
 def _wrong_images(detail: CellDetail) -> None:
     wrong = wrong_images(detail, WRONG_SHOWN)
-    total = int(detail.images["wrong"].sum()) if not detail.images.empty else 0
     if wrong.empty:
-        st.caption("No test image is wrong on the seed-mean probability.")
+        st.caption("Every run of this cell classifies every test image right.")
         return
+    st.caption(f"{summary(detail)}. The most often wrong (p = seed-mean P(pneumonia)):")
     try:
         images = readers.test_images(str(paths.medmnist_root()))
     except SynthmedError as exc:
@@ -45,8 +45,6 @@ def _wrong_images(detail: CellDetail) -> None:
         st.dataframe(wrong, hide_index=True)
         return
     rows = [r for r in wrong.to_dict("records") if int(r["idx"]) < len(images)]
-    st.caption(f"{total} of {len(detail.images)} test images are wrong on the seed-mean "
-               f"P(pneumonia) at 0.5; the {len(rows)} most confidently wrong:")
     st.image([images[int(r["idx"])] for r in rows], caption=[image_caption(r) for r in rows],
              width=THUMB_PX)
 

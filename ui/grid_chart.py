@@ -14,7 +14,9 @@ import plotly.graph_objects as go
 
 from synthmed_core.grid import INITS
 
-CELL_PX = 64  # marker side; the figure grows with the number of rows and columns
+CELL_PX = 56  # marker side; the figure grows with the number of rows and columns
+LABELS_PX = 190  # room for the longest row label, e.g. "synthetic_pretrain · my-set"
+COLORBAR_PX = 60
 ARROWS = {"better": " ▲", "worse": " ▼"}
 
 
@@ -55,7 +57,7 @@ def _trace(rows: list[dict], show_study: bool, study_only: bool,
     else:
         marker = {"symbol": "square", "size": CELL_PX, "color": [r["mean"] for r in rows],
                   "colorscale": "RdYlGn", "cmin": color_range[0], "cmax": color_range[1],
-                  "showscale": True, "colorbar": {"title": {"text": metric}, "thickness": 12},
+                  "showscale": True, "colorbar": {"thickness": 10, "xpad": 6},
                   "line": {"color": ["black" if r["significant"] else "rgba(0,0,0,0)"
                                      for r in rows],
                            "width": [4 if r["significant"] else 0 for r in rows]}}
@@ -63,7 +65,7 @@ def _trace(rows: list[dict], show_study: bool, study_only: bool,
         x=[r["init"] for r in rows], y=[r["row"] for r in rows], mode="markers+text",
         name="study only" if study_only else metric,
         text=[cell_text(r, show_study) for r in rows],
-        textfont={"size": 11, "color": "#555" if study_only else "black"},
+        textfont={"size": 10, "color": "#555" if study_only else "black"},
         customdata=[[r["cell"]] for r in rows], hovertext=[_hover(r) for r in rows],
         hoverinfo="text", marker=marker)
 
@@ -81,9 +83,14 @@ def panel(cells: pd.DataFrame, arch: str, metric: str, show_study: bool,
     study_only = [r for r in records if r["n"] == 0]
     if show_study and study_only:
         fig.add_trace(_trace(study_only, True, True, color_range, metric))
+    # A fixed size: squares are fixed in pixels, so a narrower plot would overlap them.
     fig.update_layout(
-        title={"text": arch}, showlegend=False, height=110 + CELL_PX * 1.25 * max(1, len(rows)),
-        margin={"l": 10, "r": 10, "t": 40, "b": 10}, plot_bgcolor="white", dragmode=False,
+        title={"text": arch, "x": 0}, showlegend=False,
+        height=110 + CELL_PX * 1.25 * max(1, len(rows)),
+        width=LABELS_PX + CELL_PX * 1.3 * max(1, len(inits)) + COLORBAR_PX,
+        margin={"l": LABELS_PX, "r": COLORBAR_PX, "t": 60, "b": 10, "autoexpand": False},
+        plot_bgcolor="white",
+        dragmode=False,
         xaxis={"categoryorder": "array", "categoryarray": inits, "side": "top",
                "fixedrange": True},
         yaxis={"categoryorder": "array", "categoryarray": rows, "autorange": "reversed",
