@@ -21,6 +21,8 @@ def controls(db: str) -> tuple[str, str | None, bool, float]:
     left, mid, right, far = st.columns([2, 2, 2, 1])
     metric = left.selectbox("Metric (test split)", grid_view.METRICS, key="grid_metric")
     profiles = readers.profiles(db)
+    if st.session_state.get("grid_profile") not in profiles:  # e.g. the first run finished
+        st.session_state.pop("grid_profile", None)
     profile = mid.selectbox("Profile", profiles or [None], key="grid_profile",
                             format_func=lambda p: p or "—")
     study = right.toggle("Show the study's values", value=True, key="grid_study")

@@ -130,3 +130,20 @@ def test_a_job_that_finishes_refreshes_the_grid_without_a_reload(data_root):
     at.run()  # the sidebar's poll, as its timer would run it: the job ended
     assert_ok(at)
     assert ran(at) == ["resnet50/scratch/base (smoke)", "resnet50/scratch/synthetic_base/s (smoke)"]
+
+
+def test_the_first_finished_run_fills_an_empty_grid_and_its_profile_is_picked(data_root):
+    store = Store()
+    job_id = store.add_jobs([{"kind": "train", "label": "the first run", "spec": {}}])[0]
+    at = run_app(PAGE)
+    assert any("No finished runs yet" in i for i in texts(at.info))
+    store.claim_job("w1", 1)
+    y = labels()
+    add_run(store, "base", 0, probs_with_accuracy(y, 0.8, 0), y, arch="resnet18")
+    store.finish_job(job_id, "w1", "finished")
+    time.sleep(readers.LIVE_TTL_S + 0.1)
+    at.run()
+    assert_ok(at)
+    assert at.selectbox(key="grid_profile").value == "smoke"
+    assert ran(at) == ["resnet18/scratch/base (smoke)"]
+    assert not any("No finished runs yet" in i for i in texts(at.info))
