@@ -164,16 +164,31 @@ def element_pixels(locator) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float64)
 
 
-def click_center(page, locator) -> None:
-    """A real mouse click at the centre of ``locator``: Plotly listens on its drag layer above
-    the SVG points, so ``locator.click()`` on a point would not reach it."""
-    locator.scroll_into_view_if_needed()
-    box = locator.bounding_box()
-    assert box is not None, "element has no box (not rendered?)"
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+def click_point(page, point, chart) -> None:
+    """Click a Plotly point like a person: move onto it, wait for its hover label (Plotly picks
+    the clicked point from the hover state, and hovers are throttled), then click there. The
+    click goes to the page, not the SVG element: Plotly listens on its drag layer above it."""
+    point.scroll_into_view_if_needed()
+    box = point.bounding_box()
+    assert box is not None, "the point has no box (not rendered?)"
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x - 3, y - 3)
+    page.mouse.move(x, y, steps=3)
+    chart.locator(".hoverlayer .hovertext").first.wait_for(state="visible", timeout=5_000)
+    page.mouse.click(x, y)
 
 
-def choose(page, label: str, option: str) -> None:
-    """Pick ``option`` in the Streamlit selectbox labelled ``label``."""
-    page.get_by_role("combobox", name=label, exact=True).click()
-    page.get_by_role("option", name=option, exact=True).click()
+def choose(page, label: str, option: str, within=None) -> None:
+    """Pick ``option`` in the Streamlit selectbox labelled ``label`` (inside ``within``, e.g.
+    the sidebar, when the label is not unique on the page)."""
+    box = (within or page).get_by_role("combobox", name=label, exact=True)
+    item = page.get_by_role("option", name=option, exact=True)
+    for _ in range(3):  # a click that lands while the page re-lays itself out opens nothing
+        box.click()
+        try:
+            item.wait_for(timeout=3_000)
+        except Exception:
+            continue
+        item.click()
+        break
+    assert box.input_value() == option, f"{label}: {box.input_value()!r} chosen, not {option!r}"

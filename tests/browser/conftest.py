@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from browser_helpers import (CHROMIUM_ARGS, REPO_ROOT, SHARED_DATA, app_env, find_chromium,
-                             running_app, screenshot_dir)
+                             open_page, running_app, screenshot_dir)
 
-VIEWPORT = {"width": 1400, "height": 1000}
+VIEWPORT = {"width": 1600, "height": 1000}
 
 
 def in_ci() -> bool:
@@ -40,6 +40,8 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def browser():
     """A headless Debian chromium driven by Playwright, shared by every browser test."""
+    for stale in screenshot_dir().glob("FAILED-*.png"):  # from an earlier session
+        stale.unlink()
     path = find_chromium()
     if path is None:
         _unavailable("no chromium found (set SYNTHMED_CHROMIUM, or run "
@@ -96,13 +98,20 @@ def _stop_workers(db: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def app_server(explorer_data):
+def app_server(explorer_data, browser):
     """`streamlit run app.py` on a free port against the scratch data root, for the session.
-    ``.data`` is explorer_data."""
+    ``.data`` is explorer_data. ``.first_visit_sidebar`` says whether the very first page
+    opened on the fresh server (the Accuracy grid, by its URL) had the app's sidebar: see
+    test_a_page_opened_by_its_url_on_a_fresh_server_has_the_sidebar."""
     root = explorer_data["root"]
     try:
         with running_app(app_env(root, SHARED_DATA), root.parent / "streamlit.log") as server:
             server.data = explorer_data
+            tab = browser.new_page(viewport=VIEWPORT)
+            open_page(tab, server.url, "accuracy_grid", timeout_ms=60_000)
+            server.first_visit_sidebar = tab.get_by_text("Train a cell").count() > 0
+            open_page(tab, server.url, "", timeout_ms=60_000)  # runs app.py's st.navigation
+            tab.close()
             yield server
     except RuntimeError as exc:
         pytest.fail(str(exc))

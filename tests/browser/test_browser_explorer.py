@@ -6,8 +6,8 @@ import re
 
 import numpy as np
 
-from browser_helpers import (SHARED_DATA, assert_no_exception, choose, element_pixels, open_page,
-                             shot)
+from browser_helpers import (PLOT_MARKERS, SHARED_DATA, assert_no_exception, choose, click_point,
+                             element_pixels, open_page, shot)
 
 
 def test_home_loads_with_its_title_and_no_exception(page, app_server):
@@ -15,6 +15,60 @@ def test_home_loads_with_its_title_and_no_exception(page, app_server):
     page.get_by_role("heading", name="synthmed").first.wait_for()
     assert_no_exception(page)
     shot(page, "home")
+
+
+def test_a_page_opened_by_its_url_on_a_fresh_server_has_the_sidebar(app_server):
+    """A bookmark of /accuracy_grid must get the whole app (sidebar, wide layout). Streamlit
+    1.67 runs pages/<name>.py by itself, without app.py, when a folder named `pages` sits
+    beside the entry script and no session has run st.navigation yet
+    (PagesManager.uses_pages_directory): the fix is a page folder with another name."""
+    assert app_server.first_visit_sidebar, (
+        "the first visit to /accuracy_grid on a fresh server had no sidebar: Streamlit ran "
+        "pages/accuracy_grid.py without app.py; rename pages/ (e.g. app_pages/)")
+
+
+
+# ---- Accuracy grid ----------------------------------------------------------------------------
+
+CHART = '[data-testid="stPlotlyChart"]'
+
+
+def panel_markers(page, arch: str):
+    """The square markers of one arch's panel (the chart's key is grid_chart_<arch>)."""
+    return page.locator(f".st-key-grid_chart_{arch} {PLOT_MARKERS}")
+
+
+def test_the_accuracy_grid_renders_one_panel_per_arch(page, app_server):
+    open_page(page, app_server.url, "accuracy_grid")
+    page.get_by_role("heading", name="Accuracy grid").first.wait_for()
+    for arch in ("deit_tiny", "resnet18", "resnet50"):  # seed_store.py's cells
+        panel_markers(page, arch).first.wait_for(state="visible")
+    assert page.locator(CHART).count() >= 3
+    # 8 resnet50 cells ran (2 inits x 4 settings); the study-only cells are extra markers
+    assert panel_markers(page, "resnet50").count() >= 8
+    assert_no_exception(page)
+    shot(page, "accuracy-grid")
+
+
+def test_clicking_a_grid_cell_opens_its_detail(page, app_server):
+    open_page(page, app_server.url, "accuracy_grid")
+    first = panel_markers(page, "resnet50").first
+    first.wait_for(state="visible")
+    click_point(page, first, page.locator(".st-key-grid_chart_resnet50"))
+    heading = page.get_by_role("heading", name=re.compile(r"^Cell resnet50\b"))
+    heading.wait_for()
+    name = heading.inner_text().removeprefix("Cell ").strip()
+    assert page.get_by_role("combobox", name=re.compile("^Cell detail")).input_value() == name
+    # its runs, training curves and confusion matrix, each in a tab below the grid
+    page.get_by_role("tabpanel").locator('[data-testid="stDataFrame"]').first.wait_for()
+    page.get_by_role("tab", name="Training curves").click()
+    page.locator(f".st-key-cell_curves {CHART}").wait_for()
+    page.get_by_role("tab", name="Confusion matrix").click()
+    page.locator('[data-testid="stTable"]').filter(has_text="pneumonia").first.wait_for()
+    page.get_by_role("tab", name="Runs").click()
+    assert_no_exception(page)
+    heading.scroll_into_view_if_needed()
+    shot(page, "cell-detail")
 
 
 # ---- Grad-CAM ---------------------------------------------------------------------------------
@@ -88,3 +142,32 @@ def test_a_bad_upload_shows_an_error_and_a_good_one_then_gets_probabilities(page
     assert error.count() == 0, "the old error is still shown after a good upload"
     assert_no_exception(page)
     shot(page, "predict")
+
+
+# ---- a job from the sidebar -------------------------------------------------------------------
+
+SIDEBAR = '[data-testid="stSidebar"]'
+
+
+def test_a_smoke_job_from_the_sidebar_shows_progress_then_lands_in_the_grid(page, app_server):
+    """resnet18/scratch/base has one seeded run (seed 0); queueing seed 1 must move its square
+    from n=1 to n=2 while the page stays open: no reload, no click."""
+    open_page(page, app_server.url, "accuracy_grid")
+    square = page.locator(".st-key-grid_chart_resnet18 .scatterlayer text")
+    square.filter(has_text="n=1").first.wait_for()
+    sidebar = page.locator(SIDEBAR)
+    for label, value in (("Architecture", "resnet18"), ("Initialisation", "scratch"),
+                         ("Setting", "base"), ("Profile", "smoke")):
+        choose(page, label, value, within=sidebar)
+    sidebar.get_by_role("textbox", name="Seeds", exact=True).fill("1")
+    sidebar.get_by_role("button", name="Queue").click()
+    sidebar.locator('[data-testid="stAlert"]').filter(has_text="queued job").wait_for()
+    progress = sidebar.locator('[data-testid="stProgress"]').filter(has_text="resnet18")
+    progress.first.wait_for(timeout=30_000)  # queued, then running: the bar polls by itself
+    progress.filter(has_text=re.compile(r"epoch \d+/\d+")).first.wait_for(timeout=120_000)
+    shot(page, "job-progress")
+
+    square.filter(has_text="n=2").first.wait_for(timeout=240_000)
+    sidebar.get_by_text("Nothing queued or running").wait_for(timeout=30_000)
+    assert_no_exception(page)
+    shot(page, "job-done")
