@@ -13,6 +13,7 @@ from browser_helpers import (PLOT_MARKERS, SHARED_DATA, assert_no_exception, cho
 def test_home_loads_with_its_title_and_no_exception(page, app_server):
     open_page(page, app_server.url)
     page.get_by_role("heading", name="synthmed").first.wait_for()
+    page.locator(PLOT_MARKERS).first.wait_for()  # the headline grid of the seeded runs
     assert_no_exception(page)
     shot(page, "home")
 
