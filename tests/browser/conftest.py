@@ -1,5 +1,7 @@
-"""Browser tests: one `streamlit run app.py` for the whole session, driven by Playwright through
-Debian's chromium (`playwright install` is blocked here; ENVIRONMENT.md "Installing").
+"""Browser tests: one `streamlit run app.py` per test module (keep them in one module: the
+server, its seeded store and chromium are set up once, ~20-40 s, and torn down as soon as the
+module ends, before the rest of the suite runs), driven by Playwright through Debian's
+chromium (`playwright install` is blocked here; ENVIRONMENT.md "Installing").
 
 The server runs against a scratch SYNTHMED_DATA filled by seed_store.py (fake finished runs,
 a small synthetic set, one real smoke run with a checkpoint) and the shared real
@@ -37,7 +39,7 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     """A headless Debian chromium driven by Playwright, shared by every browser test."""
     for stale in screenshot_dir().glob("FAILED-*.png"):  # from an earlier session
@@ -57,7 +59,7 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def explorer_data(tmp_path_factory) -> dict:
     """A scratch data root filled by seed_store.py in a subprocess (the test process's
     environment is left alone). Returns seed_store's JSON summary plus ``root``."""
@@ -97,8 +99,8 @@ def _stop_workers(db: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="session")
-def app_server(explorer_data, browser):
+@pytest.fixture(scope="module")
+def app_server(browser, explorer_data):
     """`streamlit run app.py` on a free port against the scratch data root, for the session.
     ``.data`` is explorer_data. ``.first_visit_sidebar`` says whether the very first page
     opened on the fresh server (the Accuracy grid, by its URL) had the app's sidebar: see
