@@ -31,6 +31,7 @@ def test_bench_on_cpu_reports_positive_figures_for_every_column(shared_medmnist,
         assert _positive(row[key]), (key, row[key])
     assert row["peak_mem_mib"] >= 0 and row["peak_mem_kind"].startswith("cpu")
     assert 0.5 < row["overhead"] < 10 and len(row["overhead_rounds"]) == 2  # sanity, not speed
+    assert 0.5 < row["overhead_cpu"] < 10
     assert "PneumoniaMNIST" in report["data"]
     assert _positive(report["store"]["ms"]) and "20" in report["store"]["note"]
 
@@ -56,10 +57,11 @@ def test_overhead_is_trainer_time_over_pure_time_of_the_same_batches(monkeypatch
 
     def fake_timed(fn, device):
         fn()
-        return clock[fake_timed.what].pop(0)
+        wall = clock[fake_timed.what].pop(0)
+        return wall, 2 * wall
     rig = _trainer.build_rig("resnet18", 28, _trainer.torch.device("cpu"),
                              *_tiny_arrays(16), batch_size=8, augment=True)
-    monkeypatch.setattr(_trainer, "timed", fake_timed)
+    monkeypatch.setattr(_trainer, "timed_both", fake_timed)
     monkeypatch.setattr(_trainer, "pure_pass", lambda r, s: setattr(fake_timed, "what", "pure"))
     monkeypatch.setattr(_trainer, "trainer_pass",
                         lambda r, e, limit=None: setattr(fake_timed, "what", "trainer"))
@@ -67,6 +69,7 @@ def test_overhead_is_trainer_time_over_pure_time_of_the_same_batches(monkeypatch
     assert out["overhead_rounds"] == pytest.approx([1.1, 1.2])
     assert out["overhead"] == pytest.approx(1.15) and out["overhead_min"] == pytest.approx(1.1)
     assert out["pure_ips"] == pytest.approx(16 / 1.5)
+    assert out["overhead_cpu"] == pytest.approx(1.15)
 
 
 def test_trainer_pass_trains_through_train_epoch_and_its_progress_hook():

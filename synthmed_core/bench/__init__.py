@@ -91,7 +91,8 @@ def _row(cfg: BenchConfig, dev: torch.device, arch: str, size: int, mode: str, i
 def _failed_row(arch: str, size: int, mode: str, error: str) -> dict:
     nan = float("nan")
     return {"arch": arch, "size": size, "compile": mode, "error": error,
-            **{k: nan for k in ("train_ips", "pure_ips", "overhead", "overhead_min", "eval_ips",
+            **{k: nan for k in ("train_ips", "pure_ips", "overhead", "overhead_min",
+                                "overhead_cpu", "eval_ips",
                                 "peak_mem_mib", "ref_train_ips", "speedup_vs_ref", "cam_ms",
                                 "warmup_s")},
             "overhead_rounds": [], "peak_mem_kind": "-", "cam_note": "-"}

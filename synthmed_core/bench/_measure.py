@@ -27,6 +27,18 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
+def timed_both(fn: Callable[[], object], device: torch.device) -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds) of ``fn()``, the device drained before and
+    after. On a CPU shared with other work, CPU seconds count only what this process did:
+    with one torch thread they are the least disturbed measure of work (with several, threads
+    spinning while they wait for a preempted sibling add to them)."""
+    synchronize(device)
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
 def _status_kib(field: str) -> int | None:
     try:
         for line in _PROC_STATUS.read_text().splitlines():

@@ -7,7 +7,8 @@ import math
 COLUMNS = (
     ("arch", "arch", "{}"), ("px", "size", "{}"), ("compile", "compile", "{}"),
     ("train img/s", "train_ips", "{:.0f}"), ("pure img/s", "pure_ips", "{:.0f}"),
-    ("overhead", "overhead", "{:.3f}"), ("eval img/s", "eval_ips", "{:.0f}"),
+    ("overhead", "overhead", "{:.3f}"), ("overhead cpu-s", "overhead_cpu", "{:.3f}"),
+    ("eval img/s", "eval_ips", "{:.0f}"),
     ("peak MiB", "peak_mem_mib", "{:.0f}"), ("ref img/s", "ref_train_ips", "{:.0f}"),
     ("ours/ref", "speedup_vs_ref", "{:.2f}x"), ("Grad-CAM ms", "cam_ms", "{:.1f}"),
 )
@@ -55,7 +56,8 @@ def report_text(report: dict) -> str:
         + "; ".join(f"{r['arch']}@{r['size']}/{r['compile']} "
                     + " ".join(f"{x:.3f}" for x in r["overhead_rounds"])
                     for r in report["rows"] if not r.get("error"))
-        + ").",
+        + "); overhead cpu-s = the same ratio of this process's CPU seconds, the steadier "
+        "figure on a CPU shared with other work when torch runs one thread.",
         f"ours/ref = train img/s / the reference-style pipeline (torchvision per-sample PIL "
         f"transforms, DataLoader with {cfg['ref_workers']} workers, fp32, no channels_last, "
         f"loss.item() per step) on the same model and images.",

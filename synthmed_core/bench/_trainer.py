@@ -24,7 +24,7 @@ from .._loop import (Preprocess, Throttle, batch_slices, compile_model, make_opt
 from .._progress import Eta, step_hook
 from ..grid import PROFILES
 from ..models import build_model, model_input_stats
-from ._measure import peak_memory, synchronize, timed
+from ._measure import peak_memory, synchronize, timed, timed_both
 
 RECIPE = PROFILES["paper"]  # lr and weight decay of the study (the batch size is the bench's)
 
@@ -98,9 +98,10 @@ def pure_pass(rig: Rig, staged: list[tuple[torch.Tensor, torch.Tensor]]) -> None
 
 def measure_training(rig: Rig, rounds: int, warmup_batches: int = 2) -> dict:
     """Warm up, then ``rounds`` pairs of pure and trainer passes in alternating order.
-    Returns images/s of each (medians), the overhead (median of the per-round ratios), the
-    ratio of the fastest passes, each round's ratio, the warm-up seconds (compilation
-    included) and the peak memory."""
+    Returns images/s of each (medians), the overhead (median of the per-round wall-time
+    ratios), the ratio of the fastest passes, each round's ratio, the same median ratio of
+    this process's CPU time (``overhead_cpu``), the warm-up seconds (compilation included)
+    and the peak memory."""
     staged = stage(rig)
     t0 = time.perf_counter()
     trainer_pass(rig, 0, limit=warmup_batches * rig.batch_size)
@@ -108,19 +109,18 @@ def measure_training(rig: Rig, rounds: int, warmup_batches: int = 2) -> dict:
     synchronize(rig.device)
     warmup_s = time.perf_counter() - t0
     gauge = peak_memory(rig.device)
-    pure, trainer = [], []
+    times: dict[str, list[tuple[float, float]]] = {"pure": [], "trainer": []}
+    passes = {"pure": lambda: pure_pass(rig, staged), "trainer": lambda: trainer_pass(rig, 1)}
     for r in range(max(1, rounds)):
-        order = ("pure", "trainer") if r % 2 == 0 else ("trainer", "pure")
-        for what in order:
-            if what == "pure":
-                pure.append(timed(lambda: pure_pass(rig, staged), rig.device))
-            else:
-                trainer.append(timed(lambda: trainer_pass(rig, r + 1), rig.device))
+        for what in (("pure", "trainer") if r % 2 == 0 else ("trainer", "pure")):
+            times[what].append(timed_both(passes[what], rig.device))
+    (pure, pure_cpu), (trainer, trainer_cpu) = (zip(*times["pure"]), zip(*times["trainer"]))
     ratios = [t / p for t, p in zip(trainer, pure)]
     return {"train_ips": rig.n / statistics.median(trainer),
             "pure_ips": rig.n / statistics.median(pure),
             "overhead": statistics.median(ratios), "overhead_min": min(trainer) / min(pure),
             "overhead_rounds": ratios,
+            "overhead_cpu": statistics.median(t / p for t, p in zip(trainer_cpu, pure_cpu)),
             "warmup_s": warmup_s, "peak_mem_mib": gauge.mib(), "peak_mem_kind": gauge.kind}
 
 
