@@ -1,6 +1,6 @@
 """synthmed's explorer: the navigation entry point. Start it with `bash scripts/app.sh`.
 
-Every page lives in pages/ and is thin: it lays out widgets over synthmed_core and jobs (through
+Every page lives in app_pages/ and is thin: it lays out widgets over synthmed_core and jobs (through
 the cached readers of ui/), never SQL or torch. The sidebar (launch form and running jobs) is
 drawn here once, so it is on every page.
 """
@@ -11,12 +11,12 @@ import streamlit as st
 from ui import sidebar
 
 PAGES = [  # (file, title, icon); the first is the default page
-    ("pages/home.py", "Home", ":material/home:"),
-    ("pages/accuracy_grid.py", "Accuracy grid", ":material/grid_on:"),
-    ("pages/gallery.py", "Gallery", ":material/photo_library:"),
-    ("pages/gradcam.py", "Grad-CAM", ":material/visibility:"),
-    ("pages/predict.py", "Predict", ":material/upload_file:"),
-    ("pages/jobs.py", "Jobs", ":material/work_history:"),
+    ("app_pages/home.py", "Home", ":material/home:"),
+    ("app_pages/accuracy_grid.py", "Accuracy grid", ":material/grid_on:"),
+    ("app_pages/gallery.py", "Gallery", ":material/photo_library:"),
+    ("app_pages/gradcam.py", "Grad-CAM", ":material/visibility:"),
+    ("app_pages/predict.py", "Predict", ":material/upload_file:"),
+    ("app_pages/jobs.py", "Jobs", ":material/work_history:"),
 ]
 
 

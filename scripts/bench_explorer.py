@@ -156,8 +156,7 @@ def bench_browser(data: Path, loads: int, timeout_s: float) -> tuple[float, floa
     log = data / "bench-streamlit.log"
     with running_app(app_env(data), log) as server, chromium_browser() as browser:
         context = browser.new_context(viewport={"width": 1600, "height": 1000})
-        # Home first: until one session ran app.py's st.navigation, Streamlit 1.67 serves a
-        # URL such as /accuracy_grid from the pages/ folder without app.py (no sidebar).
+        # Home first: the first load of a fresh server is not counted (server warm-up).
         warm_up = context.new_page()
         warm_up.goto(server.url, wait_until="commit")
         warm_up.wait_for_selector(IDLE, state="attached", timeout=timeout_ms)

@@ -9,10 +9,11 @@ from synthmed_core.paths import REPO_ROOT
 APP = str(REPO_ROOT / "app.py")
 
 
-# With a pages/ folder beside app.py, Streamlit runs a page asked for by its URL on its own
-# (the old pages-folder convention), skipping app.py and so the sidebar; AppTest does that on
-# every rerun after the first. So the tests run this stand-in for app.py, which draws the
-# sidebar and then the page on every run, as app.py does.
+# AppTest reruns a page switched to by st.navigation without app.py after the first run, so
+# the sidebar would be missing from later runs. The tests run this stand-in for app.py, which
+# draws the sidebar and then the page on every run, as app.py does. (The pages live in
+# app_pages/, not pages/: Streamlit 1.67 would serve a pages/ folder's files by URL without
+# app.py.)
 HARNESS = """
 import runpy
 import streamlit as st
@@ -23,7 +24,7 @@ runpy.run_path({page!r}, run_name="__main__")
 """
 
 
-def run_app(page: str = "pages/home.py") -> AppTest:
+def run_app(page: str = "app_pages/home.py") -> AppTest:
     """The sidebar and ``page`` (a path under the repository), run once without exception."""
     at = AppTest.from_string(HARNESS.format(page=str(REPO_ROOT / page)), default_timeout=60)
     at.run()

@@ -16,7 +16,7 @@ from ui import readers
 from app_helpers import assert_ok, run_app, texts
 from grid_helpers import add_run, fill_contrast, labels, probs_with_accuracy
 
-PAGE = "pages/accuracy_grid.py"
+PAGE = "app_pages/accuracy_grid.py"
 
 
 @pytest.fixture

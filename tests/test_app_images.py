@@ -43,7 +43,7 @@ def explorer(real_data, one_thread) -> dict:
 
 def open_page(page: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120).run()
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

@@ -10,7 +10,7 @@ from synthmed_core.store import Store
 
 from app_helpers import assert_ok, run_app, texts
 
-PAGE = "pages/jobs.py"
+PAGE = "app_pages/jobs.py"
 
 
 @pytest.fixture

@@ -74,8 +74,9 @@ def run_label(run: Any) -> str:
     ratio = run.get("ratio")
     if ratio is not None and not math.isnan(ratio):  # pandas gives NaN for "no ratio"
         setting += f" x{ratio:g}"
-    if run.get("synthetic"):
-        setting += f" [{run['synthetic']}]"
+    synthetic = run.get("synthetic")
+    if isinstance(synthetic, str) and synthetic:  # pandas gives NaN for "no set"
+        setting += f" [{synthetic}]"
     return (f"{run['arch']} · {run['init']} · {setting} · seed {run['seed']} · "
             f"{run['profile']} · {run['run_id'][:8]}")
 

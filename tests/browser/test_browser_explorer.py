@@ -20,12 +20,12 @@ def test_home_loads_with_its_title_and_no_exception(page, app_server):
 
 def test_a_page_opened_by_its_url_on_a_fresh_server_has_the_sidebar(app_server):
     """A bookmark of /accuracy_grid must get the whole app (sidebar, wide layout). Streamlit
-    1.67 runs pages/<name>.py by itself, without app.py, when a folder named `pages` sits
+    1.67 runs app_pages/<name>.py by itself, without app.py, when a folder named `pages` sits
     beside the entry script and no session has run st.navigation yet
     (PagesManager.uses_pages_directory): the fix is a page folder with another name."""
     assert app_server.first_visit_sidebar, (
         "the first visit to /accuracy_grid on a fresh server had no sidebar: Streamlit ran "
-        "pages/accuracy_grid.py without app.py; rename pages/ (e.g. app_pages/)")
+        "app_pages/accuracy_grid.py without app.py; rename app_pages/ (e.g. app_pages/)")
 
 
 
