@@ -45,20 +45,9 @@ def real_data(shared_medmnist, synth_data_root) -> Path:
 def synthetic_set(real_data) -> str:
     """A small registered-on-disk synthetic set (60 normal, 60 pneumonia): real train images
     blurred and noised, so it differs from the real split. Returns its name."""
-    import numpy as np
-    from scipy.ndimage import gaussian_filter
+    from synth_helpers import write_blurred_real_set
 
-    from synthmed_core.data import load_real
-    from synthmed_core.synth.sets import write_set
-
-    train = load_real("train")
-    rng = np.random.default_rng(0)
-    rows = np.concatenate([rng.choice(np.flatnonzero(train.labels == c), 60, replace=False)
-                           for c in (0, 1)])
-    images = gaussian_filter(train.images[rows].astype(np.float32), sigma=(0, 0.8, 0.8))
-    images = np.clip(images + rng.normal(0, 6, images.shape), 0, 255).astype(np.uint8)
-    write_set("test-synth", images, train.labels[rows].reshape(-1, 1).astype(np.uint8),
-              {"method": "test-fixture", "source": "real train, blurred + noised"})
+    write_blurred_real_set("test-synth", 60, "test-fixture")
     return "test-synth"
 
 

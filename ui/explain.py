@@ -9,26 +9,18 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from synthmed_core import explain, gallery, paths
+from synthmed_core import explain, gallery
 from synthmed_core.data import CLASS_NAMES, Split, load_real
-from synthmed_core.store import Store
 from synthmed_core.synth.sets import load_set
+
+from .readers import db, store  # noqa: F401  (one cached Store per database, re-exported)
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
 CACHE_TTL_S = 5
-LOCK_TIMEOUT_S = 10.0
 
-
-def db() -> str:
-    return str(paths.db_path())
-
-
-@st.cache_resource(show_spinner=False)
-def store(db_path: str) -> Store:
-    return Store(Path(db_path), lock_timeout=LOCK_TIMEOUT_S)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: synth_helpers
 
 from synthmed_core.events import RunResult  # noqa: E402
 from synthmed_core.grid import RunSpec, make_run_spec  # noqa: E402
@@ -41,19 +42,11 @@ TRAINED = dict(arch="resnet18", init="scratch", setting="base", seed=0, profile=
 
 
 def write_synthetic_set(store: Store) -> str:
-    from scipy.ndimage import gaussian_filter
+    from synth_helpers import write_blurred_real_set
 
-    from synthmed_core.data import load_real
-    from synthmed_core.synth.sets import load_set, write_set
+    from synthmed_core.synth.sets import load_set
 
-    train = load_real("train")
-    rng = np.random.default_rng(0)
-    rows = np.concatenate([rng.choice(np.flatnonzero(train.labels == c), 40, replace=False)
-                           for c in (0, 1)])
-    images = gaussian_filter(train.images[rows].astype(np.float32), sigma=(0, 0.8, 0.8))
-    images = np.clip(images + rng.normal(0, 6, images.shape), 0, 255).astype(np.uint8)
-    path = write_set(SYNTH, images, train.labels[rows].reshape(-1, 1).astype(np.uint8),
-                     {"method": "browser-test", "source": "real train, blurred + noised"})
+    path = write_blurred_real_set(SYNTH, 40, "browser-test")
     _, card = load_set(SYNTH)
     store.register_synthetic_set(SYNTH, card, str(path))
     return SYNTH
