@@ -1,6 +1,7 @@
 """Shared pytest fixtures. Each block belongs to one area; add yours as a new block."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ from synthmed_core.paths import REPO_ROOT
 
 # ---- data layer (test_data_real, test_compose, test_synthetic_sets, test_importer) ----------
 
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# The real PneumoniaMNIST: ../shared/data beside the repository, or SYNTHMED_TEST_MEDMNIST.
+SHARED_DATA = Path(os.environ.get("SYNTHMED_TEST_MEDMNIST") or REPO_ROOT.parent / "shared" / "data")
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from typing import Iterator
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"  # the real PneumoniaMNIST, beside the repo
+# the real PneumoniaMNIST: beside the repo, or SYNTHMED_TEST_MEDMNIST (as tests/conftest.py)
+SHARED_DATA = Path(os.environ.get("SYNTHMED_TEST_MEDMNIST") or REPO_ROOT.parent / "shared" / "data")
 # `playwright install` is blocked here: drive Debian's chromium with these (ENVIRONMENT.md).
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
