@@ -21,14 +21,8 @@ INTRO = ("Class activation maps (pytorch-grad-cam) of the class each run predict
 
 
 def pick_runs(db: str) -> list[str]:
-    runs = ux.finished_runs(db)
-    if runs.empty:
-        st.info("No finished run in the store yet: train one (profile `smoke` takes seconds), "
-                "then come back.")
-        return []
-    labels = {r["run_id"]: ux.run_label(r) for r in runs.to_dict("records")}
-    ids = list(reversed(list(labels)))  # newest first
-    return st.multiselect("Runs", ids, default=ids[:1], format_func=labels.get, key="cam_runs")
+    return ux.pick_runs(db, "cam_runs", 1, "No finished run in the store yet: train one "
+                        "(profile `smoke` takes seconds), then come back.")
 
 
 def pick_real() -> tuple[str, object]:

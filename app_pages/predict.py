@@ -52,14 +52,8 @@ def pick_image() -> tuple[str, np.ndarray | None]:
 
 
 def pick_runs(db: str) -> list[str]:
-    runs = ux.finished_runs(db)
-    if runs.empty:
-        st.info("No finished run in the store yet: train one (profile `smoke` takes seconds).")
-        return []
-    labels = {r["run_id"]: ux.run_label(r) for r in runs.to_dict("records")}
-    ids = list(reversed(list(labels)))
-    return st.multiselect("Runs", ids, default=ids[:2], format_func=labels.get,
-                          key="predict_runs")
+    return ux.pick_runs(db, "predict_runs", 2, "No finished run in the store yet: train one "
+                        "(profile `smoke` takes seconds).")
 
 
 def show_predictions(db: str, run_ids: list[str], title: str, image: np.ndarray,

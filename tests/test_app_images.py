@@ -5,6 +5,7 @@ images, and the real PneumoniaMNIST test split."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,3 +174,16 @@ def test_gallery_uses_the_neighbours_stored_in_the_quality_card(explorer):
     assert any("stored by the quality run" in c.value for c in at.caption)
     quality = at.dataframe[1].value
     assert list(quality["figure"]) == ["FID"] and quality["this set"][0] == 12.5
+
+
+def test_runs_whose_weights_are_not_here_are_not_offered_and_the_page_says_so(explorer):
+    # e.g. a database copied from a GPU machine without its checkpoints
+    Path(explorer["store"].run(explorer["flat"])["checkpoint"]).unlink()
+    for page, key, preselected in (("predict", "predict_runs", 2), ("gradcam", "cam_runs", 1)):
+        at = open_page(page)
+        picker = at.multiselect(key=key)
+        offered = " ".join(picker.options)  # the labels, which end in the run id's first 8
+        assert explorer["flat"][:8] not in offered
+        assert explorer["resnet"][:8] in offered and explorer["deit"][:8] in offered
+        assert len(picker.value) == preselected and explorer["flat"] not in picker.value
+        assert any("1 of 3 finished runs are not listed" in c.value for c in at.caption), page

@@ -158,3 +158,14 @@ def test_cli_generate_registers_the_set(real_data, capsys):
     png = real_data / "cli-set.png"
     assert main(["synth", "show", "cli-set", "--grid", str(png)]) == 0
     assert Image.open(png).size == (8 * 28 * 3, 8 * 28 * 3)
+
+
+def test_cli_generate_off_a_terminal_prints_a_line_per_epoch_and_per_tenth_sampled(real_data,
+                                                                                     capsys):
+    # a log file, nohup or CI: no bar is drawn, so plain lines say how far it got
+    assert main(["synth", "generate", "--method", "ddpm", "--profile", "smoke", "--name",
+                 "logged", "--per-class", "40", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "train ddpm smoke: epoch 1/1" in err
+    sampled = [line for line in err.splitlines() if line.startswith("sample logged: ")]
+    assert sampled and sampled[-1].startswith("sample logged: 80/80 images (")

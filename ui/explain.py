@@ -39,6 +39,34 @@ def run_model(db_path: str, run_id: str, finished_at: str):
     return explain.load_run_model(store(db_path), run_id)
 
 
+def has_weights(run: Any) -> bool:
+    """Whether a finished run's checkpoint file is on this machine (runs trained on another
+    machine, or whose files were deleted, are in the store without it)."""
+    path = run.get("checkpoint")
+    return isinstance(path, str) and bool(path) and Path(path).is_file()
+
+
+def pick_runs(db_path: str, key: str, preselect: int, empty: str) -> list[str]:
+    """A multiselect of the finished runs whose weights are here, newest first, with the
+    newest ``preselect`` chosen; says how many finished runs cannot be used and why."""
+    runs = finished_runs(db_path)
+    if runs.empty:
+        st.info(empty)
+        return []
+    usable = [r for r in runs.to_dict("records") if has_weights(r)]
+    missing = len(runs) - len(usable)
+    if missing:
+        st.caption(f"{missing} of {len(runs)} finished runs are not listed: their checkpoint "
+                   "file is not on this machine (trained elsewhere, or deleted).")
+    if not usable:
+        st.info("No finished run has its weights on this machine: train one here (profile "
+                "`smoke` takes seconds).")
+        return []
+    labels = {r["run_id"]: run_label(r) for r in usable}
+    ids = list(reversed(list(labels)))  # newest first
+    return st.multiselect("Runs", ids, default=ids[:preselect], format_func=labels.get, key=key)
+
+
 def finished_at(db_path: str, run_id: str) -> str:
     """When a finished run finished (its weights' version), "" when it is not finished."""
     runs = finished_runs(db_path)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from pathlib import Path
 
 from . import _common as c
@@ -135,9 +137,19 @@ def cmd_generate(a: argparse.Namespace) -> int:
     console = ConsoleProgress(f"train {a.method} {a.profile}", disable=True if a.no_progress else None)
     bar = tqdm(unit="img", desc=f"sample {a.name}", disable=console.disable, leave=False)
 
+    first: list = []  # (time, images) of the first sampled batch
+    tenths = [0]
+
     def on_batch(done: int, total: int) -> None:
         bar.total = total
         bar.update(done - bar.n)
+        first[:] = first or [time.perf_counter(), done]
+        if console.lines and done * 10 // total > tenths[0]:  # off a terminal: a line per 10%
+            tenths[0] = done * 10 // total
+            seconds = time.perf_counter() - first[0]
+            rate = (done - first[1]) / seconds if seconds > 0 else float("nan")
+            print(f"sample {a.name}: {done}/{total} images ({rate:.1f} images/s)",
+                  file=sys.stderr, flush=True)
 
     overrides = generate_overrides(a)
     try:

@@ -148,7 +148,8 @@ class RunsMixin(StoreBase):
 
     def runs(self, status: str | None = None) -> pd.DataFrame:
         """One row per run (optionally of one status), oldest first, with its cell, state and
-        test accuracy, auroc, f1, sensitivity, specificity (NaN until finished)."""
+        checkpoint path and test accuracy, auroc, f1, sensitivity, specificity (NaN until
+        finished)."""
         if status is not None and status not in RUN_STATUSES:
             raise StoreError(f"unknown run status {status!r}; choose one of {list(RUN_STATUSES)}")
         # Column names come from the constant SUMMARY_METRICS; every value is a parameter.
@@ -156,7 +157,8 @@ class RunsMixin(StoreBase):
         where = "WHERE r.status = ?" if status else ""
         sql = f"""SELECT r.run_id, r.arch, r.init, r.setting, r.ratio, r.synthetic, r.seed,
                       r.profile, r.status, r.device, r.error, r.started_at, r.finished_at,
-                      r.wall_s, r.best_epoch, {", ".join("m." + m for m in SUMMARY_METRICS)}
+                      r.wall_s, r.best_epoch, r.checkpoint,
+                      {", ".join("m." + m for m in SUMMARY_METRICS)}
                   FROM runs r LEFT JOIN (SELECT run_id, {pivot} FROM run_metrics
                                          WHERE split = ? GROUP BY run_id) m USING (run_id)
                   {where} ORDER BY r.started_at, r.run_id"""
