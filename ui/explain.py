@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 CACHE_TTL_S = 5
 
 
-
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def finished_runs(db_path: str) -> pd.DataFrame:
     return store(db_path).runs("finished")
@@ -46,18 +45,25 @@ def has_weights(run: Any) -> bool:
     return isinstance(path, str) and bool(path) and Path(path).is_file()
 
 
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def runs_with_weights(db_path: str) -> tuple[list[dict], int]:
+    """The finished runs whose checkpoint file is here (oldest first) and how many finished
+    runs are not; cached like ``finished_runs``, so a rerun does not stat every file again."""
+    runs = finished_runs(db_path).to_dict("records")
+    usable = [r for r in runs if has_weights(r)]
+    return usable, len(runs) - len(usable)
+
+
 def pick_runs(db_path: str, key: str, preselect: int, empty: str) -> list[str]:
     """A multiselect of the finished runs whose weights are here, newest first, with the
     newest ``preselect`` chosen; says how many finished runs cannot be used and why."""
-    runs = finished_runs(db_path)
-    if runs.empty:
+    usable, missing = runs_with_weights(db_path)
+    if not usable and not missing:
         st.info(empty)
         return []
-    usable = [r for r in runs.to_dict("records") if has_weights(r)]
-    missing = len(runs) - len(usable)
     if missing:
-        st.caption(f"{missing} of {len(runs)} finished runs are not listed: their checkpoint "
-                   "file is not on this machine (trained elsewhere, or deleted).")
+        st.caption(f"{missing} of {missing + len(usable)} finished runs are not listed: their "
+                   "checkpoint file is not on this machine (trained elsewhere, or deleted).")
     if not usable:
         st.info("No finished run has its weights on this machine: train one here (profile "
                 "`smoke` takes seconds).")

@@ -137,17 +137,18 @@ def cmd_generate(a: argparse.Namespace) -> int:
     console = ConsoleProgress(f"train {a.method} {a.profile}", disable=True if a.no_progress else None)
     bar = tqdm(unit="img", desc=f"sample {a.name}", disable=console.disable, leave=False)
 
-    first: list = []  # (time, images) of the first sampled batch
-    tenths = [0]
+    t0, n0, tenths = 0.0, 0, 0  # time and images at the first batch; tenths reported
 
     def on_batch(done: int, total: int) -> None:
+        nonlocal t0, n0, tenths
         bar.total = total
         bar.update(done - bar.n)
-        first[:] = first or [time.perf_counter(), done]
-        if console.lines and done * 10 // total > tenths[0]:  # off a terminal: a line per 10%
-            tenths[0] = done * 10 // total
-            seconds = time.perf_counter() - first[0]
-            rate = (done - first[1]) / seconds if seconds > 0 else float("nan")
+        if not t0:
+            t0, n0 = time.perf_counter(), done
+        if console.lines and done * 10 // total > tenths:  # off a terminal: a line per 10%
+            tenths = done * 10 // total
+            seconds = time.perf_counter() - t0
+            rate = (done - n0) / seconds if seconds > 0 else float("nan")
             print(f"sample {a.name}: {done}/{total} images ({rate:.1f} images/s)",
                   file=sys.stderr, flush=True)
 
