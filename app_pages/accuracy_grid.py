@@ -12,8 +12,9 @@ from ui import cell_view, grid_chart, readers
 ALPHAS = (0.05, 0.01, 0.001)
 LEGEND = ("Each square: mean over seeds and n (hover for the 95% interval). A black outline "
           "and ▲/▼ mark a cell significantly better/worse than `base` of the same arch and "
-          "init: exact McNemar test on per-image correctness at 0.5 on the real test split, "
-          "pooled over matched seeds (optimistic: images repeat across seeds). The study "
+          "init, on per-image correctness at 0.5 on the real test split with the image as the "
+          "unit: exact McNemar for one matched seed; for several, a paired t-test over images "
+          "of the seed-averaged difference (an image is not counted once per seed). The study "
           "published one run per cell, test accuracy only.")
 
 

@@ -63,7 +63,8 @@ def _cell_runs(runs: pd.DataFrame, key: CellKey) -> pd.DataFrame:
 
 
 def compare_cells(store, a: CellKey, b: CellKey, n_boot: int = 2000) -> dict[str, Any]:
-    """McNemar (pooled over matched seeds, and per seed) and a bootstrap interval of the AUROC
+    """The accuracy difference with an image-level paired test (seeds averaged per image),
+    McNemar (pooled over matched seeds, and per seed) and a bootstrap interval of the AUROC
     difference between cells ``a`` and ``b``, on the real test images both were scored on."""
     runs = store.runs(status="finished")
     ra, rb = _cell_runs(runs, a), _cell_runs(runs, b)
@@ -84,14 +85,17 @@ def compare_cells(store, a: CellKey, b: CellKey, n_boot: int = 2000) -> dict[str
 
 def format_comparison(res: dict[str, Any]) -> str:
     """A few plain lines a person can read."""
-    mc, au = res["mcnemar"], res["auroc"]
+    mc, au, ac = res["mcnemar"], res["auroc"], res["accuracy_diff"]
+    pooled = "; optimistic: images repeat across seeds" if len(res["seeds"]) > 1 else ""
     return "\n".join([
         f"A = {res['a']}", f"B = {res['b']}",
         f"matched seeds {res['seeds']} on {res['n_images']} real test images",
         f"accuracy  A {res['accuracy_a']:.4f}  B {res['accuracy_b']:.4f}  "
-        f"(mean over seeds, threshold 0.5)",
-        f"McNemar (exact, pooled over seeds): A right/B wrong {mc['b']}, A wrong/B right "
-        f"{mc['c']}, p = {mc['p_value']:.4g}; per seed p = "
+        f"(mean over seeds, threshold 0.5)  difference {ac['diff']:+.4f}  95% interval "
+        f"[{ac['lo']:+.4f}, {ac['hi']:+.4f}]  p = {ac['p']:.3g} (paired t over images, "
+        "seeds averaged per image)",
+        f"McNemar (exact, pooled over seeds{pooled}): A right/B wrong {mc['b']}, A wrong/B "
+        f"right {mc['c']}, p = {mc['p_value']:.4g}; per seed p = "
         + ", ".join(f"{p:.3g}" for p in res["per_seed_p"]),
         f"AUROC of seed-mean scores  A {res['auroc_a']:.4f}  B {res['auroc_b']:.4f}  "
         f"difference {au['diff']:+.4f}  95% bootstrap interval [{au['lo']:+.4f}, {au['hi']:+.4f}]"

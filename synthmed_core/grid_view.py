@@ -2,10 +2,12 @@
 interval, n), its paired test against ``base`` of the same arch and init, and the study's
 published value.
 
-The test is McNemar's on per-image correctness at threshold 0.5, pooled over matched seeds
-(``metrics.paired_compare``'s ``mcnemar``), computed from counts the store sums in SQL, so the
-whole grid is one query however many runs there are. Pooling treats seed x image pairs as
-independent, so the p-value is optimistic; ``compare`` gives per-seed tests for one pair.
+The test is on per-image correctness at threshold 0.5 on the real test split, the image being
+the unit: with one matched seed, exact McNemar; with several, a paired t-test over images of
+the cell-minus-base correctness averaged over the seeds (``metrics.image_paired_test``, as
+``compare`` prints it), which does not count an image once per seed as a McNemar pooled over
+seed x image pairs would. Both come from bit counts the store sums in SQL, so the whole grid is
+one query however many runs there are.
 """
 from __future__ import annotations
 
@@ -17,13 +19,15 @@ import pandas as pd
 from scipy import stats
 
 from .grid import INITS, SETTINGS, reference_rows
-from .metrics import mcnemar_p
+from .metrics import image_paired_test, mcnemar_p
 from .store import CELL_KEYS, Store
 
 METRICS = ("accuracy", "auroc", "f1", "sensitivity", "specificity")
 ALPHA = 0.05
 COLUMNS = [*CELL_KEYS, "row", "cell", "mean", "std", "lo", "hi", "n", "runs", "paired_seeds",
-           "wins", "losses", "p_value", "significant", "direction", "study"]
+           "wins", "losses", "diff", "diff_lo", "diff_hi", "test", "p_value", "significant",
+           "direction", "study"]
+MCNEMAR, IMAGE_T = "exact McNemar (1 seed)", "paired t over images (seeds averaged)"
 
 
 def _missing(x: object) -> bool:
@@ -90,7 +94,8 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
     (arch, setting, ratio, set, init): its keys, ``row`` (the grid row label), ``cell`` (its
     name), mean, std, lo/hi (95% t-interval over seeds), n (runs with a value), runs, and
     against base of the same arch/init/profile matched by seed: paired_seeds, wins (images
-    only this cell got right), losses, p_value (McNemar), significant (p < ``alpha``) and
+    only this cell got right, summed over seeds), losses, diff/diff_lo/diff_hi (accuracy
+    difference and its 95% interval), test (which one) and p_value, significant (p < ``alpha``) and
     direction (``better``/``worse`` than base, None when not significant). ``study`` is the
     study's published accuracy of the arch/setting/init/ratio (NaN for other metrics).
     ``with_study_only`` adds, for accuracy, the study's cells nobody has run (n = 0)."""
@@ -101,9 +106,7 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
     study = _study_values() if metric == "accuracy" else {}
     if not df.empty:
         df["lo"], df["hi"] = _intervals(df["mean"], df["std"], df["n"])
-        paired = df["paired_seeds"] > 0
-        df["p_value"] = np.where(paired, mcnemar_p(df["wins"].fillna(0),
-                                                   df["losses"].fillna(0)), np.nan)
+        _paired_test(df)
         df["study"] = [study.get(_study_key(r), math.nan) for r in df.to_dict("records")]
     if with_study_only and study:
         have = {_study_key(r) for r in df.to_dict("records")}
@@ -121,6 +124,21 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
     df["row"] = [row_label(r["setting"], r["ratio"], r["synthetic"]) for r in records]
     df["cell"] = [cell_name(r) for r in records]
     return _ordered(df)
+
+
+def _paired_test(df: pd.DataFrame) -> None:
+    """Columns diff, diff_lo, diff_hi (cell minus base accuracy on the paired seeds, 95%
+    interval), test and p_value from the store's counts; NaN/None where nothing is paired."""
+    k = df["paired_seeds"].astype("float64").where(lambda v: v > 0)
+    wins, losses = df["wins"].astype("float64"), df["losses"].astype("float64")
+    img = image_paired_test((wins - losses) / k, df["q"].astype("float64") / k ** 2,
+                            df["pairs"].astype("float64") / k)
+    one = (k == 1).to_numpy()
+    df["diff"], df["diff_lo"], df["diff_hi"] = img["diff"], img["lo"], img["hi"]
+    df["p_value"] = np.where(one, mcnemar_p(wins.fillna(0), losses.fillna(0)), img["p"])
+    df["p_value"] = df["p_value"].where(k.notna())
+    df["test"] = pd.Series(np.where(one, MCNEMAR, np.where(k.notna(), IMAGE_T, None)),
+                           index=df.index, dtype=object)
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:

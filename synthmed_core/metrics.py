@@ -88,6 +88,35 @@ def mcnemar_p(b: Any, c: Any) -> np.ndarray:
     return np.where(n == 0, 1.0, p)
 
 
+def image_paired_test(sum_d: Any, sum_d2: Any, n_images: Any,
+                      confidence: float = 0.95) -> dict[str, np.ndarray]:
+    """Paired test of an accuracy difference with the IMAGE as the unit, for any number of
+    matched seeds. Per image, d = (a right) - (b right) averaged over the seeds, so mean(d) is
+    the difference of seed-mean accuracies; images are independent draws, the seeds of one
+    image are not, which is why this is honest where a McNemar pooled over seed x image pairs
+    is optimistic. Student t on the n images, from the sums ``sum_d`` = sum of d and
+    ``sum_d2`` = sum of d squared (element-wise, so a whole grid is one call). Returns arrays
+    diff, lo, hi (``confidence`` interval of the difference) and p (two-sided); with no spread
+    at all, p is 1 when diff is 0 and 0 otherwise."""
+    s1, s2, n = (np.asarray(v, dtype=np.float64) for v in (sum_d, sum_d2, n_images))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / n
+        var = np.maximum(s2 - n * mean ** 2, 0.0) / (n - 1)
+        se = np.sqrt(var / n)
+        t = np.abs(mean) / se
+        p = np.where(se > 0, 2 * stats.t.sf(t, n - 1), np.where(mean == 0, 1.0, 0.0))
+        half = np.where(se > 0, stats.t.ppf(0.5 + confidence / 2, n - 1) * se, 0.0)
+    return {"diff": mean, "lo": mean - half, "hi": mean + half, "p": np.where(n > 1, p, np.nan)}
+
+
+def image_diffs(correct_a: Any, correct_b: Any) -> np.ndarray:
+    """Per image: (a right) - (b right) averaged over matched seeds (rows), as
+    ``image_paired_test`` uses it."""
+    a = np.atleast_2d(np.asarray(correct_a, dtype=np.float64))
+    b = np.atleast_2d(np.asarray(correct_b, dtype=np.float64))
+    return (a - b).mean(axis=0)
+
+
 def auroc_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """AUROC of every row of ``scores`` against the same row of ``labels`` (both R x n), by the
     Mann-Whitney rank formula with average ranks for ties; NaN where a row has one class only.
@@ -136,6 +165,8 @@ def paired_compare(labels: Any, probs_a: Any, probs_b: Any, threshold: float = 0
         and is optimistic; ``per_seed_p`` gives the test of each seed alone as a check.
       - ``auroc``: the bootstrap of AUROC(a) - AUROC(b) on each cell's SEED-MEAN probability
         per image (one ensemble score per cell), resampling images.
+      - ``accuracy_diff``: the difference of seed-mean accuracies with its 95% interval and p
+        from ``image_paired_test`` (images are the unit: honest for several seeds).
     Also returns each cell's accuracy (mean over seeds) and AUROC of the seed-mean scores."""
     y = np.asarray(labels).reshape(-1).astype(np.int64)
     pa = np.atleast_2d(np.asarray(probs_a, dtype=np.float64))
@@ -146,6 +177,7 @@ def paired_compare(labels: Any, probs_a: Any, probs_b: Any, threshold: float = 0
     ok_a = (pa >= threshold) == y
     ok_b = (pb >= threshold) == y
     mean_a, mean_b = pa.mean(axis=0), pb.mean(axis=0)
+    d = image_diffs(ok_a, ok_b)
     return {
         "n_seeds": int(pa.shape[0]), "n_images": int(y.size),
         "accuracy_a": float(ok_a.mean()), "accuracy_b": float(ok_b.mean()),
@@ -153,5 +185,10 @@ def paired_compare(labels: Any, probs_a: Any, probs_b: Any, threshold: float = 0
         "auroc_b": float(auroc_rows(y[None], mean_b[None])[0]),
         "mcnemar": mcnemar(ok_a, ok_b),
         "per_seed_p": [mcnemar(a, b)["p_value"] for a, b in zip(ok_a, ok_b)],
+        "accuracy_diff": _scalars(image_paired_test(d.sum(), (d ** 2).sum(), d.size)),
         "auroc": bootstrap_auroc_diff(y, mean_a, mean_b, n_boot=n_boot, seed=seed),
     }
+
+
+def _scalars(values: dict[str, np.ndarray]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items()}

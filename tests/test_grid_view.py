@@ -6,13 +6,14 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 import synthmed_core.store as store_mod
 from synthmed_core.cell_detail import cell_detail, wrong_images
 from synthmed_core.compare import CellKey, compare_cells
 from synthmed_core.errors import SpecError
-from synthmed_core.grid_view import cell_keys, grid_cells, grid_csv
-from synthmed_core.metrics import aggregate
+from synthmed_core.grid_view import IMAGE_T, MCNEMAR, cell_keys, grid_cells, grid_csv
+from synthmed_core.metrics import aggregate, mcnemar_p
 from synthmed_core.store import Store
 from synthmed_core.store._bench import fill_scratch_store
 
@@ -40,14 +41,42 @@ def test_a_cell_clearly_worse_than_base_is_marked_and_an_identical_one_is_not(st
     assert not base["significant"] and math.isnan(base["p_value"])
 
 
-def test_the_pooled_counts_match_the_core_paired_comparison(store):
+def test_the_grid_test_matches_the_core_paired_comparison_image_by_image(store):
     names = fill_contrast(store)
     cell = row(grid_cells(store, "accuracy"), names["worse"])
     res = compare_cells(store, CellKey.parse("resnet50/scratch/synthetic_base/fake-set", "smoke"),
                         CellKey.parse("resnet50/scratch/base", "smoke"), n_boot=10)
     assert (cell["wins"], cell["losses"]) == (res["mcnemar"]["b"], res["mcnemar"]["c"])
+    assert cell["paired_seeds"] == 3 and cell["test"] == IMAGE_T
+    acc = res["accuracy_diff"]  # from per-image predictions in numpy, not from SQL bit counts
+    assert cell[["diff", "diff_lo", "diff_hi", "p_value"]].tolist() == pytest.approx(
+        [acc["diff"], acc["lo"], acc["hi"], acc["p"]])
+    assert acc["diff"] == pytest.approx(res["accuracy_a"] - res["accuracy_b"])
+
+
+def test_one_seed_is_tested_with_exact_mcnemar(store):
+    names = fill_contrast(store, seeds=(0,))
+    cell = row(grid_cells(store, "accuracy"), names["worse"])
+    res = compare_cells(store, CellKey.parse("resnet50/scratch/synthetic_base/fake-set", "smoke"),
+                        CellKey.parse("resnet50/scratch/base", "smoke"), n_boot=10)
+    assert cell["test"] == MCNEMAR and cell["paired_seeds"] == 1
     assert cell["p_value"] == pytest.approx(res["mcnemar"]["p_value"])
-    assert cell["paired_seeds"] == 3
+
+
+def test_repeating_a_seed_does_not_make_a_difference_more_significant(store):
+    """Three copies of one seed are one seed's evidence: the image-level test gives them the
+    p-value of one seed's paired t, where a McNemar pooled over seed x image pairs would
+    shrink it (the reason the grid does not pool)."""
+    y = labels()
+    base, cell = probs_with_accuracy(y, 0.80, 0), probs_with_accuracy(y, 0.74, 1)
+    for seed in (0, 1, 2):
+        add_run(store, "base", seed, base, y)
+        add_run(store, "synthetic_base", seed, cell, y, synthetic="fake-set")
+    three = row(grid_cells(store, "accuracy"), "resnet50/scratch/synthetic_base/fake-set (smoke)")
+    d = ((cell >= 0.5) == y).astype(float) - ((base >= 0.5) == y).astype(float)
+    one_seed_t = stats.ttest_1samp(d, 0.0).pvalue
+    assert three["p_value"] == pytest.approx(one_seed_t)
+    assert mcnemar_p(three["wins"], three["losses"]) < one_seed_t / 5  # pooled: optimistic
 
 
 def test_each_cell_has_mean_interval_and_n_over_seeds_of_the_chosen_metric(store):

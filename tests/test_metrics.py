@@ -8,8 +8,8 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from synthmed_core.metrics import (aggregate, auroc_rows, bootstrap_auroc_diff, mcnemar,
-                                   paired_compare, run_metrics)
+from synthmed_core.metrics import (aggregate, auroc_rows, bootstrap_auroc_diff, image_diffs,
+                                   image_paired_test, mcnemar, paired_compare, run_metrics)
 
 
 def test_a_perfect_classifier_scores_one_everywhere():
@@ -128,6 +128,39 @@ def test_paired_compare_pools_mcnemar_over_matched_seeds():
     mean_b = b.mean(axis=0)
     assert r["auroc_b"] == pytest.approx(roc_auc_score(y, mean_b))
     assert r["auroc"]["diff"] == pytest.approx(1.0 - roc_auc_score(y, mean_b))
+
+
+def test_the_image_level_test_is_a_t_test_on_seed_averaged_per_image_differences():
+    right_a = np.array([[1, 1, 1, 0, 1, 1, 0, 1],   # seed 0
+                        [1, 1, 0, 0, 1, 1, 1, 1]])  # seed 1
+    right_b = np.array([[1, 0, 1, 0, 0, 1, 0, 1],
+                        [0, 0, 1, 0, 1, 1, 0, 1]])
+    d = image_diffs(right_a, right_b)
+    assert d.tolist() == [0.5, 1.0, -0.5, 0.0, 0.5, 0.0, 0.5, 0.0]
+    r = image_paired_test(d.sum(), (d ** 2).sum(), d.size)
+    want = stats.ttest_1samp(d, 0.0)
+    assert float(r["diff"]) == pytest.approx(d.mean()) == pytest.approx(
+        right_a.mean() - right_b.mean())
+    assert float(r["p"]) == pytest.approx(want.pvalue)
+    ci = want.confidence_interval(0.95)
+    assert [float(r["lo"]), float(r["hi"])] == pytest.approx([ci.low, ci.high])
+
+
+def test_the_image_level_test_without_spread():
+    same = image_paired_test(0.0, 0.0, 50)
+    assert float(same["p"]) == 1.0 and float(same["lo"]) == float(same["hi"]) == 0.0
+    every = image_paired_test(50.0, 50.0, 50)  # b wrong on every image a gets right
+    assert float(every["p"]) == 0.0 and float(every["diff"]) == 1.0
+
+
+def test_paired_compare_gives_the_accuracy_difference_with_images_as_the_unit():
+    y = np.array([0, 0, 1, 1, 1])
+    a = np.array([[0.1, 0.2, 0.9, 0.9, 0.9], [0.1, 0.2, 0.9, 0.9, 0.9]])
+    b = np.array([[0.9, 0.2, 0.9, 0.1, 0.9], [0.1, 0.2, 0.9, 0.1, 0.9]])
+    acc = paired_compare(y, a, b, n_boot=50)["accuracy_diff"]
+    d = np.array([0.5, 0.0, 0.0, 1.0, 0.0])  # per image, a right minus b right, seed-averaged
+    assert acc["diff"] == pytest.approx(0.3)
+    assert acc["p"] == pytest.approx(stats.ttest_1samp(d, 0.0).pvalue)
 
 
 def test_paired_compare_refuses_unmatched_shapes():

@@ -43,8 +43,12 @@ def _hover(row: dict) -> str:
         if not _missing(row["lo"]):
             lines.append(f"95% interval [{row['lo']:.4f}, {row['hi']:.4f}]")
     if not _missing(row["p_value"]):
-        lines.append(f"vs base: {int(row['wins'])} images only this cell got right, "
-                     f"{int(row['losses'])} only base; McNemar p={row['p_value']:.3g}")
+        seeds = int(row["paired_seeds"])
+        lines.append(f"vs base ({seeds} paired seed{'s' if seeds > 1 else ''}): "
+                     f"{int(row['wins'])} image results only this cell got right, "
+                     f"{int(row['losses'])} only base")
+        lines.append(f"accuracy {row['diff']:+.3f} [{row['diff_lo']:+.3f}, "
+                     f"{row['diff_hi']:+.3f}]; {row['test']} p={row['p_value']:.3g}")
     if not _missing(row["study"]):
         lines.append(f"study (one run): {row['study']:.3f}")
     return "<br>".join(lines)

@@ -9,8 +9,10 @@ from . import _common as c
 def register(sub) -> None:
     p = sub.add_parser("compare", help="paired test of two cells on the same test images",
                        description="Match the runs of two cells by seed and compare them on the "
-                                   "real test images: exact McNemar (pooled and per seed) and a "
-                                   "bootstrap 95% interval of the AUROC difference. Cells are "
+                                   "real test images: the accuracy difference with a paired t-test "
+                                   "over images (seeds averaged per image), exact McNemar (pooled "
+                                   "and per seed) and a bootstrap 95% interval of the AUROC "
+                                   "difference. Cells are "
                                    "written arch/init/setting[@ratio][/synthetic].")
     p.add_argument("a", help="e.g. resnet18/scratch/augment@1/my-set")
     p.add_argument("b", help="e.g. resnet18/scratch/base")

@@ -11,7 +11,10 @@ CELL_KEYS = ("arch", "init", "setting", "ratio", "synthetic", "profile")
 
 # One base run per (arch, init, profile, seed): the first started, as compare.py matches them.
 # The cell runs of the same arch, init, profile and seed pair with it image by image:
-# wins = images only the cell got right, losses = images only its base got right.
+# wins = images only the cell got right, losses = images only its base got right. With e = +1
+# (win), -1 (loss) or 0 per seed and image, q = sum over images of (sum over the cell's paired
+# seeds of e) squared: the spread of the per-image difference that an image-level test needs,
+# from pairs of seeds' bit strings (k x k bit counts per cell), still in this one query.
 _GRID_SQL = """
 WITH finished AS (
     SELECT run_id, arch, init, setting, ratio, synthetic, seed, profile, started_at
@@ -19,23 +22,35 @@ WITH finished AS (
 base AS (
     SELECT arch, init, profile, seed, arg_min(run_id, started_at) AS base_id
     FROM finished WHERE setting = 'base' GROUP BY arch, init, profile, seed),
-pairs AS (
-    SELECT f.run_id,
-           bit_count(rc.correct & ~bc.correct) AS wins,
-           bit_count(~rc.correct & bc.correct) AS losses, rc.n AS n_images
+bits AS (
+    SELECT f.run_id, f.arch, f.init, f.setting, f.ratio, f.synthetic, f.profile, rc.n AS n_images,
+           rc.correct & ~bc.correct AS w, ~rc.correct & bc.correct AS l
     FROM finished f
     JOIN base b ON b.arch = f.arch AND b.init = f.init AND b.profile = f.profile
                    AND b.seed = f.seed
     JOIN run_correct rc ON rc.run_id = f.run_id AND rc.split = ?
     JOIN run_correct bc ON bc.run_id = b.base_id AND bc.split = ?
-    WHERE f.setting <> 'base' AND rc.n = bc.n)
+    WHERE f.setting <> 'base' AND rc.n = bc.n),
+pairs AS (
+    SELECT run_id, bit_count(w) AS wins, bit_count(l) AS losses, n_images FROM bits),
+cross_seed AS (
+    SELECT x.run_id,
+           sum(bit_count(x.w & y.w) + bit_count(x.l & y.l)
+               - bit_count(x.w & y.l) - bit_count(x.l & y.w)) AS q
+    FROM bits x JOIN bits y
+      ON x.arch = y.arch AND x.init = y.init AND x.setting = y.setting
+         AND x.ratio IS NOT DISTINCT FROM y.ratio AND x.synthetic IS NOT DISTINCT FROM y.synthetic
+         AND x.profile = y.profile AND x.n_images = y.n_images
+    GROUP BY x.run_id)
 SELECT f.arch, f.init, f.setting, f.ratio, f.synthetic, f.profile,
        avg(m.value) AS mean, stddev_samp(m.value) AS std, count(m.value) AS n,
        count(*) AS runs, count(p.run_id) AS paired_seeds,
-       sum(p.wins) AS wins, sum(p.losses) AS losses, sum(p.n_images) AS pairs
+       sum(p.wins) AS wins, sum(p.losses) AS losses, sum(p.n_images) AS pairs,
+       sum(x.q) AS q
 FROM finished f
 LEFT JOIN run_metrics m ON m.run_id = f.run_id AND m.split = ? AND m.name = ?
 LEFT JOIN pairs p ON p.run_id = f.run_id
+LEFT JOIN cross_seed x ON x.run_id = f.run_id
 GROUP BY f.arch, f.init, f.setting, f.ratio, f.synthetic, f.profile"""
 
 
@@ -60,8 +75,9 @@ class GridMixin(StoreBase):
         """One row per cell of FINISHED runs (optionally of one ``profile``): its keys, mean,
         std (ddof=1) and n of ``metric`` over its runs, ``runs``, and against ``base`` of the
         same arch, init and profile matched by seed: ``paired_seeds``, ``wins`` (images only the
-        cell classified right, summed over seeds), ``losses`` (only base right) and ``pairs``
-        (seed x image pairs). Pairing columns are NULL for base cells and unmatched cells."""
+        cell classified right, summed over seeds), ``losses`` (only base right), ``pairs``
+        (seed x image pairs) and ``q`` (sum over images of the squared per-image sum over seeds
+        of win = +1 / loss = -1). Pairing columns are NULL for base cells and unmatched cells."""
         params = [profile, profile, split, split, split, metric]
         with self._connect() as con:
             return con.execute(_GRID_SQL, params).df()
