@@ -60,6 +60,39 @@ def cell_picker(cells, clicked: str | None) -> str | None:
                         placeholder="pick a cell")
 
 
+CLAIM_COLUMNS = {
+    "statement": st.column_config.TextColumn("Claim", width="large"),
+    "verdict": st.column_config.TextColumn("Here"),
+    "synthetic": st.column_config.TextColumn("Set"),
+    "seeds": st.column_config.NumberColumn("Seeds"),
+    "diff": st.column_config.NumberColumn("a - b", format="%+.3f"),
+    "lo": st.column_config.NumberColumn("95% from", format="%+.3f"),
+    "hi": st.column_config.NumberColumn("to", format="%+.3f"),
+    "p": st.column_config.NumberColumn("p", format="%.3g"),
+    "study": st.column_config.TextColumn("The study's grid (a vs b)", width="large"),
+}
+
+
+def claims_section(db: str, profile: str | None) -> None:
+    """The study's conclusions as paired contrasts, with our verdicts (accuracy)."""
+    with st.expander("The study's conclusions, checked on these runs"):
+        st.caption("Each claim compares two cells of one arch and init on the real test images: "
+                   "a - b is the accuracy difference over matched seeds with its 95% interval "
+                   "(paired t over images, seeds averaged per image). Supported / contradicted "
+                   "when the interval lies on the claimed / other side of 0; inconclusive when "
+                   "it spans 0. Claims marked beyond ask what the study did not.")
+        table = readers.claims(db, profile)
+        if table.empty:
+            st.info("No claim can be checked yet: each needs both of its cells with matching "
+                    "seeds, e.g. base and synthetic_base of one arch and init.")
+            return
+        table = table.assign(statement=[f"{s} ({a} vs {b})" + (" · beyond" if src != "study" else "")
+                                        for s, a, b, src in zip(table["statement"], table["a"],
+                                                                table["b"], table["source"])])
+        st.dataframe(table[[*CLAIM_COLUMNS, "arch", "init"]], hide_index=True,
+                     column_config=CLAIM_COLUMNS, key="grid_claims")
+
+
 def main() -> None:
     st.title("Accuracy grid")
     db = readers.db()
@@ -82,6 +115,7 @@ def main() -> None:
                        key="grid_csv", on_click="ignore")
     with st.expander("The grid as a table"):
         st.dataframe(cells, hide_index=True, key="grid_table")
+    claims_section(db, profile)
     name = cell_picker(cells, clicked)
     if name:
         cell_view.render(db, name, grid_view.cell_keys(cells, name))

@@ -50,7 +50,8 @@ class CellKey:
         return f"{self.arch}/{self.init}/{self.setting}{ratio}{synth} ({self.profile})"
 
 
-def _cell_runs(runs: pd.DataFrame, key: CellKey) -> pd.DataFrame:
+def cell_runs(runs: pd.DataFrame, key: CellKey) -> pd.DataFrame:
+    """The finished runs of cell ``key`` among ``runs`` (``Store.runs``), one per seed, by seed."""
     def same(col: str, value: Any) -> pd.Series:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return runs[col].isna()
@@ -67,20 +68,37 @@ def compare_cells(store, a: CellKey, b: CellKey, n_boot: int = 2000) -> dict[str
     McNemar (pooled over matched seeds, and per seed) and a bootstrap interval of the AUROC
     difference between cells ``a`` and ``b``, on the real test images both were scored on."""
     runs = store.runs(status="finished")
-    ra, rb = _cell_runs(runs, a), _cell_runs(runs, b)
-    seeds = sorted(set(ra.index) & set(rb.index))
+    ra, rb = cell_runs(runs, a), cell_runs(runs, b)
+    seeds = matched_seeds(ra, rb)
     if not seeds:
         raise SpecError(f"no finished runs with matching seeds: {a.label} has seeds "
                         f"{sorted(ra.index)}, {b.label} has {sorted(rb.index)}")
-    preds = store.predictions([ra.loc[s, "run_id"] for s in seeds] +
-                              [rb.loc[s, "run_id"] for s in seeds])
-    by_run = {rid: g.sort_values("idx") for rid, g in preds.groupby("run_id")}
-    labels = by_run[ra.loc[seeds[0], "run_id"]]["label"].to_numpy()
-    pa = np.stack([by_run[ra.loc[s, "run_id"]]["prob"].to_numpy() for s in seeds])
-    pb = np.stack([by_run[rb.loc[s, "run_id"]]["prob"].to_numpy() for s in seeds])
-    out = paired_compare(labels, pa, pb, n_boot=n_boot)
+    preds = store.predictions(pair_run_ids(ra, rb, seeds))
+    out = paired_on(by_run(preds), ra, rb, seeds, n_boot=n_boot)
     out.update(a=a.label, b=b.label, seeds=seeds)
     return out
+
+
+def matched_seeds(ra: pd.DataFrame, rb: pd.DataFrame) -> list[int]:
+    return sorted(set(ra.index) & set(rb.index))
+
+
+def pair_run_ids(ra: pd.DataFrame, rb: pd.DataFrame, seeds: list[int]) -> list[str]:
+    return [ra.loc[s, "run_id"] for s in seeds] + [rb.loc[s, "run_id"] for s in seeds]
+
+
+def by_run(preds: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """``Store.predictions`` rows split per run, in image order."""
+    return {rid: g.sort_values("idx") for rid, g in preds.groupby("run_id")}
+
+
+def paired_on(preds: dict[str, pd.DataFrame], ra: pd.DataFrame, rb: pd.DataFrame,
+              seeds: list[int], n_boot: int = 2000) -> dict[str, Any]:
+    """``metrics.paired_compare`` of the matched seeds' test predictions (``by_run``)."""
+    labels = preds[ra.loc[seeds[0], "run_id"]]["label"].to_numpy()
+    pa = np.stack([preds[ra.loc[s, "run_id"]]["prob"].to_numpy() for s in seeds])
+    pb = np.stack([preds[rb.loc[s, "run_id"]]["prob"].to_numpy() for s in seeds])
+    return paired_compare(labels, pa, pb, n_boot=n_boot)
 
 
 def format_comparison(res: dict[str, Any]) -> str:

@@ -147,3 +147,13 @@ def test_the_first_finished_run_fills_an_empty_grid_and_its_profile_is_picked(da
     assert at.selectbox(key="grid_profile").value == "smoke"
     assert ran(at) == ["resnet18/scratch/base (smoke)"]
     assert not any("No finished runs yet" in i for i in texts(at.info))
+
+
+def test_the_studys_conclusions_are_checked_on_the_runs_shown(names):
+    at = run_app(PAGE)
+    assert_ok(at)
+    claims = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
+    only = claims[claims["statement"].str.startswith("Training on synthetic images alone")]
+    assert only["verdict"].tolist() == ["supported"]  # the clearly worse cell
+    assert only["synthetic"].tolist() == ["fake-set"] and only["seeds"].tolist() == [3]
+    assert "resnet50 scratch 0.662 vs 0.837" in only["study"].iloc[0]

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from synthmed_core import claims as claims_mod
 from synthmed_core import grid_view, paths, report
 from synthmed_core.cell_detail import CellDetail, cell_detail
 from synthmed_core.store import Store
@@ -33,6 +34,12 @@ def store(db: str) -> Store:
 def grid_cells(db: str, metric: str, profile: str | None, alpha: float,
                with_study_only: bool = False) -> pd.DataFrame:
     return grid_view.grid_cells(store(db), metric, profile, alpha, with_study_only)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def claims(db: str, profile: str | None) -> pd.DataFrame:
+    """The study's conclusions checked on the runs of ``profile`` (``claims.check_claims``)."""
+    return claims_mod.check_claims(store(db), profile)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)

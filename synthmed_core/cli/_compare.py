@@ -20,6 +20,7 @@ def register(sub) -> None:
     p.add_argument("--n-boot", type=int, default=2000)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_compare)
+    register_claims(sub)
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
@@ -28,4 +29,25 @@ def cmd_compare(a: argparse.Namespace) -> int:
     res = compare_cells(Store(), CellKey.parse(a.a, a.profile), CellKey.parse(a.b, a.profile),
                         n_boot=a.n_boot)
     c.print_json(res) if a.json else print(format_comparison(res))
+    return 0
+
+
+def register_claims(sub) -> None:
+    p = sub.add_parser("claims", help="the study's conclusions checked on this store's runs",
+                       description="Each conclusion of the study (and a few questions it did not "
+                                   "ask) as a paired contrast of two cells on the real test "
+                                   "images: our accuracy difference with its 95%% interval "
+                                   "(paired t over images, seeds averaged) and a verdict: "
+                                   "supported, contradicted or inconclusive.")
+    p.add_argument("--profile", help="only runs of this profile (default: every profile)")
+    p.add_argument("--arch", nargs="+", help="only these archs")
+    p.add_argument("--json", action="store_true", help="print JSON rows instead of markdown")
+    p.set_defaults(func=cmd_claims)
+
+
+def cmd_claims(a: argparse.Namespace) -> int:
+    from ..claims import check_claims, format_claims
+    from ..store import Store
+    df = check_claims(Store(), profile=a.profile, archs=a.arch)
+    c.print_json(df.to_dict("records")) if a.json else print(format_claims(df))
     return 0

@@ -1,0 +1,168 @@
+"""The study's conclusions (as its published grid reads: one run per cell), and questions it
+left open, as paired contrasts checked on this store's runs.
+
+A claim compares two cells of the same arch, init and profile (and the same synthetic set when
+a cell uses one) on the same real test images: ``a`` is the cell the claim is about, ``b`` what
+it is compared with. The evidence is the accuracy difference a - b over matched seeds and its
+95% interval from the image-level paired test (``metrics.image_paired_test``: an image counts
+once however many seeds). The verdict reads that interval against the claim's direction:
+
+- ``worse`` / ``better``: *supported* when the interval lies on the claimed side of 0,
+  *contradicted* when it lies on the other side, *inconclusive* when it spans 0;
+- ``not better``: *contradicted* only when the interval lies above 0 (a clear gain), else
+  *supported* (no gain shown).
+
+The study's own figures behind each claim come from its published grid (one run per cell).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import pandas as pd
+
+from .compare import CellKey, by_run, cell_runs, matched_seeds, pair_run_ids, paired_on
+from .grid import SETTINGS, reference_rows
+from .store import Store
+
+EXPECTATIONS = ("worse", "better", "not better")
+VERDICTS = ("supported", "contradicted", "inconclusive")
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    statement: str
+    a: tuple[str, float | None]  # (setting, ratio) of the cell the claim is about
+    b: tuple[str, float | None]  # the cell it is compared with
+    expect: str  # one of EXPECTATIONS: what a - b should be
+    source: str = "study"  # "study": the study concluded it; "beyond": a question it did not ask
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("synthetic_only", "Training on synthetic images alone is worse than on real images",
+          ("synthetic_base", None), ("base", None), "worse"),
+    Claim("synthetic_ft", "Fine-tuning a real-trained model on synthetic images makes it worse",
+          ("synthetic_ft", None), ("base", None), "worse"),
+    *(Claim(f"augment_{r}", f"Adding synthetic images to the real ones (1:{r}) brings no clear "
+            "gain", ("augment", float(r)), ("base", None), "not better") for r in (1, 2, 3)),
+    Claim("more_synthetic", "From scratch, more synthetic images (1:3) beat fewer (1:1)",
+          ("augment", 3.0), ("augment", 1.0), "better"),
+    *(Claim(f"content_{r}", f"Synthetic images help more than as many re-drawn real images "
+            f"(1:{r})", ("augment", float(r)), ("duplicate_control", float(r)), "better",
+            "beyond") for r in (1, 2, 3)),
+    Claim("synthetic_pretrain", "Pretraining on synthetic images, then fine-tuning on real, "
+          "beats real only", ("synthetic_pretrain", None), ("base", None), "better", "beyond"),
+)
+
+COLUMNS = ["claim", "statement", "source", "expect", "arch", "init", "profile", "synthetic",
+           "a", "b", "seeds", "accuracy_a", "accuracy_b", "diff", "lo", "hi", "p", "verdict",
+           "study"]
+
+
+def verdict(expect: str, lo: float, hi: float) -> str:
+    """Supported / contradicted / inconclusive from the 95% interval [lo, hi] of a - b."""
+    if expect == "worse":
+        return "supported" if hi < 0 else "contradicted" if lo > 0 else "inconclusive"
+    if expect == "better":
+        return "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
+    if expect == "not better":
+        return "contradicted" if lo > 0 else "supported"
+    raise ValueError(f"unknown expectation {expect!r}; choose one of {EXPECTATIONS}")
+
+
+def study_figures(claim: Claim) -> str:
+    """The study's test accuracies of a and b per arch and init, e.g. ``resnet50 scratch 0.662
+    vs 0.837``; empty when it did not run both."""
+    acc = {(r.arch, r.init, r.setting, r.ratio): r.test_accuracy for r in reference_rows()}
+    parts = []
+    for (arch, init, setting, ratio), value in acc.items():
+        if (setting, ratio) == claim.a and (arch, init, *claim.b) in acc:
+            parts.append(f"{arch} {init} {value:.3f} vs {acc[(arch, init, *claim.b)]:.3f}")
+    return "; ".join(parts)
+
+
+def _label(setting: str, ratio: float | None) -> str:
+    return setting + (f" ×{ratio:g}" if ratio is not None else "")
+
+
+def _synthetic_sets(cells: pd.DataFrame, claim: Claim) -> list[str | None]:
+    """The sets to check a claim on in one (arch, init, profile) group: those of its
+    synthetic-using cell(s), or None when neither cell uses one."""
+    users = [side for side in (claim.a, claim.b) if SETTINGS[side[0]].uses_synthetic]
+    if not users:
+        return [None]
+    setting, ratio = users[0]
+    hit = cells[(cells["setting"] == setting) & _same_ratio(cells["ratio"], ratio)]
+    return sorted(set(hit["synthetic"].dropna()))
+
+
+def _same_ratio(col: pd.Series, ratio: float | None) -> pd.Series:
+    return col.isna() if ratio is None else col == ratio
+
+
+def _key(group: tuple, side: tuple[str, float | None], synthetic: str | None) -> CellKey:
+    arch, init, profile = group
+    uses = SETTINGS[side[0]].uses_synthetic
+    return CellKey(arch, init, side[0], side[1], synthetic if uses else None, profile)
+
+
+def check_claims(store: Store, profile: str | None = None, archs: Iterable[str] | None = None,
+                 claims: Iterable[Claim] = CLAIMS) -> pd.DataFrame:
+    """One row per claim and (arch, init, profile, synthetic set) where both of its cells have
+    finished runs with matching seeds: the cells, matched seeds, each cell's seed-mean
+    accuracy, diff / lo / hi / p of a - b (image-level paired test), the verdict and the
+    study's figures. Rows in claim order; empty (with COLUMNS) when nothing can be checked."""
+    runs = store.runs(status="finished")
+    if profile is not None:
+        runs = runs[runs["profile"] == profile]
+    if archs is not None:
+        runs = runs[runs["arch"].isin(list(archs))]
+    pending = []  # (claim, group, set, runs of a, runs of b, seeds)
+    for claim in claims:
+        for group, cells in runs.groupby(["arch", "init", "profile"], sort=True):
+            for synthetic in _synthetic_sets(cells, claim):
+                ka, kb = _key(group, claim.a, synthetic), _key(group, claim.b, synthetic)
+                ra, rb = cell_runs(cells, ka), cell_runs(cells, kb)
+                seeds = matched_seeds(ra, rb)
+                if seeds:
+                    pending.append((claim, group, synthetic, ra, rb, seeds))
+    if not pending:
+        return pd.DataFrame(columns=COLUMNS)
+    preds = by_run(store.predictions(sorted({rid for *_, ra, rb, seeds in pending
+                                             for rid in pair_run_ids(ra, rb, seeds)})))
+    rows = []
+    for claim, (arch, init, prof), synthetic, ra, rb, seeds in pending:
+        res = paired_on(preds, ra, rb, seeds, n_boot=0)  # accuracy only: no AUROC bootstrap
+        acc = res["accuracy_diff"]
+        rows.append({"claim": claim.key, "statement": claim.statement, "source": claim.source,
+                     "expect": claim.expect, "arch": arch, "init": init, "profile": prof,
+                     "synthetic": synthetic, "a": _label(*claim.a), "b": _label(*claim.b),
+                     "seeds": len(seeds), "accuracy_a": res["accuracy_a"],
+                     "accuracy_b": res["accuracy_b"], "diff": acc["diff"], "lo": acc["lo"],
+                     "hi": acc["hi"], "p": acc["p"],
+                     "verdict": verdict(claim.expect, acc["lo"], acc["hi"]),
+                     "study": study_figures(claim)})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def format_claims(df: pd.DataFrame) -> str:
+    """Markdown: per claim, its statement and the study's figures, then one line per checked
+    group with our difference, interval, p, seeds and verdict."""
+    if df.empty:
+        return ("No claim can be checked yet: each needs finished runs of both its cells with "
+                "matching seeds (e.g. base and synthetic_base of one arch, init and profile).")
+    out = []
+    for key, rows in df.groupby("claim", sort=False):
+        first = rows.iloc[0]
+        tag = "" if first["source"] == "study" else " (beyond the study)"
+        out += [f"**{first['statement']}**{tag}: {first['a']} vs {first['b']}, expected "
+                f"{first['expect']}" + (f". Study: {first['study']}" if first["study"] else ""),
+                "", "| arch | init | profile | set | seeds | a | b | a - b [95%] | p | verdict |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows.itertuples():
+            out.append(f"| {r.arch} | {r.init} | {r.profile} | {r.synthetic or '—'} | {r.seeds} "
+                       f"| {r.accuracy_a:.3f} | {r.accuracy_b:.3f} | {r.diff:+.3f} "
+                       f"[{r.lo:+.3f}, {r.hi:+.3f}] | {r.p:.3g} | {r.verdict} |")
+        out.append("")
+    return "\n".join(out).rstrip()
