@@ -61,14 +61,14 @@ def cell_picker(cells, clicked: str | None) -> str | None:
 
 
 CLAIM_COLUMNS = {
-    "statement": st.column_config.TextColumn("Claim", width="large"),
+    "statement": st.column_config.TextColumn("Claim (a vs b)", width="large"),
     "verdict": st.column_config.TextColumn("Here"),
+    "difference": st.column_config.TextColumn("a - b [95%]"),
+    "p": st.column_config.NumberColumn("p", format="%.2g"),
     "synthetic": st.column_config.TextColumn("Set"),
     "seeds": st.column_config.NumberColumn("Seeds"),
-    "diff": st.column_config.NumberColumn("a - b", format="%+.3f"),
-    "lo": st.column_config.NumberColumn("95% from", format="%+.3f"),
-    "hi": st.column_config.NumberColumn("to", format="%+.3f"),
-    "p": st.column_config.NumberColumn("p", format="%.3g"),
+    "arch": st.column_config.TextColumn("Arch"),
+    "init": st.column_config.TextColumn("Init"),
     "study": st.column_config.TextColumn("The study's grid (a vs b)", width="large"),
 }
 
@@ -86,11 +86,13 @@ def claims_section(db: str, profile: str | None) -> None:
             st.info("No claim can be checked yet: each needs both of its cells with matching "
                     "seeds, e.g. base and synthetic_base of one arch and init.")
             return
-        table = table.assign(statement=[f"{s} ({a} vs {b})" + (" · beyond" if src != "study" else "")
-                                        for s, a, b, src in zip(table["statement"], table["a"],
-                                                                table["b"], table["source"])])
-        st.dataframe(table[[*CLAIM_COLUMNS, "arch", "init"]], hide_index=True,
-                     column_config=CLAIM_COLUMNS, key="grid_claims")
+        rows = table.to_dict("records")
+        table = table.assign(
+            statement=[f"{r['statement']} ({r['a']} vs {r['b']})"
+                       + (" · beyond" if r["source"] != "study" else "") for r in rows],
+            difference=[f"{r['diff']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]" for r in rows])
+        st.dataframe(table[list(CLAIM_COLUMNS)], hide_index=True, column_config=CLAIM_COLUMNS,
+                     key="grid_claims")
 
 
 def main() -> None:
