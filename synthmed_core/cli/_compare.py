@@ -36,7 +36,7 @@ def register_claims(sub) -> None:
     p = sub.add_parser("claims", help="the study's conclusions checked on this store's runs",
                        description="Each conclusion of the study (and a few questions it did not "
                                    "ask) as a paired contrast of two cells on the real test "
-                                   "images: our accuracy difference with its 95%% interval "
+                                   "images: our accuracy difference with its 95% interval "
                                    "(paired t over images, seeds averaged) and a verdict: "
                                    "supported, contradicted or inconclusive.")
     p.add_argument("--profile", help="only runs of this profile (default: every profile)")
