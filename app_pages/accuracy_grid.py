@@ -78,9 +78,9 @@ def claims_section(db: str, profile: str | None) -> None:
     with st.expander("The study's conclusions, checked on these runs"):
         st.caption("Each claim compares two cells of one arch and init on the real test images: "
                    "a - b is the accuracy difference over matched seeds with its 95% interval "
-                   "(paired t over images, seeds averaged per image). Supported / contradicted "
-                   "when the interval lies on the claimed / other side of 0; inconclusive when "
-                   "it spans 0. Claims marked beyond ask what the study did not.")
+                   "and p, by the test that marks the grid's cells. Supported / contradicted when "
+                   "a - b is significant (p < 0.05) on the claimed / other side; inconclusive "
+                   "otherwise. Claims marked beyond ask what the study did not.")
         table = readers.claims(db, profile)
         if table.empty:
             st.info("No claim can be checked yet: each needs both of its cells with matching "

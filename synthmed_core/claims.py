@@ -3,19 +3,20 @@ left open, as paired contrasts checked on this store's runs.
 
 A claim compares two cells of the same arch, init and profile (and the same synthetic set when
 a cell uses one) on the same real test images: ``a`` is the cell the claim is about, ``b`` what
-it is compared with. The evidence is the accuracy difference a - b over matched seeds and its
-95% interval from the image-level paired test (``metrics.image_paired_test``: an image counts
-once however many seeds). The verdict reads that interval against the claim's direction:
+it is compared with. The evidence is the accuracy difference a - b over matched seeds, its 95%
+interval and p from ``metrics.paired_accuracy_test`` (the test the accuracy grid marks cells
+with: an image counts once however many seeds). The verdict reads p and the sign of a - b
+against the claim's direction, at ``ALPHA``:
 
-- ``worse`` / ``better``: *supported* when the interval lies on the claimed side of 0,
-  *contradicted* when it lies on the other side, *inconclusive* when it spans 0;
-- ``not better``: *contradicted* only when the interval lies above 0 (a clear gain), else
-  *supported* (no gain shown).
+- ``worse`` / ``better``: *supported* when a - b is significant on the claimed side,
+  *contradicted* when significant on the other side, *inconclusive* otherwise;
+- ``not better``: *contradicted* only by a significant gain, else *supported* (no gain shown).
 
 The study's own figures behind each claim come from its published grid (one run per cell).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -26,6 +27,7 @@ from .grid import SETTINGS, reference_rows
 from .store import Store
 
 EXPECTATIONS = ("worse", "better", "not better")
+ALPHA = 0.05
 VERDICTS = ("supported", "contradicted", "inconclusive")
 
 
@@ -56,25 +58,29 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 COLUMNS = ["claim", "statement", "source", "expect", "arch", "init", "profile", "synthetic",
-           "a", "b", "seeds", "accuracy_a", "accuracy_b", "diff", "lo", "hi", "p", "verdict",
-           "study"]
+           "a", "b", "seeds", "accuracy_a", "accuracy_b", "diff", "lo", "hi", "p", "test",
+           "verdict", "study"]
 
 
-def verdict(expect: str, lo: float, hi: float) -> str:
-    """Supported / contradicted / inconclusive from the 95% interval [lo, hi] of a - b."""
-    if expect == "worse":
-        return "supported" if hi < 0 else "contradicted" if lo > 0 else "inconclusive"
-    if expect == "better":
-        return "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
+def verdict(expect: str, diff: float, p: float, alpha: float = ALPHA) -> str:
+    """Supported / contradicted / inconclusive from a - b and its p-value."""
+    if expect not in EXPECTATIONS:
+        raise ValueError(f"unknown expectation {expect!r}; choose one of {EXPECTATIONS}")
+    side = ("better" if diff > 0 else "worse") if p < alpha else None
     if expect == "not better":
-        return "contradicted" if lo > 0 else "supported"
-    raise ValueError(f"unknown expectation {expect!r}; choose one of {EXPECTATIONS}")
+        return "contradicted" if side == "better" else "supported"
+    return "inconclusive" if side is None else "supported" if side == expect else "contradicted"
+
+
+@functools.lru_cache(maxsize=1)
+def _study_accuracy() -> dict[tuple, float]:
+    return {(r.arch, r.init, r.setting, r.ratio): r.test_accuracy for r in reference_rows()}
 
 
 def study_figures(claim: Claim) -> str:
     """The study's test accuracies of a and b per arch and init, e.g. ``resnet50 scratch 0.662
     vs 0.837``; empty when it did not run both."""
-    acc = {(r.arch, r.init, r.setting, r.ratio): r.test_accuracy for r in reference_rows()}
+    acc = _study_accuracy()
     parts = []
     for (arch, init, setting, ratio), value in acc.items():
         if (setting, ratio) == claim.a and (arch, init, *claim.b) in acc:
@@ -111,7 +117,7 @@ def check_claims(store: Store, profile: str | None = None, archs: Iterable[str] 
                  claims: Iterable[Claim] = CLAIMS) -> pd.DataFrame:
     """One row per claim and (arch, init, profile, synthetic set) where both of its cells have
     finished runs with matching seeds: the cells, matched seeds, each cell's seed-mean
-    accuracy, diff / lo / hi / p of a - b (image-level paired test), the verdict and the
+    accuracy, diff / lo / hi / p / test of a - b (``paired_accuracy_test``), the verdict and the
     study's figures. Rows in claim order; empty (with COLUMNS) when nothing can be checked."""
     runs = store.runs(status="finished")
     if profile is not None:
@@ -141,7 +147,7 @@ def check_claims(store: Store, profile: str | None = None, archs: Iterable[str] 
                      "seeds": len(seeds), "accuracy_a": res["accuracy_a"],
                      "accuracy_b": res["accuracy_b"], "diff": acc["diff"], "lo": acc["lo"],
                      "hi": acc["hi"], "p": acc["p"],
-                     "verdict": verdict(claim.expect, acc["lo"], acc["hi"]),
+                     "test": acc["test"], "verdict": verdict(claim.expect, acc["diff"], acc["p"]),
                      "study": study_figures(claim)})
     return pd.DataFrame(rows, columns=COLUMNS)
 

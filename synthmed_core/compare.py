@@ -64,7 +64,7 @@ def cell_runs(runs: pd.DataFrame, key: CellKey) -> pd.DataFrame:
 
 
 def compare_cells(store, a: CellKey, b: CellKey, n_boot: int = 2000) -> dict[str, Any]:
-    """The accuracy difference with an image-level paired test (seeds averaged per image),
+    """The accuracy difference with the grid's paired test (``metrics.paired_accuracy_test``),
     McNemar (pooled over matched seeds, and per seed) and a bootstrap interval of the AUROC
     difference between cells ``a`` and ``b``, on the real test images both were scored on."""
     runs = store.runs(status="finished")
@@ -110,8 +110,7 @@ def format_comparison(res: dict[str, Any]) -> str:
         f"matched seeds {res['seeds']} on {res['n_images']} real test images",
         f"accuracy  A {res['accuracy_a']:.4f}  B {res['accuracy_b']:.4f}  "
         f"(mean over seeds, threshold 0.5)  difference {ac['diff']:+.4f}  95% interval "
-        f"[{ac['lo']:+.4f}, {ac['hi']:+.4f}]  p = {ac['p']:.3g} (paired t over images, "
-        "seeds averaged per image)",
+        f"[{ac['lo']:+.4f}, {ac['hi']:+.4f}]  p = {ac['p']:.3g} ({ac['test']})",
         f"McNemar (exact, pooled over seeds{pooled}): A right/B wrong {mc['b']}, A wrong/B "
         f"right {mc['c']}, p = {mc['p_value']:.4g}; per seed p = "
         + ", ".join(f"{p:.3g}" for p in res["per_seed_p"]),

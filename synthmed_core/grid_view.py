@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from .grid import INITS, SETTINGS, reference_rows
-from .metrics import image_paired_test, mcnemar_p
+from .metrics import IMAGE_T_TEST, MCNEMAR_TEST, paired_accuracy_test
 from .store import CELL_KEYS, Store
 
 METRICS = ("accuracy", "auroc", "f1", "sensitivity", "specificity")
@@ -27,7 +27,6 @@ ALPHA = 0.05
 COLUMNS = [*CELL_KEYS, "row", "cell", "mean", "std", "lo", "hi", "n", "runs", "paired_seeds",
            "wins", "losses", "diff", "diff_lo", "diff_hi", "test", "p_value", "significant",
            "direction", "study"]
-MCNEMAR, IMAGE_T = "exact McNemar (1 seed)", "paired t over images (seeds averaged)"
 
 
 def _missing(x: object) -> bool:
@@ -129,15 +128,13 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
 def _paired_test(df: pd.DataFrame) -> None:
     """Columns diff, diff_lo, diff_hi (cell minus base accuracy on the paired seeds, 95%
     interval), test and p_value from the store's counts; NaN/None where nothing is paired."""
-    k = df["paired_seeds"].astype("float64").where(lambda v: v > 0)
-    wins, losses = df["wins"].astype("float64"), df["losses"].astype("float64")
-    img = image_paired_test((wins - losses) / k, df["q"].astype("float64") / k ** 2,
-                            df["pairs"].astype("float64") / k)
-    one = (k == 1).to_numpy()
-    df["diff"], df["diff_lo"], df["diff_hi"] = img["diff"], img["lo"], img["hi"]
-    df["p_value"] = np.where(one, mcnemar_p(wins.fillna(0), losses.fillna(0)), img["p"])
-    df["p_value"] = df["p_value"].where(k.notna())
-    df["test"] = pd.Series(np.where(one, MCNEMAR, np.where(k.notna(), IMAGE_T, None)),
+    wins, losses, q, k, pairs = (df[c].astype("float64")
+                                 for c in ("wins", "losses", "q", "paired_seeds", "pairs"))
+    res = paired_accuracy_test(wins, losses, q, k, pairs / k)
+    df["diff"], df["diff_lo"], df["diff_hi"], df["p_value"] = (res[k] for k in
+                                                             ("diff", "lo", "hi", "p"))
+    df["test"] = pd.Series(np.where(res["one_seed"], MCNEMAR_TEST,
+                                    np.where(np.isnan(res["p"]), None, IMAGE_T_TEST)),
                            index=df.index, dtype=object)
 
 

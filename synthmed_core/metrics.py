@@ -109,12 +109,25 @@ def image_paired_test(sum_d: Any, sum_d2: Any, n_images: Any,
     return {"diff": mean, "lo": mean - half, "hi": mean + half, "p": np.where(n > 1, p, np.nan)}
 
 
-def image_diffs(correct_a: Any, correct_b: Any) -> np.ndarray:
-    """Per image: (a right) - (b right) averaged over matched seeds (rows), as
-    ``image_paired_test`` uses it."""
-    a = np.atleast_2d(np.asarray(correct_a, dtype=np.float64))
-    b = np.atleast_2d(np.asarray(correct_b, dtype=np.float64))
-    return (a - b).mean(axis=0)
+MCNEMAR_TEST, IMAGE_T_TEST = "exact McNemar (1 seed)", "paired t over images (seeds averaged)"
+
+
+def paired_accuracy_test(wins: Any, losses: Any, q: Any, seeds: Any, n_images: Any,
+                         confidence: float = 0.95) -> dict[str, np.ndarray]:
+    """The accuracy test of a cell against another on the same images, shared by the grid,
+    ``compare`` and ``claims``, from counts over k matched seeds (element-wise): ``wins`` /
+    ``losses`` = seed x image pairs only a / only b got right, ``q`` = sum over images of
+    (sum over seeds of +1 win / -1 loss) squared. Returns diff, lo, hi (``image_paired_test``)
+    and p: exact McNemar with one seed, the image-level t-test with several; ``one_seed`` says
+    which (NaN p where k is 0 or missing)."""
+    wins, losses, q, k, n = (np.asarray(v, dtype=np.float64)
+                             for v in (wins, losses, q, seeds, n_images))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        k = np.where(k > 0, k, np.nan)
+        img = image_paired_test((wins - losses) / k, q / k ** 2, n)
+    one = k == 1
+    p = np.where(one, mcnemar_p(np.nan_to_num(wins), np.nan_to_num(losses)), img["p"])
+    return {**img, "p": np.where(np.isnan(k), np.nan, p), "one_seed": one}
 
 
 def auroc_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -165,8 +178,8 @@ def paired_compare(labels: Any, probs_a: Any, probs_b: Any, threshold: float = 0
         and is optimistic; ``per_seed_p`` gives the test of each seed alone as a check.
       - ``auroc``: the bootstrap of AUROC(a) - AUROC(b) on each cell's SEED-MEAN probability
         per image (one ensemble score per cell), resampling images.
-      - ``accuracy_diff``: the difference of seed-mean accuracies with its 95% interval and p
-        from ``image_paired_test`` (images are the unit: honest for several seeds).
+      - ``accuracy_diff``: the difference of seed-mean accuracies with its 95% interval, p and
+        the test used (``paired_accuracy_test``: images are the unit, honest for several seeds).
     Also returns each cell's accuracy (mean over seeds) and AUROC of the seed-mean scores."""
     y = np.asarray(labels).reshape(-1).astype(np.int64)
     pa = np.atleast_2d(np.asarray(probs_a, dtype=np.float64))
@@ -177,7 +190,7 @@ def paired_compare(labels: Any, probs_a: Any, probs_b: Any, threshold: float = 0
     ok_a = (pa >= threshold) == y
     ok_b = (pb >= threshold) == y
     mean_a, mean_b = pa.mean(axis=0), pb.mean(axis=0)
-    d = image_diffs(ok_a, ok_b)
+    e = ok_a.astype(np.int64) - ok_b.astype(np.int64)  # +1 only a right, -1 only b right
     return {
         "n_seeds": int(pa.shape[0]), "n_images": int(y.size),
         "accuracy_a": float(ok_a.mean()), "accuracy_b": float(ok_b.mean()),
@@ -185,10 +198,14 @@ def paired_compare(labels: Any, probs_a: Any, probs_b: Any, threshold: float = 0
         "auroc_b": float(auroc_rows(y[None], mean_b[None])[0]),
         "mcnemar": mcnemar(ok_a, ok_b),
         "per_seed_p": [mcnemar(a, b)["p_value"] for a, b in zip(ok_a, ok_b)],
-        "accuracy_diff": _scalars(image_paired_test(d.sum(), (d ** 2).sum(), d.size)),
+        "accuracy_diff": _accuracy_diff(e),
         "auroc": bootstrap_auroc_diff(y, mean_a, mean_b, n_boot=n_boot, seed=seed),
     }
 
 
-def _scalars(values: dict[str, np.ndarray]) -> dict[str, float]:
-    return {k: float(v) for k, v in values.items()}
+def _accuracy_diff(e: np.ndarray) -> dict[str, Any]:
+    """``paired_accuracy_test`` of one pair of cells from its (seeds, images) +1/0/-1 array."""
+    res = paired_accuracy_test((e == 1).sum(), (e == -1).sum(), (e.sum(axis=0) ** 2).sum(),
+                               e.shape[0], e.shape[1])
+    out = {k: float(res[k]) for k in ("diff", "lo", "hi", "p")}
+    return {**out, "test": MCNEMAR_TEST if bool(res["one_seed"]) else IMAGE_T_TEST}

@@ -7,6 +7,7 @@ import pytest
 from synthmed_core.claims import CLAIMS, COLUMNS, check_claims, format_claims, study_figures, verdict
 from synthmed_core.cli import main as cli
 from synthmed_core.compare import CellKey, compare_cells
+from synthmed_core.grid_view import grid_cells
 from synthmed_core.store import Store
 
 from grid_helpers import add_run, fill_contrast, labels, probs_with_accuracy
@@ -21,21 +22,22 @@ def claim_rows(df, key):
     return df[df["claim"] == key]
 
 
-@pytest.mark.parametrize("expect,lo,hi,want", [
-    ("worse", -0.05, -0.01, "supported"), ("worse", 0.01, 0.05, "contradicted"),
-    ("worse", -0.02, 0.01, "inconclusive"),
-    ("better", 0.01, 0.05, "supported"), ("better", -0.05, -0.01, "contradicted"),
-    ("better", -0.01, 0.02, "inconclusive"),
-    ("not better", -0.01, 0.02, "supported"), ("not better", -0.05, -0.01, "supported"),
-    ("not better", 0.01, 0.05, "contradicted"),
+@pytest.mark.parametrize("expect,diff,p,want", [
+    ("worse", -0.03, 0.01, "supported"), ("worse", 0.03, 0.01, "contradicted"),
+    ("worse", -0.03, 0.20, "inconclusive"),
+    ("better", 0.03, 0.01, "supported"), ("better", -0.03, 0.01, "contradicted"),
+    ("better", 0.03, 0.20, "inconclusive"),
+    ("not better", 0.03, 0.20, "supported"), ("not better", -0.03, 0.01, "supported"),
+    ("not better", 0.03, 0.01, "contradicted"),
 ])
-def test_the_verdict_reads_the_interval_against_the_claimed_direction(expect, lo, hi, want):
-    assert verdict(expect, lo, hi) == want
+def test_the_verdict_reads_significance_and_sign_against_the_claimed_direction(expect, diff, p,
+                                                                                  want):
+    assert verdict(expect, diff, p) == want
 
 
 def test_an_unknown_expectation_is_refused():
     with pytest.raises(ValueError, match="unknown expectation"):
-        verdict("sideways", 0.0, 0.1)
+        verdict("sideways", 0.0, 0.5)
 
 
 def test_a_clearly_worse_synthetic_only_cell_supports_the_studys_claim(store):
@@ -48,6 +50,9 @@ def test_a_clearly_worse_synthetic_only_cell_supports_the_studys_claim(store):
     assert only["synthetic"] == "fake-set" and (only["a"], only["b"]) == ("synthetic_base", "base")
     assert [only["diff"], only["lo"], only["hi"], only["p"]] == pytest.approx(
         [res["accuracy_diff"][k] for k in ("diff", "lo", "hi", "p")])
+    grid = grid_cells(store, "accuracy")  # the same test as the grid's mark of that cell
+    cell = grid[grid["cell"] == "resnet50/scratch/synthetic_base/fake-set (smoke)"].iloc[0]
+    assert only["p"] == pytest.approx(cell["p_value"]) and only["test"] == cell["test"]
     same = claim_rows(df, "augment_1").iloc[0]  # identical predictions: no gain, claim holds
     assert same["diff"] == 0 and same["verdict"] == "supported"
 
@@ -95,3 +100,12 @@ def test_the_cli_prints_the_claims_as_markdown(data_root, capsys):
     out = capsys.readouterr().out
     assert "**Training on synthetic images alone is worse than on real images**" in out
     assert "| resnet50 | scratch | smoke | fake-set | 3 |" in out and "supported" in out
+
+
+def test_with_one_seed_the_verdict_follows_the_grids_exact_mcnemar(store):
+    fill_contrast(store, seeds=(0,))
+    only = claim_rows(check_claims(store), "synthetic_only").iloc[0]
+    grid = grid_cells(store, "accuracy")
+    cell = grid[grid["cell"] == "resnet50/scratch/synthetic_base/fake-set (smoke)"].iloc[0]
+    assert only["test"] == cell["test"] == "exact McNemar (1 seed)"
+    assert only["p"] == pytest.approx(cell["p_value"])

@@ -37,7 +37,7 @@ def register_claims(sub) -> None:
                        description="Each conclusion of the study (and a few questions it did not "
                                    "ask) as a paired contrast of two cells on the real test "
                                    "images: our accuracy difference with its 95% interval "
-                                   "(paired t over images, seeds averaged) and a verdict: "
+                                   "and p (the accuracy grid's test) and a verdict: "
                                    "supported, contradicted or inconclusive.")
     p.add_argument("--profile", help="only runs of this profile (default: every profile)")
     p.add_argument("--arch", nargs="+", help="only these archs")
