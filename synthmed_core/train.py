@@ -74,7 +74,8 @@ def train_run(spec: RunSpec, plan: TrainPlan, run_dir: Path, emit: Emit = ignore
     ``run_dir``. Raises :class:`Stopped` when ``should_stop()`` turns true; the last completed
     epoch stays resumable. ``compile`` names a ``_loop.COMPILE_MODES`` entry (default
     ``$SYNTHMED_COMPILE``, else off). Returns the test metrics and per-image probabilities of
-    the best checkpoint.
+    the best checkpoint. ``wall_s`` of a resumed run includes the earlier attempts' time up to
+    their last saved epoch.
     """
     t_start = time.time()
     dev = resolve_device(device)
@@ -100,10 +101,12 @@ def train_run(spec: RunSpec, plan: TrainPlan, run_dir: Path, emit: Emit = ignore
     state = _load_resume_state(run_dir, spec)
     best = {"score": (-2.0, -math.inf), "epoch": -1, "phase": -1}
     history: list[dict[str, Any]] = []
+    prior_s = 0.0  # wall seconds of earlier attempts, up to their last saved epoch
     if state is not None:
         model.load_state_dict(state["model"])
         ck.restore_rng(state["rng"], gen)
         best, history = state["best"], state["history"]
+        prior_s = float(state.get("elapsed_s", sum(h["seconds"] for h in history)))
     done_epochs = len(history)
     emit(Started(run_id, spec.to_dict(), str(dev), sum(epochs),
                  resumed_from=done_epochs - 1 if state is not None else None))
@@ -146,7 +149,8 @@ def train_run(spec: RunSpec, plan: TrainPlan, run_dir: Path, emit: Emit = ignore
             ck.save({"run_id": run_id, "spec": spec.to_dict(), "phase": p_idx, "epoch": g_epoch,
                      "model": model.state_dict(), "optimizer": opt.state_dict(),
                      "scheduler": sched.state_dict(), "rng": ck.rng_state(gen), "best": best,
-                     "history": history}, run_dir / ck.LAST)
+                     "history": history, "elapsed_s": prior_s + time.time() - t_start},
+                    run_dir / ck.LAST)
             emit(EpochEnd(run_id, is_best=is_best, **row))
         offset += phase.epochs
 
@@ -157,7 +161,7 @@ def train_run(spec: RunSpec, plan: TrainPlan, run_dir: Path, emit: Emit = ignore
     result = RunResult(run_id=run_id, metrics=test_m, test_labels=plan.test.labels,
                        test_probs=test_p, val_labels=plan.val.labels, val_probs=val_p,
                        best_epoch=int(best["epoch"]), best_phase=int(best["phase"]),
-                       wall_s=time.time() - t_start, device=str(dev),
+                       wall_s=prior_s + time.time() - t_start, device=str(dev),
                        checkpoint=str(run_dir / ck.BEST), history=history)
     emit(Finished(run_id, result))
     return result

@@ -1,6 +1,8 @@
 """The training loop: a smoke run end to end, determinism, resume, checkpoint selection."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -54,15 +56,20 @@ def test_interrupted_run_resumes_from_its_last_epoch_and_matches_an_uninterrupte
         train_run(spec, plan, tmp_path / "cut", lambda e: seen.append(e) if isinstance(e, EpochEnd) else None,
                   device="cpu", should_stop=lambda: len(seen) >= 1)
     assert len(seen) == 1
-    assert ck.load(tmp_path / "cut" / ck.LAST)["epoch"] == 0
+    first = ck.load(tmp_path / "cut" / ck.LAST)
+    assert first["epoch"] == 0 and first["elapsed_s"] > 0
 
     events = []
+    t0 = time.time()
     resumed = train_run(spec, plan, tmp_path / "cut", events.append, device="cpu")
+    this_attempt = time.time() - t0
     started = [e for e in events if isinstance(e, Started)][0]
     assert started.resumed_from == 0  # carried on after epoch 0, did not start from zero
     assert [e.epoch for e in events if isinstance(e, EpochEnd)] == [1, 2]
     np.testing.assert_array_equal(resumed.test_probs, full.test_probs)
     assert len(resumed.history) == 3
+    # the run's wall time counts the first attempt too, not only the one that finished it
+    assert resumed.wall_s == pytest.approx(first["elapsed_s"] + this_attempt, abs=0.5 * first["elapsed_s"])
 
 
 def test_two_phase_setting_chooses_its_checkpoint_in_the_final_phase(real_data, synthetic_set, tmp_path):
