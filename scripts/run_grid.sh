@@ -50,8 +50,8 @@ done
 $py -m jobs worker $workers --idle-exit 45 --stale-after 20
 echo "[grid] wall time $(( $(date +%s) - t0 )) s"
 # shellcheck disable=SC2086
-$py -m synthmed_core report --profile "$profile" --arch $archs
+$py -m synthmed_core report --profile "$profile" --arch $archs --synthetic "${sets[@]}"
 # shellcheck disable=SC2086
-$py -m synthmed_core report --profile "$profile" --arch $archs --metric auroc
+$py -m synthmed_core report --profile "$profile" --arch $archs --synthetic "${sets[@]}" --metric auroc
 # shellcheck disable=SC2086
 $py -m synthmed_core claims --profile "$profile" --arch $archs

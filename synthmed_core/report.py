@@ -17,7 +17,7 @@ from .metrics import aggregate
 from .store import Store
 
 COLUMNS = ["arch", "setting", "ratio", "init", "synthetic", "profile", "mean", "std", "lo", "hi",
-           "n", "study"]
+           "n", "study", "wall_s"]
 
 
 def _ratio_key(ratio: object) -> float | None:
@@ -29,10 +29,13 @@ def _missing(x: object) -> bool:
 
 
 def report_table(store: Store, metric: str = "accuracy", archs: Iterable[str] | None = None,
-                 profile: str | None = None, every_study_arch: bool = False) -> pd.DataFrame:
+                 profile: str | None = None, every_study_arch: bool = False,
+                 synthetic: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per cell (arch, setting, ratio, init, synthetic set, profile) of FINISHED runs,
-    with mean, std, lo, hi (95% t-interval) and n of ``metric`` over seeds, and ``study``: the
-    study's published value for that arch+setting+init+ratio (accuracy only; NaN otherwise).
+    with mean, std, lo, hi (95% t-interval) and n of ``metric`` over seeds, ``wall_s`` (the
+    seeds' run wall times added up) and ``study``: the study's published value for that
+    arch+setting+init+ratio (accuracy only; NaN otherwise). ``synthetic`` keeps only cells on
+    those synthetic sets (cells without one, such as base, stay).
     For accuracy, study cells nobody has run are added with n=0 for the archs present (or,
     with no runs at all or with ``every_study_arch``, for every arch of the study), so the
     whole published grid shows."""
@@ -42,6 +45,8 @@ def report_table(store: Store, metric: str = "accuracy", archs: Iterable[str] | 
         runs = runs[runs["arch"].isin(archs)]
     if profile is not None:
         runs = runs[runs["profile"] == profile]
+    if synthetic is not None:
+        runs = runs[runs["synthetic"].isna() | runs["synthetic"].isin(list(synthetic))]
     study = {}
     if metric == "accuracy":
         ref = store.reference()
@@ -53,7 +58,8 @@ def report_table(store: Store, metric: str = "accuracy", archs: Iterable[str] | 
         cell = dict(zip(keys, key))
         skey = (cell["arch"], cell["setting"], cell["init"], _ratio_key(cell["ratio"]))
         matched.add(skey)
-        rows.append({**cell, **aggregate(group["value"]), "study": study.get(skey, math.nan)})
+        rows.append({**cell, **aggregate(group["value"]), "study": study.get(skey, math.nan),
+                     "wall_s": float(group["wall_s"].sum())})
     shown_archs = archs if archs is not None else (sorted(set(runs["arch"])) or None)
     if every_study_arch and shown_archs is not None:
         shown_archs = sorted(set(shown_archs) | {k[0] for k in study})
@@ -61,7 +67,8 @@ def report_table(store: Store, metric: str = "accuracy", archs: Iterable[str] | 
         if skey not in matched and (shown_archs is None or skey[0] in shown_archs):
             arch, setting, init, ratio = skey
             rows.append({"arch": arch, "setting": setting, "ratio": ratio, "init": init,
-                         "synthetic": None, "profile": None, **aggregate([]), "study": value})
+                         "synthetic": None, "profile": None, **aggregate([]), "study": value,
+                         "wall_s": math.nan})
     return _ordered(pd.DataFrame(rows, columns=COLUMNS))
 
 
@@ -111,7 +118,8 @@ def pivot_tables(df: pd.DataFrame, metric: str = "accuracy") -> list[tuple[str, 
     (title, table) where the table's index is the row label (setting, ×ratio, · set), its
     columns the inits in INITS order, and each value ``cell_text`` ("" where no cell).
     Study-only rows of an arch appear in each of its tables. One synthetic set goes in the
-    title, several in the row labels. The title ends with ": test <metric>"."""
+    title, several in the row labels. The title ends with ": test <metric>". Each table's
+    ``attrs`` hold ``runs`` (runs behind it) and ``wall_s`` (their run wall times added up)."""
     tables = []
     for arch, block in df.groupby("arch", sort=False):
         study_only = block[block["profile"].map(_missing)]
@@ -132,6 +140,7 @@ def pivot_tables(df: pd.DataFrame, metric: str = "accuracy") -> list[tuple[str, 
                 title += f", synthetic set {sets[0]}"
             table = pd.DataFrame([[text.get((lab, i), "") for i in inits] for lab in labels],
                                  index=pd.Index(labels, name="setting"), columns=inits)
+            table.attrs.update(runs=int(part["n"].sum()), wall_s=float(part["wall_s"].sum()))
             tables.append((f"{title}: test {metric}", table))
     return tables
 
@@ -143,8 +152,19 @@ def _markdown(df: pd.DataFrame, metric: str) -> str:
                 "|---" * (len(table.columns) + 1) + "|"]
         for lab, texts in zip(table.index, table.to_numpy()):
             out.append(f"| {lab} | " + " | ".join(texts) + " |")
-        out.append("")
+        out += ["", wall_line(table.attrs), ""]
     return "\n".join(out)
+
+
+def wall_line(attrs: dict) -> str:
+    """``27 runs; run wall time 7.9 h in all (17.6 min per run)``: what a table's runs cost
+    (wall time of each run added up, so workers running side by side count once each)."""
+    runs, wall = int(attrs.get("runs", 0)), float(attrs.get("wall_s", 0.0))
+    if runs == 0:
+        return "no runs yet"
+    total = f"{wall / 3600:.1f} h" if wall >= 3600 else f"{wall / 60:.1f} min"
+    return (f"{runs} run{'s' if runs != 1 else ''}; run wall time {total} in all "
+            f"({wall / runs / 60:.1f} min per run)")
 
 
 def _latex_escape(text: str) -> str:

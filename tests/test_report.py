@@ -17,14 +17,14 @@ from synthmed_core.store import Store
 
 
 def add_run(store, accuracy, arch="resnet50", init="scratch", setting="base", seed=0,
-            ratio=None, synthetic=None, profile="smoke", finish=True):
+            ratio=None, synthetic=None, profile="smoke", finish=True, wall_s=1.0):
     sp = make_run_spec(arch, init, setting, seed=seed, profile=profile, ratio=ratio,
                        synthetic=synthetic)
     store.start_run(sp, "cpu")
     if finish:
         y, p = np.array([0, 1]), np.array([0.2, 0.8])
         store.finish_run(RunResult(sp.run_id, {"accuracy": accuracy, "auroc": 0.9}, y, p,
-                                   y, p, 0, 0, 1.0, "cpu", "best.pt"))
+                                   y, p, 0, 0, wall_s, "cpu", "best.pt"))
 
 
 @pytest.fixture
@@ -101,6 +101,29 @@ def test_filters_by_arch_and_profile(store):
     df = report_table(store, archs=["resnet18"], profile="quick")
     assert len(df) == 1 and df["mean"].iloc[0] == 0.7
     assert len(report_table(store, archs=["deit_tiny"])) == 18
+
+
+def test_a_synthetic_set_filter_keeps_its_cells_and_those_without_a_set(store):
+    add_run(store, 0.8, setting="base")
+    add_run(store, 0.7, setting="augment", ratio=1, synthetic="cg")
+    add_run(store, 0.6, setting="augment", ratio=1, synthetic="ddpm")
+    add_run(store, 0.9, setting="duplicate_control", ratio=1)
+    df = report_table(store, synthetic=["cg"])
+    ran = df[df["n"] > 0]
+    assert sorted(ran["setting"]) == ["augment", "base", "duplicate_control"]
+    assert set(ran["synthetic"].dropna()) == {"cg"}
+
+
+def test_each_markdown_table_ends_with_its_runs_and_their_wall_time(store):
+    for seed, wall in enumerate([600.0, 1200.0, 1800.0]):
+        add_run(store, 0.8, seed=seed, wall_s=wall)
+    add_run(store, 0.7, setting="augment", ratio=1, synthetic="cg", wall_s=3600.0)
+    add_run(store, 0.7, arch="resnet18", wall_s=90.0)
+    df = report_table(store)
+    assert row(df, arch="resnet50", setting="base", init="scratch")["wall_s"] == 3600.0
+    text = format_table(df)
+    assert "4 runs; run wall time 2.0 h in all (30.0 min per run)" in text
+    assert "1 run; run wall time 1.5 min in all (1.5 min per run)" in text
 
 
 def test_rows_follow_the_setting_order_then_init_order(store):

@@ -39,6 +39,8 @@ def register(sub) -> None:
     p.add_argument("--format", default="markdown", choices=["markdown", "csv", "latex"])
     p.add_argument("--arch", nargs="+", help="only these archs")
     p.add_argument("--profile", help="only runs of this profile")
+    p.add_argument("--synthetic", nargs="+", metavar="SET",
+                   help="only cells on these synthetic sets (and those without one, e.g. base)")
     p.add_argument("--out", type=Path, help="write to this file instead of stdout")
     p.set_defaults(func=cmd_report)
 
@@ -124,7 +126,7 @@ def cmd_grid(a: argparse.Namespace) -> int:
 def cmd_report(a: argparse.Namespace) -> int:
     from ..report import format_table, report_table
     table = report_table(_store(), metric=a.metric, archs=a.arch, profile=a.profile,
-                         every_study_arch=a.arch is None)
+                         every_study_arch=a.arch is None, synthetic=a.synthetic)
     text = format_table(table, fmt=a.format, metric=a.metric)
     if a.out:
         a.out.write_text(text)

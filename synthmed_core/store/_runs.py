@@ -201,11 +201,11 @@ class RunsMixin(StoreBase):
                    ORDER BY run_id, idx""", [list(run_ids), split]).df()
 
     def cell_values(self, metric: str, split: str = "test") -> pd.DataFrame:
-        """One row per finished run: its cell, seed, profile and ``value`` of ``metric``."""
+        """One row per finished run: its cell, seed, profile, ``value`` of ``metric`` and wall_s."""
         with self._connect() as con:
             return con.execute(
                 """SELECT r.run_id, r.arch, r.init, r.setting, r.ratio, r.synthetic, r.seed,
-                          r.profile, m.value
+                          r.profile, m.value, r.wall_s
                    FROM runs r LEFT JOIN run_metrics m
                         ON m.run_id = r.run_id AND m.split = ? AND m.name = ?
                    WHERE r.status = ? ORDER BY r.arch, r.setting, r.init, r.ratio, r.seed""",
