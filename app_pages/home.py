@@ -85,6 +85,8 @@ def results_section(db: str) -> None:
     for title, pivot in tables:
         st.subheader(title)
         st.table(pivot)
+        if pivot.attrs.get("runs"):
+            st.caption(report.wall_line(pivot.attrs))
     st.download_button("Download this table (CSV)", report.format_table(table, "csv", metric),
                        file_name=f"synthmed-{metric}.csv", mime="text/csv",
                        key="download_report", on_click="ignore")

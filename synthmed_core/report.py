@@ -162,9 +162,14 @@ def wall_line(attrs: dict) -> str:
     runs, wall = int(attrs.get("runs", 0)), float(attrs.get("wall_s", 0.0))
     if runs == 0:
         return "no runs yet"
-    total = f"{wall / 3600:.1f} h" if wall >= 3600 else f"{wall / 60:.1f} min"
-    return (f"{runs} run{'s' if runs != 1 else ''}; run wall time {total} in all "
-            f"({wall / runs / 60:.1f} min per run)")
+    return (f"{runs} run{'s' if runs != 1 else ''}; run wall time {_duration(wall)} in all "
+            f"({_duration(wall / runs)} per run)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def _latex_escape(text: str) -> str:

@@ -118,6 +118,7 @@ def test_the_table_shows_our_mean_and_n_beside_the_study_and_lists_the_runs(runs
     cell = table(at, OURS.format("accuracy")).loc["base", "scratch"]
     assert cell.startswith(f"{mean:.3f} ± ") and "n=3" in cell
     assert cell.endswith("(study 0.837)")
+    assert "3 runs; run wall time 12 s in all (4 s per run)" in texts(at.caption)  # 3 + 4 + 5 s
     # newest first: the running run was started last, the first finished seed first
     assert shown_run_ids(at) == [runs["running"], runs["failed"], *reversed(runs["finished"])]
     assert at.download_button[0].label == "Download this table (CSV)"
