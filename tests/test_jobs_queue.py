@@ -140,6 +140,28 @@ def test_the_progress_batcher_writes_every_event_in_order_in_few_writes(store):
     assert stats["flushes"] <= 3  # batched: at most one write per second, plus the last
 
 
+def test_slow_writes_are_spaced_out_to_keep_the_monitors_database_time_small(store, monkeypatch):
+    job_id = jobs.submit("train", smoke_job(), store).ids[0]
+    job = store.claim_job("w", os.getpid())
+    real_heartbeat = store.heartbeat
+
+    def slow_heartbeat(*args):  # a write costing 0.1 s, as on a busy CPU with a big database
+        time.sleep(0.1)
+        return real_heartbeat(*args)
+
+    monkeypatch.setattr(store, "heartbeat", slow_heartbeat)
+    monitor = JobMonitor(store, job, "w", flush_s=0.05, poll_s=0.05, store_share=0.1)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 2.5:  # a progress event every 10 ms
+        monitor.emit(Progress("r", 0, 0, 1, 1, 200, 0.5, 100.0, 1.0))
+        time.sleep(0.01)
+    stats = monitor.close()
+    # at flush_s alone this is ~15 writes (one per 0.15 s); spaced, one per >= 1 s of wall
+    assert 2 <= stats["flushes"] <= 5, stats
+    assert stats["write_s"] / (time.monotonic() - t0) < 0.25
+    assert stats["unwritten"] == 0 and len(store.job_progress(job_id)) == stats["received"]["progress"]
+
+
 def test_the_monitor_sees_a_cancel_within_a_second(store):
     job_id = jobs.submit("train", smoke_job(), store).ids[0]
     monitor = JobMonitor(store, store.claim_job("w", os.getpid()), "w", poll_s=0.2)
