@@ -5,16 +5,17 @@ so the training loop never waits on the database.
 The training thread only appends to a buffer (``emit``) and reads a flag (``should_stop``).
 The thread writes the buffer at most once per ``flush_s`` (the first event at once, so a new
 job shows up immediately) in the same transaction as the heartbeat, writes a bare heartbeat
-when nothing was written for ``heartbeat_s``, and reads the cancel flag when it has not seen
-it for ``poll_s``. Every event gets a sequence number when it is received, so a lost batch
+when nothing was written for ``heartbeat_s``, and looks for a cancel every ``poll_s``. Every event gets a sequence number when it is received, so a lost batch
 would show as a gap; the final events are flushed when the job ends.
 
 A write opens the database and checkpoints it on close: ~15-70 ms of CPU on a busy 2-core
 box, where this thread competes with training for the cores. So writes are spaced to keep
 their time under ``store_share`` of the wall time: after a write that took ``d`` seconds the
 next waits at least ``d / store_share`` (on a fast store, ``flush_s``), never longer than
-``heartbeat_s``, which always writes. Reads of the cancel
-flag keep ``poll_s``, so a cancel is still seen within about a second.
+``heartbeat_s``, which always writes. The cancel flag is not read every ``poll_s`` either:
+the thread looks at the queue's doorbell (a ``stat``), which ``jobs.cancel`` rings, and
+reads the flags only when it rang; every write returns them too, so a cancel made without
+the bell is still seen within ``heartbeat_s``.
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from typing import Any, Callable
 
 from synthmed_core.events import EpochEnd, Event, Finished, Progress, Started
 from synthmed_core.store import Store
+
+from ._queue import Doorbell
 
 
 def _num(x: Any) -> float | None:
@@ -81,6 +84,7 @@ class JobMonitor:
         self.flush_s, self.poll_s, self.heartbeat_s, self.stale_s = (flush_s, poll_s,
                                                                       heartbeat_s, stale_s)
         self.store_share = store_share
+        self._bell = Doorbell(store)
         self._gap = 0.0  # the last write's duration / store_share
         self.on_event, self.on_requeue = on_event, on_requeue
         self.stop_reason: str | None = None
@@ -158,7 +162,8 @@ class JobMonitor:
                         last_flush = now
                     last_beat = last_look = now
                 elif now - last_look >= self.poll_s:
-                    self._react(*self.store.job_flags(self.job["id"], self.worker))
+                    if self._bell.changed():  # a cancel or requeue rang: read the flags
+                        self._react(*self.store.job_flags(self.job["id"], self.worker))
                     last_look = now
                 if now >= next_sweep:
                     next_sweep = now + self.stale_s / 2

@@ -167,10 +167,24 @@ def test_the_monitor_sees_a_cancel_within_a_second(store):
     monitor = JobMonitor(store, store.claim_job("w", os.getpid()), "w", poll_s=0.2)
     try:
         assert not monitor.should_stop()
-        assert store.cancel_job(job_id) == [(job_id, "cancelling")]
+        assert "cancelling" in jobs.cancel(job_id, store)
         t0 = time.monotonic()
         wait_for(monitor.should_stop, 2.0, "the cancel flag", every=0.02)
         assert time.monotonic() - t0 < 1.0 and monitor.stop_reason == "cancel"
+    finally:
+        monitor.close()
+
+
+def test_a_cancel_that_did_not_ring_the_bell_is_seen_at_the_next_heartbeat(store):
+    job_id = jobs.submit("train", smoke_job(), store).ids[0]
+    monitor = JobMonitor(store, store.claim_job("w", os.getpid()), "w", poll_s=0.05,
+                         heartbeat_s=1.0)
+    try:
+        assert store.cancel_job(job_id) == [(job_id, "cancelling")]  # the store alone: no ring
+        time.sleep(0.3)
+        assert not monitor.should_stop()  # polls read the bell, not the database
+        wait_for(monitor.should_stop, 3.0, "the heartbeat to see the cancel", every=0.02)
+        assert monitor.stop_reason == "cancel"
     finally:
         monitor.close()
 
