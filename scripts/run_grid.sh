@@ -12,8 +12,8 @@
 #     --seeds "0 1 2"  seeds (default 0 1 2)
 #     --workers N      worker processes (default: one per GPU, else one on the CPU; on a GPU
 #                      several share it, see `python -m synthmed_core bench --concurrent`; on
-#                      a CPU, one per core at 1 thread each trained resnet18 at 28 px ~8% faster
-#                      in all than one worker on both cores of a 2-core box)
+#                      a CPU, one 1-thread worker per core: resnet18 at 28 px ~8% faster than
+#                      one 2-thread worker on a 2-core box, deit_tiny no faster)
 #
 # Interrupted (machine stopped, Ctrl-C)? Run the same command again: finished runs are skipped,
 # runs that were in flight are requeued once their heartbeat is stale and resume from their
