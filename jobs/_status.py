@@ -50,7 +50,11 @@ def progress_text(row) -> str:
     if event not in _PROGRESS_TEXT:
         return ""
     known = _known(epoch) and _known(total)
-    return _PROGRESS_TEXT[event](row, f"epoch {int(epoch) + 1}/{int(total)}" if known else "")
+    ep = f"epoch {int(epoch) + 1}/{int(total)}" if known else ""
+    if row.get("status") == "queued" and event != "finished" and known:
+        # given back (worker stopped or lost): no live step or ETA; it resumes from its checkpoint
+        return f"requeued {'after' if event == 'epoch' else 'in'} {ep}"
+    return _PROGRESS_TEXT[event](row, ep)
 
 
 def progress_fraction(row) -> float:

@@ -140,6 +140,17 @@ def test_the_progress_batcher_writes_every_event_in_order_in_few_writes(store):
     assert stats["flushes"] <= 3  # batched: at most one write per second, plus the last
 
 
+def test_a_job_given_back_to_the_queue_shows_where_it_stopped_not_a_live_eta():
+    row = {"event": "progress", "epoch": 2, "total_epochs": 20, "step": 61, "steps": 111,
+           "loss": 0.286, "eta_s": 10021.0}
+    assert jobs.progress_text({**row, "status": "running"}) == \
+        "epoch 3/20 step 61/111 loss 0.286 eta 10021s"
+    queued = jobs.progress_text({**row, "status": "queued"})
+    assert queued == "requeued in epoch 3/20"
+    assert jobs.progress_text({**row, "event": "epoch", "status": "queued"}) == "requeued after epoch 3/20"
+    assert jobs.progress_text({"status": "queued", "event": None}) == ""  # never started
+
+
 def test_slow_writes_are_spaced_out_to_keep_the_monitors_database_time_small(store, monkeypatch):
     job_id = jobs.submit("train", smoke_job(), store).ids[0]
     job = store.claim_job("w", os.getpid())
