@@ -5,11 +5,12 @@ so the training loop never waits on the database.
 The training thread only appends to a buffer (``emit``) and reads a flag (``should_stop``).
 The thread writes the buffer at most once per ``flush_s`` (the first event at once, so a new
 job shows up immediately) in the same transaction as the heartbeat, writes a bare heartbeat
-when nothing was written for ``heartbeat_s``, and looks for a cancel every ``poll_s``. Every event gets a sequence number when it is received, so a lost batch
-would show as a gap; the final events are flushed when the job ends.
+when nothing was written for ``heartbeat_s``, and looks for a cancel every ``poll_s``. Every
+event gets a sequence number when it is received, so a lost batch would show as a gap; the
+final events are flushed when the job ends.
 
-A write opens the database and checkpoints it on close: ~15-70 ms of CPU on a busy 2-core
-box, where this thread competes with training for the cores. So writes are spaced to keep
+A write opens the database and checkpoints it on close: ~15 ms of CPU for a bare connect on
+the 2-core box, ~70 ms while training shares the cores, and this thread competes with it. So writes are spaced to keep
 their time under ``store_share`` of the wall time: after a write that took ``d`` seconds the
 next waits at least ``d / store_share`` (on a fast store, ``flush_s``), never longer than
 ``heartbeat_s``, which always writes. The cancel flag is not read every ``poll_s`` either:
@@ -173,10 +174,6 @@ class JobMonitor:
                 self.stats["store_errors"] += 1
                 last_look = time.monotonic()
 
-    def _spaced(self, took: float) -> None:
-        self.stats["write_s"] += took
-        self._gap = took / self.store_share
-
     def _react(self, owned: bool, cancel: bool) -> None:
         if cancel:
             self.request_stop("cancel")
@@ -192,15 +189,17 @@ class JobMonitor:
         try:
             flags = self.store.heartbeat(self.worker, self.job["id"], rows)
         except Exception:
-            self._spaced(time.perf_counter() - t0)
             with self._cond:  # keep them, in order, for the next try
                 self._buffer[:0] = rows
             self.stats["flush_errors"] += 1
             raise
-        self._spaced(time.perf_counter() - t0)
+        finally:
+            took = time.perf_counter() - t0
+            self.stats["write_s"] += took
+            self._gap = took / self.store_share  # space the next write (store_share)
         self.stats["heartbeats"] += 1
         if rows:
-            self.stats["flush_s"] += time.perf_counter() - t0
+            self.stats["flush_s"] += took
             self.stats["flushes"] += 1
             self.stats["rows_written"] += len(rows)
         self._react(*flags)

@@ -116,9 +116,9 @@ def cancel(job_id: int, store: Store) -> str:
     """Cancel a job (a grid: all its active runs); returns what happened, in words."""
     job = get_job(job_id, store)
     touched = store.cancel_job(int(job_id))
-    _queue.ring(store)  # running jobs' monitors read their cancel flag when the bell rings
     if not touched:
         return f"job {job_id} is {job['status']}: nothing to cancel"
+    _queue.ring(store)  # running jobs' monitors read their cancel flag when the bell rings
     return "; ".join(f"job {jid}: {state}" + (" (stops at its next training step)"
                                               if state == "cancelling" else "")
                      for jid, state in touched)
