@@ -116,5 +116,13 @@ def format_comparison(res: dict[str, Any]) -> str:
         + ", ".join(f"{p:.3g}" for p in res["per_seed_p"]),
         f"AUROC of seed-mean scores  A {res['auroc_a']:.4f}  B {res['auroc_b']:.4f}  "
         f"difference {au['diff']:+.4f}  95% bootstrap interval [{au['lo']:+.4f}, {au['hi']:+.4f}]"
-        f"  p = {au['p']:.3g}",
+        f"  {bootstrap_p_text(au)}",
     ])
+
+
+def bootstrap_p_text(au: dict[str, Any]) -> str:
+    """The bootstrap p as text: none of ``n_boot`` resampled differences on the other side of
+    0 reads ``p < 1/n_boot`` (the resolution of the resampling), not ``p = 0``."""
+    if au["p"] == 0 and au.get("n_boot"):
+        return f"p < {1 / au['n_boot']:.2g} (none of {au['n_boot']} resamples crossed 0)"
+    return f"p = {au['p']:.3g}"

@@ -42,6 +42,17 @@ def test_cells_are_matched_by_seed_and_mcnemar_counts_discordant_images(store):
     assert "matched seeds [1, 2]" in format_comparison(res)
 
 
+def test_a_bootstrap_p_beyond_the_resampling_resolution_reads_as_a_bound_not_zero(store):
+    rng = np.random.default_rng(1)
+    _record(store, "base", 0, np.clip(LABELS * 0.2 + 0.4 + rng.normal(0, 0.3, LABELS.size), 0, 1))
+    _record(store, "augment", 0, LABELS * 0.8 + 0.1, "set", 1.0)  # ranks every image right
+    res = compare_cells(store, CellKey.parse("resnet18/scratch/augment@1/set", "smoke"),
+                        CellKey.parse("resnet18/scratch/base", "smoke"), n_boot=200)
+    assert res["auroc"]["p"] == 0 and res["auroc"]["n_boot"] == 200
+    auroc_line = format_comparison(res).splitlines()[-1]
+    assert auroc_line.endswith("p < 0.005 (none of 200 resamples crossed 0)"), auroc_line
+
+
 def test_cells_without_a_common_seed_are_a_clear_error(store):
     _record(store, "base", 0, np.full(LABELS.size, 0.7))
     with pytest.raises(SpecError, match="no finished runs with matching seeds"):
