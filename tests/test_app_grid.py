@@ -64,6 +64,9 @@ def test_a_clearly_worse_cell_is_marked_and_one_identical_to_base_is_not(names):
     at = run_app(PAGE)
     cells = markers(at)
     assert cells[names["worse"]]["outline"] > 0 and "▼" in cells[names["worse"]]["text"]
+    ours = traces(at)[0]  # the lowest mean sits on the dark red end: its text is white
+    worst = [d[0] for d in ours["customdata"]].index(names["worse"])
+    assert ours["textfont"]["color"][worst] == "white"
     for same in (names["same"], names["base"]):
         assert cells[same]["outline"] == 0 and "▼" not in cells[same]["text"]
         assert "▲" not in cells[same]["text"]

@@ -15,7 +15,8 @@ import plotly.graph_objects as go
 from synthmed_core.grid import INITS
 
 CELL_PX = 56  # marker side; the figure grows with the number of rows and columns
-LABELS_PX = 190  # room for the longest row label, e.g. "synthetic_pretrain · my-set"
+LABELS_PX = 190  # room for the row labels, e.g. "synthetic_pretrain · my-set"
+LABEL_CHARS = 32  # what fits in LABELS_PX: longer labels are shortened in the middle
 COLORBAR_PX = 60
 ARROWS = {"better": " ▲", "worse": " ▼"}
 
@@ -34,6 +35,22 @@ def cell_text(row: dict, show_study: bool) -> str:
     if show_study and not _missing(row["study"]):
         text += f"<br>study {row['study']:.3f}"
     return text
+
+
+def short_label(label: str, limit: int = LABEL_CHARS) -> str:
+    """A row label that fits the panel's margin: long ones keep their start (the setting) and
+    end (the set's suffix) around an ellipsis; the hover shows the whole cell name."""
+    if len(label) <= limit:
+        return label
+    head = (limit - 1) // 2
+    return f"{label[:head]}…{label[-(limit - 1 - head):]}"
+
+
+def text_color(value: float, color_range: tuple[float, float]) -> str:
+    """Black on the scale's light middle, white on its dark red and dark green ends."""
+    lo, hi = color_range
+    t = 0.5 if hi <= lo or _missing(value) else (value - lo) / (hi - lo)
+    return "white" if t < 0.15 or t > 0.85 else "black"
 
 
 def _hover(row: dict) -> str:
@@ -69,7 +86,8 @@ def _trace(rows: list[dict], show_study: bool, study_only: bool,
         x=[r["init"] for r in rows], y=[r["row"] for r in rows], mode="markers+text",
         name="study only" if study_only else metric,
         text=[cell_text(r, show_study) for r in rows],
-        textfont={"size": 10, "color": "#555" if study_only else "black"},
+        textfont={"size": 10, "color": "#555" if study_only else
+                  [text_color(r["mean"], color_range) for r in rows]},
         customdata=[[r["cell"]] for r in rows], hovertext=[_hover(r) for r in rows],
         hoverinfo="text", marker=marker)
 
@@ -98,7 +116,8 @@ def panel(cells: pd.DataFrame, arch: str, metric: str, show_study: bool,
         xaxis={"categoryorder": "array", "categoryarray": inits, "side": "top",
                "fixedrange": True},
         yaxis={"categoryorder": "array", "categoryarray": rows, "autorange": "reversed",
-               "fixedrange": True})
+               "fixedrange": True, "tickmode": "array", "tickvals": rows,
+               "ticktext": [short_label(r) for r in rows]})
     return fig
 
 
