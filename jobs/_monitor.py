@@ -9,11 +9,11 @@ when nothing was written for ``heartbeat_s``, and looks for a cancel every ``pol
 event gets a sequence number when it is received, so a lost batch would show as a gap; the
 final events are flushed when the job ends.
 
-A write opens the database and checkpoints it on close: ~15 ms of CPU for a bare connect on
-the 2-core box, ~70 ms while training shares the cores, and this thread competes with it. So writes are spaced to keep
-their time under ``store_share`` of the wall time: after a write that took ``d`` seconds the
-next waits at least ``d / store_share`` (on a fast store, ``flush_s``), never longer than
-``heartbeat_s``, which always writes. The cancel flag is not read every ``poll_s`` either:
+A write opens the database and checkpoints it on close (~15 ms of CPU for a bare connect on
+the 2-core box), and this thread competes with training for the cores. So writes are spaced
+to keep their time under ``store_share`` of the wall time: after a write that took ``d``
+seconds the next waits at least ``d / store_share`` (on a fast store, ``flush_s``), never
+longer than ``heartbeat_s``, which always writes. The cancel flag is not read every ``poll_s`` either:
 the thread looks at the queue's doorbell (a ``stat``), which ``jobs.cancel`` rings, and
 reads the flags only when it rang; every write returns them too, so a cancel made without
 the bell is still seen within ``heartbeat_s``.

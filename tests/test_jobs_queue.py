@@ -147,7 +147,8 @@ def test_a_job_given_back_to_the_queue_shows_where_it_stopped_not_a_live_eta():
         "epoch 3/20 step 61/111 loss 0.286 eta 10021s"
     queued = jobs.progress_text({**row, "status": "queued"})
     assert queued == "requeued in epoch 3/20"
-    assert jobs.progress_text({**row, "event": "epoch", "status": "queued"}) == "requeued after epoch 3/20"
+    after_epoch = {**row, "event": "epoch", "status": "queued"}
+    assert jobs.progress_text(after_epoch) == "requeued after epoch 3/20"
     assert jobs.progress_text({"status": "queued", "event": None}) == ""  # never started
 
 
@@ -170,7 +171,8 @@ def test_slow_writes_are_spaced_out_to_keep_the_monitors_database_time_small(sto
     # at flush_s alone this is ~15 writes (one per 0.15 s); spaced, one per >= 1 s of wall
     assert 2 <= stats["flushes"] <= 5, stats
     assert stats["write_s"] / (time.monotonic() - t0) < 0.25
-    assert stats["unwritten"] == 0 and len(store.job_progress(job_id)) == stats["received"]["progress"]
+    assert stats["unwritten"] == 0
+    assert len(store.job_progress(job_id)) == stats["received"]["progress"]
 
 
 def test_the_monitor_sees_a_cancel_within_a_second(store):
