@@ -19,9 +19,11 @@ import time
 from synthmed_core import paths
 from synthmed_core.store import Store
 
+from ._errors import JobError
 from ._procs import start_worker
 from ._submit import submit
 
+_UNFINISHED = ("queued", "running")
 _JOB = ["--profile", "smoke", "--epochs", "1", "--train-limit", "128", "--batch-size", "32",
         "--device", "cpu"]
 
@@ -36,6 +38,18 @@ def _wait(check, timeout: float, every: float):
     raise TimeoutError(f"no answer within {timeout:g} s")
 
 
+def _ended(store: Store, job_id: int) -> dict | None:
+    """The job when it has ended; JobError when it ended any other way than finished (a bench
+    that waited on a failed job's progress would wait forever)."""
+    job = store.job(job_id)
+    if job["status"] in _UNFINISHED:
+        return None
+    if job["status"] != "finished":
+        raise JobError(f"bench job {job_id} {job['status']}: {job['error'] or 'no error text'} "
+                       f"(log: {job['log_path']})")
+    return job
+
+
 def _one(store: Store, seed: int) -> dict:
     t0 = time.time()
     job_id = submit("train", ["--seed", str(seed), *_JOB], store).ids[0]
@@ -43,13 +57,14 @@ def _one(store: Store, seed: int) -> dict:
     def first(event: str | None):
         rows = store.job_progress(job_id)
         rows = rows if event is None else rows[rows["event"] == event]
-        return time.time() - t0 if len(rows) else None
+        if len(rows):
+            return time.time() - t0
+        _ended(store, job_id)  # raises when the job failed before emitting this event
+        return None
 
     first_row = _wait(lambda: first(None), 300, 0.05)
     first_step = _wait(lambda: first("progress"), 300, 0.05)
-    _wait(lambda: True if store.job(job_id)["status"] in ("finished", "failed") else None,
-          300, 0.2)
-    job = store.job(job_id)
+    job = _wait(lambda: _ended(store, job_id), 300, 0.2)
     stats, n = job["stats"], max(1, job["stats"]["events"])
     return {"job": job_id, "status": job["status"], "first_row_s": first_row,
             "first_step_s": first_step, "events": stats["events"],

@@ -213,7 +213,9 @@ class Throttle:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self._last = 0.0
+        # -inf, not 0.0: monotonic() counts from boot, so 0.0 would hold back the first event
+        # on a machine up for less than ``seconds``.
+        self._last = float("-inf")
 
     def __call__(self) -> bool:
         now = time.monotonic()

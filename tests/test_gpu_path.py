@@ -130,3 +130,9 @@ def test_a_gpu_style_chunked_epoch_trains_bit_for_bit_like_one_batch_at_a_time()
     loss_3, state_3 = _one_epoch(prep_chunk=3)  # batches preprocessed together, as on CUDA
     assert loss_1 == loss_3
     assert all(torch.equal(state_1[k], state_3[k]) for k in state_1)
+
+
+def test_a_throttle_lets_its_first_event_through_on_a_machine_booted_seconds_ago(monkeypatch):
+    monkeypatch.setattr(_loop.time, "monotonic", lambda: 5.0)  # up for 5 s: the clock is small
+    throttle = _loop.Throttle(3600)
+    assert throttle() is True and throttle() is False

@@ -7,6 +7,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from jobs_helpers import (accounted, smoke_job, status, submit_train, wait_for, worker,
                           worker_output)
 from synthmed_core.store import Store
@@ -79,3 +81,18 @@ def test_a_job_that_raises_is_failed_with_its_traceback_and_the_worker_runs_the_
     assert "Traceback (most recent call last)" in log and "ModelError" in log
     assert done["status"] == "finished" and done["worker"] == failed["worker"]
     assert proc.returncode == 0, worker_output(proc)
+
+
+def test_jobs_bench_ends_with_the_error_of_a_failed_job_and_stops_its_worker(tmp_path,
+                                                                               monkeypatch):
+    import time
+
+    from jobs import JobError
+    from jobs import _bench, _procs
+    monkeypatch.setenv("SYNTHMED_MEDMNIST_ROOT", str(tmp_path / "no-data-here"))
+    monkeypatch.setenv("SYNTHMED_OFFLINE", "1")
+    t0 = time.monotonic()
+    with pytest.raises(JobError, match="failed: DataError"):
+        _bench.bench(n_jobs=1)
+    assert time.monotonic() - t0 < 120
+    assert all(p.poll() is not None for p in _procs._STARTED)
