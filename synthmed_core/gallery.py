@@ -22,7 +22,7 @@ from ._loop import Preprocess
 from .data import IMAGE_SIZE
 from .errors import SpecError
 from .models import build_model, model_input_stats
-from .synth.encoder import DomainEncoder
+from .synth.encoder import ClassifierConfig, DomainEncoder, encoder_dir, encoder_path
 from .synth.quality import _pixels, nearest
 
 PAGE_SIZES = (8, 16, 32, 64)
@@ -114,10 +114,21 @@ def nearest_real(set_images: np.ndarray, rows: np.ndarray, card: dict, train_ima
 
 
 def encoder_file(card: dict) -> Path | None:
-    """The cached domain encoder a set's quality was measured with, when it is on disk."""
+    """The cached domain encoder a set's quality was measured with, when it is on disk.
+
+    Its path is rebuilt from the encoder's profile and config in the card, always inside the
+    data root's encoder cache: a path written in a card is never opened (the card's sha256
+    covers images.npz only, so anyone who can edit card.json could point it anywhere)."""
     feature = (card.get("quality") or {}).get("feature") or {}
-    path = (feature.get("encoder") or {}).get("path")
-    return Path(path) if feature.get("kind") == "domain" and path and Path(path).is_file() else None
+    encoder = feature.get("encoder") or {}
+    if feature.get("kind") != "domain":
+        return None
+    try:
+        path = encoder_path(ClassifierConfig(**encoder["config"]), str(encoder["profile"]))
+    except (KeyError, TypeError):  # a card from before encoders were cached, or a bad one
+        return None
+    inside = path.parent == encoder_dir()  # a profile or arch holding "/" lands elsewhere
+    return path if inside and path.is_file() else None
 
 
 def load_encoder(path: Path) -> DomainEncoder:

@@ -3,6 +3,8 @@ exact copies of known train rows must find those rows at distance 0), the stored
 a quality card, a cached encoder loaded as it is, and the card's figures."""
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from synthmed_core import checkpoints as ck
 from synthmed_core import gallery
 from synthmed_core.data import load_real
 from synthmed_core.errors import SpecError
+from synthmed_core.synth.encoder import ClassifierConfig, encoder_path
 
 
 @pytest.fixture
@@ -69,12 +72,13 @@ def test_stored_neighbours_are_used_with_their_pixel_distance_and_threshold(copi
     assert gallery.stored_neighbours(card) is None
 
 
-def test_a_cached_encoder_file_is_loaded_as_it_is(tiny_encoder, tmp_path, copies):
+def test_a_cached_encoder_file_is_loaded_as_it_is(tiny_encoder, synth_data_root, copies):
     _, _, images = copies
-    path = tmp_path / "domain.pt"
-    ck.save({"config": {"arch": "resnet18"}, "info": {"kind": "domain", "path": str(path)},
-             "model": tiny_encoder.model.state_dict()}, path)
-    card = {"quality": {"feature": {"kind": "domain", "encoder": {"path": str(path)}}}}
+    cfg = ClassifierConfig(epochs=1, batch_size=64, warmup_epochs=0, train_limit=512)
+    path = encoder_path(cfg, "test")  # the cache in the data root, whatever a card says
+    info = {"kind": "domain", "profile": "test", "config": asdict(cfg), "path": "/elsewhere.pt"}
+    ck.save({"config": asdict(cfg), "info": info, "model": tiny_encoder.model.state_dict()}, path)
+    card = {"quality": {"feature": {"kind": "domain", "encoder": info}}}
     assert gallery.encoder_file(card) == path
     loaded = gallery.load_encoder(gallery.encoder_file(card))
     assert np.allclose(loaded.features(images), tiny_encoder.features(images), atol=1e-4)

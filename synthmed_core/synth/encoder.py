@@ -137,9 +137,14 @@ class DomainEncoder:
         return torch.softmax(logits, 1).numpy()
 
 
+def encoder_dir() -> Path:
+    """The folder of cached domain encoders."""
+    return paths.data_root() / "encoders"
+
+
 def encoder_path(cfg: ClassifierConfig, profile: str) -> Path:
     """Where the domain encoder of a profile and seed is cached."""
-    return paths.data_root() / "encoders" / f"domain-{cfg.arch}-{profile}-seed{cfg.seed}.pt"
+    return encoder_dir() / f"domain-{cfg.arch}-{profile}-seed{cfg.seed}.pt"
 
 
 def domain_encoder(profile: str = "quick", seed: int = 0, device: str | None = None,

@@ -12,7 +12,7 @@ from typing import Any
 
 from ... import paths
 from ...errors import SpecError
-from ._base import Generator, Samples, fingerprint
+from ._base import Generator, Samples, fingerprint, read_generator_checkpoint
 from .cyclegan import CycleGAN, CycleGANConfig
 from .ddpm import DDPM, DDPMConfig
 
@@ -20,7 +20,7 @@ GENERATORS: dict[str, type[Generator]] = {"cyclegan": CycleGAN, "ddpm": DDPM}
 
 __all__ = ["GENERATORS", "Generator", "Samples", "CycleGAN", "CycleGANConfig", "DDPM",
            "DDPMConfig", "get_generator_class", "generator_config", "make_generator",
-           "default_checkpoint", "fingerprint"]
+           "default_checkpoint", "fingerprint", "read_generator_checkpoint"]
 
 
 def get_generator_class(method: str) -> type[Generator]:

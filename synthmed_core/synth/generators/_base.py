@@ -23,7 +23,7 @@ import torch
 from ... import checkpoints as ck
 from ..._loop import Stopped, Throttle, resolve_device
 from ...data import Split
-from ...errors import ModelError
+from ...errors import DataError, ModelError
 from ...events import EpochEnd, Emit, Progress, Started, ignore
 
 CHECKPOINT_EVERY_S = 60.0  # a crash loses at most about a minute of generator training
@@ -188,7 +188,7 @@ class Generator(abc.ABC):
         """Restore a checkpoint made for the same method, training config and train data;
         anything else is a ModelError that says what differs and what to do."""
         path = Path(path)
-        blob = ck.load(path)
+        blob = read_generator_checkpoint(path)
         wanted = {"method": self.method, "training_config": self.training_config(),
                   "data": fingerprint(train)}
         diffs = _differences(blob, wanted)
@@ -205,6 +205,30 @@ class Generator(abc.ABC):
     @property
     def _data_print(self) -> str | None:
         return fingerprint(self.train) if self.train is not None else None
+
+
+# What every generator checkpoint holds (``Generator.save``): how a file is known to be one.
+CHECKPOINT_KEYS = frozenset({"method", "config", "training_config", "data", "parts", "state"})
+
+
+def read_generator_checkpoint(path: Path) -> dict:
+    """The contents of a generator checkpoint written by ``Generator.save`` (weights-only).
+    Anything else at ``path`` (another file, another kind of checkpoint, a damaged one) is a
+    ModelError that says synthmed will neither read nor replace it."""
+    try:
+        blob = ck.load(Path(path))
+    except DataError as exc:
+        raise ModelError(_not_a_generator(path, str(exc))) from None
+    missing = CHECKPOINT_KEYS - set(blob) if isinstance(blob, dict) else CHECKPOINT_KEYS
+    if missing:
+        raise ModelError(_not_a_generator(path, f"it lacks {sorted(missing)}"))
+    return blob
+
+
+def _not_a_generator(path: Path, why: str) -> str:
+    return (f"{path} is not a synthmed generator checkpoint ({why}). synthmed neither reads nor "
+            "replaces such a file: give --checkpoint (checkpoint=...) a path of its own, or "
+            "leave it out for the default under data/generators.")
 
 
 def _differences(blob: dict, wanted: dict) -> list[str]:
