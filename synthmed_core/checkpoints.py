@@ -33,6 +33,14 @@ LAST = "last.pt"
 BEST = "best.pt"
 
 
+class CheckpointError(DataError):
+    """A checkpoint file that was not loaded; ``why`` says why without naming the file."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"checkpoint {path} {why}")
+        self.why = why
+
+
 def save(obj: dict[str, Any], path: Path) -> None:
     """torch.save to a temporary file beside ``path``, then rename: a crash mid-write never
     leaves a truncated checkpoint where a resume would find it."""
@@ -44,8 +52,9 @@ def save(obj: dict[str, Any], path: Path) -> None:
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save`, weights-only. A missing or unreadable file is
-    a DataError; so is one holding other Python objects, refused before any of them is built."""
+    """Load a checkpoint written by :func:`save`, weights-only. A missing file is a DataError;
+    an unreadable one a CheckpointError (a DataError), and so is one holding other Python
+    objects, refused before any of them is built."""
     if not path.is_file():
         raise DataError(f"checkpoint not found: {path}")
     try:
@@ -53,16 +62,15 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     except pickle.UnpicklingError as exc:  # a refused global, or not a pickle at all
         refused = _refused_globals(path)
         if refused:
-            raise DataError(
-                f"checkpoint {path} holds Python objects a weights-only load refuses "
-                f"({', '.join(refused[:5])}), so it was not loaded and none of its code ran. "
-                "synthmed writes only tensors and plain values: this file was made elsewhere or "
-                "altered. Use a checkpoint synthmed wrote.") from None
-        raise DataError(f"checkpoint {path} is unreadable ({exc}): it is damaged, or not a "
-                        "checkpoint") from exc
+            raise CheckpointError(
+                path, f"holds Python objects a weights-only load refuses ({', '.join(refused[:5])}"
+                "), so it was not loaded and none of its code ran. synthmed writes only tensors "
+                "and plain values: this file was made elsewhere or altered") from None
+        raise CheckpointError(path, f"is unreadable ({_reason(exc)}): it is damaged, or not a "
+                              "checkpoint") from exc
     except Exception as exc:  # torch raises several types for a damaged zip
-        raise DataError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}): it is "
-                        "damaged, or not a checkpoint") from exc
+        raise CheckpointError(path, f"is unreadable ({_reason(exc)}): it is damaged, or not a "
+                              "checkpoint") from exc
 
 
 def check_plain(obj: Any, where: str = "") -> None:
@@ -83,6 +91,15 @@ def check_plain(obj: Any, where: str = "") -> None:
                         f"{kind.__module__}.{kind.__qualname__}, which a weights-only load cannot "
                         "read: store tensors, dicts, lists and plain scalars only (e.g. float(x), "
                         "x.tolist(), dataclasses.asdict(x))")
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, without torch's advice around it (which suggests weights_only=False)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation")[0]
+    text = " ".join(text.split())
+    return f"{type(exc).__name__}: {text}" if text else f"{type(exc).__name__}: cut short"
 
 
 def _refused_globals(path: Path) -> list[str]:

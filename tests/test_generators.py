@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from synthmed_core import checkpoints as ck
 from synthmed_core.cli import main
 from synthmed_core.data import Split, load_real
 from synthmed_core.errors import ModelError, SpecError
@@ -70,6 +71,53 @@ def test_a_checkpoint_of_another_method_is_refused(real_data, tmp_path):
     generate("cyclegan", "smoke", "c", per_class=2, checkpoint=ckpt, device="cpu")
     with pytest.raises(ModelError, match="holds a 'cyclegan' generator, not 'ddpm'"):
         generate("ddpm", "smoke", "d", per_class=2, checkpoint=ckpt, device="cpu")
+
+
+# What --checkpoint may point at by mistake: none of it is a generator checkpoint of ours.
+NOT_A_GENERATOR = {
+    "a text file": lambda p: p.write_text("precious notes\n"),
+    "a run's checkpoint": lambda p: ck.save({"run_id": "r", "model": {}}, p),
+    "an empty file": lambda p: p.write_bytes(b""),
+}
+
+
+@pytest.mark.parametrize("kind", list(NOT_A_GENERATOR))
+def test_retrain_refuses_a_file_that_is_not_a_generator_checkpoint_and_leaves_it_alone(
+        real_data, tmp_path, kind):
+    victim = tmp_path / "victim.txt"
+    NOT_A_GENERATOR[kind](victim)
+    before = victim.read_bytes()
+    with pytest.raises(ModelError, match="not a synthmed generator checkpoint"):
+        generate("cyclegan", "smoke", "cg3", checkpoint=victim, retrain=True, device="cpu")
+    assert victim.read_bytes() == before and list_sets() == []
+
+
+def test_a_folder_given_as_checkpoint_is_refused_before_training(real_data, tmp_path):
+    events = []
+    with pytest.raises(SpecError, match="not a file"):
+        generate("cyclegan", "smoke", "cg3", checkpoint=tmp_path, retrain=True, device="cpu",
+                 emit=events.append)
+    assert tmp_path.is_dir() and events == []
+
+
+@pytest.mark.parametrize("kind", list(NOT_A_GENERATOR))
+def test_without_retrain_a_file_that_is_not_a_checkpoint_is_never_advised_for_deletion(
+        real_data, tmp_path, kind, capsys):
+    victim = tmp_path / "victim.txt"
+    NOT_A_GENERATOR[kind](victim)
+    assert main(["synth", "generate", "--method", "cyclegan", "--profile", "smoke", "--name",
+                 "cg2", "--checkpoint", str(victim), "--device", "cpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "not a synthmed generator checkpoint" in err and "path of its own" in err
+    assert "delete" not in err and "--retrain" not in err
+
+
+def test_retrain_replaces_a_generator_checkpoint_of_ours(real_data, tmp_path):
+    ckpt = tmp_path / "gen.pt"
+    generate("cyclegan", "smoke", "c", per_class=2, checkpoint=ckpt, device="cpu")
+    _, card = generate("cyclegan", "smoke", "d", per_class=2, checkpoint=ckpt, retrain=True,
+                       device="cpu")
+    assert not card["generator"]["reused"] and G.read_generator_checkpoint(ckpt)["state"]["complete"]
 
 
 def test_an_interrupted_generation_registers_nothing_and_the_next_call_resumes(real_data,

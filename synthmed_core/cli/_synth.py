@@ -86,7 +86,8 @@ def add_generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, help="override the profile's training epochs")
     p.add_argument("--checkpoint", type=Path, help="generator checkpoint file (default: "
                    "data/generators/METHOD-PROFILE-seedS.pt)")
-    p.add_argument("--retrain", action="store_true", help="discard the checkpoint and train anew")
+    p.add_argument("--retrain", action="store_true", help="discard the checkpoint and train anew "
+                   "(only a generator checkpoint synthmed wrote: any other file is refused)")
     p.add_argument("--force", action="store_true", help="replace a set of the same name")
     c.add_device(p)
 

@@ -20,7 +20,8 @@ from ..compose import allocate
 from ..data import CLASS_NAMES, load_real
 from ..errors import SpecError
 from ..events import Emit, ignore
-from .generators import default_checkpoint, generator_config, make_generator
+from .generators import (default_checkpoint, generator_config, make_generator,
+                         read_generator_checkpoint)
 from .sets import load_set, set_dir, validate_name, write_set
 
 # Images per set when neither count nor per_class is given. None = as many as the real train
@@ -66,6 +67,18 @@ def check_request(method: str, profile: str, name: str, *, count: int | None = N
                         "Choose another --name, or pass --force (force=True) to replace it.")
 
 
+def check_checkpoint_path(ckpt: Path, retrain: bool = False) -> None:
+    """Refuse, before anything trains, a checkpoint path that is not a file, and with
+    ``retrain`` an existing file that is not one of our generator checkpoints (ModelError from
+    ``read_generator_checkpoint``): retrain deletes the file, and synthmed deletes only what
+    it wrote."""
+    if ckpt.exists() and not ckpt.is_file():
+        raise SpecError(f"generator checkpoint {ckpt} is not a file (a folder?): give "
+                        "--checkpoint (checkpoint=...) the path of a .pt file")
+    if retrain and ckpt.is_file():
+        read_generator_checkpoint(ckpt)
+
+
 def generate(method: str, profile: str, name: str, *, count: int | None = None,
              per_class: int | None = None, seed: int = 0, sample_seed: int | None = None,
              force: bool = False, retrain: bool = False, checkpoint: str | Path | None = None,
@@ -82,16 +95,18 @@ def generate(method: str, profile: str, name: str, *, count: int | None = None,
     with ``sample_seed`` (default ``seed``: pass another one to sample *more*, different
     images from the same generator). With ``store`` the set is registered once written.
     Raises SpecError (unknown method/profile, bad counts, existing name without ``force``),
-    ModelError (checkpoint that does not match) or Stopped (``should_stop``).
+    ModelError (a checkpoint that does not match, or a file that is not a generator
+    checkpoint, which is left as it is) or Stopped (``should_stop``).
     """
     check_request(method, profile, name, count=count, per_class=per_class, seed=seed,
                   force=force, overrides=overrides)
+    ckpt = Path(checkpoint).expanduser() if checkpoint else default_checkpoint(method, profile, seed)
+    check_checkpoint_path(ckpt, retrain)
     train = load_real("train")  # the REAL train split only: never val or test
     counts = plan_counts(train.labels, count, per_class, profile)
     gen = make_generator(method, profile, seed, device, **(overrides or {}))
-    ckpt = Path(checkpoint).expanduser() if checkpoint else default_checkpoint(method, profile, seed)
     if retrain:
-        ckpt.unlink(missing_ok=True)
+        ckpt.unlink(missing_ok=True)  # checked above: only ever a generator checkpoint
     info = gen.fit(train, emit, should_stop, ckpt)
     if should_stop is not None and should_stop():
         raise Stopped()

@@ -23,7 +23,7 @@ import torch
 from ... import checkpoints as ck
 from ..._loop import Stopped, Throttle, resolve_device
 from ...data import Split
-from ...errors import DataError, ModelError
+from ...errors import ModelError
 from ...events import EpochEnd, Emit, Progress, Started, ignore
 
 CHECKPOINT_EVERY_S = 60.0  # a crash loses at most about a minute of generator training
@@ -217,8 +217,8 @@ def read_generator_checkpoint(path: Path) -> dict:
     ModelError that says synthmed will neither read nor replace it."""
     try:
         blob = ck.load(Path(path))
-    except DataError as exc:
-        raise ModelError(_not_a_generator(path, str(exc))) from None
+    except ck.CheckpointError as exc:
+        raise ModelError(_not_a_generator(path, f"it {exc.why}")) from None
     missing = CHECKPOINT_KEYS - set(blob) if isinstance(blob, dict) else CHECKPOINT_KEYS
     if missing:
         raise ModelError(_not_a_generator(path, f"it lacks {sorted(missing)}"))
@@ -226,7 +226,7 @@ def read_generator_checkpoint(path: Path) -> dict:
 
 
 def _not_a_generator(path: Path, why: str) -> str:
-    return (f"{path} is not a synthmed generator checkpoint ({why}). synthmed neither reads nor "
+    return (f"{path} is not a synthmed generator checkpoint: {why}. synthmed neither reads nor "
             "replaces such a file: give --checkpoint (checkpoint=...) a path of its own, or "
             "leave it out for the default under data/generators.")
 
