@@ -9,7 +9,7 @@ import streamlit as st
 
 from synthmed_core.errors import SynthmedError
 from synthmed_core.explain import CAM_METHODS, CAM_TARGETS
-from synthmed_core.uploads import FORMATS, MAX_UPLOAD_BYTES, decode_upload, to_dataset_image
+from synthmed_core.uploads import FORMATS, MAX_UPLOAD_BYTES, read_upload, to_dataset_image
 from ui import explain as ux
 
 if TYPE_CHECKING:
@@ -19,8 +19,9 @@ SOURCES = ("Upload a file", "A test image")
 INTRO = ("Upload a chest X-ray ({formats}, up to {mb} MB) or pick an image of the real test "
          "split. It is converted the way MedMNIST images were made (grayscale, centre square, "
          "28x28), then each run resizes it to its own input size as in training. Colour images "
-         "are converted to grayscale and 16-bit images scaled by their range. These are research "
-         "models, not a diagnosis.")
+         "are converted to grayscale and 16-bit images scaled by their range; of a multi-frame "
+         "file only the first frame is decoded and used. These are research models, not a "
+         "diagnosis.")
 
 
 def upload_limit_mb() -> int:
@@ -31,10 +32,13 @@ def upload_limit_mb() -> int:
 def image_from_upload(name: str, data: bytes) -> np.ndarray | None:
     """The 28x28 image of an uploaded file, or None after showing why it cannot be used."""
     try:
-        return to_dataset_image(decode_upload(name, data))
+        upload = read_upload(name, data)
     except SynthmedError as exc:
         st.error(f"Cannot use this file: {exc}")
         return None
+    if upload.note:
+        st.info(f"{name}: {upload.note}.")
+    return to_dataset_image(upload.image)
 
 
 def pick_image() -> tuple[str, np.ndarray | None]:

@@ -19,7 +19,7 @@ from synthmed_core.store import Store
 from synthmed_core.synth.sets import set_dir, update_card, write_set
 
 from explain_helpers import flatten_layer2, record_model_run
-from test_uploads import BAD
+from test_uploads import BAD, dicom_bytes
 
 APP = str(REPO_ROOT / "app.py")
 SET = "copies"
@@ -128,6 +128,19 @@ def test_every_bad_upload_gets_a_clear_error_and_a_good_one_still_works(explorer
     at.run()
     assert not at.exception and not at.error
     assert len(at.metric) == 2
+
+
+def test_predict_says_that_only_the_first_frame_of_a_multi_frame_dicom_is_used(real_data):
+    frames = np.stack([load_real("test").images[k].astype(np.uint16) for k in range(3)])
+    at = open_page("predict")
+    at.file_uploader(key="predict_upload").set_value(("cine.dcm", dicom_bytes(frames),
+                                                      "application/dicom"))
+    at.run()
+    assert not at.exception and not at.error
+    assert [i.value for i in at.info if "cine.dcm" in i.value] == [
+        "cine.dcm: only the first of its 3 frames is used."]
+    assert "only the first frame is decoded" in at.caption[0].value
+    assert any("as the models see it" in c for c in captions(at))
 
 
 # ---- Gallery -------------------------------------------------------------------------------

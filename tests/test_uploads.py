@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import tracemalloc
 import zlib
 
 import numpy as np
@@ -11,10 +12,15 @@ import pydicom
 import pytest
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.uid import (DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian,
+                         SecondaryCaptureImageStorage, generate_uid)
 
 from synthmed_core.errors import SynthmedError
-from synthmed_core.uploads import MAX_PIXELS, UploadError, decode_upload, to_dataset_image
+from synthmed_core import uploads
+from synthmed_core.uploads import (MAX_PIXELS, UploadError, decode_upload, read_upload,
+                                   to_dataset_image)
 
 
 def encode(img: Image.Image, fmt: str = "PNG") -> bytes:
@@ -28,17 +34,21 @@ def gradient(h: int = 40, w: int = 60) -> np.ndarray:
 
 
 def dicom_bytes(pixels: np.ndarray | None, photometric: str = "MONOCHROME2",
-                slope: float = 1.0, intercept: float = 0.0) -> bytes:
+                slope: float = 1.0, intercept: float = 0.0,
+                syntax: str = ExplicitVRLittleEndian) -> bytes:
+    """A DICOM file of 16-bit ``pixels``: rows x columns, or frames x rows x columns."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.TransferSyntaxUID = syntax
     ds = Dataset()
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     ds.Modality, ds.PatientName = "CR", "Test^Upload"
     if pixels is not None:
-        ds.Rows, ds.Columns = pixels.shape
+        ds.Rows, ds.Columns = pixels.shape[-2:]
+        if pixels.ndim == 3:
+            ds.NumberOfFrames = len(pixels)
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
         ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
@@ -46,6 +56,35 @@ def dicom_bytes(pixels: np.ndarray | None, photometric: str = "MONOCHROME2",
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
+
+
+def deflated_dicom_bomb(frames: int = 3, rows: int = 2000, cols: int = 2000) -> bytes:
+    """A Deflated-transfer-syntax DICOM declaring ``frames`` 8-bit frames of zeros, each under
+    MAX_PIXELS: a few KB that inflate to frames x rows x cols bytes. Streamed through zlib, so
+    the test never holds it inflated."""
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
+    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, cols, frames
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, False
+    write_dataset(body, ds)
+    n = frames * rows * cols
+    body.write(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB", 0, n))  # PixelData header
+    comp = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    zipped = [comp.compress(body.getvalue())]
+    zeros = bytes(1 << 20)
+    zipped += [comp.compress(zeros[:min(len(zeros), n - i)]) for i in range(0, n, len(zeros))]
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    head = DicomBytesIO()
+    head.is_little_endian, head.is_implicit_VR = True, False
+    head.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(head, meta, enforce_standard=True)
+    return head.getvalue() + b"".join(zipped) + comp.flush()
 
 
 def png_bomb(side: int = 30_000) -> bytes:
@@ -127,6 +166,9 @@ BAD = {
     "dicom without pixel data": ("report.dcm", lambda: dicom_bytes(None), "without pixel data"),
     "dicom with cut pixel data": ("cut.dcm", lambda: dicom_bytes(gradient().astype(np.uint16))[:-500],
                                   "cannot be decoded"),
+    "deflated dicom": ("zipped.dcm",
+                       lambda: dicom_bytes(gradient(), syntax=DeflatedExplicitVRLittleEndian),
+                       "Deflated"),
 }
 
 
@@ -159,3 +201,64 @@ def test_a_good_file_decodes_after_bad_ones():
 def test_pydicom_reads_what_the_test_writes():
     ds = pydicom.dcmread(io.BytesIO(dicom_bytes(gradient().astype(np.uint16))))
     assert ds.pixel_array.shape == (40, 60)
+
+
+# ---- DICOM: sized from its header, never inflated, one frame decoded -------------------------
+
+
+def peak_bytes(fn):
+    """(result or exception, the peak of Python and numpy allocations while ``fn`` ran)."""
+    tracemalloc.start()
+    try:
+        out = fn()
+    except Exception as exc:  # returned, so the peak is read either way
+        out = exc
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return out, peak
+
+
+def test_a_deflated_dicom_bomb_is_refused_before_it_is_inflated():
+    data = deflated_dicom_bomb()  # 3 frames of 2000 x 2000, each under the limit: 12 MB inflated
+    assert len(data) < 100_000
+    out, peak = peak_bytes(lambda: decode_upload("bomb.dcm", data))
+    assert isinstance(out, UploadError) and "Deflated" in str(out)
+    assert peak < 2_000_000
+
+
+@pytest.mark.parametrize("frames, samples", [(3, 1), (1, 3)])
+def test_a_dicom_is_sized_by_rows_columns_frames_and_samples_before_decoding(monkeypatch, frames,
+                                                                             samples):
+    monkeypatch.setattr(uploads, "MAX_PIXELS", 1000)
+    ds = pydicom.dcmread(io.BytesIO(dicom_bytes(gradient(20, 20))))  # 400 px a frame
+    ds.NumberOfFrames, ds.SamplesPerPixel = frames, samples
+    if samples > 1:
+        ds.PhotometricInterpretation, ds.PlanarConfiguration = "RGB", 0
+    ds.PixelData = bytes(2 * 400 * frames * samples)
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    with pytest.raises(UploadError, match="decompression bomb") as info:
+        decode_upload("many.dcm", buf.getvalue())
+    assert "1,200 pixel values" in str(info.value)
+
+
+def test_only_the_first_frame_of_a_multi_frame_dicom_is_decoded():
+    frames = np.stack([gradient(256, 256).astype(np.uint16) * (k + 1) for k in range(64)])
+    frames[0] = 4000 - frames[0]  # frame 0 differs in more than scale from the others
+    data = dicom_bytes(frames)  # 8 MB of pixel data, 128 KB a frame
+    image, peak = peak_bytes(lambda: decode_upload("cine.dcm", data))
+    assert np.array_equal(image, decode_upload("one.dcm", dicom_bytes(frames[0])))
+    assert peak < 1.5 * len(data)  # the file's bytes and one frame, not a copy of all 64
+
+
+def test_a_multi_frame_upload_says_that_only_its_first_frame_is_used():
+    upload = read_upload("cine.dcm", dicom_bytes(np.stack([gradient()] * 3)))
+    assert upload.frames == 3 and "first of its 3 frames" in upload.note
+    assert upload.image.shape == gradient().shape
+
+
+def test_a_single_frame_upload_has_no_note():
+    for name, data in (("x.png", encode(Image.fromarray(gradient()))),
+                       ("x.dcm", dicom_bytes(gradient()))):
+        upload = read_upload(name, data)
+        assert upload.frames == 1 and upload.note == ""
