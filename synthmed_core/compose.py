@@ -198,9 +198,9 @@ def build_plan(spec: RunSpec) -> TrainPlan:
     phase 0 and ``finetune_warmup_epochs`` after. Val and test are the real splits, untouched.
     """
     info = SETTINGS[spec.cell.setting]
-    synthetic, set_label = None, "the synthetic set"
+    synthetic, set_label, set_hash = None, "the synthetic set", None
     if info.uses_synthetic:  # first: a missing set is reported before the real data loads
-        synthetic = load_synthetic_for_training(spec.cell.synthetic)
+        synthetic, set_hash = load_synthetic_for_training(spec.cell.synthetic, with_hash=True)
         set_label = f"synthetic set {spec.cell.synthetic!r}"
     real = load_real("train")
     phases = []
@@ -210,19 +210,22 @@ def build_plan(spec: RunSpec) -> TrainPlan:
                               seed=spec.seed, train_limit=spec.profile.train_limit,
                               epochs=int(getattr(spec.profile, phase.epochs_field)),
                               warmup_epochs=int(warmup), set_label=set_label))
-    return TrainPlan(tuple(phases), val=load_real("val"), test=load_real("test"))
+    return TrainPlan(tuple(phases), val=load_real("val"), test=load_real("test"),
+                     synthetic_sha256=set_hash)
 
 
-def load_synthetic_for_training(name: str | None, root: Path | None = None) -> Split:
-    """A validated synthetic set whose images are 28x28 (what training on MedMNIST needs)."""
+def load_synthetic_for_training(name: str | None, root: Path | None = None,
+                                with_hash: bool = False):
+    """A validated synthetic set whose images are 28x28 (what training on MedMNIST needs);
+    with ``with_hash``, (split, the content hash of its card)."""
     from .synth.sets import load_set  # sets imports Split from here: import late, no cycle
 
     if not name:
         raise SpecError("this setting needs a synthetic set (--synthetic NAME)")
-    split, _card = load_set(name, root=root)
+    split, card = load_set(name, root=root)
     if split.images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         h, w = split.images.shape[1:]
         raise DataError(f"synthetic set {name!r} has {h}x{w} images; training needs "
                         f"{IMAGE_SIZE}x{IMAGE_SIZE}. Re-import it (the importer resizes to "
                         f"{IMAGE_SIZE}x{IMAGE_SIZE}) or regenerate it at that size.")
-    return split
+    return (split, card.get("content_sha256")) if with_hash else split

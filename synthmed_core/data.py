@@ -51,6 +51,7 @@ class TrainPlan:
     phases: tuple[PhaseData, ...]
     val: Split  # always the REAL val split
     test: Split  # always the REAL test split
+    synthetic_sha256: str | None = None  # content hash of the synthetic set used, if any
 
 
 # --------------------------------------------------------------------------------------------

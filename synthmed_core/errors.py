@@ -19,3 +19,7 @@ class ModelError(SynthmedError):
 
 class StoreError(SynthmedError):
     """The results database cannot be opened or written."""
+
+
+class BundleError(SynthmedError):
+    """A results bundle cannot be written or imported (damaged, newer schema, clashing set)."""

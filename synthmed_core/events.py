@@ -15,6 +15,7 @@ class Started:
     device: str
     total_epochs: int
     resumed_from: int | None = None  # global epoch index resumed after, None for a fresh start
+    context: dict[str, Any] = field(default_factory=dict)  # context.execution_context()
 
 
 @dataclass(frozen=True)

@@ -75,3 +75,13 @@ def job_log(job_id: int) -> Path:
 def worker_log_dir() -> Path:
     """stdout/stderr of each detached worker process."""
     return jobs_dir() / "workers"
+
+
+def shipped_results_dir() -> Path | None:
+    """The results bundles shipped with synthmed, which every data root imports once:
+    ``SYNTHMED_SHIPPED`` (a folder; empty or "none" turns the import off), default
+    ``<repo>/results``."""
+    value = os.environ.get("SYNTHMED_SHIPPED")
+    if value is not None and value.strip().lower() in {"", "none", "0", "off"}:
+        return None
+    return _env_path("SYNTHMED_SHIPPED", REPO_ROOT / "results")

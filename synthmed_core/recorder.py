@@ -29,7 +29,8 @@ class StoreRecorder:
     def _started(self, event: Started) -> None:
         # A fresh start drops epoch rows of an earlier attempt; a resume keeps those it resumes after.
         keep_until = -1 if event.resumed_from is None else event.resumed_from
-        self.store.start_run(self.spec, event.device, discard_epochs_after=keep_until)
+        self.store.start_run(self.spec, event.device, discard_epochs_after=keep_until,
+                             context=event.context)
 
     def _epoch(self, event: EpochEnd) -> None:
         row = dataclasses.asdict(event)

@@ -22,6 +22,7 @@ from . import checkpoints as ck
 from ._loop import (Preprocess, Stopped, Throttle, batch_slices, compile_model, make_optimizer,
                     predict_logits, resolve_device, to_device, train_epoch, tune_backend)
 from ._progress import Eta, step_hook
+from .context import execution_context
 from .data import TrainPlan
 from .errors import DataError, SpecError
 from .events import EpochEnd, Emit, Finished, RunResult, Started, ignore
@@ -109,7 +110,9 @@ def train_run(spec: RunSpec, plan: TrainPlan, run_dir: Path, emit: Emit = ignore
         prior_s = float(state.get("elapsed_s", sum(h["seconds"] for h in history)))
     done_epochs = len(history)
     emit(Started(run_id, spec.to_dict(), str(dev), sum(epochs),
-                 resumed_from=done_epochs - 1 if state is not None else None))
+                 resumed_from=done_epochs - 1 if state is not None else None,
+                 context={**execution_context(str(dev)),
+                          "synthetic_sha256": plan.synthetic_sha256}))
 
     steps_per_phase = [len(batch_slices(len(p.labels), prof.batch_size)) for p in plan.phases]
     eta = Eta(sum(s * e for s, e in zip(steps_per_phase, epochs)) -

@@ -6,8 +6,26 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .store import LOCAL_ORIGIN
+
 RUN_COLUMNS = ("run_id", "arch", "init", "setting", "ratio", "synthetic", "seed", "profile",
-               "status", "accuracy", "auroc", "wall_s", "started_at")
+               "status", "accuracy", "auroc", "wall_s", "started_at", "source")
+LOCAL_SOURCE = "this machine"
+
+
+def source_label(origin: object, bundle: object = None, shipped: object = False) -> str:
+    """Where a run came from, for people: "this machine", "shipped: NAME" (a bundle that came
+    with synthmed) or "bundle: NAME"."""
+    if origin is None or origin == LOCAL_ORIGIN or origin != origin:
+        return LOCAL_SOURCE
+    name = bundle if isinstance(bundle, str) and bundle else str(origin)
+    return f"{'shipped' if shipped is True else 'bundle'}: {name}"
+
+
+def with_source(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` (from ``Store.runs()``) with a ``source`` column (``source_label``)."""
+    return runs.assign(source=[source_label(o, b, s) for o, b, s in
+                               zip(runs["origin"], runs["bundle"], runs["shipped"])])
 SYNTHETIC_SET_COLUMNS = ("name", "method", "n", "n_normal", "n_pneumonia", "created_at", "path")
 
 
@@ -15,6 +33,7 @@ def runs_table(runs: pd.DataFrame, status: str | None = None) -> pd.DataFrame:
     """The runs list of the app from ``Store.runs()``: newest first, only runs of ``status``
     when given, the columns of RUN_COLUMNS. Missing values (no ratio, no synthetic set, no
     metric yet) stay NaN/None; the page shows them blank."""
+    runs = with_source(runs)
     if status is not None:
         runs = runs[runs["status"] == status]
     runs = runs.sort_values(["started_at", "run_id"], ascending=[False, True],

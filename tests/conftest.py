@@ -8,6 +8,10 @@ import pytest
 
 from synthmed_core.paths import REPO_ROOT
 
+# No test store imports the repository's shipped results bundles (results/) unless the test
+# asks for it (tests/test_bundles.py): set before any Store opens, inherited by subprocesses.
+os.environ["SYNTHMED_SHIPPED"] = "none"
+
 # ---- data layer (test_data_real, test_compose, test_synthetic_sets, test_importer) ----------
 
 # The real PneumoniaMNIST: ../shared/data beside the repository, or SYNTHMED_TEST_MEDMNIST.

@@ -301,3 +301,16 @@ def test_an_outside_connection_held_open_gives_a_store_error(db):
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_a_run_resumed_in_another_context_is_marked_mixed(db):
+    store = Store(db)
+    s = spec()
+    one = {"device_type": "cpu", "device_name": "X", "threads": 1, "torch": "t", "timm": "m",
+           "commit": "c"}
+    store.start_run(s, "cpu", context=one)
+    store.start_run(s, "cpu", discard_epochs_after=0, context={**one, "threads": 2})
+    ctx = store.run(s.run_id)["context"]
+    assert ctx["mixed"] is True and ctx["earlier"]["threads"] == 1
+    store.start_run(s, "cpu", discard_epochs_after=-1, context=one)  # a fresh start: one context
+    assert "mixed" not in store.run(s.run_id)["context"]

@@ -34,6 +34,10 @@ def test_smoke_run_scores_every_test_image_and_writes_checkpoints(real_data, tmp
     assert (tmp_path / "spec.json").is_file()
     kinds = [type(e) for e in events]
     assert kinds[0] is Started and kinds[-1] is Finished
+    context = events[0].context  # where the numbers were computed, stored with the run
+    assert context["device_type"] == "cpu" and context["threads"] == torch.get_num_threads()
+    assert context["torch"] == torch.__version__ and context["synthetic_sha256"] is None
+    assert "commit" in context and context["device_name"]
     assert kinds.count(EpochEnd) == 2
     assert all(isinstance(e, Progress) for e in events if type(e) not in (Started, EpochEnd, Finished))
 

@@ -29,7 +29,10 @@ def finished_runs(db_path: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def synthetic_sets(db_path: str) -> pd.DataFrame:
-    return store(db_path).synthetic_sets()
+    """The sets whose images are on this machine (a set known only from an imported bundle
+    has no path; its sample, ``NAME-sample``, is a set of its own)."""
+    sets = store(db_path).synthetic_sets()
+    return sets[sets["path"].notna()].reset_index(drop=True)
 
 
 @st.cache_resource(show_spinner="Loading the run's model...", max_entries=8)

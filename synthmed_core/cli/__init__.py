@@ -9,9 +9,9 @@ import argparse
 import sys
 
 from ..errors import SynthmedError
-from . import _bench, _compare, _data, _explain, _runs, _synth
+from . import _bench, _compare, _data, _explain, _results, _runs, _synth
 
-_MODULES = (_data, _synth, _runs, _compare, _bench, _explain)
+_MODULES = (_data, _synth, _runs, _results, _compare, _bench, _explain)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -141,9 +141,10 @@ def cmd_runs_list(a: argparse.Namespace) -> int:
     if df.empty:
         print("no runs yet: try `python -m synthmed_core train --profile smoke`")
         return 0
+    from ..views import with_source
     cols = ["run_id", "arch", "init", "setting", "ratio", "synthetic", "seed", "profile",
-            "status", "accuracy", "auroc", "wall_s", "started_at"]
-    df = df.sort_values("started_at", ascending=False).head(a.limit)
+            "status", "accuracy", "auroc", "wall_s", "started_at", "source"]
+    df = with_source(df.sort_values("started_at", ascending=False).head(a.limit))
     print(df[[col for col in cols if col in df.columns]].to_string(index=False, float_format="%.4f"))
     return 0
 

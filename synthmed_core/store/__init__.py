@@ -7,7 +7,8 @@ release. No connection outlives a call; writes are batched into one short transa
 
 Layout: ``_schema`` (MIGRATIONS), ``_base`` (the lock and connection discipline), ``_runs``
 (runs, epochs, predictions, registries), ``_jobs`` (the job queue, progress, workers),
-``_grid`` (the explorer's grid query), ``_bench`` (filling a scratch store for benchmarks).
+``_grid`` (the explorer's grid query), ``_bundles`` (export reads, one-transaction
+imports of result bundles), ``_bench`` (filling a scratch store for benchmarks).
 """
 from __future__ import annotations
 
@@ -16,18 +17,20 @@ from pathlib import Path
 import filelock
 
 from .. import paths
+from ._bundles import BUNDLE_COLUMNS, BundlesMixin, ImportPlan
 from ._grid import CELL_KEYS, GridMixin
 from ._jobs import JOB_STATUSES, JobsMixin
 from ._runs import EPOCH_COLUMNS, RUN_STATUSES, SUMMARY_METRICS, RunsMixin
-from ._schema import MIGRATIONS, migrate
+from ._schema import LOCAL_ORIGIN, MIGRATIONS, migrate
 
 __all__ = ["Store", "MIGRATIONS", "RUN_STATUSES", "JOB_STATUSES", "SUMMARY_METRICS",
-           "EPOCH_COLUMNS", "CELL_KEYS"]
+           "EPOCH_COLUMNS", "CELL_KEYS", "LOCAL_ORIGIN", "BUNDLE_COLUMNS", "ImportPlan"]
 
 
-class Store(RunsMixin, JobsMixin, GridMixin):
+class Store(RunsMixin, JobsMixin, GridMixin, BundlesMixin):
     """The results database at ``path`` (default ``paths.db_path()``), created and migrated on
-    first use. Safe to use from many processes at once: each call holds a cross-process lock
+    first use; the data root's database also imports the shipped results bundles it has not
+    imported yet (``bundle.import_shipped``). Safe to use from many processes at once: each call holds a cross-process lock
     for its few milliseconds; ``lock_timeout`` bounds the wait for it."""
 
     def __init__(self, path: Path | None = None, lock_timeout: float = 120.0):
@@ -40,3 +43,7 @@ class Store(RunsMixin, JobsMixin, GridMixin):
             # Read through this module at call time: tests (and a future plugin) may replace
             # MIGRATIONS on `synthmed_core.store`.
             migrate(con, self.path, MIGRATIONS)
+        if self.path == paths.db_path() and paths.shipped_results_dir() is not None:
+            # The data root's own database: it holds the shipped results from its first open.
+            from ..bundle import import_shipped  # reads Parquet: only where it may be needed
+            import_shipped(self)

@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..context import CONTEXT_KEYS, same_context
 from ..errors import StoreError
 from ..events import RunResult
 from ..grid import RunSpec
 from ._base import StoreBase
-from ._schema import CORRECT_FROM_PREDICTIONS, CORRECT_THRESHOLD
+from ._schema import CORRECT_FROM_PREDICTIONS, CORRECT_THRESHOLD, LOCAL_ORIGIN
 from ._schema import now as _now
 
 RUN_STATUSES = ("running", "finished", "failed", "cancelled")
@@ -49,25 +50,71 @@ def _prediction_frame(run_id: str, split: str, labels: Any, probs: Any) -> pd.Da
                          "label": labels.astype(np.int32), "prob": probs})
 
 
+def _keep_as_replicate(con, run_id: str) -> None:
+    """Copy a finished run's record (origin, context, metrics) into ``replicates``."""
+    con.execute(
+        """INSERT OR IGNORE INTO replicates (run_id, origin, context_json, finished_at, wall_s,
+               metrics_json, recorded_at)
+           SELECT r.run_id, r.origin, r.context_json, r.finished_at, r.wall_s,
+                  (SELECT to_json(map(list(split || '/' || name ORDER BY split, name),
+                                      list(value ORDER BY split, name)))::VARCHAR
+                   FROM run_metrics m WHERE m.run_id = r.run_id), ?
+           FROM runs r WHERE r.run_id = ?""", [_now(), run_id])
+
+
+def _merged_context(new: dict | None, old_json: str | None, resumed: bool) -> dict | None:
+    """The context to store: ``new``; a run resumed in another context than it started in is
+    marked ``mixed`` (its numbers come from both), so it never counts as one context."""
+    if not new or not resumed or not old_json:
+        return new
+    old = json.loads(old_json)
+    if same_context(new, old) and not old.get("mixed"):
+        return new
+    return {**new, "mixed": True, "earlier": {k: old.get(k) for k in CONTEXT_KEYS}}
+
+
+def _replicate(row: dict) -> dict:
+    """A replicates row for people: origin, context (dict), finished_at, wall_s and metrics as
+    ``{"test": {name: value}, "val": {...}}``."""
+    metrics: dict[str, dict[str, float]] = {}
+    for key, value in json.loads(row.get("metrics_json") or "{}").items():
+        split, name = key.split("/", 1)
+        metrics.setdefault(split, {})[name] = value
+    return {"origin": row["origin"], "context": json.loads(row.get("context_json") or "null"),
+            "finished_at": row["finished_at"], "wall_s": row["wall_s"], "metrics": metrics}
+
+
 class RunsMixin(StoreBase):
     """Runs, their epochs, metrics and predictions; synthetic sets and pretrains."""
 
     # ---- runs: written by the recorder of a job ---------------------------------------------
     def start_run(self, spec: RunSpec, device: str,
-                  discard_epochs_after: int | None = None) -> None:
+                  discard_epochs_after: int | None = None, context: dict | None = None) -> None:
         """Record that a run started (or restarted: status back to running, error cleared).
         ``discard_epochs_after`` drops stored epoch rows after that epoch index: a resumed run
-        passes the epoch it resumed after, a fresh restart -1; None keeps them all."""
+        passes the epoch it resumed after, a fresh restart -1; None keeps them all.
+        ``context`` is the execution context (``context.execution_context``). A run that was
+        already finished (e.g. imported, now reproduced here) keeps its numbers as a replicate."""
         c = spec.cell
         with self._transaction() as con:
+            old = con.execute("SELECT status, context_json FROM runs WHERE run_id = ?",
+                              [spec.run_id]).fetchone()
+            if old is not None and old[0] == "finished":
+                _keep_as_replicate(con, spec.run_id)
+            ctx = _merged_context(context, old[1] if old else None,
+                                  resumed=discard_epochs_after is not None
+                                  and discard_epochs_after >= 0)
             con.execute(
                 """INSERT INTO runs (run_id, arch, init, setting, ratio, synthetic, seed, profile,
-                       spec_json, status, device, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+                       spec_json, status, device, started_at, origin, context_json)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                    ON CONFLICT (run_id) DO UPDATE SET status = excluded.status,
                        device = excluded.device, spec_json = excluded.spec_json, error = NULL,
-                       finished_at = NULL, started_at = excluded.started_at""",
+                       finished_at = NULL, started_at = excluded.started_at,
+                       origin = excluded.origin, context_json = excluded.context_json""",
                 [spec.run_id, c.arch, c.init, c.setting, c.ratio, c.synthetic, spec.seed,
-                 spec.profile.name, spec.to_json(), "running", device, _now()])
+                 spec.profile.name, spec.to_json(), "running", device, _now(), LOCAL_ORIGIN,
+                 json.dumps(ctx, sort_keys=True) if ctx else None])
             if discard_epochs_after is not None:
                 con.execute("DELETE FROM epochs WHERE run_id = ? AND epoch > ?",
                             [spec.run_id, int(discard_epochs_after)])
@@ -147,9 +194,10 @@ class RunsMixin(StoreBase):
         return {r[0] for r in rows}
 
     def runs(self, status: str | None = None) -> pd.DataFrame:
-        """One row per run (optionally of one status), oldest first, with its cell, state and
-        checkpoint path and test accuracy, auroc, f1, sensitivity, specificity (NaN until
-        finished)."""
+        """One row per run (optionally of one status), oldest first, with its cell, state,
+        checkpoint path, origin (LOCAL_ORIGIN or a bundle id, with the bundle's name and
+        whether it shipped with synthmed) and test accuracy, auroc, f1, sensitivity,
+        specificity (NaN until finished)."""
         if status is not None and status not in RUN_STATUSES:
             raise StoreError(f"unknown run status {status!r}; choose one of {list(RUN_STATUSES)}")
         # Column names come from the constant SUMMARY_METRICS; every value is a parameter.
@@ -157,18 +205,22 @@ class RunsMixin(StoreBase):
         where = "WHERE r.status = ?" if status else ""
         sql = f"""SELECT r.run_id, r.arch, r.init, r.setting, r.ratio, r.synthetic, r.seed,
                       r.profile, r.status, r.device, r.error, r.started_at, r.finished_at,
-                      r.wall_s, r.best_epoch, r.checkpoint,
+                      r.wall_s, r.best_epoch, r.checkpoint, r.origin, b.name AS bundle,
+                      coalesce(b.shipped, false) AS shipped,
                       {", ".join("m." + m for m in SUMMARY_METRICS)}
                   FROM runs r LEFT JOIN (SELECT run_id, {pivot} FROM run_metrics
                                          WHERE split = ? GROUP BY run_id) m USING (run_id)
+                  LEFT JOIN bundles b ON b.bundle_id = r.origin
                   {where} ORDER BY r.started_at, r.run_id"""
         params = [*SUMMARY_METRICS, "test"] + ([status] if status else [])
         with self._connect() as con:
             return con.execute(sql, params).df()
 
     def run(self, run_id: str) -> dict | None:
-        """Everything about one run: its columns, ``spec`` (dict), ``metrics`` (test),
-        ``val_metrics`` and ``epochs`` (list of dicts); None when the id is unknown."""
+        """Everything about one run: its columns, ``spec`` and ``context`` (dicts), ``metrics``
+        (test), ``val_metrics``, ``epochs`` and ``replicates`` (other records of the same run
+        id, e.g. a shipped run's numbers after it was reproduced here; lists of dicts); None
+        when the id is unknown."""
         with self._connect() as con:
             cur = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id])
             row = cur.fetchone()
@@ -179,7 +231,11 @@ class RunsMixin(StoreBase):
                                   [run_id]).fetchall()
             epochs = con.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch",
                                  [run_id]).df()
+            replicates = con.execute("SELECT * FROM replicates WHERE run_id = ? ORDER BY "
+                                     "finished_at", [run_id]).df()
         out["spec"] = json.loads(out.pop("spec_json"))
+        out["context"] = json.loads(out.pop("context_json") or "null")
+        out["replicates"] = [_replicate(r) for r in replicates.to_dict("records")]
         out["metrics"] = {n: v for s, n, v in metrics if s == "test"}
         out["val_metrics"] = {n: v for s, n, v in metrics if s == "val"}
         out["epochs"] = epochs.drop(columns="run_id").to_dict("records")
@@ -217,15 +273,28 @@ class RunsMixin(StoreBase):
             return con.execute("SELECT * FROM reference ORDER BY arch, setting, init, ratio").df()
 
     # ---- registries -------------------------------------------------------------------------
-    def register_synthetic_set(self, name: str, card: dict, path: str) -> None:
-        """Add or replace a synthetic set; method, n and the class counts come from its card."""
+    def register_synthetic_set(self, name: str, card: dict, path: str | None,
+                               origin: str = LOCAL_ORIGIN) -> None:
+        """Add or replace a synthetic set; method, n, class counts and content hash come from
+        its card. ``path`` is None for a set known only from an imported bundle. A set of the
+        same name that a bundle brought with other content is never replaced (StoreError)."""
         counts = card.get("counts", {})
-        with self._connect(write=True) as con:
+        content = card.get("content_sha256")
+        with self._transaction() as con:
+            old = con.execute("SELECT content_sha256, origin FROM synthetic_sets WHERE name = ?",
+                              [name]).fetchone()
+            if old and old[0] and content and old[0] != content and old[1] != LOCAL_ORIGIN:
+                raise StoreError(
+                    f"synthetic set {name!r} came with bundle {old[1]} holding other images "
+                    f"(content {old[0][:12]}, this one {content[:12]}): its runs would be "
+                    "confused with runs on this set. Register this one under another name")
             con.execute(
                 """INSERT OR REPLACE INTO synthetic_sets (name, method, n, n_normal, n_pneumonia,
-                       path, card_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                       path, card_json, created_at, content_sha256, origin)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [name, card.get("method"), card.get("n"), counts.get("normal"),
-                 counts.get("pneumonia"), str(path), json.dumps(card, sort_keys=True), _now()])
+                 counts.get("pneumonia"), str(path) if path is not None else None,
+                 json.dumps(card, sort_keys=True), _now(), content, origin])
 
     def synthetic_sets(self) -> pd.DataFrame:
         """Every registered synthetic set, by name."""

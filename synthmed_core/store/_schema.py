@@ -16,6 +16,8 @@ from ..grid import reference_rows
 
 Step = str | Callable[[duckdb.DuckDBPyConnection], None]
 
+# runs.origin of a run computed on this machine (imported runs hold their bundle's id).
+LOCAL_ORIGIN = "local"
 # A prediction is pneumonia when P(pneumonia) >= this (metrics.run_metrics' default).
 CORRECT_THRESHOLD = 0.5
 # Bit i of `correct` = image idx i was classified right at the threshold; idx runs 0..n-1.
@@ -97,6 +99,25 @@ MIGRATIONS: list[tuple[int, list[Step]]] = [
             n_correct INTEGER NOT NULL, correct BIT NOT NULL, PRIMARY KEY (run_id, split))""",
         lambda con: con.execute(CORRECT_FROM_PREDICTIONS.format(source="predictions"),
                                 [CORRECT_THRESHOLD] * 3),
+    ]),
+    # Results that travel: where each run came from (LOCAL_ORIGIN = this machine, else the id
+    # of the bundle it was imported from), the execution context it was computed in, the bundles
+    # imported, and replicates (other records of the same run id: another machine's numbers
+    # kept beside this one's). A set known only from a bundle has no path.
+    (4, [
+        f"ALTER TABLE runs ADD COLUMN origin VARCHAR DEFAULT '{LOCAL_ORIGIN}'",
+        "ALTER TABLE runs ADD COLUMN context_json VARCHAR",
+        "ALTER TABLE synthetic_sets ADD COLUMN content_sha256 VARCHAR",
+        f"ALTER TABLE synthetic_sets ADD COLUMN origin VARCHAR DEFAULT '{LOCAL_ORIGIN}'",
+        """UPDATE synthetic_sets SET content_sha256 = json_extract_string(card_json,
+               '$.content_sha256') WHERE card_json IS NOT NULL""",
+        """CREATE TABLE bundles (
+            bundle_id VARCHAR PRIMARY KEY, name VARCHAR, path VARCHAR, shipped BOOLEAN,
+            runs INTEGER, imported_at TIMESTAMPTZ, manifest_json VARCHAR)""",
+        """CREATE TABLE replicates (
+            run_id VARCHAR, origin VARCHAR, context_json VARCHAR, finished_at TIMESTAMPTZ,
+            wall_s DOUBLE, metrics_json VARCHAR, recorded_at TIMESTAMPTZ,
+            PRIMARY KEY (run_id, origin, finished_at))""",
     ]),
 ]
 

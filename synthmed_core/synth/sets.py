@@ -140,7 +140,8 @@ def update_card(name: str, root: Path | None = None, **fields) -> dict:
     """Add or replace card fields that describe a set without changing it (e.g. ``quality``)
     and return the new card. The card file is replaced atomically; the fields derived from the
     data (name, n, counts, image_size, sha256, method) cannot be changed this way."""
-    fixed = sorted(set(fields) & {"name", "n", "counts", "image_size", "sha256", "method"})
+    fixed = sorted(set(fields) & {"name", "n", "counts", "image_size", "sha256",
+                                  "content_sha256", "method"})
     if fixed:
         raise SpecError(f"card fields {fixed} describe the data and cannot be updated; "
                         "write a new set instead")
@@ -195,8 +196,21 @@ def _full_card(name: str, images: np.ndarray, labels: np.ndarray, card: dict, sh
     out = {"source": None, "parameters": {}, "seed": None, "created_at": now}
     out.update(card)
     out.update(name=name, n=int(len(images)), counts=class_counts(labels),
-               image_size=[int(images.shape[1]), int(images.shape[2])], sha256=sha)
+               image_size=[int(images.shape[1]), int(images.shape[2])], sha256=sha,
+               content_sha256=content_sha256(images, labels))
     return out
+
+
+def content_sha256(images: np.ndarray, labels: np.ndarray) -> str:
+    """A hash of what a set holds (shapes, pixels and labels), not of its file: the npz's own
+    sha256 changes with zip timestamps, this one only when an image or a label does. Bundles
+    use it to tell two sets that share a name apart."""
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    labels = np.ascontiguousarray(np.asarray(labels).reshape(-1), dtype=np.uint8)
+    digest = hashlib.sha256(f"uint8 {list(images.shape)} labels {len(labels)}\n".encode())
+    digest.update(images.tobytes())
+    digest.update(labels.tobytes())
+    return digest.hexdigest()
 
 
 def _swap_in(tmp: Path, target: Path, force: bool) -> None:
@@ -251,6 +265,9 @@ def _read_set(npz_key: str, n_mtime: int, n_size: int, card_key: str, c_mtime: i
         raise DataError(f"{card_path} is not a readable card ({exc}); re-create the set") from exc
     images, labels = _read_arrays(npz_path)
     _check_card(card, images, labels, _sha256(npz_path), card_path)
+    if "content_sha256" not in card:  # a set written before cards carried it
+        card["content_sha256"] = content_sha256(images, labels)
+        card_text = json.dumps(card, indent=2, sort_keys=True)
     images.setflags(write=False)
     ints = labels.reshape(-1).astype(np.int64)
     ints.setflags(write=False)
@@ -284,6 +301,8 @@ def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _check_card(card: dict, images, labels, sha: str, card_path: Path) -> None:
     expected = {"n": int(len(images)), "counts": class_counts(labels), "sha256": sha}
+    if "content_sha256" in card:
+        expected["content_sha256"] = content_sha256(images, labels)
     wrong = [f"{k}: card says {card.get(k)!r}, data has {v!r}" for k, v in expected.items()
              if card.get(k) != v]
     if wrong:

@@ -1,0 +1,266 @@
+"""Results that travel: a bundle exported from one store and imported into another gives the
+same tables; imports are idempotent, refuse damaged bundles whole, keep other contexts'
+numbers as replicates and report conflicts; shipped bundles are imported once per data root."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from synthmed_core import bundle as bd
+from synthmed_core.claims import check_claims, format_claims
+from synthmed_core.cli import main as cli
+from synthmed_core.compare import CellKey, compare_cells, format_comparison
+from synthmed_core.errors import BundleError
+from synthmed_core.grid import RunSpec
+from synthmed_core.report import format_table, report_table
+from synthmed_core.store import Store
+
+from grid_helpers import add_run, fill_contrast, labels, probs_with_accuracy
+from synth_helpers import write_blurred_real_set
+
+CPU_1 = {"device_type": "cpu", "device_name": "Test CPU", "threads": 1, "torch": "2.14.1",
+         "timm": "1.0.31", "commit": "abc"}
+CPU_2 = {**CPU_1, "threads": 2}
+
+
+@pytest.fixture
+def source(real_data) -> Store:
+    """A store with 9 finished runs (3 cells x 3 seeds) on a registered 40-image set."""
+    store = Store(real_data / "source.duckdb")
+    write_blurred_real_set("fake-set", 20, "bundle test")
+    from synthmed_core.synth.sets import load_set, set_dir
+    store.register_synthetic_set("fake-set", load_set("fake-set")[1], str(set_dir("fake-set")))
+    fill_contrast(store)
+    return store
+
+
+@pytest.fixture
+def exported(source, tmp_path) -> Path:
+    out = tmp_path / "bundles" / "contrast"
+    bd.export_bundle(source, out)
+    return out
+
+
+def fresh_root(tmp_path, monkeypatch, name: str = "elsewhere") -> Store:
+    """A second machine: an empty data root (no synthetic sets) and its database."""
+    monkeypatch.setenv("SYNTHMED_DATA", str(tmp_path / name))
+    return Store(tmp_path / name / "synthmed.duckdb")
+
+
+def outputs(store: Store) -> tuple[str, str, str]:
+    report = format_table(report_table(store, archs=["resnet50"], profile="smoke"))
+    res = compare_cells(store, CellKey.parse("resnet50/scratch/synthetic_base/fake-set", "smoke"),
+                        CellKey.parse("resnet50/scratch/base", "smoke"), n_boot=200)
+    return report, format_comparison(res), format_claims(check_claims(store, "smoke"))
+
+
+def test_export_then_import_elsewhere_gives_the_same_report_compare_and_claims(
+        source, exported, tmp_path, monkeypatch):
+    before = outputs(source)
+    target = fresh_root(tmp_path, monkeypatch)
+    report = bd.import_bundle(target, exported)
+    assert len(report.added) == 9 and not report.conflicts
+    assert outputs(target) == before
+
+
+def test_a_bundle_holds_manifest_tables_and_set_card_but_no_checkpoint(exported):
+    m = json.loads((exported / bd.MANIFEST).read_text())
+    assert set(m["files"]) == set(bd.FILES.values())
+    assert m["counts"]["runs"] == 9 and m["counts"]["predictions"] == 9 * 2 * 200
+    assert m["schema_version"] == bd.BUNDLE_SCHEMA and m["versions"]["torch"]
+    assert m["device"]["device_name"] and m["code"].keys() == {"commit", "dirty"}
+    assert not list(exported.glob("*.pt"))
+    sets = pd.read_parquet(exported / bd.FILES["sets"])
+    assert list(sets["name"]) == ["fake-set"] and len(sets["content_sha256"][0]) == 64
+
+
+def test_exporting_the_same_runs_twice_gives_the_same_bundle_id(source, tmp_path):
+    a = bd.export_bundle(source, tmp_path / "a")
+    b = bd.export_bundle(source, tmp_path / "b")
+    assert a["bundle_id"] == b["bundle_id"]
+    assert bd.export_bundle(source, tmp_path / "c", profile="smoke",
+                            synthetic=["other"])["bundle_id"] != a["bundle_id"]
+
+
+def test_importing_twice_changes_nothing(exported, tmp_path, monkeypatch):
+    target = fresh_root(tmp_path, monkeypatch)
+    bd.import_bundle(target, exported)
+    counts = target.store_counts()
+    again = bd.import_bundle(target, exported)
+    assert again.already_imported and target.store_counts() == counts
+
+
+def test_imported_runs_remember_their_bundle_and_local_ones_this_machine(
+        exported, tmp_path, monkeypatch):
+    target = fresh_root(tmp_path, monkeypatch)
+    y = labels()
+    add_run(target, "base", 7, probs_with_accuracy(y, 0.8, 7), y)
+    bd.import_bundle(target, exported)
+    runs = target.runs()
+    m = json.loads((exported / bd.MANIFEST).read_text())
+    assert (runs["origin"] == m["bundle_id"]).sum() == 9
+    assert (runs["origin"] == "local").sum() == 1
+    assert set(runs.loc[runs["origin"] != "local", "bundle"]) == {"contrast"}
+
+
+def _same_spec_other_numbers(store: Store, context: dict) -> str:
+    y = labels()
+    return add_run(store, "base", 0, probs_with_accuracy(y, 0.6, 99), y, context=context)
+
+
+def test_other_numbers_in_the_same_context_are_a_conflict_and_the_local_run_is_kept(
+        tmp_path, monkeypatch, real_data):
+    src = Store(tmp_path / "src.duckdb")
+    y = labels()
+    rid = add_run(src, "base", 0, probs_with_accuracy(y, 0.8, 0), y, context=CPU_1)
+    bd.export_bundle(src, tmp_path / "b")
+    target = fresh_root(tmp_path, monkeypatch)
+    assert _same_spec_other_numbers(target, CPU_1) == rid
+    before = target.run(rid)["metrics"]
+    report = bd.import_bundle(target, tmp_path / "b")
+    assert [c["run_id"] for c in report.conflicts] == [rid]
+    assert target.run(rid)["metrics"] == before
+    assert any("CONFLICT" in line for line in report.lines())
+
+
+def test_the_import_command_exits_non_zero_on_a_conflict(tmp_path, monkeypatch, real_data,
+                                                         capsys):
+    src = Store(tmp_path / "src.duckdb")
+    y = labels()
+    add_run(src, "base", 0, probs_with_accuracy(y, 0.8, 0), y, context=CPU_1)
+    bd.export_bundle(src, tmp_path / "b")
+    monkeypatch.setenv("SYNTHMED_DATA", str(tmp_path / "cli"))
+    _same_spec_other_numbers(Store(), CPU_1)
+    assert cli(["results", "import", str(tmp_path / "b")]) == 1
+    assert "conflict" in capsys.readouterr().out.lower()
+
+
+def test_other_numbers_from_another_context_are_kept_as_a_replicate(tmp_path, monkeypatch,
+                                                                    real_data):
+    src = Store(tmp_path / "src.duckdb")
+    y = labels()
+    rid = add_run(src, "base", 0, probs_with_accuracy(y, 0.8, 0), y, context=CPU_2)
+    bd.export_bundle(src, tmp_path / "b")
+    target = fresh_root(tmp_path, monkeypatch)
+    _same_spec_other_numbers(target, CPU_1)
+    report = bd.import_bundle(target, tmp_path / "b")
+    assert not report.conflicts and [r["run_id"] for r in report.replicates] == [rid]
+    run = target.run(rid)
+    assert run["origin"] == "local" and len(run["replicates"]) == 1
+    assert run["replicates"][0]["metrics"]["test"]["accuracy"] == pytest.approx(0.8)
+    assert "different numbers" in bd.reproduction(run)[0]
+
+
+def test_a_run_trained_again_here_keeps_the_imported_record_as_a_replicate(
+        exported, tmp_path, monkeypatch):
+    target = fresh_root(tmp_path, monkeypatch)
+    bd.import_bundle(target, exported)
+    rid = target.runs()["run_id"].iloc[0]
+    run = target.run(rid)
+    spec = RunSpec.from_dict(run["spec"])
+    target.start_run(spec, "cpu", context=CPU_1)  # what the recorder does when it trains here
+    again = target.run(rid)
+    assert again["origin"] == "local" and again["status"] == "running"
+    assert again["replicates"][0]["origin"] == run["origin"]
+    assert again["replicates"][0]["metrics"]["test"] == pytest.approx(run["metrics"])
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda b: (b / "predictions.parquet").write_bytes(
+        (b / "predictions.parquet").read_bytes()[:500]), "predictions.parquet"),
+    (lambda b: (b / "runs.parquet").unlink(), "runs.parquet"),
+    (lambda b: _edit_manifest(b, schema_version=bd.BUNDLE_SCHEMA + 1), "newer"),
+    (lambda b: _edit_manifest(b, bundle_id="0" * 16), "does not match its files"),
+])
+def test_a_damaged_bundle_is_refused_whole_naming_the_file(exported, tmp_path, monkeypatch,
+                                                           damage, message):
+    damage(exported)
+    target = fresh_root(tmp_path, monkeypatch)
+    with pytest.raises(BundleError, match=message):
+        bd.import_bundle(target, exported)
+    assert target.store_counts()["runs"] == 0 and target.bundles().empty
+
+
+def test_a_truncated_parquet_whose_manifest_was_updated_is_still_refused(exported, tmp_path,
+                                                                          monkeypatch):
+    import hashlib
+    path = exported / "metrics.parquet"
+    path.write_bytes(path.read_bytes()[:-40])
+    files = json.loads((exported / bd.MANIFEST).read_text())["files"]
+    files["metrics.parquet"]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    _edit_manifest(exported, files=files, bundle_id=bd.bundle_id(files))
+    target = fresh_root(tmp_path, monkeypatch)
+    with pytest.raises(BundleError, match="metrics.parquet is not a readable Parquet"):
+        bd.import_bundle(target, exported)
+    assert target.store_counts()["runs"] == 0
+
+
+def _edit_manifest(bundle: Path, **fields) -> None:
+    m = json.loads((bundle / bd.MANIFEST).read_text())
+    m.update(fields)
+    (bundle / bd.MANIFEST).write_text(json.dumps(m))
+
+
+def test_a_set_with_the_same_name_but_other_images_here_refuses_the_bundle(
+        exported, tmp_path, monkeypatch):
+    target = fresh_root(tmp_path, monkeypatch)
+    write_blurred_real_set("fake-set", 10, "another set, same name")
+    with pytest.raises(BundleError, match="other images"):
+        bd.import_bundle(target, exported)
+    assert target.store_counts()["runs"] == 0
+
+
+def test_the_bundle_brings_a_sample_of_its_set_and_the_sets_card(exported, tmp_path,
+                                                                 monkeypatch):
+    from synthmed_core.synth.sets import load_set
+    target = fresh_root(tmp_path, monkeypatch)
+    report = bd.import_bundle(target, exported)
+    assert report.samples == ["fake-set-sample"]
+    split, card = load_set("fake-set-sample")
+    assert len(split.labels) == 40 and card["sample_of"]["name"] == "fake-set"
+    sets = target.synthetic_sets().set_index("name")
+    assert pd.isna(sets.loc["fake-set", "path"])  # the whole set is not on this machine
+    assert sets.loc["fake-set", "content_sha256"] == card["sample_of"]["content_sha256"]
+
+
+def test_shipped_bundles_are_imported_once_when_a_data_root_is_first_opened(
+        exported, tmp_path, monkeypatch):
+    shipped = tmp_path / "results"
+    shipped.mkdir()
+    shutil.copytree(exported, shipped / "contrast")
+    monkeypatch.setenv("SYNTHMED_SHIPPED", str(shipped))
+    monkeypatch.setenv("SYNTHMED_DATA", str(tmp_path / "fresh"))
+    monkeypatch.delenv("SYNTHMED_DB", raising=False)
+    first = Store()
+    assert first.store_counts()["finished_runs"] == 9
+    assert bool(first.bundles()["shipped"].iloc[0])
+    first.delete_run(first.runs()["run_id"].iloc[0])  # a user's later change is not undone
+    assert Store().store_counts()["finished_runs"] == 8
+
+
+def test_a_grid_whose_runs_were_partly_imported_queues_only_the_rest(tmp_path, monkeypatch,
+                                                                     real_data):
+    from synthmed_core.grid import expand_grid
+    src = Store(tmp_path / "src.duckdb")
+    y = labels()
+    for seed in (0, 1):
+        add_run(src, "base", seed, probs_with_accuracy(y, 0.8, seed), y, arch="resnet18")
+    bd.export_bundle(src, tmp_path / "b")
+    monkeypatch.setenv("SYNTHMED_DATA", str(tmp_path / "next-machine"))
+    bd.import_bundle(Store(), tmp_path / "b")
+    import jobs
+    done = jobs.submit("grid", ["--arch", "resnet18", "--setting", "base", "--seeds", "0", "1",
+                                "2", "--profile", "smoke"])
+    assert "2 already finished" in done.message
+    queued = {j for j in Store().jobs()["run_id"].dropna()}
+    want = expand_grid(["resnet18"], ["scratch"], ["base"], [], [2], "smoke")
+    assert queued == {want[0].run_id}
+
+
+def test_export_refuses_when_no_run_matches(source, tmp_path):
+    with pytest.raises(BundleError, match="no finished run"):
+        bd.export_bundle(source, tmp_path / "x", profile="paper")
