@@ -8,6 +8,7 @@ import streamlit as st
 from synthmed_core import gallery
 from synthmed_core.data import CLASS_NAMES
 from synthmed_core.errors import SynthmedError
+from synthmed_core.synth import copies
 from ui import explain as ux
 
 PAIRS_PER_ROW = 4
@@ -46,6 +47,10 @@ def pager(page: int, n_pages: int) -> None:
 
 
 def card_section(card: dict) -> None:
+    n_test = copies.test_copies(card)
+    if n_test:
+        st.error(f"Set {card.get('name')} holds {n_test} copies of real TEST images: runs on it "
+                 "are flagged in the accuracy grid and left out of the claims.")
     with st.expander(f"Card of set {card.get('name')}", expanded=True):
         st.dataframe([{"field": k, "value": str(v)} for k, v in gallery.card_facts(card).items()],
                      hide_index=True)

@@ -13,6 +13,8 @@ against the claim's direction, at ``ALPHA``:
 - ``not better``: *contradicted* only by a significant gain, else *supported* (no gain shown).
 
 The study's own figures behind each claim come from its published grid (one run per cell).
+Runs on a synthetic set that holds copies of real test images are left out (``synth.copies``):
+a model that saw the images it is scored on proves nothing.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import pandas as pd
 from .compare import CellKey, by_run, cell_runs, matched_seeds, pair_run_ids, paired_on
 from .grid import SETTINGS, reference_rows
 from .store import Store
+from .synth.copies import sets_with_test_copies
 
 EXPECTATIONS = ("worse", "better", "not better")
 ALPHA = 0.05
@@ -118,8 +121,10 @@ def check_claims(store: Store, profile: str | None = None, archs: Iterable[str] 
     """One row per claim and (arch, init, profile, synthetic set) where both of its cells have
     finished runs with matching seeds: the cells, matched seeds, each cell's seed-mean
     accuracy, diff / lo / hi / p / test of a - b (``paired_accuracy_test``), the verdict and the
-    study's figures. Rows in claim order; empty (with COLUMNS) when nothing can be checked."""
-    runs = store.runs(status="finished")
+    study's figures. Rows in claim order; empty (with COLUMNS) when nothing can be checked.
+    ``attrs["left_out_sets"]`` names the sets whose runs were left out for holding copies of
+    real test images."""
+    runs, left_out = _without_test_copies(store, store.runs(status="finished"))
     if profile is not None:
         runs = runs[runs["profile"] == profile]
     if archs is not None:
@@ -134,7 +139,7 @@ def check_claims(store: Store, profile: str | None = None, archs: Iterable[str] 
                 if seeds:
                     pending.append((claim, group, synthetic, ra, rb, seeds))
     if not pending:
-        return pd.DataFrame(columns=COLUMNS)
+        return _noted(pd.DataFrame(columns=COLUMNS), left_out)
     preds = by_run(store.predictions(sorted({rid for *_, ra, rb, seeds in pending
                                              for rid in pair_run_ids(ra, rb, seeds)})))
     rows = []
@@ -149,15 +154,31 @@ def check_claims(store: Store, profile: str | None = None, archs: Iterable[str] 
                      "hi": acc["hi"], "p": acc["p"],
                      "test": acc["test"], "verdict": verdict(claim.expect, acc["diff"], acc["p"]),
                      "study": study_figures(claim)})
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return _noted(pd.DataFrame(rows, columns=COLUMNS), left_out)
+
+
+def _without_test_copies(store: Store, runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``runs`` less those on a set holding copies of real test images, and those sets."""
+    leaky = runs["synthetic"].isin(list(sets_with_test_copies(store.synthetic_sets())))
+    return runs[~leaky], sorted(set(runs.loc[leaky, "synthetic"]))
+
+
+def _noted(df: pd.DataFrame, left_out: list[str]) -> pd.DataFrame:
+    df.attrs["left_out_sets"] = left_out
+    return df
 
 
 def format_claims(df: pd.DataFrame) -> str:
     """Markdown: per claim, its statement and the study's figures, then one line per checked
-    group with our difference, interval, p, seeds and verdict."""
+    group with our difference, interval, p, seeds and verdict; last, the sets whose runs were
+    left out for holding test images."""
+    left_out = df.attrs.get("left_out_sets")
+    note = (f"\n\nLeft out: the runs on {', '.join(left_out)}, which hold copies of real test "
+            "images (`synth show NAME`)." if left_out else "")
     if df.empty:
         return ("No claim can be checked yet: each needs finished runs of both its cells with "
-                "matching seeds (e.g. base and synthetic_base of one arch, init and profile).")
+                "matching seeds (e.g. base and synthetic_base of one arch, init and profile)."
+                + note)
     out = []
     for key, rows in df.groupby("claim", sort=False):
         first = rows.iloc[0]
@@ -171,4 +192,4 @@ def format_claims(df: pd.DataFrame) -> str:
                        f"| {r.accuracy_a:.3f} | {r.accuracy_b:.3f} | {r.diff:+.3f} "
                        f"[{r.lo:+.3f}, {r.hi:+.3f}] | {r.p:.3g} | {r.verdict} |")
         out.append("")
-    return "\n".join(out).rstrip()
+    return "\n".join(out).rstrip() + note

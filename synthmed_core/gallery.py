@@ -22,6 +22,7 @@ from ._loop import Preprocess
 from .data import IMAGE_SIZE
 from .errors import SpecError
 from .models import build_model, model_input_stats
+from .synth.copies import split_counts
 from .synth.encoder import ClassifierConfig, DomainEncoder, encoder_dir, encoder_path
 from .synth.quality import _pixels, nearest
 
@@ -170,12 +171,14 @@ QUALITY_FIGURES: tuple[tuple[str, Callable[[dict], Any], Callable[[dict], Any] |
 
 
 def card_facts(card: dict) -> dict[str, Any]:
-    """How the set was made: method, source, seed, created, image count and class counts."""
+    """How the set was made: method, source, seed, created, image count and class counts, and
+    the copies of real val and test images found in it when it was written."""
     counts = card.get("counts") or {}
     return {"method": card.get("method"), "source": card.get("source"), "seed": card.get("seed"),
             "created": card.get("created_at"), "images": card.get("n"),
             **{f"{cls} images": n for cls, n in counts.items()},
-            **({"parent set": _get(card, "parent", "name")} if card.get("parent") else {})}
+            **({"parent set": _get(card, "parent", "name")} if card.get("parent") else {}),
+            **{f"copies of real {split}": text for split, text in split_counts(card).items()}}
 
 
 def quality_rows(card: dict) -> list[dict[str, Any]]:

@@ -21,12 +21,13 @@ from scipy import stats
 from .grid import INITS, SETTINGS, reference_rows
 from .metrics import IMAGE_T_TEST, MCNEMAR_TEST, paired_accuracy_test
 from .store import CELL_KEYS, Store
+from .synth.copies import GRID_FLAG, sets_with_test_copies
 
 METRICS = ("accuracy", "auroc", "f1", "sensitivity", "specificity")
 ALPHA = 0.05
 COLUMNS = [*CELL_KEYS, "row", "cell", "mean", "std", "lo", "hi", "n", "runs", "paired_seeds",
            "wins", "losses", "diff", "diff_lo", "diff_hi", "test", "p_value", "significant",
-           "direction", "study"]
+           "direction", "study", "test_copies"]
 
 
 def _missing(x: object) -> bool:
@@ -97,7 +98,10 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
     difference and its 95% interval), test (which one) and p_value, significant (p < ``alpha``) and
     direction (``better``/``worse`` than base, None when not significant). ``study`` is the
     study's published accuracy of the arch/setting/init/ratio (NaN for other metrics).
-    ``with_study_only`` adds, for accuracy, the study's cells nobody has run (n = 0)."""
+    ``with_study_only`` adds, for accuracy, the study's cells nobody has run (n = 0).
+    ``test_copies`` counts the copies of real test images in the cell's synthetic set; the row
+    label of such a cell ends in ``copies.GRID_FLAG``: its runs saw the images they are
+    scored on."""
     if metric not in METRICS:
         from .errors import SpecError
         raise SpecError(f"unknown metric {metric!r}; choose one of {list(METRICS)}")
@@ -122,7 +126,14 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
     records = df.to_dict("records")
     df["row"] = [row_label(r["setting"], r["ratio"], r["synthetic"]) for r in records]
     df["cell"] = [cell_name(r) for r in records]
+    _flag_test_copies(df, store)
     return _ordered(df)
+
+
+def _flag_test_copies(df: pd.DataFrame, store: Store) -> None:
+    leaky = sets_with_test_copies(store.synthetic_sets())
+    df["test_copies"] = [0 if _missing(s) else leaky.get(s, 0) for s in df["synthetic"]]
+    df["row"] = [row + GRID_FLAG if n else row for row, n in zip(df["row"], df["test_copies"])]
 
 
 def _paired_test(df: pd.DataFrame) -> None:

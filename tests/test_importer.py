@@ -11,6 +11,10 @@ from synthmed_core.errors import DataError, SpecError
 from synthmed_core.synth.importer import import_csv, import_folder, load_image
 from synthmed_core.synth.sets import load_set
 
+# Every import counts copies of the real val and test images: the shared real file, never a
+# download.
+pytestmark = pytest.mark.usefixtures("shared_medmnist")
+
 
 def _noise(w: int, h: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (h, w), dtype=np.uint8)

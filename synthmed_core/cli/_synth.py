@@ -10,6 +10,8 @@ from . import _common as c
 
 PROFILES = ["smoke", "quick", "paper"]
 METHODS = ["cyclegan", "ddpm"]  # the keys of synth.generators.GENERATORS, without importing torch
+ALLOW_TEST_COPIES = ("keep the set even if it holds copies of real TEST images (refused "
+                     "otherwise): its runs are flagged in the grid and left out of `claims`")
 
 
 def register(sub) -> None:
@@ -24,6 +26,7 @@ def register(sub) -> None:
     p.add_argument("source", type=Path)
     p.add_argument("--name", required=True, help="name of the new set (letters, digits, . _ -)")
     p.add_argument("--force", action="store_true", help="replace a set of the same name")
+    p.add_argument("--allow-test-copies", action="store_true", help=ALLOW_TEST_COPIES)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_import)
 
@@ -35,6 +38,7 @@ def register(sub) -> None:
                                      "count: as many images as real train (smoke: 32), "
                                      "class-stratified like it.")
     add_generate_args(p)
+    p.add_argument("--allow-test-copies", action="store_true", help=ALLOW_TEST_COPIES)
     p.set_defaults(func=cmd_generate)
 
     p = synth.add_parser("quality", help="FID, KID, precision/recall, TSTR, memorisation",
@@ -55,6 +59,7 @@ def register(sub) -> None:
     p.add_argument("--profile", default="quick", choices=PROFILES, help="domain encoder size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="replace a set named --out")
+    p.add_argument("--allow-test-copies", action="store_true", help=ALLOW_TEST_COPIES)
     c.add_device(p)
     p.set_defaults(func=cmd_select)
 
@@ -111,6 +116,7 @@ def add_quality_args(p: argparse.ArgumentParser) -> None:
 def cmd_import(a: argparse.Namespace) -> int:
     from ..errors import DataError
     from ..store import Store
+    from ..synth import copies
     from ..synth.importer import import_csv, import_folder
     from ..synth.sets import load_set
     source = a.source.expanduser()
@@ -121,10 +127,12 @@ def cmd_import(a: argparse.Namespace) -> int:
     else:
         raise DataError(f"{source} is neither a folder (with normal/ and pneumonia/ sub-folders) "
                         "nor a CSV file of path,label")
-    path, report = importer(source, a.name, force=a.force, progress=not a.no_progress)
+    path, report = importer(source, a.name, force=a.force, progress=not a.no_progress,
+                            allow_test_copies=a.allow_test_copies)
     _, card = load_set(a.name)
     Store().register_synthetic_set(a.name, card, str(path))
     print(report.summary())
+    print(copies.summary(card))
     print(f"registered synthetic set {a.name!r} at {path}")
     return 0
 
@@ -134,6 +142,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
 
     from ..console import ConsoleProgress
     from ..store import Store
+    from ..synth import copies
     from ..synth.generate import generate
     console = ConsoleProgress(f"train {a.method} {a.profile}", disable=True if a.no_progress else None)
     bar = tqdm(unit="img", desc=f"sample {a.name}", disable=console.disable, leave=False)
@@ -158,7 +167,8 @@ def cmd_generate(a: argparse.Namespace) -> int:
         path, card = generate(a.method, a.profile, a.name, count=a.count, per_class=a.per_class,
                               seed=a.seed, sample_seed=a.sample_seed, force=a.force,
                               retrain=a.retrain, checkpoint=a.checkpoint, overrides=overrides,
-                              device=a.device, emit=console, on_batch=on_batch, store=Store())
+                              device=a.device, emit=console, on_batch=on_batch, store=Store(),
+                              allow_test_copies=a.allow_test_copies)
     finally:
         console.close()
         bar.close()
@@ -166,6 +176,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
     how = "reused checkpoint" if g["reused"] else f"trained {g['steps']} steps"
     print(f"{how} {g['checkpoint']} ({card['training_time_s']:.1f} s of training on {g['device']}); "
           f"sampled {card['n']} images {card['counts']} at {s['images_per_s']} images/s")
+    print(copies.summary(card))
     print(f"registered synthetic set {a.name!r} at {path}")
     return 0
 
@@ -188,11 +199,14 @@ def cmd_quality(a: argparse.Namespace) -> int:
 
 def cmd_select(a: argparse.Namespace) -> int:
     from ..store import Store
+    from ..synth import copies
     from ..synth.select import select
     path, card = select(a.name, a.by, a.keep, a.out, profile=a.profile, seed=a.seed,
-                        force=a.force, device=a.device, store=Store())
+                        force=a.force, device=a.device, store=Store(),
+                        allow_test_copies=a.allow_test_copies)
     print(f"kept {card['n']} of {card['parent']['n']} images of {a.name!r} by {a.by} "
           f"{card['counts']}, dropped {card['dropped_counts']}")
+    print(copies.summary(card))
     print(f"registered synthetic set {a.out!r} at {path}")
     return 0
 
@@ -211,9 +225,11 @@ def cmd_list(a: argparse.Namespace) -> int:
 
 
 def cmd_show(a: argparse.Namespace) -> int:
+    from ..synth import copies
     from ..synth.sets import load_set
     _, card = load_set(a.name)
     c.print_json(card if a.full else _shorten(card))
+    print(copies.summary(card))
     if a.grid:
         from ..synth.grid import save_grid
         print(f"saved {save_grid(a.name, a.grid)}")

@@ -22,6 +22,7 @@ from ..errors import SpecError
 from ..events import Emit, ignore
 from .generators import (default_checkpoint, generator_config, make_generator,
                          read_generator_checkpoint)
+from .copies import CARD_KEY, check_eval_copies
 from .sets import load_set, set_dir, validate_name, write_set
 
 # Images per set when neither count nor per_class is given. None = as many as the real train
@@ -84,8 +85,8 @@ def generate(method: str, profile: str, name: str, *, count: int | None = None,
              force: bool = False, retrain: bool = False, checkpoint: str | Path | None = None,
              overrides: dict[str, Any] | None = None, device: str | None = None,
              emit: Emit = ignore, should_stop: Callable[[], bool] | None = None,
-             on_batch: Callable[[int, int], None] | None = None, store=None
-             ) -> tuple[Path, dict]:
+             on_batch: Callable[[int, int], None] | None = None, store=None,
+             allow_test_copies: bool = False) -> tuple[Path, dict]:
     """Make synthetic set ``name`` with generator ``method`` under ``profile``; return
     (set folder, card).
 
@@ -94,6 +95,8 @@ def generate(method: str, profile: str, name: str, *, count: int | None = None,
     the same config and data; ``retrain`` discards that checkpoint first. Images are sampled
     with ``sample_seed`` (default ``seed``: pass another one to sample *more*, different
     images from the same generator). With ``store`` the set is registered once written.
+    Copies of real val and test images are counted into the card; a set with any test copy
+    is refused (SpecError) unless ``allow_test_copies``.
     Raises SpecError (unknown method/profile, bad counts, existing name without ``force``),
     ModelError (a checkpoint that does not match, or a file that is not a generator
     checkpoint, which is left as it is) or Stopped (``should_stop``).
@@ -115,6 +118,7 @@ def generate(method: str, profile: str, name: str, *, count: int | None = None,
     samples = gen.sample(counts, s_seed, on_batch)
     sample_s = time.monotonic() - t0
     card = _card(gen, info, ckpt, counts, s_seed, sample_s, samples)
+    card[CARD_KEY] = check_eval_copies(samples.images, allow_test_copies)
     path = write_set(name, samples.images, samples.labels.reshape(-1, 1).astype(np.uint8), card,
                      force=force)
     _, card = load_set(name)

@@ -20,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from ..errors import DataError, SpecError
+from .copies import CARD_KEY, check_eval_copies
 from .sets import CLASS_NAMES, set_dir, write_set
 
 SIZE = 28
@@ -68,12 +69,15 @@ class ImportReport:
 
 
 def import_folder(src: str | Path, name: str, force: bool = False, root: Path | None = None,
-                  progress: bool = True) -> tuple[Path, ImportReport]:
+                  progress: bool = True, allow_test_copies: bool = False
+                  ) -> tuple[Path, ImportReport]:
     """Build set ``name`` from a folder with class sub-folders; return (set folder, report).
 
     Class folders are matched case-insensitively against LABEL_ALIASES (normal/pneumonia,
     0/1, negative/positive, no_pneumonia). Raises DataError when no class folder or no readable
-    image is found; a single class is allowed and reported as a warning.
+    image is found; a single class is allowed and reported as a warning. Copies of real val
+    and test images are counted into the card; any test copy is a SpecError unless
+    ``allow_test_copies`` (``copies.check_eval_copies``).
     """
     src = Path(src).expanduser()
     if not src.is_dir():
@@ -82,16 +86,18 @@ def import_folder(src: str | Path, name: str, force: bool = False, root: Path | 
     _check_target(name, force, root)
     report = ImportReport(source=str(src.resolve()))
     items = _walk_class_folders(src, report)
-    return _build(items, name, report, "folder", force, root, progress)
+    return _build(items, name, report, "folder", force, root, progress, allow_test_copies)
 
 
 def import_csv(csv_path: str | Path, name: str, force: bool = False, root: Path | None = None,
-               progress: bool = True) -> tuple[Path, ImportReport]:
+               progress: bool = True, allow_test_copies: bool = False
+               ) -> tuple[Path, ImportReport]:
     """Build set ``name`` from a CSV of ``path,label``; return (set folder, report).
 
     The header is optional (columns found by name, e.g. path/file and label/class); labels are
     0/1 or normal/pneumonia in any case; relative paths are resolved against the CSV's folder.
     Rows with a bad label or a missing file are skipped and reported with their line number.
+    Copies of real eval images are checked as in ``import_folder``.
     """
     csv_path = Path(csv_path).expanduser()
     if not csv_path.is_file():
@@ -99,7 +105,7 @@ def import_csv(csv_path: str | Path, name: str, force: bool = False, root: Path 
     _check_target(name, force, root)
     report = ImportReport(source=str(csv_path.resolve()))
     items = _read_csv(csv_path, report)
-    return _build(items, name, report, "csv", force, root, progress)
+    return _build(items, name, report, "csv", force, root, progress, allow_test_copies)
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -252,7 +258,8 @@ def _empty_message(report: ImportReport, kind: str) -> str:
             f"{len(report.ignored)} ignored as non-images.")
 
 
-def _build(items, name, report, kind, force, root, progress) -> tuple[Path, ImportReport]:
+def _build(items, name, report, kind, force, root, progress, allow_test_copies
+           ) -> tuple[Path, ImportReport]:
     images, labels = [], []
     for path, label in tqdm(items, desc=f"import {name}", unit="img", disable=not progress):
         try:
@@ -267,9 +274,11 @@ def _build(items, name, report, kind, force, root, progress) -> tuple[Path, Impo
     for cls, n in report.counts.items():
         if n == 0:
             report.warnings.append(f"no {cls} images: the set has a single class")
+    images = np.stack(images)
     card = {"method": "import", "source": report.source, "source_kind": kind,
             "n_skipped": len(report.skipped), "n_ignored": len(report.ignored),
-            "preprocessing": PREPROCESSING, "parameters": {"size": SIZE}, "seed": None}
-    path = write_set(name, np.stack(images), np.asarray(labels, dtype=np.uint8), card,
-                     force=force, root=root)
+            "preprocessing": PREPROCESSING, "parameters": {"size": SIZE}, "seed": None,
+            CARD_KEY: check_eval_copies(images, allow_test_copies)}
+    path = write_set(name, images, np.asarray(labels, dtype=np.uint8), card, force=force,
+                     root=root)
     return path, report

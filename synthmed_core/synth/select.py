@@ -18,6 +18,7 @@ import numpy as np
 from ..data import CLASS_NAMES, Split, load_real
 from ..errors import SpecError
 from .encoder import DomainEncoder, domain_encoder
+from .copies import CARD_KEY, check_eval_copies
 from .sets import class_counts, load_set, set_dir, validate_name, write_set
 
 Scorer = Callable[[DomainEncoder, Split], np.ndarray]  # higher = more worth keeping
@@ -54,11 +55,13 @@ def keep_rows(scores: np.ndarray, labels: np.ndarray, keep: float) -> np.ndarray
 
 def select(name: str, by: str = "centroid", keep: float = 0.5, out: str | None = None, *,
            profile: str = "quick", seed: int = 0, force: bool = False, device: str | None = None,
-           encoder: DomainEncoder | None = None, store=None) -> tuple[Path, dict]:
+           encoder: DomainEncoder | None = None, store=None,
+           allow_test_copies: bool = False) -> tuple[Path, dict]:
     """Write set ``out`` with the fraction ``keep`` (0 < keep <= 1, per class) of set ``name``
     chosen ``by`` "centroid" or "confidence"; return (folder, card). ``encoder`` defaults to
     the cached domain encoder of ``profile``. With ``store`` the new set is registered.
-    Raises SpecError for an unknown method, a bad fraction or an existing ``out``."""
+    Raises SpecError for an unknown method, a bad fraction or an existing ``out``, and for a
+    selection holding a copy of a real test image unless ``allow_test_copies``."""
     if by not in SELECTORS:
         raise SpecError(f"unknown selection {by!r}; choose one of {sorted(SELECTORS)}")
     if not isinstance(keep, (int, float)) or not 0 < keep <= 1:
@@ -87,6 +90,7 @@ def select(name: str, by: str = "centroid", keep: float = 0.5, out: str | None =
                              for c in np.unique(parent.labels[kept])}}
     if "source_index" in parent_card:  # translations: keep pointing at their real train rows
         card["source_index"] = [parent_card["source_index"][i] for i in kept]
+    card[CARD_KEY] = check_eval_copies(parent.images[kept], allow_test_copies)
     path = write_set(out, parent.images[kept], parent.labels[kept].reshape(-1, 1).astype(np.uint8),
                      card, force=force)
     _, card = load_set(out)

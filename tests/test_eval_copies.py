@@ -1,0 +1,176 @@
+"""Copies of real val and test images inside a set: counted per split when a set is written
+(imported, generated, selected) and stored in its card; a set holding any test copy is refused
+unless allowed, and runs on such a set are flagged in the grid and left out of the claims."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from synthmed_core.claims import check_claims, format_claims
+from synthmed_core.cli import main
+from synthmed_core.data import load_real
+from synthmed_core.errors import SpecError
+from synthmed_core.grid_view import grid_cells
+from synthmed_core.store import Store
+from synthmed_core.synth import copies
+from synthmed_core.synth.importer import import_folder
+from synthmed_core.synth.sets import list_sets, load_set, write_set
+
+from grid_helpers import fill_contrast
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def png_folder(root, images, labels):
+    """A folder to import: normal/ and pneumonia/ holding ``images`` as PNG files."""
+    for i, (im, y) in enumerate(zip(images, labels)):
+        folder = root / ("pneumonia" if y else "normal")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).save(folder / f"{i:03d}.png")
+    return root
+
+
+def jpeg(image: np.ndarray, quality: int = 75) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", quality=quality)
+    return np.asarray(Image.open(buf))
+
+
+# ---- what counts as a copy ---------------------------------------------------------------
+
+
+def test_exact_and_near_copies_are_counted_per_split(shared_medmnist):
+    val, test = load_real("val").images, load_real("test").images
+    brighter = np.clip(test[10:14].astype(int) + 20, 0, 255).astype(np.uint8)
+    images = np.concatenate([test[:5], [jpeg(im) for im in test[5:10]], brighter, val[:3]])
+    report = copies.count_eval_copies(images)
+    assert (report["test"]["exact"], report["test"]["near"]) == (5, 9)
+    assert (report["val"]["exact"], report["val"]["near"]) == (3, 0)
+    assert report["test"]["examples"][:6] == [[0, 0], [1, 1], [2, 2], [3, 3], [4, 4], [5, 5]]
+
+
+def test_real_train_images_are_no_copies_of_test_images(shared_medmnist):
+    report = copies.count_eval_copies(load_real("train").images)
+    assert report["test"]["exact"] == report["test"]["near"] == 0
+    assert report["val"]["exact"] == 10  # PneumoniaMNIST's own duplicates: counted, not refused
+
+
+def test_images_of_another_size_are_compared_at_28_px(shared_medmnist):
+    test = load_real("test").images[:4]
+    big = np.stack([np.asarray(Image.fromarray(im).resize((112, 112), Image.BICUBIC))
+                    for im in test])
+    report = copies.count_eval_copies(big)
+    assert report["test"]["exact"] + report["test"]["near"] == 4
+
+
+# ---- refused at registration ---------------------------------------------------------------
+
+
+def test_importing_real_test_images_is_refused_and_writes_nothing(real_data, tmp_path):
+    test = load_real("test")
+    src = png_folder(tmp_path / "leak", test.images[:20], test.labels[:20])
+    with pytest.raises(SpecError, match="20 copies of real TEST images.*--allow-test-copies"):
+        import_folder(src, "leaked", progress=False)
+    assert list_sets() == []
+
+
+def test_allowed_test_copies_are_written_and_counted_in_the_card(real_data, tmp_path):
+    test = load_real("test")
+    src = png_folder(tmp_path / "leak", test.images[:20], test.labels[:20])
+    import_folder(src, "leaked", progress=False, allow_test_copies=True)
+    _, card = load_set("leaked")
+    assert card["eval_copies"]["test"]["exact"] == 20 and card["eval_copies"]["val"]["exact"] == 0
+    assert card["eval_copies"]["test_copies_allowed"] is True
+    assert copies.test_copies(card) == 20
+
+
+def test_a_generated_set_is_checked_and_its_card_holds_the_counts(real_data):
+    from synthmed_core.synth.generate import generate
+    _, card = generate("cyclegan", "smoke", "cg", per_class=4, device="cpu")
+    assert copies.test_copies(card) == 0 and card["eval_copies"]["val"]["exact"] == 0
+
+
+def test_a_generator_that_outputs_test_images_is_refused(real_data, monkeypatch):
+    from synthmed_core.synth.generate import generate
+    from synthmed_core.synth.generators import CycleGAN, Samples
+    test = load_real("test")
+    monkeypatch.setattr(CycleGAN, "sample", lambda self, counts, seed, on_batch=None: Samples(
+        np.array(test.images[:8]), np.array(test.labels[:8])))
+    with pytest.raises(SpecError, match="8 copies of real TEST images"):
+        generate("cyclegan", "smoke", "cg", per_class=4, device="cpu")
+    assert list_sets() == []
+
+
+def test_a_selection_from_a_set_holding_test_images_is_checked(real_data, tiny_encoder):
+    from synthmed_core.synth.select import select
+    test = load_real("test")
+    write_set("old", test.images[:10], test.labels[:10].reshape(-1, 1).astype(np.uint8),
+              {"method": "written before the check"})
+    with pytest.raises(SpecError, match="copies of real TEST images"):
+        select("old", "centroid", 0.5, "half", encoder=tiny_encoder)
+    _, card = select("old", "centroid", 0.5, "half", encoder=tiny_encoder,
+                     allow_test_copies=True)
+    assert copies.test_copies(card) == card["n"] > 0
+
+
+# ---- shown: synth import / show, the Gallery ------------------------------------------------
+
+
+def test_synth_import_refuses_test_copies_and_show_prints_the_counts(real_data, tmp_path, capsys):
+    test = load_real("test")
+    src = png_folder(tmp_path / "leak", test.images[:6], test.labels[:6])
+    assert main(["synth", "import", str(src), "--name", "leaked", "--no-progress"]) == 2
+    assert "6 copies of real TEST images" in capsys.readouterr().err
+    assert main(["synth", "import", str(src), "--name", "leaked", "--no-progress",
+                 "--allow-test-copies"]) == 0
+    assert "test 6 exact + 0 near" in capsys.readouterr().out
+    assert main(["synth", "show", "leaked"]) == 0
+    out = capsys.readouterr().out
+    assert "copies of real images: val 0 exact + 0 near, test 6 exact + 0 near" in out
+    card = Store().synthetic_sets().set_index("name").loc["leaked", "card_json"]
+    assert json.loads(card)["eval_copies"]["test"]["exact"] == 6  # registered with the card
+
+
+def test_the_gallery_card_lists_copies_per_split_and_says_when_a_set_is_unchecked():
+    from synthmed_core import gallery
+    card = {"eval_copies": {"val": {"exact": 8, "near": 1}, "test": {"exact": 0, "near": 2}}}
+    facts = gallery.card_facts(card)
+    assert facts["copies of real val"] == "8 exact + 1 near"
+    assert facts["copies of real test"] == "0 exact + 2 near"
+    assert gallery.card_facts({})["copies of real test"] == "not checked"
+
+
+# ---- runs on such a set: flagged in the grid, left out of the claims ------------------------
+
+
+def _register(store: Store, name: str, test_exact: int) -> None:
+    card = {"name": name, "method": "import", "n": 10, "counts": {"normal": 5, "pneumonia": 5},
+            "eval_copies": {"val": {"exact": 0, "near": 0},
+                            "test": {"exact": test_exact, "near": 0}}}
+    store.register_synthetic_set(name, card, "/nowhere")
+
+
+def test_runs_on_a_set_holding_test_images_are_flagged_in_the_grid(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    fill_contrast(store)  # base, and augment and synthetic_base on "fake-set"
+    _register(store, "fake-set", test_exact=3)
+    grid = grid_cells(store).set_index("cell")
+    leaky = grid.loc["resnet50/scratch/synthetic_base/fake-set (smoke)"]
+    assert leaky["test_copies"] == 3 and leaky["row"].endswith(copies.GRID_FLAG)
+    base = grid.loc["resnet50/scratch/base (smoke)"]
+    assert base["test_copies"] == 0 and not base["row"].endswith(copies.GRID_FLAG)
+
+
+def test_claims_leave_out_runs_on_a_set_holding_test_images(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    fill_contrast(store)
+    _register(store, "fake-set", test_exact=0)
+    assert "synthetic_only" in set(check_claims(store)["claim"])
+    _register(store, "fake-set", test_exact=3)
+    df = check_claims(store)
+    assert df.empty and df.attrs["left_out_sets"] == ["fake-set"]
+    assert "fake-set" in format_claims(df) and "test images" in format_claims(df)
