@@ -18,17 +18,25 @@ LEGEND = ("Each square: mean over seeds and n (hover for the 95% interval). A bl
           "published one run per cell, test accuracy only.")
 
 
-def controls(db: str) -> tuple[str, str | None, bool, float]:
-    left, mid, right, far = st.columns([2, 2, 2, 1])
+def controls(db: str) -> tuple[str, str | None, str | None, bool, float]:
+    left, mid, src, right, far = st.columns([2, 2, 2, 2, 1])
     metric = left.selectbox("Metric (test split)", grid_view.METRICS, key="grid_metric")
     profiles = readers.profiles(db)
     if st.session_state.get("grid_profile") not in profiles:  # e.g. the first run finished
         st.session_state.pop("grid_profile", None)
     profile = mid.selectbox("Profile", profiles or [None], key="grid_profile",
                             format_func=lambda p: p or "—")
+    sources = readers.sources(db)
+    labels = dict(zip(sources["origin"], sources["source"]))
+    if st.session_state.get("grid_source") not in [None, *labels]:  # a bundle was removed
+        st.session_state.pop("grid_source", None)
+    origin = src.selectbox("Source", [None, *labels], key="grid_source",
+                           format_func=lambda o: labels.get(o, "all sources"),
+                           help="where the runs were computed: this machine, or an imported "
+                                "results bundle (shipped ones came with synthmed)")
     study = right.toggle("Show the study's values", value=True, key="grid_study")
     alpha = far.selectbox("α", ALPHAS, key="grid_alpha")
-    return metric, profile, study, alpha
+    return metric, profile, origin, study, alpha
 
 
 def panels(cells, metric: str, study: bool) -> str | None:
@@ -73,7 +81,7 @@ CLAIM_COLUMNS = {
 }
 
 
-def claims_section(db: str, profile: str | None) -> None:
+def claims_section(db: str, profile: str | None, origin: str | None) -> None:
     """The study's conclusions as paired contrasts, with our verdicts (accuracy)."""
     with st.expander("The study's conclusions, checked on these runs"):
         st.caption("Each claim compares two cells of one arch and init on the real test images: "
@@ -81,7 +89,7 @@ def claims_section(db: str, profile: str | None) -> None:
                    "and p, by the test that marks the grid's cells. Supported / contradicted when "
                    "a - b is significant (p < 0.05) on the claimed / other side; inconclusive "
                    "otherwise. Claims marked beyond ask what the study did not.")
-        table = readers.claims(db, profile)
+        table = readers.claims(db, profile, origin)
         if table.empty:
             st.info("No claim can be checked yet: each needs both of its cells with matching "
                     "seeds, e.g. base and synthetic_base of one arch and init.")
@@ -99,8 +107,9 @@ def main() -> None:
     st.title("Accuracy grid")
     db = readers.db()
     try:
-        metric, profile, study, alpha = controls(db)
-        cells = readers.grid_cells(db, metric, profile, alpha, study and metric == "accuracy")
+        metric, profile, origin, study, alpha = controls(db)
+        cells = readers.grid_cells(db, metric, profile, alpha, study and metric == "accuracy",
+                                   origin)
     except SynthmedError as exc:
         st.warning(f"The results database cannot be read right now: {exc}")
         return
@@ -117,7 +126,7 @@ def main() -> None:
                        key="grid_csv", on_click="ignore")
     with st.expander("The grid as a table"):
         st.dataframe(cells, hide_index=True, key="grid_table")
-    claims_section(db, profile)
+    claims_section(db, profile, origin)
     name = cell_picker(cells, clicked)
     if name:
         cell_view.render(db, name, grid_view.cell_keys(cells, name))

@@ -10,7 +10,7 @@ import streamlit as st
 
 from synthmed_core import grid_view, report, views
 from synthmed_core.errors import SynthmedError
-from synthmed_core.store import RUN_STATUSES, SUMMARY_METRICS
+from synthmed_core.store import LOCAL_ORIGIN, RUN_STATUSES, SUMMARY_METRICS
 from ui import grid_chart, readers
 
 FIRST_RUN = ("python -m synthmed_core train --arch resnet18 --init scratch --setting base "
@@ -54,6 +54,19 @@ def store_section(db: str) -> None:
                 "seconds), or train one from the repository root; meanwhile, below is the grid "
                 "the study published.")
         st.code(FIRST_RUN, language="bash")
+
+
+def sources_section(db: str) -> None:
+    """Where the results come from: this machine, and each imported bundle with provenance."""
+    sources = readers.sources(db)
+    if sources.empty or (len(sources) == 1 and sources["origin"].iloc[0] == LOCAL_ORIGIN):
+        return
+    parts = ", ".join(f"{r['runs']} from {r['source']}" for r in sources.to_dict("records"))
+    st.caption(f"Finished runs by source: {parts}. Shipped results were measured by the "
+               "synthmed project and came with this copy; `Reproduce here` in a cell's detail "
+               "trains one again on this machine.")
+    with st.expander("Results bundles imported (provenance)"):
+        st.dataframe(readers.bundles(db), hide_index=True, placeholder="", key="home_bundles")
 
 
 def headline(db: str) -> None:
@@ -126,6 +139,7 @@ def main() -> None:
     st.caption(f"Results database: `{db}` (set SYNTHMED_DATA or SYNTHMED_DB to use another)")
     try:
         store_section(db)
+        sources_section(db)
         headline(db)
         results_section(db)
         runs_section(db)

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from synthmed_core import grid, paths
 from synthmed_core.cli import _common as common
 from synthmed_core.cli import _synth  # the same options as `synthmed_core synth generate|quality`
-from synthmed_core.errors import SpecError
+from synthmed_core.errors import SpecError, SynthmedError
 from synthmed_core.store import Store
 
 from ._context import JobContext
@@ -63,9 +63,12 @@ def _gpu(device: str) -> bool:
     return str(device).startswith("cuda")
 
 
-def _train_job(spec: grid.RunSpec, a: argparse.Namespace, force: bool = False) -> dict:
-    return {"kind": "train", "label": f"{spec.cell.key} seed={spec.seed} {spec.profile.name}",
-            "spec": {"run": spec.to_dict(), "device": a.device, "force": force},
+def _train_job(spec: grid.RunSpec, a: argparse.Namespace, force: bool = False,
+               reproduce: bool = False) -> dict:
+    label = f"{spec.cell.key} seed={spec.seed} {spec.profile.name}"
+    return {"kind": "train", "label": f"reproduce {label}" if reproduce else label,
+            "spec": {"run": spec.to_dict(), "device": a.device, "force": force,
+                     "reproduce": reproduce},
             "run_id": spec.run_id, "gpu": _gpu(a.device), "priority": a.priority,
             "max_attempts": a.max_attempts}
 
@@ -101,14 +104,19 @@ def _plan_train(a: argparse.Namespace, store: Store) -> Plan:
 def _run_train(ctx: JobContext) -> str:
     from synthmed_core.runner import run_one
     spec = grid.RunSpec.from_dict(ctx.spec["run"])
-    if ctx.spec.get("force") and ctx.job["attempts"] == 1:
-        # Only the first attempt starts over: a retry after a crash resumes its checkpoint.
-        ctx.store.delete_run(spec.run_id)
+    reproduce = bool(ctx.spec.get("reproduce"))
+    # Only the first attempt starts over: a retry after a crash resumes its checkpoint.
+    if (ctx.spec.get("force") or reproduce) and ctx.job["attempts"] == 1:
+        if not reproduce:  # a reproduction keeps the record it replaces as a replicate
+            ctx.store.delete_run(spec.run_id)
         shutil.rmtree(paths.run_dir(spec.run_id), ignore_errors=True)
-    elif spec.run_id in ctx.store.finished_run_ids():
+    elif not reproduce and spec.run_id in ctx.store.finished_run_ids():
         return f"run {spec.run_id} was already finished; nothing to do"
     result = run_one(spec, ctx.store, ctx.device_for(ctx.spec.get("device")),
                      should_stop=ctx.should_stop, emit=ctx.emit, progress=False)
+    if reproduce:
+        from synthmed_core.bundle import reproduction
+        return "; ".join([train_summary(result), *reproduction(ctx.store.run(spec.run_id))])
     return train_summary(result)
 
 
@@ -118,6 +126,35 @@ def train_summary(result) -> str:
     return (f"run {result.run_id} finished: test accuracy {m['accuracy']:.4f}, AUROC "
             f"{m['auroc']:.4f} (best epoch {result.best_epoch + 1}, {result.wall_s:.1f} s on "
             f"{result.device})")
+
+
+# ---- reproduce: train a recorded run (e.g. a shipped one) again here ---------------------------
+
+
+def _reproduce_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_id", help="run id (a unique prefix is enough)")
+    common.add_device(p)
+
+
+def _plan_reproduce(a: argparse.Namespace, store: Store) -> Plan:
+    runs = store.runs()
+    ids = [r for r in runs["run_id"] if r.startswith(a.run_id)] if a.run_id else []
+    if len(ids) != 1:
+        raise SpecError(f"no run matches {a.run_id!r}" if not ids else
+                        f"{a.run_id!r} matches {len(ids)} runs: {', '.join(ids[:5])}")
+    spec = grid.RunSpec.from_dict(store.run(ids[0])["spec"])
+    try:
+        _check_synthetic(spec.cell.synthetic)
+    except SynthmedError as exc:
+        from synthmed_core.bundle import rebuild_hint
+        raise SpecError(f"run {spec.run_id} trained on synthetic set "
+                        f"{spec.cell.synthetic!r}, which is not on this machine: "
+                        f"{rebuild_hint(store, spec.cell.synthetic)}") from exc
+    active = store.active_run_ids()
+    if spec.run_id in active:
+        return Plan(message=f"run {spec.run_id} is already queued or running as job "
+                            f"{active[spec.run_id]}")
+    return Plan(jobs=[_train_job(spec, a, reproduce=True)])
 
 
 # ---- grid: one train job per run ---------------------------------------------------------------
@@ -303,6 +340,9 @@ def _run_quality(ctx: JobContext) -> str:
 KINDS: dict[str, Kind] = {
     "train": Kind("train", "train one run (same options as `synthmed_core train`)",
                   _train_args, _plan_train, _run_train),
+    "reproduce": Kind("reproduce", "train a recorded run (e.g. a shipped one) again on this "
+                      "machine from its frozen spec; its earlier record is kept as a replicate "
+                      "and compared", _reproduce_args, _plan_reproduce, None),  # a train job
     "grid": Kind("grid", "one train job per run of the chosen axes (as `synthmed_core grid`)",
                  _grid_args, _plan_grid, None),
     "pretrain": Kind("pretrain", "pretrain on ChestMNIST (as `synthmed_core pretrain`)",

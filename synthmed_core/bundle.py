@@ -142,21 +142,15 @@ def _gpu_name() -> dict[str, str]:
 
 
 def _set_tables(store: Store, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from .synth.sets import load_set
-
-    names = sorted({s for s in runs["synthetic"].dropna()})
-    registered = store.synthetic_sets().set_index("name")
     sets, samples = [], []
-    for name in names:
-        card, split = None, None
-        try:
-            split, card = load_set(name)
-        except DataError:
-            if name in registered.index:  # known from another bundle: its card, no images
-                card = json.loads(registered.loc[name, "card_json"])
-        if card is None:
-            raise BundleError(f"the runs use synthetic set {name!r}, which is neither on this "
-                              "machine nor registered in the store: its card cannot be exported")
+    for name in sorted({s for s in runs["synthetic"].dropna()}):
+        trained_on = _trained_on(runs[runs["synthetic"] == name], name)
+        card, split = _set_card(store, name)
+        if card is None or (trained_on and card.get("content_sha256") != trained_on):
+            # The set is gone, or holds other images now: say what the runs recorded.
+            card, split = {"name": name, "content_sha256": trained_on,
+                           "note": "the runs' set was not on the exporting machine as they "
+                                   "used it: no card, no sample"}, None
         sample_card = None
         if split is not None:
             rows = sample_rows(split.labels)
@@ -172,6 +166,32 @@ def _set_tables(store: Store, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
                      if sample_card else None})
     return (pd.DataFrame(sets, columns=list(SET_COLUMNS)),
             pd.DataFrame(samples, columns=list(SAMPLE_COLUMNS)))
+
+
+def _trained_on(runs: pd.DataFrame, name: str) -> str | None:
+    """The content hash of set ``name`` that its runs recorded (None for runs made before
+    runs recorded it); BundleError when they trained on different contents of that name."""
+    hashes = {json.loads(c).get("synthetic_sha256") for c in runs["context_json"]
+              if isinstance(c, str)} - {None}
+    if len(hashes) > 1:
+        raise BundleError(f"the runs on synthetic set {name!r} trained on {len(hashes)} "
+                          "different sets of that name (it was replaced in between); export "
+                          "them apart with --run")
+    return next(iter(hashes), None)
+
+
+def _set_card(store: Store, name: str) -> tuple[dict | None, Any]:
+    """The set's card and images when it is here, its registered card only when it came from
+    a bundle, (None, None) when this machine does not know it."""
+    from .synth.sets import load_set
+    try:
+        split, card = load_set(name)
+        return card, split
+    except DataError:
+        registered = store.synthetic_sets().set_index("name")
+        if name in registered.index:
+            return json.loads(registered.loc[name, "card_json"]), None
+    return None, None
 
 
 def sample_rows(labels: np.ndarray, per_class: int = SAMPLE_PER_CLASS) -> np.ndarray:
@@ -533,3 +553,18 @@ def reproduction(run: dict) -> list[str]:
                                                    if same_context(a, b) else ""))
         lines.append(f"vs the record from {where} ({describe(b)}), {kind}: {verdict}")
     return lines
+
+
+def rebuild_hint(store: Store, name: str) -> str:
+    """How to make synthetic set ``name`` on this machine, from the card the store holds
+    (e.g. one that came with a bundle): the generate command with its seed and count."""
+    sets = store.synthetic_sets().set_index("name")
+    card = json.loads(sets.loc[name, "card_json"]) if name in sets.index else {}
+    params = card.get("parameters") or {}
+    if card.get("method") in ("cyclegan", "ddpm") and params.get("profile"):
+        return (f"rebuild it first with `python -m synthmed_core synth generate --method "
+                f"{card['method']} --profile {params['profile']} --seed {card.get('seed', 0)} "
+                f"--count {card.get('n')} --name {name}` (its card's recipe; the content hash "
+                f"should come out {str(card.get('content_sha256'))[:12]})")
+    return ("import or generate it under that name first (`python -m synthmed_core synth "
+            "list` shows the sets here)")

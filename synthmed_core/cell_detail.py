@@ -7,19 +7,23 @@ metric used); the test split is never used to choose a threshold.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .bundle import reproduction
 from .data import CLASS_NAMES
 from .store import Store
+from .views import source_label
 
 THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
 class CellDetail:
-    """``runs`` (one row per finished run: seed, metrics...), ``epochs`` (their epoch rows,
+    """``runs`` (one row per finished run: seed, metrics, source, whether its weights are on
+    this machine...), ``epochs`` (their epoch rows,
     with ``seed``), ``confusion`` (2x2 counts summed over runs, rows = true normal/pneumonia,
     columns = predicted) and ``images`` (one row per test image: idx, label, mean_prob over
     seeds, seeds_wrong, wrong = the seed-mean probability is on the wrong side of 0.5)."""
@@ -28,6 +32,7 @@ class CellDetail:
     epochs: pd.DataFrame
     confusion: pd.DataFrame
     images: pd.DataFrame
+    replicates: tuple[str, ...] = ()  # "run id: how its records compare", one per comparison
 
 
 def confusion(labels: np.ndarray, probs: np.ndarray, threshold: float = THRESHOLD
@@ -64,14 +69,21 @@ def cell_detail(store: Store, cell: dict) -> CellDetail:
     """Everything the grid shows for one cell (a dict of CELL_KEYS), from the store: its
     finished runs, their epochs and test predictions."""
     runs = store.cell_runs(cell)
+    runs["source"] = [source_label(o, b, s) for o, b, s in
+                      zip(runs["origin"], runs["bundle"], runs["shipped"])]
+    runs["weights_here"] = [isinstance(c, str) and Path(c).is_file() for c in runs["checkpoint"]]
     ids = runs["run_id"].tolist()
     seeds = dict(zip(runs["run_id"], runs["seed"]))
     epochs = store.epochs_of(ids)
     epochs.insert(1, "seed", epochs["run_id"].map(seeds))
     preds = store.predictions(ids)
-    return CellDetail(runs=runs, epochs=epochs,
+    replicated = [rid for rid, n in zip(runs["run_id"], runs["replicates"]) if n]
+    lines = tuple(f"{rid} (seed {seeds[rid]}): {line}" for rid in replicated
+                  for line in reproduction(store.run(rid)))
+    shown = runs.drop(columns=["origin", "bundle", "shipped", "checkpoint"])
+    return CellDetail(runs=shown, epochs=epochs,
                       confusion=confusion(preds["label"].to_numpy(), preds["prob"].to_numpy()),
-                      images=per_image(preds))
+                      images=per_image(preds), replicates=lines)
 
 
 def wrong_images(detail: CellDetail, limit: int = 24) -> pd.DataFrame:

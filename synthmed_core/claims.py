@@ -117,7 +117,7 @@ def _key(group: tuple, side: tuple[str, float | None], synthetic: str | None) ->
 
 
 def check_claims(store: Store, profile: str | None = None, archs: Iterable[str] | None = None,
-                 claims: Iterable[Claim] = CLAIMS) -> pd.DataFrame:
+                 claims: Iterable[Claim] = CLAIMS, origin: str | None = None) -> pd.DataFrame:
     """One row per claim and (arch, init, profile, synthetic set) where both of its cells have
     finished runs with matching seeds: the cells, matched seeds, each cell's seed-mean
     accuracy, diff / lo / hi / p / test of a - b (``paired_accuracy_test``), the verdict and the
@@ -129,6 +129,8 @@ def check_claims(store: Store, profile: str | None = None, archs: Iterable[str] 
         runs = runs[runs["profile"] == profile]
     if archs is not None:
         runs = runs[runs["arch"].isin(list(archs))]
+    if origin is not None:  # the runs of one source (this machine, or one bundle)
+        runs = runs[runs["origin"] == origin]
     pending = []  # (claim, group, set, runs of a, runs of b, seeds)
     for claim in claims:
         for group, cells in runs.groupby(["arch", "init", "profile"], sort=True):

@@ -89,8 +89,10 @@ def _study_only(study: dict[tuple, float], have: set[tuple], archs: set[str] | N
 
 
 def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = None,
-               alpha: float = ALPHA, with_study_only: bool = False) -> pd.DataFrame:
-    """Every cell of finished runs (of ``profile``, or all), one row each, in grid order
+               alpha: float = ALPHA, with_study_only: bool = False,
+               origin: str | None = None) -> pd.DataFrame:
+    """Every cell of finished runs (of ``profile``, or all; of one ``origin``, or every
+    source), one row each, in grid order
     (arch, setting, ratio, set, init): its keys, ``row`` (the grid row label), ``cell`` (its
     name), mean, std, lo/hi (95% t-interval over seeds), n (runs with a value), runs, and
     against base of the same arch/init/profile matched by seed: paired_seeds, wins (images
@@ -105,7 +107,7 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
     if metric not in METRICS:
         from .errors import SpecError
         raise SpecError(f"unknown metric {metric!r}; choose one of {list(METRICS)}")
-    df = store.grid_cell_stats(metric, profile=profile)
+    df = store.grid_cell_stats(metric, profile=profile, origin=origin)
     study = _study_values() if metric == "accuracy" else {}
     if not df.empty:
         df["lo"], df["hi"] = _intervals(df["mean"], df["std"], df["n"])

@@ -44,3 +44,21 @@ def runs_table(runs: pd.DataFrame, status: str | None = None) -> pd.DataFrame:
 def synthetic_sets_table(sets: pd.DataFrame) -> pd.DataFrame:
     """The registered synthetic sets from ``Store.synthetic_sets()`` without their full card."""
     return sets.loc[:, list(SYNTHETIC_SET_COLUMNS)].reset_index(drop=True)
+
+
+def sources_table(origins: pd.DataFrame) -> pd.DataFrame:
+    """``Store.origins()`` for people: source (``source_label``), origin (the id a filter
+    takes) and runs; this machine first."""
+    return pd.DataFrame({
+        "source": [source_label(o, b, s) for o, b, s in
+                   zip(origins["origin"], origins["name"], origins["shipped"])],
+        "origin": origins["origin"], "runs": origins["runs"]})
+
+
+def bundles_table(bundles: pd.DataFrame) -> pd.DataFrame:
+    """``Store.bundles()`` for people: name, shipped, the runs it brought and holds here, the
+    bundle id, where it was imported from and when, and its manifest's provenance."""
+    out = bundles.loc[:, ["name", "shipped", "runs", "runs_here", "computed_on", "created_at",
+                          "commit", "bundle_id", "path", "imported_at"]].copy()
+    out["commit"] = out["commit"].str.slice(0, 10)
+    return out.reset_index(drop=True)

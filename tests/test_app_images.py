@@ -189,8 +189,9 @@ def test_gallery_uses_the_neighbours_stored_in_the_quality_card(explorer):
     assert list(quality["figure"]) == ["FID"] and quality["this set"][0] == 12.5
 
 
-def test_runs_whose_weights_are_not_here_are_not_offered_and_the_page_says_so(explorer):
-    # e.g. a database copied from a GPU machine without its checkpoints
+def test_runs_whose_weights_are_not_here_are_offered_for_reproduction_instead(explorer,
+                                                                             workers_started):
+    # e.g. shipped results, or a database copied from a GPU machine without its checkpoints
     Path(explorer["store"].run(explorer["flat"])["checkpoint"]).unlink()
     for page, key, preselected in (("predict", "predict_runs", 2), ("gradcam", "cam_runs", 1)):
         at = open_page(page)
@@ -199,4 +200,10 @@ def test_runs_whose_weights_are_not_here_are_not_offered_and_the_page_says_so(ex
         assert explorer["flat"][:8] not in offered
         assert explorer["resnet"][:8] in offered and explorer["deit"][:8] in offered
         assert len(picker.value) == preselected and explorer["flat"] not in picker.value
-        assert any("1 of 3 finished runs are not listed" in c.value for c in at.caption), page
+        assert "1 finished runs have no weights" in at.expander[0].label, page
+        assert [explorer["flat"][:8] in o for o in at.selectbox(key=f"{key}_away").options] \
+            == [True]
+    at.button(key="cam_runs_reproduce").click().run()
+    queued = explorer["store"].jobs()
+    assert list(queued["run_id"]) == [explorer["flat"]]
+    assert queued["label"].iloc[0].startswith("reproduce ") and workers_started

@@ -264,3 +264,21 @@ def test_a_grid_whose_runs_were_partly_imported_queues_only_the_rest(tmp_path, m
 def test_export_refuses_when_no_run_matches(source, tmp_path):
     with pytest.raises(BundleError, match="no finished run"):
         bd.export_bundle(source, tmp_path / "x", profile="paper")
+
+
+def test_a_run_reproduced_here_from_a_bundle_has_its_weights_and_the_same_numbers(
+        real_data, tmp_path, monkeypatch, capsys):
+    import torch
+    torch.set_num_threads(1)  # the same context as the source run: identical numbers
+    assert cli(["train", "--profile", "smoke", "--epochs", "1", "--train-limit", "128",
+                "--no-progress"]) == 0
+    rid = Store().runs()["run_id"].iloc[0]
+    assert cli(["results", "export", "--out", str(tmp_path / "b")]) == 0
+    monkeypatch.setenv("SYNTHMED_DATA", str(tmp_path / "second-machine"))
+    assert cli(["results", "import", str(tmp_path / "b")]) == 0
+    assert cli(["results", "reproduce", rid[:6], "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "same kind of device: identical numbers" in out
+    run = Store().run(rid)
+    assert run["origin"] == "local" and Path(run["checkpoint"]).is_file()
+    assert run["replicates"][0]["origin"] != "local"

@@ -11,7 +11,7 @@ from synthmed_core import paths
 from synthmed_core.cell_detail import CellDetail, image_caption, summary, wrong_images
 from synthmed_core.errors import SynthmedError
 
-from . import readers
+from . import launch, readers
 
 WRONG_SHOWN = 24
 THUMB_PX = 84
@@ -49,6 +49,26 @@ def _wrong_images(detail: CellDetail) -> None:
              width=THUMB_PX)
 
 
+def reproduce_form(db: str, detail: CellDetail, key: str = "cell") -> None:
+    """Queue one of the cell's runs to be trained again here from its frozen spec (a shipped
+    run then gets its weights on this machine, and its numbers are compared)."""
+    runs = detail.runs
+    if runs.empty:
+        return
+    away = runs[~runs["weights_here"]]
+    options = list((away if len(away) else runs)["run_id"])
+    left, right = st.columns([3, 1])
+    run_id = left.selectbox("Reproduce a run here", options, key=f"{key}_reproduce_run",
+                            help="Queues its exact spec as a job on this machine; when it "
+                                 "finishes, its weights are here and its numbers are compared "
+                                 "with the record it replaces (kept as a replicate).")
+    if right.button("Reproduce here", key=f"{key}_reproduce"):
+        try:
+            st.caption(launch.reproduce(run_id, readers.store(db)))
+        except SynthmedError as exc:
+            st.error(f"Cannot reproduce {run_id} here: {exc}")
+
+
 def render(db: str, name: str, cell: dict) -> None:
     """The detail of the cell called ``name`` (its CELL_KEYS in ``cell``)."""
     st.subheader(f"Cell {name}")
@@ -59,7 +79,13 @@ def render(db: str, name: str, cell: dict) -> None:
     runs, curves, confusion, wrong = st.tabs(["Runs", "Training curves", "Confusion matrix",
                                               "Wrong test images"])
     with runs:
-        st.dataframe(detail.runs, hide_index=True, key="cell_runs")
+        st.dataframe(detail.runs, hide_index=True, key="cell_runs", column_config={
+            "weights_here": st.column_config.CheckboxColumn(
+                "weights here", help="the run's checkpoint is on this machine (Grad-CAM, "
+                                     "Predict); runs from a bundle bring none")})
+        for line in detail.replicates:
+            st.caption(f"Replicate: {line}")
+        reproduce_form(db, detail)
     with curves:
         if detail.epochs.empty:
             st.caption("No epoch rows stored for these runs.")

@@ -11,8 +11,10 @@ import streamlit as st
 
 from synthmed_core import explain, gallery
 from synthmed_core.data import CLASS_NAMES, Split, load_real
+from synthmed_core.errors import SynthmedError
 from synthmed_core.synth.sets import load_set
 
+from . import launch
 from .readers import db, store  # noqa: F401  (one cached Store per database, re-exported)
 
 if TYPE_CHECKING:
@@ -49,31 +51,47 @@ def has_weights(run: Any) -> bool:
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def runs_with_weights(db_path: str) -> tuple[list[dict], int]:
-    """The finished runs whose checkpoint file is here (oldest first) and how many finished
-    runs are not; cached like ``finished_runs``, so a rerun does not stat every file again."""
+def runs_with_weights(db_path: str) -> tuple[list[dict], list[dict]]:
+    """The finished runs whose checkpoint file is here and those whose file is not (oldest
+    first); cached like ``finished_runs``, so a rerun does not stat every file again."""
     runs = finished_runs(db_path).to_dict("records")
-    usable = [r for r in runs if has_weights(r)]
-    return usable, len(runs) - len(usable)
+    return [r for r in runs if has_weights(r)], [r for r in runs if not has_weights(r)]
 
 
 def pick_runs(db_path: str, key: str, preselect: int, empty: str) -> list[str]:
     """A multiselect of the finished runs whose weights are here, newest first, with the
-    newest ``preselect`` chosen; says how many finished runs cannot be used and why."""
-    usable, missing = runs_with_weights(db_path)
-    if not usable and not missing:
+    newest ``preselect`` chosen; the runs without weights here (e.g. shipped results) are
+    offered for reproduction on this machine."""
+    usable, away = runs_with_weights(db_path)
+    if not usable and not away:
         st.info(empty)
         return []
-    if missing:
-        st.caption(f"{missing} of {missing + len(usable)} finished runs are not listed: their "
-                   "checkpoint file is not on this machine (trained elsewhere, or deleted).")
+    if away:
+        reproduce_offer(db_path, away, key)
     if not usable:
-        st.info("No finished run has its weights on this machine: train one here (profile "
-                "`smoke` takes seconds).")
+        st.info("No finished run has its weights on this machine yet: reproduce one above, or "
+                "train one here (profile `smoke` takes seconds).")
         return []
     labels = {r["run_id"]: run_label(r) for r in usable}
     ids = list(reversed(list(labels)))  # newest first
     return st.multiselect("Runs", ids, default=ids[:preselect], format_func=labels.get, key=key)
+
+
+def reproduce_offer(db_path: str, away: list[dict], key: str) -> None:
+    """Runs whose weights are elsewhere (shipped or imported bundles, deleted files): pick one
+    and queue it to be trained again here, after which it can draw maps and predict."""
+    with st.expander(f"{len(away)} finished runs have no weights on this machine (results "
+                     "from a bundle, or deleted files): reproduce one here"):
+        labels = {r["run_id"]: run_label(r) for r in reversed(away)}
+        run_id = st.selectbox("Run", list(labels), format_func=labels.get,
+                              key=f"{key}_away")
+        if st.button("Reproduce here", key=f"{key}_reproduce",
+                     help="Queues its exact spec as a job here; when it finishes it is listed "
+                          "above, and its numbers are compared with the shipped ones."):
+            try:
+                st.caption(launch.reproduce(run_id, store(db_path)))
+            except SynthmedError as exc:
+                st.error(f"Cannot reproduce {run_id} here: {exc}")
 
 
 def finished_at(db_path: str, run_id: str) -> str:

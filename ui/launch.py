@@ -96,3 +96,12 @@ def launch(request: Request, store: Store) -> jobs.Submitted:
     if done.ids:
         jobs.ensure_worker(store, args=WORKER_ARGS)
     return done
+
+
+def reproduce(run_id: str, store: Store) -> str:
+    """Queue run ``run_id`` to be trained again here (``jobs submit reproduce``) and make sure
+    a local worker runs; returns the message for the user."""
+    done = jobs.submit("reproduce", [run_id], store)
+    if done.ids:
+        jobs.ensure_worker(store, args=WORKER_ARGS)
+    return done.message

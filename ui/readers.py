@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from synthmed_core import claims as claims_mod
-from synthmed_core import grid_view, paths, report
+from synthmed_core import grid_view, paths, report, views
 from synthmed_core.cell_detail import CellDetail, cell_detail
 from synthmed_core.store import Store
 
@@ -32,14 +32,26 @@ def store(db: str) -> Store:
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def grid_cells(db: str, metric: str, profile: str | None, alpha: float,
-               with_study_only: bool = False) -> pd.DataFrame:
-    return grid_view.grid_cells(store(db), metric, profile, alpha, with_study_only)
+               with_study_only: bool = False, origin: str | None = None) -> pd.DataFrame:
+    return grid_view.grid_cells(store(db), metric, profile, alpha, with_study_only, origin)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def claims(db: str, profile: str | None) -> pd.DataFrame:
+def claims(db: str, profile: str | None, origin: str | None = None) -> pd.DataFrame:
     """The study's conclusions checked on the runs of ``profile`` (``claims.check_claims``)."""
-    return claims_mod.check_claims(store(db), profile)
+    return claims_mod.check_claims(store(db), profile, origin=origin)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def sources(db: str) -> pd.DataFrame:
+    """Finished runs per source (``views.sources_table`` of ``Store.origins``)."""
+    return views.sources_table(store(db).origins())
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def bundles(db: str) -> pd.DataFrame:
+    """The result bundles imported into the store, with their provenance."""
+    return views.bundles_table(store(db).bundles())
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -89,6 +101,6 @@ def test_images(medmnist_root: str) -> np.ndarray:
 
 def refresh() -> None:
     """Drop every cached result read (not the Store handles or the images)."""
-    for reader in (grid_cells, profiles, detail, report_table, runs, counts, synthetic_sets,
-                   jobs):
+    for reader in (grid_cells, claims, sources, bundles, profiles, detail, report_table, runs,
+                   counts, synthetic_sets, jobs):
         reader.clear()

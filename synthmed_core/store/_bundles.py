@@ -103,11 +103,17 @@ class BundlesMixin(StoreBase):
             return {r[0] for r in con.execute("SELECT bundle_id FROM bundles").fetchall()}
 
     def bundles(self) -> pd.DataFrame:
-        """Every imported bundle with how many of the store's runs it brought, newest first."""
+        """Every imported bundle with how many of the store's runs it brought and its
+        provenance (created_at, code commit, the devices its runs were computed on), newest
+        first."""
         with self._connect() as con:
             return con.execute(
                 """SELECT b.bundle_id, b.name, b.path, b.shipped, b.runs, b.imported_at,
-                          count(r.run_id) AS runs_here
+                          count(r.run_id) AS runs_here,
+                          json_extract_string(b.manifest_json, '$.created_at') AS created_at,
+                          json_extract_string(b.manifest_json, '$.code.commit') AS commit,
+                          array_to_string(CAST(json_extract(b.manifest_json, '$.run_devices')
+                                               AS VARCHAR[]), '; ') AS computed_on
                    FROM bundles b LEFT JOIN runs r ON r.origin = b.bundle_id
                    GROUP BY ALL ORDER BY b.imported_at DESC""").df()
 

@@ -18,7 +18,8 @@ CELL_KEYS = ("arch", "init", "setting", "ratio", "synthetic", "profile")
 _GRID_SQL = """
 WITH finished AS (
     SELECT run_id, arch, init, setting, ratio, synthetic, seed, profile, started_at
-    FROM runs WHERE status = 'finished' AND (CAST(? AS VARCHAR) IS NULL OR profile = ?)),
+    FROM runs WHERE status = 'finished' AND (CAST(? AS VARCHAR) IS NULL OR profile = ?)
+                AND (CAST(? AS VARCHAR) IS NULL OR origin = ?)),
 base AS (
     SELECT arch, init, profile, seed, arg_min(run_id, started_at) AS base_id
     FROM finished WHERE setting = 'base' GROUP BY arch, init, profile, seed),
@@ -70,29 +71,35 @@ def _cell_where(cell: dict) -> tuple[str, list]:
 class GridMixin(StoreBase):
     """The accuracy grid's query and one cell's runs and epochs."""
 
-    def grid_cell_stats(self, metric: str, split: str = "test",
-                        profile: str | None = None) -> pd.DataFrame:
-        """One row per cell of FINISHED runs (optionally of one ``profile``): its keys, mean,
+    def grid_cell_stats(self, metric: str, split: str = "test", profile: str | None = None,
+                        origin: str | None = None) -> pd.DataFrame:
+        """One row per cell of FINISHED runs (optionally of one ``profile``, and only those of
+        one ``origin``: LOCAL_ORIGIN or a bundle id): its keys, mean,
         std (ddof=1) and n of ``metric`` over its runs, ``runs``, and against ``base`` of the
         same arch, init and profile matched by seed: ``paired_seeds``, ``wins`` (images only the
         cell classified right, summed over seeds), ``losses`` (only base right), ``pairs``
         (seed x image pairs) and ``q`` (sum over images of the squared per-image sum over seeds
         of win = +1 / loss = -1). Pairing columns are NULL for base cells and unmatched cells."""
-        params = [profile, profile, split, split, split, metric]
+        params = [profile, profile, origin, origin, split, split, split, metric]
         with self._connect() as con:
             return con.execute(_GRID_SQL, params).df()
 
     def cell_runs(self, cell: dict, split: str = "test") -> pd.DataFrame:
         """The finished runs of one cell (a dict of CELL_KEYS), by seed, each with its
-        ``split`` metrics of SUMMARY_METRICS as columns."""
+        ``split`` metrics of SUMMARY_METRICS as columns, its origin (with the bundle's name and
+        whether it shipped), checkpoint path and number of replicates."""
         from ._runs import SUMMARY_METRICS
         where, params = _cell_where(cell)
         # Column names come from the constant SUMMARY_METRICS; every value is a parameter.
         pivot = ", ".join(f"max(m.value) FILTER (WHERE m.name = ?) AS {m}"
                           for m in SUMMARY_METRICS)
         sql = f"""SELECT r.run_id, r.seed, r.device, r.wall_s, r.best_epoch, r.started_at,
-                         {pivot}
+                         {pivot}, r.origin, b.name AS bundle, coalesce(b.shipped, false) AS shipped,
+                         r.checkpoint,
+                         (SELECT count(*) FROM replicates p WHERE p.run_id = r.run_id)
+                             AS replicates
                   FROM runs r LEFT JOIN run_metrics m ON m.run_id = r.run_id AND m.split = ?
+                  LEFT JOIN bundles b ON b.bundle_id = r.origin
                   WHERE r.status = 'finished' AND {where}
                   GROUP BY ALL ORDER BY r.seed, r.started_at"""
         with self._connect() as con:
