@@ -35,6 +35,16 @@ def test_smoke_generation_writes_a_valid_set_with_its_card(real_data, method):
     assert split.images.std() > 0  # not a blank image
 
 
+@pytest.mark.parametrize("method", sorted(G.GENERATORS))
+def test_generating_again_from_scratch_with_the_same_seed_gives_the_same_content_hash(
+        real_data, method):
+    _, first = generate(method, "smoke", f"{method}-1", count=16, seed=3, device="cpu")
+    _, again = generate(method, "smoke", f"{method}-2", count=16, seed=3, device="cpu",
+                        retrain=True)  # the generator trained anew, not reused
+    assert not again["generator"]["reused"]
+    assert again["content_sha256"] == first["content_sha256"]
+
+
 def test_cyclegan_images_take_the_class_they_were_translated_into(real_data):
     _, card = generate("cyclegan", "smoke", "cg", count=20, device="cpu")
     split, _ = load_set("cg")
