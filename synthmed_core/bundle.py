@@ -356,7 +356,8 @@ def import_bundle(store: Store, path: Path, shipped: bool = False) -> ImportRepo
     for name, (images, labels, card) in samples.items():
         _write_sample(name, images, labels, card)
         report.samples.append(name)
-    store.apply_import(plan)
+    if not store.apply_import(plan):  # another process imported it meanwhile
+        return ImportReport(bundle.id, bundle.name, report.path, already_imported=True)
     return report
 
 
@@ -523,11 +524,15 @@ def _sample_sets(bundle: Bundle) -> dict[str, tuple[np.ndarray, np.ndarray, dict
 
 
 def _write_sample(name: str, images: np.ndarray, labels: np.ndarray, card: dict) -> None:
-    from .synth.sets import set_dir, write_set
+    from .synth.sets import load_set, set_dir, write_set
     if set_dir(name).is_dir():
         return  # the same images (checked in _sample_sets)
     clean = {k: v for k, v in card.items() if k != "content_sha256"}  # write_set derives it
-    write_set(name, images, labels.reshape(-1, 1), clean)
+    try:
+        write_set(name, images, labels.reshape(-1, 1), clean)
+    except SpecError:  # another process wrote it a moment ago: fine if it holds these images
+        if load_set(name)[1].get("content_sha256") != card["content_sha256"]:
+            raise
 
 
 # --------------------------------------------------------------------------------------------

@@ -282,3 +282,21 @@ def test_a_run_reproduced_here_from_a_bundle_has_its_weights_and_the_same_number
     run = Store().run(rid)
     assert run["origin"] == "local" and Path(run["checkpoint"]).is_file()
     assert run["replicates"][0]["origin"] != "local"
+
+
+def test_two_processes_opening_a_fresh_data_root_at_once_import_the_shipped_bundle_once(
+        exported, tmp_path):
+    import os
+    import subprocess
+    import sys
+    shipped = tmp_path / "results"
+    shutil.copytree(exported, shipped / "contrast")
+    env = {**os.environ, "SYNTHMED_SHIPPED": str(shipped), "SYNTHMED_DATA": str(tmp_path / "d"),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("SYNTHMED_DB", None)
+    code = "from synthmed_core.store import Store; Store()"
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
+             for _ in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0], [p.stderr.read() for p in procs]
+    store = Store(tmp_path / "d" / "synthmed.duckdb")
+    assert store.store_counts()["finished_runs"] == 9 and len(store.bundles()) == 1

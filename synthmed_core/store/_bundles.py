@@ -137,13 +137,17 @@ class BundlesMixin(StoreBase):
                    WHERE CAST(? AS VARCHAR[]) IS NULL OR list_contains(?, p.run_id)
                    ORDER BY p.run_id, p.finished_at""", [run_ids, run_ids]).df()
 
-    def apply_import(self, plan: ImportPlan) -> None:
+    def apply_import(self, plan: ImportPlan) -> bool:
         """Write ``plan`` in one transaction: the bundle row, its synthetic set cards, new and
         replaced runs with all their rows (``run_correct`` rebuilt from their predictions) and
-        the replicates. Any error rolls everything back."""
+        the replicates. Any error rolls everything back. False (nothing written) when another
+        process imported the bundle since the plan was made."""
         t = plan.tables
         take = plan.new + plan.replace
         with self._transaction() as con:
+            if con.execute("SELECT count(*) FROM bundles WHERE bundle_id = ?",
+                           [plan.bundle_id]).fetchone()[0]:
+                return False
             con.execute("INSERT INTO bundles VALUES (?, ?, ?, ?, ?, ?, ?)",
                         [plan.bundle_id, plan.name, plan.path, plan.shipped, len(t["runs"]),
                          _now(), json.dumps(plan.manifest, sort_keys=True)])
@@ -177,6 +181,7 @@ class BundlesMixin(StoreBase):
                 con.execute("INSERT OR IGNORE INTO replicates SELECT run_id, origin, "
                             "context_json, finished_at, wall_s, metrics_json, recorded_at "
                             "FROM in_replicates")
+        return True
 
 
 def _replicate_rows(plan: ImportPlan) -> pd.DataFrame:
