@@ -129,13 +129,15 @@ def _versions() -> dict[str, str | None]:
 
 
 def _gpu_name() -> dict[str, str]:
+    """The exporting machine's GPUs, from nvidia-smi (importing torch would cost seconds)."""
+    import subprocess
     try:
-        import torch
-        if torch.cuda.is_available():
-            return {"gpu": torch.cuda.get_device_name(0)}
-    except ImportError:
-        pass
-    return {}
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    names = [line.strip() for line in out.splitlines() if line.strip()]
+    return {"gpu": ", ".join(names)} if names else {}
 
 
 # ---- synthetic sets: the cards, and a fixed sample of each set's images ---------------------
