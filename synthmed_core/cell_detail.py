@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .bundle import reproduction
+from .calibration import cell_calibration
 from .data import CLASS_NAMES
 from .store import Store
 from .views import source_label
@@ -26,13 +27,18 @@ class CellDetail:
     this machine...), ``epochs`` (their epoch rows,
     with ``seed``), ``confusion`` (2x2 counts summed over runs, rows = true normal/pneumonia,
     columns = predicted) and ``images`` (one row per test image: idx, label, mean_prob over
-    seeds, seeds_wrong, wrong = the seed-mean probability is on the wrong side of 0.5)."""
+    seeds, seeds_wrong, wrong = the seed-mean probability is on the wrong side of 0.5);
+    ``reliability``, ``thresholds`` and ``ece``: calibration on val and test, seeds pooled
+    (``calibration.cell_calibration``)."""
 
     runs: pd.DataFrame
     epochs: pd.DataFrame
     confusion: pd.DataFrame
     images: pd.DataFrame
     replicates: tuple[str, ...] = ()  # "run id: how its records compare", one per comparison
+    reliability: pd.DataFrame | None = None  # calibration.cell_calibration, val and test
+    thresholds: pd.DataFrame | None = None
+    ece: dict[str, float] | None = None
 
 
 def confusion(labels: np.ndarray, probs: np.ndarray, threshold: float = THRESHOLD
@@ -77,13 +83,16 @@ def cell_detail(store: Store, cell: dict) -> CellDetail:
     epochs = store.epochs_of(ids)
     epochs.insert(1, "seed", epochs["run_id"].map(seeds))
     preds = store.predictions(ids)
+    reliability, thresholds, ece = cell_calibration(
+        {"val": store.predictions(ids, split="val"), "test": preds})
     replicated = [rid for rid, n in zip(runs["run_id"], runs["replicates"]) if n]
     lines = tuple(f"{rid} (seed {seeds[rid]}): {line}" for rid in replicated
                   for line in reproduction(store.run(rid)))
     shown = runs.drop(columns=["origin", "bundle", "shipped", "checkpoint"])
     return CellDetail(runs=shown, epochs=epochs,
                       confusion=confusion(preds["label"].to_numpy(), preds["prob"].to_numpy()),
-                      images=per_image(preds), replicates=lines)
+                      images=per_image(preds), replicates=lines, reliability=reliability,
+                      thresholds=thresholds, ece=ece)
 
 
 def wrong_images(detail: CellDetail, limit: int = 24) -> pd.DataFrame:

@@ -1,5 +1,6 @@
-"""One grid cell's detail, drawn below the grid: its runs, training curves, confusion matrix
-(threshold 0.5, pooled over seeds) and the real test images it gets wrong."""
+"""One grid cell's detail, drawn below the grid: its runs (source, weights, replicates, reproduce
+here), training curves, calibration on val and test, confusion matrix (threshold 0.5, pooled
+over seeds) and the real test images it gets wrong."""
 from __future__ import annotations
 
 import pandas as pd
@@ -30,6 +31,51 @@ def curves_figure(epochs: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(title_text="epoch")
     fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
+
+
+SPLIT_COLORS = {"val": "#1f77b4", "test": "#d62728"}
+
+
+def calibration_figure(detail: CellDetail) -> go.Figure:
+    """Reliability diagram (observed share of pneumonia per bin of predicted probability) and
+    accuracy vs decision threshold, val and test side by side, seeds pooled."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[
+        "Reliability (seeds pooled)", "Accuracy vs threshold (0.5 marked)"])
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect",
+                             line={"dash": "dot", "color": "grey"}), row=1, col=1)
+    for split, color in SPLIT_COLORS.items():
+        bins = detail.reliability[detail.reliability["split"] == split]
+        curve = detail.thresholds[detail.thresholds["split"] == split]
+        if bins.empty:
+            continue
+        ece = detail.ece.get(split, float("nan"))
+        fig.add_trace(go.Scatter(
+            x=bins["mean_prob"], y=bins["frac_pneumonia"], mode="lines+markers",
+            name=f"{split} (ECE {ece:.3f})", legendgroup=split, line={"color": color},
+            customdata=bins["count"], hovertemplate="predicted %{x:.2f}<br>observed %{y:.2f}"
+                                                    "<br>%{customdata} images"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=curve["threshold"], y=curve["accuracy"], mode="lines",
+                                 name=split, legendgroup=split, showlegend=False,
+                                 line={"color": color}), row=1, col=2)
+    fig.add_vline(x=0.5, line={"dash": "dash", "color": "grey"}, row=1, col=2)
+    fig.update_xaxes(title_text="predicted P(pneumonia)", range=[0, 1], row=1, col=1)
+    fig.update_yaxes(title_text="observed share of pneumonia", range=[0, 1], row=1, col=1)
+    fig.update_xaxes(title_text="threshold", range=[0, 1], row=1, col=2)
+    fig.update_yaxes(title_text="accuracy", row=1, col=2)
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def _calibration(detail: CellDetail) -> None:
+    if detail.reliability is None or detail.reliability.empty:
+        st.caption("No predictions stored for these runs.")
+        return
+    ece = ", ".join(f"{k} {v:.3f}" for k, v in detail.ece.items())
+    st.caption(f"Real val (26% normal) and test (37.5% normal) images, the cell's seeds pooled. "
+               f"Expected calibration error (10 bins): {ece}. Where the two accuracy curves "
+               "peak at different thresholds, a threshold tuned on val would not carry over to "
+               "test; every stored test figure uses 0.5, fixed in advance.")
+    st.plotly_chart(calibration_figure(detail), key="cell_calibration")
 
 
 def _wrong_images(detail: CellDetail) -> None:
@@ -76,8 +122,8 @@ def render(db: str, name: str, cell: dict) -> None:
     if detail.runs.empty:
         st.info("No finished run in this cell.")
         return
-    runs, curves, confusion, wrong = st.tabs(["Runs", "Training curves", "Confusion matrix",
-                                              "Wrong test images"])
+    runs, curves, calibration, confusion, wrong = st.tabs(
+        ["Runs", "Training curves", "Calibration", "Confusion matrix", "Wrong test images"])
     with runs:
         st.dataframe(detail.runs, hide_index=True, key="cell_runs", column_config={
             "weights_here": st.column_config.CheckboxColumn(
@@ -91,6 +137,8 @@ def render(db: str, name: str, cell: dict) -> None:
             st.caption("No epoch rows stored for these runs.")
         else:
             st.plotly_chart(curves_figure(detail.epochs), key="cell_curves")
+    with calibration:
+        _calibration(detail)
     with confusion:
         st.caption("Real test split, P(pneumonia) >= 0.5, summed over the cell's runs.")
         st.table(detail.confusion)
