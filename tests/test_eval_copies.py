@@ -129,8 +129,9 @@ def test_synth_import_refuses_test_copies_and_show_prints_the_counts(real_data, 
                  "--allow-test-copies"]) == 0
     assert "test 6 exact + 0 near" in capsys.readouterr().out
     assert main(["synth", "show", "leaked"]) == 0
-    out = capsys.readouterr().out
-    assert "copies of real images: val 0 exact + 0 near, test 6 exact + 0 near" in out
+    shown = capsys.readouterr()
+    assert json.loads(shown.out)["eval_copies"]["test"]["exact"] == 6
+    assert "copies of real images: val 0 exact + 0 near, test 6 exact + 0 near" in shown.err
     card = Store().synthetic_sets().set_index("name").loc["leaked", "card_json"]
     assert json.loads(card)["eval_copies"]["test"]["exact"] == 6  # registered with the card
 

@@ -229,7 +229,7 @@ def cmd_show(a: argparse.Namespace) -> int:
     from ..synth.sets import load_set
     _, card = load_set(a.name)
     c.print_json(card if a.full else _shorten(card))
-    print(copies.summary(card))
+    print(copies.summary(card), file=sys.stderr)  # stdout stays one JSON document
     if a.grid:
         from ..synth.grid import save_grid
         print(f"saved {save_grid(a.name, a.grid)}")
