@@ -136,13 +136,25 @@ def test_synth_import_refuses_test_copies_and_show_prints_the_counts(real_data, 
     assert json.loads(card)["eval_copies"]["test"]["exact"] == 6  # registered with the card
 
 
+def test_synth_copies_checks_a_set_written_before_the_check_and_registers_the_counts(real_data,
+                                                                                    capsys):
+    test = load_real("test")
+    write_set("old", test.images[:4], test.labels[:4].reshape(-1, 1).astype(np.uint8),
+              {"method": "written before the check"})
+    assert copies.test_copies(load_set("old")[1]) is None
+    assert main(["synth", "copies", "old"]) == 0
+    assert "test 4 exact + 0 near" in capsys.readouterr().out
+    assert copies.test_copies(load_set("old")[1]) == 4
+    assert copies.sets_with_test_copies(Store().synthetic_sets()) == {"old": 4}
+
+
 def test_the_gallery_card_lists_copies_per_split_and_says_when_a_set_is_unchecked():
     from synthmed_core import gallery
     card = {"eval_copies": {"val": {"exact": 8, "near": 1}, "test": {"exact": 0, "near": 2}}}
     facts = gallery.card_facts(card)
     assert facts["copies of real val"] == "8 exact + 1 near"
     assert facts["copies of real test"] == "0 exact + 2 near"
-    assert gallery.card_facts({})["copies of real test"] == "not checked"
+    assert gallery.card_facts({})["copies of real test"].startswith("not checked")
 
 
 # ---- runs on such a set: flagged in the grid, left out of the claims ------------------------

@@ -1,4 +1,4 @@
-"""Verbs about synthetic sets: synth import|list|show|generate|quality|select."""
+"""Verbs about synthetic sets: synth import|list|show|generate|quality|select|copies."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +17,8 @@ ALLOW_TEST_COPIES = ("keep the set even if it holds copies of real TEST images (
 def register(sub) -> None:
     synth = sub.add_parser("synth", help="synthetic sets: import, generate, measure, select, list"
                            ).add_subparsers(dest="synth_verb", required=True,
-                                            metavar="{import,generate,quality,select,list,show}")
+                                            metavar="{import,generate,quality,select,list,show,"
+                                                    "copies}")
     p = synth.add_parser("import", help="build a synthetic set from a folder of images or a CSV",
                          description="SOURCE is a folder with class sub-folders normal/ and "
                                      "pneumonia/ (any depth inside), or a CSV of path,label. Any "
@@ -71,6 +72,10 @@ def register(sub) -> None:
     p.add_argument("--grid", type=Path, metavar="PNG",
                    help="also save an 8x8 grid of its images (normal rows above pneumonia rows)")
     p.set_defaults(func=cmd_show)
+    p = synth.add_parser("copies", help="count copies of real val/test images in a set written "
+                         "before sets were checked, into its card")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_copies)
 
 
 # The options of `synth generate` and `synth quality`, also those of the jobs of those kinds
@@ -233,6 +238,17 @@ def cmd_show(a: argparse.Namespace) -> int:
     if a.grid:
         from ..synth.grid import save_grid
         print(f"saved {save_grid(a.name, a.grid)}")
+    return 0
+
+
+def cmd_copies(a: argparse.Namespace) -> int:
+    from ..store import Store
+    from ..synth import copies
+    card = {copies.CARD_KEY: copies.record_eval_copies(a.name, store=Store())}
+    print(copies.summary(card))
+    if copies.test_copies(card):
+        print(f"set {a.name!r} holds copies of real TEST images: its runs are flagged in the "
+              "grid and left out of `claims`")
     return 0
 
 
