@@ -157,6 +157,23 @@ def test_the_gallery_card_lists_copies_per_split_and_says_when_a_set_is_unchecke
     assert gallery.card_facts({})["copies of real test"].startswith("not checked")
 
 
+def test_the_gallery_warns_about_a_set_holding_test_images_and_lists_its_copies(real_data,
+                                                                                tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from synthmed_core.paths import REPO_ROOT
+    test = load_real("test")
+    src = png_folder(tmp_path / "leak", test.images[:6], test.labels[:6])
+    path, _ = import_folder(src, "leaked", progress=False, allow_test_copies=True)
+    Store().register_synthetic_set("leaked", load_set("leaked")[1], str(path))
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120).run()
+    at.switch_page("app_pages/gallery.py").run()
+    assert not at.exception
+    assert any("holds 6 copies of real TEST images" in e.value for e in at.error)
+    facts = at.dataframe[0].value
+    assert dict(zip(facts["field"], facts["value"]))["copies of real test"] == "6 exact + 0 near"
+
+
 # ---- runs on such a set: flagged in the grid, left out of the claims ------------------------
 
 
