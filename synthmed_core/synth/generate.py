@@ -20,9 +20,9 @@ from ..compose import allocate
 from ..data import CLASS_NAMES, load_real
 from ..errors import SpecError
 from ..events import Emit, ignore
+from .copies import CARD_KEY, check_eval_copies
 from .generators import (default_checkpoint, generator_config, make_generator,
                          read_generator_checkpoint)
-from .copies import CARD_KEY, check_eval_copies
 from .sets import load_set, set_dir, validate_name, write_set
 
 # Images per set when neither count nor per_class is given. None = as many as the real train
