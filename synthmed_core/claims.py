@@ -60,7 +60,8 @@ CLAIMS: tuple[Claim, ...] = (
           "beats real only", ("synthetic_pretrain", None), ("base", None), "better", "beyond"),
 )
 
-COLUMNS = ["claim", "statement", "source", "expect", "arch", "init", "profile", "synthetic",
+COLUMNS = ["claim", "statement", "source", "expect", "arch", "init", "profile", "recipe",
+           "synthetic",
            "a", "b", "seeds", "accuracy_a", "accuracy_b", "diff", "lo", "hi", "p", "test",
            "verdict", "study"]
 
@@ -111,14 +112,14 @@ def _same_ratio(col: pd.Series, ratio: float | None) -> pd.Series:
 
 
 def _key(group: tuple, side: tuple[str, float | None], synthetic: str | None) -> CellKey:
-    arch, init, profile = group
+    arch, init, profile, recipe = group
     uses = SETTINGS[side[0]].uses_synthetic
-    return CellKey(arch, init, side[0], side[1], synthetic if uses else None, profile)
+    return CellKey(arch, init, side[0], side[1], synthetic if uses else None, profile, recipe)
 
 
 def check_claims(store: Store, profile: str | None = None, archs: Iterable[str] | None = None,
                  claims: Iterable[Claim] = CLAIMS, origin: str | None = None) -> pd.DataFrame:
-    """One row per claim and (arch, init, profile, synthetic set) where both of its cells have
+    """One row per claim and (arch, init, recipe, synthetic set) where both of its cells have
     finished runs with matching seeds: the cells, matched seeds, each cell's seed-mean
     accuracy, diff / lo / hi / p / test of a - b (``paired_accuracy_test``), the verdict and the
     study's figures. Rows in claim order; empty (with COLUMNS) when nothing can be checked.
@@ -133,7 +134,7 @@ def check_claims(store: Store, profile: str | None = None, archs: Iterable[str] 
         runs = runs[runs["origin"] == origin]
     pending = []  # (claim, group, set, runs of a, runs of b, seeds)
     for claim in claims:
-        for group, cells in runs.groupby(["arch", "init", "profile"], sort=True):
+        for group, cells in runs.groupby(["arch", "init", "profile", "recipe"], sort=True):
             for synthetic in _synthetic_sets(cells, claim):
                 ka, kb = _key(group, claim.a, synthetic), _key(group, claim.b, synthetic)
                 ra, rb = cell_runs(cells, ka), cell_runs(cells, kb)
@@ -145,11 +146,12 @@ def check_claims(store: Store, profile: str | None = None, archs: Iterable[str] 
     preds = by_run(store.predictions(sorted({rid for *_, ra, rb, seeds in pending
                                              for rid in pair_run_ids(ra, rb, seeds)})))
     rows = []
-    for claim, (arch, init, prof), synthetic, ra, rb, seeds in pending:
+    for claim, (arch, init, prof, _recipe), synthetic, ra, rb, seeds in pending:
         res = paired_on(preds, ra, rb, seeds, n_boot=0)  # accuracy only: no AUROC bootstrap
         acc = res["accuracy_diff"]
         rows.append({"claim": claim.key, "statement": claim.statement, "source": claim.source,
                      "expect": claim.expect, "arch": arch, "init": init, "profile": prof,
+                     "recipe": ra["recipe_label"].iloc[0],
                      "synthetic": synthetic, "a": _label(*claim.a), "b": _label(*claim.b),
                      "seeds": len(seeds), "accuracy_a": res["accuracy_a"],
                      "accuracy_b": res["accuracy_b"], "diff": acc["diff"], "lo": acc["lo"],
@@ -190,7 +192,7 @@ def format_claims(df: pd.DataFrame) -> str:
                 "", "| arch | init | profile | set | seeds | a | b | a - b [95%] | p | verdict |",
                 "|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows.itertuples():
-            out.append(f"| {r.arch} | {r.init} | {r.profile} | {r.synthetic or '—'} | {r.seeds} "
+            out.append(f"| {r.arch} | {r.init} | {r.recipe} | {r.synthetic or '—'} | {r.seeds} "
                        f"| {r.accuracy_a:.3f} | {r.accuracy_b:.3f} | {r.diff:+.3f} "
                        f"[{r.lo:+.3f}, {r.hi:+.3f}] | {r.p:.3g} | {r.verdict} |")
         out.append("")

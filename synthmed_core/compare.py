@@ -6,6 +6,7 @@ seed; the statistics themselves live in ``metrics.paired_compare``.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ class CellKey:
     ratio: float | None
     synthetic: str | None
     profile: str
+    recipe: str | None = None  # RunSpec.recipe; None: the recipe both cells share (compare)
 
     @classmethod
     def parse(cls, text: str, profile: str) -> "CellKey":
@@ -49,9 +51,12 @@ class CellKey:
         synth = f"/{self.synthetic}" if self.synthetic else ""
         return f"{self.arch}/{self.init}/{self.setting}{ratio}{synth} ({self.profile})"
 
+    def with_recipe(self, recipe: str) -> "CellKey":
+        return dataclasses.replace(self, recipe=recipe)
 
-def cell_runs(runs: pd.DataFrame, key: CellKey) -> pd.DataFrame:
-    """The finished runs of cell ``key`` among ``runs`` (``Store.runs``), one per seed, by seed."""
+
+def _in_cell(runs: pd.DataFrame, key: CellKey) -> pd.DataFrame:
+    """The finished runs of cell ``key`` among ``runs`` (``Store.runs``), every recipe."""
     def same(col: str, value: Any) -> pd.Series:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return runs[col].isna()
@@ -60,7 +65,34 @@ def cell_runs(runs: pd.DataFrame, key: CellKey) -> pd.DataFrame:
     mask = (same("arch", key.arch) & same("init", key.init) & same("setting", key.setting)
             & same("ratio", key.ratio) & same("synthetic", key.synthetic)
             & same("profile", key.profile) & (runs["status"] == "finished"))
-    return runs[mask].drop_duplicates("seed").set_index("seed")
+    return runs[mask]
+
+
+def cell_runs(runs: pd.DataFrame, key: CellKey) -> pd.DataFrame:
+    """The finished runs of cell ``key`` among ``runs`` (``Store.runs``), one per seed, by
+    seed: those of ``key.recipe``; SpecError when it is None and the cell has several."""
+    found = _in_cell(runs, key)
+    if key.recipe is not None:
+        found = found[found["recipe"] == key.recipe]
+    elif found["recipe"].nunique() > 1:
+        raise SpecError(f"{key.label} has runs of {found['recipe'].nunique()} recipes "
+                        f"({', '.join(sorted(set(found['recipe_label'])))}); name one")
+    return found.drop_duplicates("seed").set_index("seed")
+
+
+def shared_recipe(runs: pd.DataFrame, a: CellKey, b: CellKey) -> str:
+    """The recipe to pair cells ``a`` and ``b`` in: the one given, else the one both have
+    runs of with the most matched seeds (a cell is one recipe: seeds pair within one)."""
+    if a.recipe is not None or b.recipe is not None:
+        return a.recipe or b.recipe
+    seeds_a, seeds_b = ({r: set(g["seed"]) for r, g in _in_cell(runs, k).groupby("recipe")}
+                        for k in (a, b))
+    common = {r: len(seeds_a[r] & seeds_b[r]) for r in sorted(set(seeds_a) & set(seeds_b))}
+    if not any(common.values()):
+        raise SpecError(f"no finished runs with matching seeds in one recipe: {a.label} has "
+                        f"seeds {sorted(set().union(*seeds_a.values()))}, {b.label} has "
+                        f"{sorted(set().union(*seeds_b.values()))}")
+    return max(common, key=common.get)
 
 
 def compare_cells(store, a: CellKey, b: CellKey, n_boot: int = 2000) -> dict[str, Any]:
@@ -68,6 +100,8 @@ def compare_cells(store, a: CellKey, b: CellKey, n_boot: int = 2000) -> dict[str
     McNemar (pooled over matched seeds, and per seed) and a bootstrap interval of the AUROC
     difference between cells ``a`` and ``b``, on the real test images both were scored on."""
     runs = store.runs(status="finished")
+    recipe = shared_recipe(runs, a, b)
+    a, b = a.with_recipe(recipe), b.with_recipe(recipe)
     ra, rb = cell_runs(runs, a), cell_runs(runs, b)
     seeds = matched_seeds(ra, rb)
     if not seeds:
@@ -75,7 +109,8 @@ def compare_cells(store, a: CellKey, b: CellKey, n_boot: int = 2000) -> dict[str
                         f"{sorted(ra.index)}, {b.label} has {sorted(rb.index)}")
     preds = store.predictions(pair_run_ids(ra, rb, seeds))
     out = paired_on(by_run(preds), ra, rb, seeds, n_boot=n_boot)
-    out.update(a=a.label, b=b.label, seeds=seeds)
+    out.update(a=a.label, b=b.label, seeds=seeds,
+               recipe=runs.loc[runs["recipe"] == recipe, "recipe_label"].iloc[0])
     return out
 
 
@@ -107,6 +142,7 @@ def format_comparison(res: dict[str, Any]) -> str:
     pooled = "; optimistic: images repeat across seeds" if len(res["seeds"]) > 1 else ""
     return "\n".join([
         f"A = {res['a']}", f"B = {res['b']}",
+        *([f"recipe {res['recipe']}"] if " " in str(res.get("recipe", "")) else []),
         f"matched seeds {res['seeds']} on {res['n_images']} real test images",
         f"accuracy  A {res['accuracy_a']:.4f}  B {res['accuracy_b']:.4f}  "
         f"(mean over seeds, threshold 0.5)  difference {ac['diff']:+.4f}  95% interval "

@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import SpecError
@@ -209,6 +210,25 @@ class RunSpec:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, indent=2)
+
+    @property
+    def recipe(self) -> str:
+        """The resolved training recipe as a key: a hash of the profile's every field and the
+        extra inputs (weights files). Runs of one cell with one recipe differ only by seed."""
+        blob = json.dumps({"profile": self.profile.to_dict(), "extra": dict(self.extra)},
+                          sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+    @property
+    def recipe_label(self) -> str:
+        """The recipe for people: the profile's name and what differs from that profile as
+        this code defines it, e.g. ``smoke`` or ``smoke epochs=8 train_limit=624``."""
+        prof = self.profile.to_dict()
+        known = PROFILES.get(self.profile.name)
+        diffs = [f"{k}={v}" for k, v in prof.items()
+                 if k != "name" and (known is None or getattr(known, k, None) != v)]
+        diffs += [f"{k}={Path(str(v)).name}" for k, v in sorted(self.extra)]
+        return " ".join([self.profile.name, *diffs])
 
 
 def make_run_spec(arch: str, init: str, setting: str, seed: int = 0, profile: str = "quick",

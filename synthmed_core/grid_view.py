@@ -25,7 +25,7 @@ from .synth.copies import GRID_FLAG, sets_with_test_copies
 
 METRICS = ("accuracy", "auroc", "f1", "sensitivity", "specificity")
 ALPHA = 0.05
-COLUMNS = [*CELL_KEYS, "row", "cell", "mean", "std", "lo", "hi", "n", "runs", "paired_seeds",
+COLUMNS = [*CELL_KEYS, "recipe_label", "row", "cell", "mean", "std", "lo", "hi", "n", "runs", "paired_seeds",
            "wins", "losses", "diff", "diff_lo", "diff_hi", "test", "p_value", "significant",
            "direction", "study", "test_copies"]
 
@@ -34,25 +34,38 @@ def _missing(x: object) -> bool:
     return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
 
 
-def row_label(setting: str, ratio: object, synthetic: object) -> str:
-    """A grid row: ``augment ×2 · my-set``, ``base``."""
+def row_label(setting: str, ratio: object, synthetic: object, recipe: str = "") -> str:
+    """A grid row: ``augment ×2 · my-set``, ``base``; a recipe that overrides its profile
+    gets its own row, ``base [epochs=8]``."""
     label = str(setting)
     if not _missing(ratio):
         label += f" ×{float(ratio):g}"
     if not _missing(synthetic):
         label += f" · {synthetic}"
-    return label
+    return label + (f" [{recipe}]" if recipe else "")
+
+
+def recipe_tag(row: dict | pd.Series) -> str:
+    """What a cell's recipe changes in its profile (``epochs=8 train_limit=624``), "" when
+    it is the profile as defined."""
+    label, profile = row.get("recipe_label"), row.get("profile")
+    if _missing(label) or _missing(profile):
+        return ""
+    return str(label)[len(str(profile)):].strip()
 
 
 def cell_name(row: dict | pd.Series) -> str:
-    """A cell's name, unique in a grid: ``arch/init/setting[@ratio][/set] (profile)``, the
-    format of ``CellSpec.key`` that ``compare.CellKey.parse`` reads, plus the profile."""
+    """A cell's name, unique in a grid: ``arch/init/setting[@ratio][/set] (recipe)``, the
+    format of ``CellSpec.key`` that ``compare.CellKey.parse`` reads, plus the recipe (the
+    profile, and what it overrides)."""
     key = f"{row['arch']}/{row['init']}/{row['setting']}"
     if not _missing(row["ratio"]):
         key += f"@{float(row['ratio']):g}"
     if not _missing(row["synthetic"]):
         key += f"/{row['synthetic']}"
-    return f"{key} ({row['profile']})" if not _missing(row["profile"]) else key
+    recipe = row.get("recipe_label")
+    recipe = row["profile"] if _missing(recipe) else recipe
+    return f"{key} ({recipe})" if not _missing(recipe) else key
 
 
 def _intervals(mean: pd.Series, std: pd.Series, n: pd.Series, confidence: float = 0.95):
@@ -126,7 +139,8 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
                                  for sig, w, lo in zip(df["significant"], df["wins"],
                                                        df["losses"])], dtype=object)
     records = df.to_dict("records")
-    df["row"] = [row_label(r["setting"], r["ratio"], r["synthetic"]) for r in records]
+    df["row"] = [row_label(r["setting"], r["ratio"], r["synthetic"], recipe_tag(r))
+                 for r in records]
     df["cell"] = [cell_name(r) for r in records]
     _flag_test_copies(df, store)
     return _ordered(df)
@@ -160,7 +174,8 @@ def _ordered(df: pd.DataFrame) -> pd.DataFrame:
         "r": df["ratio"].astype("float64").fillna(-1.0),
         "y": df["synthetic"].map(lambda s: "" if _missing(s) else str(s)),
         "i": df["init"].map(lambda s: init_rank.get(s, len(init_rank))),
-        "p": df["profile"].map(lambda s: "" if _missing(s) else str(s))})
+        "p": df["profile"].map(lambda s: "" if _missing(s) else str(s)),
+        "q": df["recipe_label"].map(lambda s: "" if _missing(s) else str(s))})
     order = keys.sort_values(list(keys.columns), kind="stable").index
     return df.loc[order].reset_index(drop=True)
 

@@ -13,11 +13,12 @@ import pandas as pd
 
 from .errors import SynthmedError
 from .grid import INITS, SETTINGS
+from .grid_view import recipe_tag, row_label
 from .metrics import aggregate
 from .store import Store
 
-COLUMNS = ["arch", "setting", "ratio", "init", "synthetic", "profile", "mean", "std", "lo", "hi",
-           "n", "study", "wall_s"]
+COLUMNS = ["arch", "setting", "ratio", "init", "synthetic", "profile", "recipe", "recipe_label",
+           "mean", "std", "lo", "hi", "n", "study", "wall_s"]
 
 
 def _ratio_key(ratio: object) -> float | None:
@@ -53,9 +54,9 @@ def report_table(store: Store, metric: str = "accuracy", archs: Iterable[str] | 
         study = {(r.arch, r.setting, r.init, _ratio_key(r.ratio)): float(r.test_accuracy)
                  for r in ref.itertuples()}
     rows, matched = [], set()
-    keys = ["arch", "setting", "ratio", "init", "synthetic", "profile"]
+    keys = ["arch", "setting", "ratio", "init", "synthetic", "profile", "recipe"]
     for key, group in runs.groupby(keys, dropna=False, sort=False):
-        cell = dict(zip(keys, key))
+        cell = {**dict(zip(keys, key)), "recipe_label": group["recipe_label"].iloc[0]}
         skey = (cell["arch"], cell["setting"], cell["init"], _ratio_key(cell["ratio"]))
         matched.add(skey)
         rows.append({**cell, **aggregate(group["value"]), "study": study.get(skey, math.nan),
@@ -80,9 +81,10 @@ def _ordered(df: pd.DataFrame) -> pd.DataFrame:
                    _i=df["init"].map(lambda s: init_rank.get(s, len(init_rank))),
                    _r=df["ratio"].astype("float64").fillna(-1.0),
                    _y=df["synthetic"].map(lambda s: "" if _missing(s) else str(s)),
-                   _p=df["profile"].map(lambda s: "" if _missing(s) else str(s)))
-    df = df.sort_values(["arch", "_s", "_r", "_i", "_y", "_p"], kind="stable")
-    return df.drop(columns=["_s", "_i", "_r", "_y", "_p"]).reset_index(drop=True)
+                   _p=df["profile"].map(lambda s: "" if _missing(s) else str(s)),
+                   _q=df["recipe_label"].map(lambda s: "" if _missing(s) else str(s)))
+    df = df.sort_values(["arch", "_s", "_r", "_i", "_y", "_p", "_q"], kind="stable")
+    return df.drop(columns=["_s", "_i", "_r", "_y", "_p", "_q"]).reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -105,12 +107,8 @@ def cell_text(row: pd.Series) -> str:
 
 
 def _row_label(row: pd.Series, with_set: bool) -> str:
-    label = str(row["setting"])
-    if not _missing(row["ratio"]):
-        label += f" ×{row['ratio']:g}"
-    if with_set and not _missing(row["synthetic"]):
-        label += f" · {row['synthetic']}"
-    return label
+    return row_label(row["setting"], row["ratio"], row["synthetic"] if with_set else None,
+                     recipe_tag(row))
 
 
 def pivot_tables(df: pd.DataFrame, metric: str = "accuracy") -> list[tuple[str, pd.DataFrame]]:

@@ -28,11 +28,12 @@ def probs_with_accuracy(y: np.ndarray, accuracy: float, seed: int) -> np.ndarray
 def add_run(store: Store, setting: str, seed: int, probs: np.ndarray, y: np.ndarray,
             arch: str = "resnet50", init: str = "scratch", ratio: float | None = None,
             synthetic: str | None = None, profile: str = "smoke",
-            context: dict | None = None) -> str:
+            context: dict | None = None, **overrides) -> str:
     """A finished run of the cell with these test predictions (val = the same), computed in
-    ``context`` (an execution context dict, None = not recorded); its id."""
+    ``context`` (an execution context dict, None = not recorded), its profile overridden by
+    ``overrides`` (e.g. epochs=8); its id."""
     spec = make_run_spec(arch, init, setting, seed=seed, profile=profile, ratio=ratio,
-                         synthetic=synthetic)
+                         synthetic=synthetic, **overrides)
     store.start_run(spec, "cpu", context=context)
     store.add_epochs(spec.run_id, [{"phase": 0, "epoch": e, "train_loss": 0.7 - 0.2 * e,
                                     "val_accuracy": 0.7 + 0.05 * e, "val_auroc": 0.8}

@@ -38,11 +38,10 @@ def test_the_cell_detail_has_calibration_for_val_and_test(data_root):
     from synthmed_core.store import Store
 
     from grid_helpers import fill_contrast
+    from synthmed_core.grid_view import cell_keys, grid_cells
     store = Store()
-    fill_contrast(store)
-    cell = dict(arch="resnet50", init="scratch", setting="base", ratio=None, synthetic=None,
-                profile="smoke")
-    detail = cell_detail(store, cell)
+    names = fill_contrast(store)
+    detail = cell_detail(store, cell_keys(grid_cells(store), names["base"]))
     assert set(detail.reliability["split"]) == {"val", "test"}
     assert set(detail.ece) == {"val", "test"} and 0 <= detail.ece["test"] <= 1
     at_half = detail.thresholds[(detail.thresholds["split"] == "test")

@@ -149,7 +149,8 @@ def test_bits_are_rebuilt_for_runs_stored_before_the_migration(tmp_path):
         for table in ("bundles", "replicates"):  # and without what version 4 added
             con.execute(f"DROP TABLE {table}")
         for table, column in (("runs", "origin"), ("runs", "context_json"),
-                              ("synthetic_sets", "content_sha256"), ("synthetic_sets", "origin")):
+                              ("synthetic_sets", "content_sha256"), ("synthetic_sets", "origin"),
+                              ("runs", "recipe"), ("runs", "recipe_label")):  # and version 5
             con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         con.execute("DELETE FROM schema_version WHERE version >= 3")
     migrated = grid_cells(Store(path), "accuracy")

@@ -221,7 +221,7 @@ def test_cell_values_has_one_row_per_finished_run(db):
     assert cv["run_id"].tolist() == [done.run_id]
     assert cv["value"].iloc[0] == pytest.approx(res.metrics["auroc"])
     assert list(cv.columns) == ["run_id", "arch", "init", "setting", "ratio", "synthetic",
-                                "seed", "profile", "value", "wall_s"]
+                                "seed", "profile", "recipe", "recipe_label", "value", "wall_s"]
     assert cv["wall_s"].iloc[0] == pytest.approx(res.wall_s)
 
 

@@ -83,6 +83,7 @@ def _run_rows(n_runs: int, seed: int) -> pd.DataFrame:
                      "profile": "quick", "spec_json": spec.to_json(), "status": "finished",
                      "device": "bench", "started_at": started, "finished_at": started,
                      "wall_s": 60.0, "best_epoch": _EPOCHS - 1, "best_phase": 0,
+                     "recipe": spec.recipe, "recipe_label": spec.recipe_label,
                      "skill": skill})
     return pd.DataFrame(rows)
 

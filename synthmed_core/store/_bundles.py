@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ._base import StoreBase
-from ._schema import CORRECT_FROM_PREDICTIONS, CORRECT_THRESHOLD, LOCAL_ORIGIN
+from ._schema import CORRECT_FROM_PREDICTIONS, CORRECT_THRESHOLD, LOCAL_ORIGIN, recipe_columns
 from ._schema import now as _now
 
 # Columns of each table as a bundle carries it (constants: safe to format into SQL).
@@ -169,8 +169,12 @@ class BundlesMixin(StoreBase):
                 con.register(f"in_{table}", frame)
                 names = ", ".join(cols)
                 if table == "runs":
-                    con.execute(f"INSERT INTO runs ({names}, origin) SELECT {names}, ? "
-                                "FROM in_runs", [plan.bundle_id])
+                    recipes = [recipe_columns(j) for j in frame["spec_json"]]
+                    con.register("in_runs", frame.assign(
+                        recipe=[r for r, _ in recipes], recipe_label=[lab for _, lab in recipes]))
+                    con.execute(f"INSERT INTO runs ({names}, origin, recipe, recipe_label) "
+                                f"SELECT {names}, ?, recipe, recipe_label FROM in_runs",
+                                [plan.bundle_id])
                 else:
                     con.execute(f"INSERT INTO {_SOURCE[table]} ({names}) SELECT {names} "
                                 f"FROM in_{table}")

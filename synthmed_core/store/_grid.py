@@ -9,46 +9,48 @@ import pandas as pd
 from ..errors import StoreError
 from ._base import StoreBase
 
-CELL_KEYS = ("arch", "init", "setting", "ratio", "synthetic", "profile")
+# A cell: arch, init, training data (setting, ratio, set) and one resolved recipe (the
+# profile named, plus any overrides and weights files: RunSpec.recipe). Seeds vary within it.
+CELL_KEYS = ("arch", "init", "setting", "ratio", "synthetic", "profile", "recipe")
 
 # Finished runs of one profile and origin (either may be NULL: all).
 _FINISHED = """
-    SELECT run_id, arch, init, setting, ratio, synthetic, seed, profile, started_at
+    SELECT run_id, arch, init, setting, ratio, synthetic, seed, profile, recipe,
+           recipe_label, started_at
     FROM runs WHERE status = 'finished' AND (CAST(? AS VARCHAR) IS NULL OR profile = ?)
                 AND (CAST(? AS VARCHAR) IS NULL OR origin = ?)"""
 
-_CELL_COLS = "arch, init, setting, ratio, synthetic, profile"
-_SAME_CELL = " AND ".join(f"c.{k} IS NOT DISTINCT FROM p.{k}" for k in
-                          ("arch", "init", "setting", "ratio", "synthetic", "profile"))
+_CELL_COLS = ", ".join(CELL_KEYS)
+_SAME_CELL = " AND ".join(f"c.{k} IS NOT DISTINCT FROM p.{k}" for k in CELL_KEYS)
 
 # Per cell: mean, std and n of the metric; and against base, the runs paired with their base
 # (k) and their win and loss bit strings, seeds concatenated. One base
-# run per (arch, init, profile, seed): the first started, as compare.py matches them. Each
-# other run of the same arch, init, profile and seed pairs with it image by image: w = images
+# run per (arch, init, recipe, seed): the first started, as compare.py matches them. Each
+# other run of the same arch, init, recipe and seed pairs with it image by image: w = images
 # only the run got right, l = images only its base got right.
 _GRID_SQL = f"""
 WITH finished AS ({_FINISHED}),
 cells AS (
-    SELECT {_CELL_COLS}, avg(m.value) AS mean, stddev_samp(m.value) AS std,
-           count(m.value) AS n, count(*) AS runs
+    SELECT {_CELL_COLS}, any_value(recipe_label) AS recipe_label, avg(m.value) AS mean,
+           stddev_samp(m.value) AS std, count(m.value) AS n, count(*) AS runs
     FROM finished f
     LEFT JOIN run_metrics m ON m.run_id = f.run_id AND m.split = ? AND m.name = ?
     GROUP BY {_CELL_COLS}),
 base AS (
-    SELECT arch, init, profile, seed, arg_min(run_id, started_at) AS base_id
-    FROM finished WHERE setting = 'base' GROUP BY arch, init, profile, seed),
+    SELECT arch, init, recipe, seed, arg_min(run_id, started_at) AS base_id
+    FROM finished WHERE setting = 'base' GROUP BY arch, init, recipe, seed),
 paired AS (
-    SELECT f.arch, f.init, f.setting, f.ratio, f.synthetic, f.profile,
+    SELECT f.arch, f.init, f.setting, f.ratio, f.synthetic, f.profile, f.recipe,
            max(rc.n) AS n_images, count(*) AS k,
            string_agg((rc.correct & ~bc.correct)::VARCHAR, '' ORDER BY f.run_id) AS w,
            string_agg((~rc.correct & bc.correct)::VARCHAR, '' ORDER BY f.run_id) AS l
     FROM finished f
-    JOIN base b ON b.arch = f.arch AND b.init = f.init AND b.profile = f.profile
+    JOIN base b ON b.arch = f.arch AND b.init = f.init AND b.recipe = f.recipe
                    AND b.seed = f.seed
     JOIN run_correct rc ON rc.run_id = f.run_id AND rc.split = ?
     JOIN run_correct bc ON bc.run_id = b.base_id AND bc.split = ?
     WHERE f.setting <> 'base' AND rc.n = bc.n
-    GROUP BY f.arch, f.init, f.setting, f.ratio, f.synthetic, f.profile)
+    GROUP BY f.arch, f.init, f.setting, f.ratio, f.synthetic, f.profile, f.recipe)
 SELECT c.*, p.n_images, p.k, p.w, p.l
 FROM cells c LEFT JOIN paired p ON {_SAME_CELL}"""
 
@@ -100,7 +102,7 @@ class GridMixin(StoreBase):
         """One row per cell of FINISHED runs (optionally of one ``profile``, and only those of
         one ``origin``: LOCAL_ORIGIN or a bundle id): its keys, mean,
         std (ddof=1) and n of ``metric`` over its runs, ``runs``, and against ``base`` of the
-        same arch, init and profile matched by seed: ``paired_seeds``, ``wins`` (images only the
+        same arch, init and recipe matched by seed: ``paired_seeds``, ``wins`` (images only the
         cell classified right, summed over seeds), ``losses`` (only base right), ``pairs``
         (seed x image pairs) and ``q`` (sum over images of the squared per-image sum over seeds
         of win = +1 / loss = -1). Pairing columns are NULL for base cells and unmatched cells."""

@@ -106,15 +106,17 @@ class RunsMixin(StoreBase):
                                   and discard_epochs_after >= 0)
             con.execute(
                 """INSERT INTO runs (run_id, arch, init, setting, ratio, synthetic, seed, profile,
-                       spec_json, status, device, started_at, origin, context_json)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                       spec_json, status, device, started_at, origin, context_json, recipe,
+                       recipe_label)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                    ON CONFLICT (run_id) DO UPDATE SET status = excluded.status,
                        device = excluded.device, spec_json = excluded.spec_json, error = NULL,
                        finished_at = NULL, started_at = excluded.started_at,
                        origin = excluded.origin, context_json = excluded.context_json""",
                 [spec.run_id, c.arch, c.init, c.setting, c.ratio, c.synthetic, spec.seed,
                  spec.profile.name, spec.to_json(), "running", device, _now(), LOCAL_ORIGIN,
-                 json.dumps(ctx, sort_keys=True) if ctx else None])
+                 json.dumps(ctx, sort_keys=True) if ctx else None, spec.recipe,
+                 spec.recipe_label])
             if discard_epochs_after is not None:
                 con.execute("DELETE FROM epochs WHERE run_id = ? AND epoch > ?",
                             [spec.run_id, int(discard_epochs_after)])
@@ -204,8 +206,9 @@ class RunsMixin(StoreBase):
         pivot = ", ".join(f"max(value) FILTER (WHERE name = ?) AS {m}" for m in SUMMARY_METRICS)
         where = "WHERE r.status = ?" if status else ""
         sql = f"""SELECT r.run_id, r.arch, r.init, r.setting, r.ratio, r.synthetic, r.seed,
-                      r.profile, r.status, r.device, r.error, r.started_at, r.finished_at,
-                      r.wall_s, r.best_epoch, r.checkpoint, r.origin, b.name AS bundle,
+                      r.profile, r.recipe, r.recipe_label, r.status, r.device, r.error,
+                      r.started_at, r.finished_at, r.wall_s, r.best_epoch, r.checkpoint,
+                      r.origin, b.name AS bundle,
                       coalesce(b.shipped, false) AS shipped,
                       {", ".join("m." + m for m in SUMMARY_METRICS)}
                   FROM runs r LEFT JOIN (SELECT run_id, {pivot} FROM run_metrics
@@ -257,11 +260,12 @@ class RunsMixin(StoreBase):
                    ORDER BY run_id, idx""", [list(run_ids), split]).df()
 
     def cell_values(self, metric: str, split: str = "test") -> pd.DataFrame:
-        """One row per finished run: its cell, seed, profile, ``value`` of ``metric`` and wall_s."""
+        """One row per finished run: its cell, seed, profile, recipe (and its label), ``value``
+        of ``metric`` and wall_s."""
         with self._connect() as con:
             return con.execute(
                 """SELECT r.run_id, r.arch, r.init, r.setting, r.ratio, r.synthetic, r.seed,
-                          r.profile, m.value, r.wall_s
+                          r.profile, r.recipe, r.recipe_label, m.value, r.wall_s
                    FROM runs r LEFT JOIN run_metrics m
                         ON m.run_id = r.run_id AND m.split = ? AND m.name = ?
                    WHERE r.status = ? ORDER BY r.arch, r.setting, r.init, r.ratio, r.seed""",

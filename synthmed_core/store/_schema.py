@@ -5,6 +5,7 @@ statement or a function of the connection (for data loads that need parameters).
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -12,7 +13,7 @@ from typing import Callable
 import duckdb
 
 from ..errors import StoreError
-from ..grid import reference_rows
+from ..grid import RunSpec, reference_rows
 
 Step = str | Callable[[duckdb.DuckDBPyConnection], None]
 
@@ -119,7 +120,28 @@ MIGRATIONS: list[tuple[int, list[Step]]] = [
             wall_s DOUBLE, metrics_json VARCHAR, recorded_at TIMESTAMPTZ,
             PRIMARY KEY (run_id, origin, finished_at))""",
     ]),
+    # A cell is one recipe: runs are grouped by the resolved recipe (RunSpec.recipe: profile
+    # fields, overrides, weights files), not by the profile's name. Both derive from spec_json;
+    # stored because the grid groups by them. recipe_label is for people (RunSpec.recipe_label).
+    (5, [
+        "ALTER TABLE runs ADD COLUMN recipe VARCHAR",
+        "ALTER TABLE runs ADD COLUMN recipe_label VARCHAR",
+        lambda con: _fill_recipes(con),
+    ]),
 ]
+
+
+def recipe_columns(spec_json: str) -> tuple[str, str]:
+    """(recipe, recipe_label) of a run from its stored spec."""
+    spec = RunSpec.from_dict(json.loads(spec_json))
+    return spec.recipe, spec.recipe_label
+
+
+def _fill_recipes(con: duckdb.DuckDBPyConnection) -> None:
+    rows = con.execute("SELECT run_id, spec_json FROM runs").fetchall()
+    if rows:
+        con.executemany("UPDATE runs SET recipe = ?, recipe_label = ? WHERE run_id = ?",
+                        [(*recipe_columns(spec), rid) for rid, spec in rows])
 
 
 def now() -> datetime:
