@@ -15,7 +15,9 @@ LEGEND = ("Each square: mean over seeds and n (hover for the 95% interval). A bl
           "init, on per-image correctness at 0.5 on the real test split with the image as the "
           "unit: exact McNemar for one matched seed; for several, a paired t-test over images "
           "of the seed-averaged difference (an image is not counted once per seed). The study "
-          "published one run per cell, test accuracy only.")
+          "published one run per cell, test accuracy only. A row ending in ⚠ test copies "
+          "trained on a set that holds copies of real test images (left out of the claims); "
+          "[...] after a row names what its recipe overrides in the profile.")
 
 
 def controls(db: str) -> tuple[str, str | None, str | None, bool, float]:
@@ -90,6 +92,10 @@ def claims_section(db: str, profile: str | None, origin: str | None) -> None:
                    "a - b is significant (p < 0.05) on the claimed / other side; inconclusive "
                    "otherwise. Claims marked beyond ask what the study did not.")
         table = readers.claims(db, profile, origin)
+        left_out = table.attrs.get("left_out_sets")
+        if left_out:
+            st.warning(f"Left out: the runs on {', '.join(left_out)}, whose sets hold copies "
+                       "of real test images.")
         if table.empty:
             st.info("No claim can be checked yet: each needs both of its cells with matching "
                     "seeds, e.g. base and synthetic_base of one arch and init.")

@@ -261,6 +261,7 @@ def _plan_generate(a: argparse.Namespace, store: Store) -> Plan:
     spec = {"method": a.method, "profile": a.profile, "name": a.name, "count": a.count,
             "per_class": a.per_class, "seed": a.seed, "sample_seed": a.sample_seed,
             "overrides": _synth.generate_overrides(a), "retrain": a.retrain, "force": a.force,
+            "allow_test_copies": a.allow_test_copies,
             "checkpoint": str(Path(a.checkpoint).expanduser().resolve()) if a.checkpoint
             else None}
     return Plan(jobs=[{"kind": "generate", "label": f"{a.method} {a.profile} -> {a.name}",
@@ -291,7 +292,8 @@ def _run_generate(ctx: JobContext) -> str:
                           force=g["force"], retrain=retrain, checkpoint=g["checkpoint"],
                           overrides=g["overrides"], device=ctx.device_for(ctx.spec.get("device")),
                           emit=ctx.emit, should_stop=ctx.should_stop,
-                          on_batch=_sampling_log(ctx.log, g["name"]), store=ctx.store)
+                          on_batch=_sampling_log(ctx.log, g["name"]), store=ctx.store,
+                          allow_test_copies=bool(g.get("allow_test_copies")))
     gen, sampling = card["generator"], card["sampling"]
     how = ("reused checkpoint" if gen["reused"] else f"trained {gen['steps']} steps, "
            f"{card['training_time_s']:.1f} s on {gen['device']}, checkpoint")

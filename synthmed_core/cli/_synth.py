@@ -39,7 +39,6 @@ def register(sub) -> None:
                                      "count: as many images as real train (smoke: 32), "
                                      "class-stratified like it.")
     add_generate_args(p)
-    p.add_argument("--allow-test-copies", action="store_true", help=ALLOW_TEST_COPIES)
     p.set_defaults(func=cmd_generate)
 
     p = synth.add_parser("quality", help="FID, KID, precision/recall, TSTR, memorisation",
@@ -99,6 +98,7 @@ def add_generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retrain", action="store_true", help="discard the checkpoint and train anew "
                    "(only a generator checkpoint synthmed wrote: any other file is refused)")
     p.add_argument("--force", action="store_true", help="replace a set of the same name")
+    p.add_argument("--allow-test-copies", action="store_true", help=ALLOW_TEST_COPIES)
     c.add_device(p)
 
 
