@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from synthmed_core import grid_view
+from synthmed_core.corrections import CORRECTIONS
 from synthmed_core.errors import SynthmedError
 from ui import cell_view, grid_chart, readers
 
@@ -20,8 +21,8 @@ LEGEND = ("Each square: mean over seeds and n (hover for the 95% interval). A bl
           "[...] after a row names what its recipe overrides in the profile.")
 
 
-def controls(db: str) -> tuple[str, str | None, str | None, bool, float]:
-    left, mid, src, right, far = st.columns([2, 2, 2, 2, 1])
+def controls(db: str) -> tuple[str, str | None, str | None, bool, float, str]:
+    left, mid, src, right, far, corr = st.columns([2, 2, 2, 2, 1, 2])
     metric = left.selectbox("Metric (test split)", grid_view.METRICS, key="grid_metric")
     profiles = readers.profiles(db)
     if st.session_state.get("grid_profile") not in profiles:  # e.g. the first run finished
@@ -38,7 +39,12 @@ def controls(db: str) -> tuple[str, str | None, str | None, bool, float]:
                                 "results bundle (shipped ones came with synthmed)")
     study = right.toggle("Show the study's values", value=True, key="grid_study")
     alpha = far.selectbox("α", ALPHAS, key="grid_alpha")
-    return metric, profile, origin, study, alpha
+    correction = corr.selectbox("Correction", list(CORRECTIONS), key="grid_correction",
+                                format_func=lambda c: CORRECTIONS[c][0].split(" (")[0],
+                                help="for testing every cell shown against its base at once: "
+                                     "Holm controls the family-wise error rate, "
+                                     "Benjamini-Hochberg the false discovery rate")
+    return metric, profile, origin, study, alpha, correction
 
 
 def panels(cells, metric: str, study: bool) -> str | None:
@@ -74,7 +80,11 @@ CLAIM_COLUMNS = {
     "statement": st.column_config.TextColumn("Claim (a vs b)", width="large"),
     "verdict": st.column_config.TextColumn("Here"),
     "difference": st.column_config.TextColumn("a - b [95%]"),
-    "p": st.column_config.NumberColumn("p", format="%.2g"),
+    "p": st.column_config.NumberColumn("p", format="%.2g", help="each test on its own"),
+    "p_adjusted": st.column_config.NumberColumn("p adjusted", format="%.2g",
+                                                help="for every claim checked at once (the "
+                                                     "correction picked above); verdicts "
+                                                     "read this one"),
     "synthetic": st.column_config.TextColumn("Set"),
     "seeds": st.column_config.NumberColumn("Seeds"),
     "arch": st.column_config.TextColumn("Arch"),
@@ -83,7 +93,7 @@ CLAIM_COLUMNS = {
 }
 
 
-def claims_section(db: str, profile: str | None, origin: str | None) -> None:
+def claims_section(db: str, profile: str | None, origin: str | None, correction: str) -> None:
     """The study's conclusions as paired contrasts, with our verdicts (accuracy)."""
     with st.expander("The study's conclusions, checked on these runs"):
         st.caption("Each claim compares two cells of one arch and init on the real test images: "
@@ -91,7 +101,7 @@ def claims_section(db: str, profile: str | None, origin: str | None) -> None:
                    "and p, by the test that marks the grid's cells. Supported / contradicted when "
                    "a - b is significant (p < 0.05) on the claimed / other side; inconclusive "
                    "otherwise. Claims marked beyond ask what the study did not.")
-        table = readers.claims(db, profile, origin)
+        table = readers.claims(db, profile, origin, correction)
         left_out = table.attrs.get("left_out_sets")
         if left_out:
             st.warning(f"Left out: the runs on {', '.join(left_out)}, whose sets hold copies "
@@ -113,9 +123,9 @@ def main() -> None:
     st.title("Accuracy grid")
     db = readers.db()
     try:
-        metric, profile, origin, study, alpha = controls(db)
+        metric, profile, origin, study, alpha, correction = controls(db)
         cells = readers.grid_cells(db, metric, profile, alpha, study and metric == "accuracy",
-                                   origin)
+                                   origin, correction)
     except SynthmedError as exc:
         st.warning(f"The results database cannot be read right now: {exc}")
         return
@@ -125,14 +135,16 @@ def main() -> None:
                 + (" Meanwhile, the study's published grid:" if len(cells) else ""))
     if cells.empty:
         return
-    st.caption(LEGEND)
+    st.caption(LEGEND + f" p-values adjusted for the {int(cells['p_value'].notna().sum())} "
+               f"cells tested at once: {CORRECTIONS[correction][0]} (the uncorrected p is in "
+               "the hover and the table).")
     clicked = panels(cells, metric, study)
     st.download_button("Download the grid (CSV)", grid_view.grid_csv(cells, metric),
                        file_name=f"synthmed-grid-{metric}-{profile}.csv", mime="text/csv",
                        key="grid_csv", on_click="ignore")
     with st.expander("The grid as a table"):
         st.dataframe(cells, hide_index=True, key="grid_table")
-    claims_section(db, profile, origin)
+    claims_section(db, profile, origin, correction)
     name = cell_picker(cells, clicked)
     if name:
         cell_view.render(db, name, grid_view.cell_keys(cells, name))

@@ -26,6 +26,7 @@ import pandas as pd
 
 from .compare import CellKey, by_run, cell_runs, matched_seeds, pair_run_ids, paired_on
 from .grid import SETTINGS, reference_rows
+from .corrections import CORRECTIONS, DEFAULT_CORRECTION, adjust_p
 from .store import Store
 from .synth.copies import sets_with_test_copies
 
@@ -62,7 +63,7 @@ CLAIMS: tuple[Claim, ...] = (
 
 COLUMNS = ["claim", "statement", "source", "expect", "arch", "init", "profile", "recipe",
            "synthetic",
-           "a", "b", "seeds", "accuracy_a", "accuracy_b", "diff", "lo", "hi", "p", "test",
+           "a", "b", "seeds", "accuracy_a", "accuracy_b", "diff", "lo", "hi", "p", "p_adjusted", "test",
            "verdict", "study"]
 
 
@@ -118,7 +119,8 @@ def _key(group: tuple, side: tuple[str, float | None], synthetic: str | None) ->
 
 
 def check_claims(store: Store, profile: str | None = None, archs: Iterable[str] | None = None,
-                 claims: Iterable[Claim] = CLAIMS, origin: str | None = None) -> pd.DataFrame:
+                 claims: Iterable[Claim] = CLAIMS, origin: str | None = None,
+                 correction: str = DEFAULT_CORRECTION) -> pd.DataFrame:
     """One row per claim and (arch, init, recipe, synthetic set) where both of its cells have
     finished runs with matching seeds: the cells, matched seeds, each cell's seed-mean
     accuracy, diff / lo / hi / p / test of a - b (``paired_accuracy_test``), the verdict and the
@@ -155,10 +157,15 @@ def check_claims(store: Store, profile: str | None = None, archs: Iterable[str] 
                      "synthetic": synthetic, "a": _label(*claim.a), "b": _label(*claim.b),
                      "seeds": len(seeds), "accuracy_a": res["accuracy_a"],
                      "accuracy_b": res["accuracy_b"], "diff": acc["diff"], "lo": acc["lo"],
-                     "hi": acc["hi"], "p": acc["p"],
-                     "test": acc["test"], "verdict": verdict(claim.expect, acc["diff"], acc["p"]),
+                     "hi": acc["hi"], "p": acc["p"], "test": acc["test"],
                      "study": study_figures(claim)})
-    return _noted(pd.DataFrame(rows, columns=COLUMNS), left_out)
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    # The family: every contrast checked here; verdicts read the adjusted p.
+    df["p_adjusted"] = adjust_p(df["p"].astype("float64"), correction)
+    df["verdict"] = [verdict(e, d, p) for e, d, p in zip(df["expect"], df["diff"],
+                                                         df["p_adjusted"])]
+    df.attrs["correction"] = correction
+    return _noted(df, left_out)
 
 
 def _without_test_copies(store: Store, runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -183,17 +190,21 @@ def format_claims(df: pd.DataFrame) -> str:
         return ("No claim can be checked yet: each needs finished runs of both its cells with "
                 "matching seeds (e.g. base and synthetic_base of one arch, init and profile)."
                 + note)
-    out = []
+    correction = df.attrs.get("correction", DEFAULT_CORRECTION)
+    out = [f"Verdicts read p adjusted for the {len(df)} contrasts checked together: "
+           f"{CORRECTIONS[correction][0]}; p beside it is each test on its own, and the "
+           "intervals are not adjusted.", ""]
     for key, rows in df.groupby("claim", sort=False):
         first = rows.iloc[0]
         tag = "" if first["source"] == "study" else " (beyond the study)"
         out += [f"**{first['statement']}**{tag}: {first['a']} vs {first['b']}, expected "
                 f"{first['expect']}" + (f". Study: {first['study']}" if first["study"] else ""),
-                "", "| arch | init | profile | set | seeds | a | b | a - b [95%] | p | verdict |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
+                "", "| arch | init | profile | set | seeds | a | b | a - b [95%] | p | "
+                f"p ({correction}) | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows.itertuples():
             out.append(f"| {r.arch} | {r.init} | {r.recipe} | {r.synthetic or '—'} | {r.seeds} "
                        f"| {r.accuracy_a:.3f} | {r.accuracy_b:.3f} | {r.diff:+.3f} "
-                       f"[{r.lo:+.3f}, {r.hi:+.3f}] | {r.p:.3g} | {r.verdict} |")
+                       f"[{r.lo:+.3f}, {r.hi:+.3f}] | {r.p:.3g} | {r.p_adjusted:.3g} "
+                       f"| {r.verdict} |")
         out.append("")
     return "\n".join(out).rstrip() + note

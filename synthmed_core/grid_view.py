@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from .grid import INITS, SETTINGS, reference_rows
+from .corrections import DEFAULT_CORRECTION, adjust_p
 from .metrics import IMAGE_T_TEST, MCNEMAR_TEST, paired_accuracy_test
 from .store import CELL_KEYS, Store
 from .synth.copies import GRID_FLAG, sets_with_test_copies
@@ -26,7 +27,7 @@ from .synth.copies import GRID_FLAG, sets_with_test_copies
 METRICS = ("accuracy", "auroc", "f1", "sensitivity", "specificity")
 ALPHA = 0.05
 COLUMNS = [*CELL_KEYS, "recipe_label", "row", "cell", "mean", "std", "lo", "hi", "n", "runs", "paired_seeds",
-           "wins", "losses", "diff", "diff_lo", "diff_hi", "test", "p_value", "significant",
+           "wins", "losses", "diff", "diff_lo", "diff_hi", "test", "p_value", "p_adjusted", "significant",
            "direction", "study", "test_copies"]
 
 
@@ -103,14 +104,17 @@ def _study_only(study: dict[tuple, float], have: set[tuple], archs: set[str] | N
 
 def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = None,
                alpha: float = ALPHA, with_study_only: bool = False,
-               origin: str | None = None) -> pd.DataFrame:
+               origin: str | None = None,
+               correction: str = DEFAULT_CORRECTION) -> pd.DataFrame:
     """Every cell of finished runs (of ``profile``, or all; of one ``origin``, or every
     source), one row each, in grid order
     (arch, setting, ratio, set, init): its keys, ``row`` (the grid row label), ``cell`` (its
     name), mean, std, lo/hi (95% t-interval over seeds), n (runs with a value), runs, and
     against base of the same arch/init/profile matched by seed: paired_seeds, wins (images
     only this cell got right, summed over seeds), losses, diff/diff_lo/diff_hi (accuracy
-    difference and its 95% interval), test (which one) and p_value, significant (p < ``alpha``) and
+    difference and its 95% interval), test (which one), p_value (uncorrected) and p_adjusted
+    (by ``correction`` over every tested cell of the table), significant (p_adjusted <
+    ``alpha``) and
     direction (``better``/``worse`` than base, None when not significant). ``study`` is the
     study's published accuracy of the arch/setting/init/ratio (NaN for other metrics).
     ``with_study_only`` adds, for accuracy, the study's cells nobody has run (n = 0).
@@ -134,7 +138,9 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
     df = df.reindex(columns=COLUMNS)
     if df.empty:
         return df
-    df["significant"] = (df["p_value"] < alpha).fillna(False).astype(bool)
+    # The family: every cell of this table tested against its base (all archs shown).
+    df["p_adjusted"] = adjust_p(df["p_value"].astype("float64"), correction)
+    df["significant"] = (df["p_adjusted"] < alpha).fillna(False).astype(bool)
     df["direction"] = pd.Series([("better" if w > lo else "worse") if sig else None
                                  for sig, w, lo in zip(df["significant"], df["wins"],
                                                        df["losses"])], dtype=object)

@@ -209,3 +209,4 @@ def _accuracy_diff(e: np.ndarray) -> dict[str, Any]:
                                e.shape[0], e.shape[1])
     out = {k: float(res[k]) for k in ("diff", "lo", "hi", "p")}
     return {**out, "test": MCNEMAR_TEST if bool(res["one_seed"]) else IMAGE_T_TEST}
+

@@ -175,3 +175,15 @@ def test_the_scratch_store_is_consistent_with_its_own_predictions(tmp_path):
     fill_scratch_store(again, n_runs=96, n_preds_per_run=40, seed=3)
     assert grid_cells(again, "auroc")["mean"].tolist() == pytest.approx(
         grid_cells(store, "auroc")["mean"].tolist())
+
+
+def test_marks_read_p_adjusted_over_every_tested_cell_of_the_table(tmp_path):
+    from synthmed_core.corrections import adjust_p
+    store = Store(tmp_path / "family.duckdb")
+    fill_contrast(store)
+    for correction in ("holm", "bh", "none"):
+        cells = grid_cells(store, "accuracy", correction=correction)
+        want = adjust_p(cells["p_value"].astype(float), correction)
+        np.testing.assert_allclose(cells["p_adjusted"], want, equal_nan=True)
+        assert (cells["significant"] == (cells["p_adjusted"] < 0.05)).all()
+        assert (cells["p_adjusted"].dropna() >= cells["p_value"].dropna() - 1e-15).all()

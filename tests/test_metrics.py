@@ -166,3 +166,25 @@ def test_paired_compare_gives_the_accuracy_difference_with_images_as_the_unit():
 def test_paired_compare_refuses_unmatched_shapes():
     with pytest.raises(ValueError, match="matched"):
         paired_compare([0, 1], np.zeros((2, 2)), np.zeros((3, 2)))
+
+
+def test_holm_multiplies_the_kth_smallest_p_by_m_minus_k_plus_one_and_stays_monotone():
+    from synthmed_core.corrections import adjust_p
+    got = adjust_p([0.01, 0.04, 0.03, 0.005], "holm")
+    # sorted: 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> monotone 0.06
+    assert got.tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def test_benjamini_hochberg_scales_by_m_over_rank_from_the_largest_down():
+    from synthmed_core.corrections import adjust_p
+    got = adjust_p([0.01, 0.04, 0.03, 0.005], "bh")
+    assert got.tolist() == pytest.approx([0.02, 0.04, 0.04, 0.02])
+
+
+def test_untested_cells_stay_nan_and_are_not_counted_in_the_family():
+    from synthmed_core.corrections import adjust_p
+    got = adjust_p([0.01, float("nan"), 0.02], "holm")
+    assert np.isnan(got[1]) and got[[0, 2]].tolist() == pytest.approx([0.02, 0.02])
+    assert adjust_p([0.2, float("nan")], "none")[0] == 0.2
+    with pytest.raises(ValueError, match="unknown correction"):
+        adjust_p([0.1], "bonferroni-ish")

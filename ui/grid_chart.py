@@ -65,7 +65,8 @@ def _hover(row: dict) -> str:
                      f"{int(row['wins'])} image results only this cell got right, "
                      f"{int(row['losses'])} only base")
         lines.append(f"accuracy {row['diff']:+.3f} [{row['diff_lo']:+.3f}, "
-                     f"{row['diff_hi']:+.3f}]; {row['test']} p={row['p_value']:.3g}")
+                     f"{row['diff_hi']:+.3f}]; {row['test']} p={row['p_value']:.3g}, "
+                     f"adjusted {row['p_adjusted']:.3g}")
     if not _missing(row["study"]):
         lines.append(f"study (one run): {row['study']:.3f}")
     return "<br>".join(lines)

@@ -11,6 +11,7 @@ import streamlit as st
 
 from synthmed_core import claims as claims_mod
 from synthmed_core import grid_view, paths, report, views
+from synthmed_core.corrections import DEFAULT_CORRECTION
 from synthmed_core.cell_detail import CellDetail, cell_detail
 from synthmed_core.store import Store
 
@@ -32,14 +33,17 @@ def store(db: str) -> Store:
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def grid_cells(db: str, metric: str, profile: str | None, alpha: float,
-               with_study_only: bool = False, origin: str | None = None) -> pd.DataFrame:
-    return grid_view.grid_cells(store(db), metric, profile, alpha, with_study_only, origin)
+               with_study_only: bool = False, origin: str | None = None,
+               correction: str = DEFAULT_CORRECTION) -> pd.DataFrame:
+    return grid_view.grid_cells(store(db), metric, profile, alpha, with_study_only, origin,
+                                correction)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def claims(db: str, profile: str | None, origin: str | None = None) -> pd.DataFrame:
+def claims(db: str, profile: str | None, origin: str | None = None,
+           correction: str = DEFAULT_CORRECTION) -> pd.DataFrame:
     """The study's conclusions checked on the runs of ``profile`` (``claims.check_claims``)."""
-    return claims_mod.check_claims(store(db), profile, origin=origin)
+    return claims_mod.check_claims(store(db), profile, origin=origin, correction=correction)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)

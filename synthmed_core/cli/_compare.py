@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..corrections import CORRECTIONS, DEFAULT_CORRECTION
 from . import _common as c
 
 
@@ -41,6 +42,9 @@ def register_claims(sub) -> None:
                                    "supported, contradicted or inconclusive.")
     p.add_argument("--profile", help="only runs of this profile (default: every profile)")
     p.add_argument("--arch", nargs="+", help="only these archs")
+    p.add_argument("--correction", default=DEFAULT_CORRECTION, choices=list(CORRECTIONS),
+                   help="adjust the p-values for checking every claim at once (default "
+                        f"{DEFAULT_CORRECTION}: family-wise; bh: false discovery rate; none)")
     p.add_argument("--json", action="store_true", help="print JSON rows instead of markdown")
     p.set_defaults(func=cmd_claims)
 
@@ -48,6 +52,6 @@ def register_claims(sub) -> None:
 def cmd_claims(a: argparse.Namespace) -> int:
     from ..claims import check_claims, format_claims
     from ..store import Store
-    df = check_claims(Store(), profile=a.profile, archs=a.arch)
+    df = check_claims(Store(), profile=a.profile, archs=a.arch, correction=a.correction)
     c.print_json(df.to_dict("records")) if a.json else print(format_claims(df))
     return 0
