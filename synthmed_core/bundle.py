@@ -546,8 +546,7 @@ def reproduction(run: dict) -> list[str]:
     numbers after it was reproduced here), one line each: equal, or the differences, with
     both contexts and whether they ran on the same kind of device."""
     lines = []
-    here = {(s, n): v for s, d in (("test", run["metrics"]), ("val", run["val_metrics"]))
-            for n, v in d.items()}
+    here = {(s, n): v for s, d in run["metrics_by_split"].items() for n, v in d.items()}
     for rep in run.get("replicates", []):
         theirs = {(s, n): v for s, d in rep["metrics"].items() for n, v in d.items()}
         diff = metric_diff(here, theirs).replace("in the bundle", "in the other record")

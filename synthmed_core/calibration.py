@@ -72,3 +72,54 @@ def cell_calibration(preds: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.D
     return (pd.concat(bins, ignore_index=True) if bins else empty_bins,
             pd.concat(curves, ignore_index=True) if curves else
             pd.DataFrame(columns=["split", "threshold", "accuracy"]), ece)
+
+
+# ---- a decision threshold chosen on val, reported beside the fixed 0.5 ------------------------
+
+
+def youden_threshold(labels: Any, probs: Any) -> float:
+    """The threshold that maximises sensitivity + specificity - 1 (Youden's J) on these
+    images (val), the highest of equals: scikit-learn's ROC points."""
+    from sklearn.metrics import roc_curve
+    fpr, tpr, thresholds = roc_curve(np.asarray(labels).reshape(-1), np.asarray(probs).reshape(-1),
+                                     drop_intermediate=False)
+    finite = np.isfinite(thresholds)
+    j = np.where(finite, tpr - fpr, -np.inf)
+    best = np.flatnonzero(j >= j.max() - 1e-12)[0]  # ties: the highest threshold (first)
+    return float(min(1.0, thresholds[best]))
+
+
+def sensitivity_threshold(labels: Any, probs: Any, target: float = 0.95) -> float:
+    """The highest threshold at which sensitivity on these images (val) reaches ``target``."""
+    from sklearn.metrics import roc_curve
+    _, tpr, thresholds = roc_curve(np.asarray(labels).reshape(-1), np.asarray(probs).reshape(-1),
+                                   drop_intermediate=False)
+    ok = (tpr >= target) & np.isfinite(thresholds)
+    return float(min(1.0, thresholds[ok].max())) if ok.any() else 0.0
+
+
+# name (Profile.val_threshold) -> (how to say it, the rule on val labels and probabilities)
+THRESHOLD_RULES: dict[str, tuple[str, Any]] = {
+    "youden": ("Youden's J on val", youden_threshold),
+    "sens95": ("sensitivity >= 0.95 on val", sensitivity_threshold),
+}
+VAL_THRESHOLD_SPLIT = "test@val"  # run_metrics split of test metrics at the val-chosen threshold
+
+
+def val_threshold_metrics(rule: str, val_labels: Any, val_probs: Any, test_labels: Any,
+                          test_probs: Any) -> dict[str, float]:
+    """Test metrics at the threshold ``rule`` picks on val, and that ``threshold``."""
+    from .metrics import run_metrics
+    threshold = THRESHOLD_RULES[rule][1](val_labels, val_probs)
+    metrics = run_metrics(test_labels, test_probs, threshold=threshold)
+    metrics.pop("auroc", None)  # threshold-free: the same as at 0.5
+    return {**metrics, "threshold": threshold}
+
+
+def at_half(probs: Any, threshold: float) -> np.ndarray:
+    """``probs`` mapped piecewise-linearly so that ``threshold`` lands on 0.5, their order kept:
+    the decisions at 0.5 of the result are those at ``threshold`` of the input, so the paired
+    tests written for 0.5 compare runs at their own val-chosen thresholds."""
+    p = np.asarray(probs, dtype=float)
+    t = min(max(float(threshold), 1e-9), 1 - 1e-9)
+    return np.where(p >= t, 0.5 + 0.5 * (p - t) / (1 - t), 0.5 * p / t)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .bundle import reproduction
-from .calibration import cell_calibration
+from .calibration import VAL_THRESHOLD_SPLIT, cell_calibration
 from .data import CLASS_NAMES
 from .store import Store
 from .views import source_label
@@ -79,6 +79,9 @@ def cell_detail(store: Store, cell: dict) -> CellDetail:
                       zip(runs["origin"], runs["bundle"], runs["shipped"])]
     runs["weights_here"] = [isinstance(c, str) and Path(c).is_file() for c in runs["checkpoint"]]
     ids = runs["run_id"].tolist()
+    for name, column in (("threshold", "val_threshold"), ("accuracy", "accuracy_at_val_threshold")):
+        values = store.metric_of(ids, VAL_THRESHOLD_SPLIT, name)  # beside the 0.5 figures
+        runs[column] = [values.get(rid, float("nan")) for rid in ids]
     seeds = dict(zip(runs["run_id"], runs["seed"]))
     epochs = store.epochs_of(ids)
     epochs.insert(1, "seed", epochs["run_id"].map(seeds))

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .calibration import VAL_THRESHOLD_SPLIT, at_half
 from .errors import SpecError
 from .grid import SETTINGS
 from .metrics import paired_compare
@@ -107,10 +108,17 @@ def compare_cells(store, a: CellKey, b: CellKey, n_boot: int = 2000) -> dict[str
     if not seeds:
         raise SpecError(f"no finished runs with matching seeds: {a.label} has seeds "
                         f"{sorted(ra.index)}, {b.label} has {sorted(rb.index)}")
-    preds = store.predictions(pair_run_ids(ra, rb, seeds))
-    out = paired_on(by_run(preds), ra, rb, seeds, n_boot=n_boot)
+    ids = pair_run_ids(ra, rb, seeds)
+    preds = by_run(store.predictions(ids))
+    out = paired_on(preds, ra, rb, seeds, n_boot=n_boot)
     out.update(a=a.label, b=b.label, seeds=seeds,
                recipe=runs.loc[runs["recipe"] == recipe, "recipe_label"].iloc[0])
+    thresholds = store.metric_of(ids, VAL_THRESHOLD_SPLIT, "threshold")
+    if len(thresholds) == len(ids):  # beside the 0.5 figures, never instead of them
+        moved = {rid: df.assign(prob=at_half(df["prob"], thresholds[rid]))
+                 for rid, df in preds.items()}
+        out["val_threshold"] = {**paired_on(moved, ra, rb, seeds, n_boot=0),
+                                "thresholds": [thresholds[rid] for rid in ids]}
     return out
 
 
@@ -150,10 +158,22 @@ def format_comparison(res: dict[str, Any]) -> str:
         f"McNemar (exact, pooled over seeds{pooled}): A right/B wrong {mc['b']}, A wrong/B "
         f"right {mc['c']}, p = {mc['p_value']:.4g}; per seed p = "
         + ", ".join(f"{p:.3g}" for p in res["per_seed_p"]),
+        *_val_threshold_line(res),
         f"AUROC of seed-mean scores  A {res['auroc_a']:.4f}  B {res['auroc_b']:.4f}  "
         f"difference {au['diff']:+.4f}  95% bootstrap interval [{au['lo']:+.4f}, {au['hi']:+.4f}]"
         f"  {bootstrap_p_text(au)}",
     ])
+
+
+def _val_threshold_line(res: dict[str, Any]) -> list[str]:
+    vt = res.get("val_threshold")
+    if not vt:
+        return []
+    ac, ts = vt["accuracy_diff"], vt["thresholds"]
+    return [f"at each run's threshold picked on val ({min(ts):.3f}-{max(ts):.3f}): accuracy  "
+            f"A {vt['accuracy_a']:.4f}  B {vt['accuracy_b']:.4f}  difference "
+            f"{ac['diff']:+.4f}  95% interval [{ac['lo']:+.4f}, {ac['hi']:+.4f}]  "
+            f"p = {ac['p']:.3g} ({ac['test']})"]
 
 
 def bootstrap_p_text(au: dict[str, Any]) -> str:

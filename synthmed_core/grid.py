@@ -86,13 +86,25 @@ class Profile:
     train_limit: int | None = None  # class-stratified subset of the real train split (smoke)
     select_on: str = "val_auroc"  # checkpoint selection metric, always on val
     progress_every_s: float = 1.0
+    # How the val split picks the decision threshold reported BESIDE the fixed 0.5 (never
+    # instead of it): a calibration.THRESHOLD_RULES name, fixed before training.
+    val_threshold: str = "youden"
 
     @property
     def lr(self) -> float:
         return self.base_lr * self.batch_size / 512
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        for key, default in _LATER_FIELDS.items():
+            if d.get(key) == default:
+                d.pop(key)
+        return d
+
+
+# Fields added after runs were recorded: left out of a spec (and so of its hash) at their
+# default, so every earlier run keeps its id and reads as that default.
+_LATER_FIELDS = {"val_threshold": "youden"}
 
 
 PROFILES: dict[str, Profile] = {
@@ -109,7 +121,7 @@ PROFILES: dict[str, Profile] = {
 }
 
 PROFILE_OVERRIDABLE = ("epochs", "finetune_epochs", "batch_size", "input_size", "augment",
-                       "train_limit")
+                       "train_limit", "val_threshold")
 
 
 def get_profile(name: str, **overrides: Any) -> Profile:
@@ -124,6 +136,11 @@ def get_profile(name: str, **overrides: Any) -> Profile:
     for key in ("epochs", "batch_size", "input_size"):
         if key in clean and int(clean[key]) <= 0:
             raise SpecError(f"{key} must be a positive integer, got {clean[key]!r}")
+    if "val_threshold" in clean:
+        from .calibration import THRESHOLD_RULES  # numpy/pandas: only when one is named
+        if clean["val_threshold"] not in THRESHOLD_RULES:
+            raise SpecError(f"unknown val threshold rule {clean['val_threshold']!r}; choose one "
+                            f"of {list(THRESHOLD_RULES)}")
     if "finetune_epochs" in clean and int(clean["finetune_epochs"]) < 0:
         raise SpecError(f"finetune_epochs must be >= 0, got {clean['finetune_epochs']!r}")
     return dataclasses.replace(PROFILES[name], **clean)

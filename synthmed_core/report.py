@@ -11,12 +11,16 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
+from .calibration import VAL_THRESHOLD_SPLIT
 from .errors import SynthmedError
 from .grid import INITS, SETTINGS
 from .grid_view import recipe_tag, row_label
 from .metrics import aggregate
 from .store import Store
 
+# How a table title names the threshold of a split's metrics (the fixed 0.5 says nothing).
+SPLIT_WORDS = {VAL_THRESHOLD_SPLIT: " at the threshold picked on val"}
+THRESHOLD_NAMES = {"test": "0.5", VAL_THRESHOLD_SPLIT: "val"}  # the csv's threshold column
 COLUMNS = ["arch", "setting", "ratio", "init", "synthetic", "profile", "recipe", "recipe_label",
            "mean", "std", "lo", "hi", "n", "study", "wall_s"]
 
@@ -31,7 +35,7 @@ def _missing(x: object) -> bool:
 
 def report_table(store: Store, metric: str = "accuracy", archs: Iterable[str] | None = None,
                  profile: str | None = None, every_study_arch: bool = False,
-                 synthetic: Iterable[str] | None = None) -> pd.DataFrame:
+                 synthetic: Iterable[str] | None = None, split: str = "test") -> pd.DataFrame:
     """One row per cell (arch, setting, ratio, init, synthetic set, profile) of FINISHED runs,
     with mean, std, lo, hi (95% t-interval) and n of ``metric`` over seeds, ``wall_s`` (the
     seeds' run wall times added up) and ``study``: the study's published value for that
@@ -40,7 +44,7 @@ def report_table(store: Store, metric: str = "accuracy", archs: Iterable[str] | 
     For accuracy, study cells nobody has run are added with n=0 for the archs present (or,
     with no runs at all or with ``every_study_arch``, for every arch of the study), so the
     whole published grid shows."""
-    runs = store.cell_values(metric)
+    runs = store.cell_values(metric, split)
     archs = list(archs) if archs is not None else None
     if archs is not None:
         runs = runs[runs["arch"].isin(archs)]
@@ -49,7 +53,7 @@ def report_table(store: Store, metric: str = "accuracy", archs: Iterable[str] | 
     if synthetic is not None:
         runs = runs[runs["synthetic"].isna() | runs["synthetic"].isin(list(synthetic))]
     study = {}
-    if metric == "accuracy":
+    if metric == "accuracy" and split == "test":  # the study's figures are at its own cut-off
         ref = store.reference()
         study = {(r.arch, r.setting, r.init, _ratio_key(r.ratio)): float(r.test_accuracy)
                  for r in ref.itertuples()}
@@ -70,7 +74,9 @@ def report_table(store: Store, metric: str = "accuracy", archs: Iterable[str] | 
             rows.append({"arch": arch, "setting": setting, "ratio": ratio, "init": init,
                          "synthetic": None, "profile": None, **aggregate([]), "study": value,
                          "wall_s": math.nan})
-    return _ordered(pd.DataFrame(rows, columns=COLUMNS))
+    df = _ordered(pd.DataFrame(rows, columns=COLUMNS))
+    df.attrs["split"] = split
+    return df
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:
@@ -118,7 +124,7 @@ def pivot_tables(df: pd.DataFrame, metric: str = "accuracy") -> list[tuple[str, 
     Study-only rows of an arch appear in each of its tables. One synthetic set goes in the
     title, several in the row labels. The title ends with ": test <metric>". Each table's
     ``attrs`` hold ``runs`` (runs behind it) and ``wall_s`` (their run wall times added up)."""
-    tables = []
+    tables, split = [], df.attrs.get("split", "test")
     for arch, block in df.groupby("arch", sort=False):
         study_only = block[block["profile"].map(_missing)]
         profiles = [p for p in block["profile"].unique() if not _missing(p)] or [None]
@@ -139,7 +145,7 @@ def pivot_tables(df: pd.DataFrame, metric: str = "accuracy") -> list[tuple[str, 
             table = pd.DataFrame([[text.get((lab, i), "") for i in inits] for lab in labels],
                                  index=pd.Index(labels, name="setting"), columns=inits)
             table.attrs.update(runs=int(part["n"].sum()), wall_s=float(part["wall_s"].sum()))
-            tables.append((f"{title}: test {metric}", table))
+            tables.append((f"{title}: test {metric}{SPLIT_WORDS.get(split, '')}", table))
     return tables
 
 
@@ -192,7 +198,8 @@ def _latex(df: pd.DataFrame, metric: str) -> str:
 
 
 def _csv(df: pd.DataFrame, metric: str) -> str:
-    return df.assign(metric=metric).to_csv(index=False)
+    threshold = THRESHOLD_NAMES.get(df.attrs.get("split", "test"), "0.5")
+    return df.assign(metric=metric, threshold=threshold).to_csv(index=False)
 
 
 FORMATS: dict[str, Callable[[pd.DataFrame, str], str]] = {

@@ -53,3 +53,56 @@ def test_empty_predictions_give_empty_tables():
     import pandas as pd
     bins, curves, ece = cell_calibration({"test": pd.DataFrame(columns=["label", "prob"])})
     assert bins.empty and curves.empty and ece == {}
+
+
+def test_youden_picks_the_threshold_that_separates_the_classes_best():
+    from synthmed_core.calibration import youden_threshold
+    y = [0, 0, 0, 1, 1, 1]
+    p = [0.1, 0.2, 0.35, 0.3, 0.8, 0.9]
+    t = youden_threshold(y, p)
+    assert t == pytest.approx(0.8)  # J = 2/3 - 0 at 0.8, the best (0.3 gives 1 - 1/3 too;
+    # roc_curve lists the higher first, so ties go to the stricter threshold)
+
+
+def test_the_sensitivity_rule_keeps_the_highest_threshold_that_reaches_the_target():
+    from synthmed_core.calibration import sensitivity_threshold
+    y = [1] * 20 + [0] * 5
+    p = list(np.linspace(0.3, 0.99, 20)) + [0.1] * 5
+    t = sensitivity_threshold(y, p, 0.95)
+    assert ((np.array(p[:20]) >= t).mean()) >= 0.95
+    assert ((np.array(p[:20]) >= np.nextafter(t, 1)).mean()) < 0.95
+
+
+def test_at_half_keeps_order_and_moves_the_decisions_of_a_threshold_to_half():
+    from synthmed_core.calibration import at_half
+    p = np.array([0.05, 0.2, 0.3, 0.31, 0.9])
+    q = at_half(p, 0.3)
+    assert np.all(np.diff(q) > 0) and ((q >= 0.5) == (p >= 0.3)).all()
+    assert q[2] == pytest.approx(0.5)
+
+
+def test_a_finished_run_stores_test_metrics_at_its_val_threshold_beside_those_at_half(tmp_path):
+    from synthmed_core.calibration import VAL_THRESHOLD_SPLIT
+    from synthmed_core.metrics import run_metrics
+    from synthmed_core.store import Store
+
+    from grid_helpers import add_run, labels, probs_with_accuracy
+    store = Store(tmp_path / "t.duckdb")
+    y = labels()
+    p = probs_with_accuracy(y, 0.8, 3)
+    rid = add_run(store, "base", 0, p, y)
+    t = store.metric_of([rid], VAL_THRESHOLD_SPLIT, "threshold")[rid]
+    acc = store.metric_of([rid], VAL_THRESHOLD_SPLIT, "accuracy")[rid]
+    assert acc == pytest.approx(run_metrics(y, p, threshold=t)["accuracy"])
+    assert store.run(rid)["metrics"]["accuracy"] == pytest.approx(run_metrics(y, p)["accuracy"])
+
+
+def test_the_new_profile_field_leaves_every_earlier_run_id_unchanged():
+    from synthmed_core.grid import RunSpec, make_run_spec
+    spec = make_run_spec("resnet18", "scratch", "base", 0, "quick")
+    earlier = spec.to_dict()  # as a spec was written before val_threshold existed
+    assert "val_threshold" not in earlier["profile"]
+    assert RunSpec.from_dict(earlier).run_id == spec.run_id
+    assert RunSpec.from_dict(earlier).profile.val_threshold == "youden"
+    other = make_run_spec("resnet18", "scratch", "base", 0, "quick", val_threshold="sens95")
+    assert other.run_id != spec.run_id and other.recipe_label == "quick val_threshold=sens95"

@@ -61,10 +61,11 @@ def _verb_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
                 yield from _verb_paths(sub, prefix + (name,))
 
 
-def _report_csv(data_root: Path) -> list[dict]:
-    """The tidy report rows of resnet18 cells that have runs (n > 0)."""
+def _report_csv(data_root: Path, threshold: str = "0.5") -> list[dict]:
+    """The tidy report rows of resnet18 cells that have runs (n > 0), at ``threshold``."""
     text = ok(cli(data_root, "report", "--arch", "resnet18", "--format", "csv"))
-    return [r for r in csv.DictReader(io.StringIO(text)) if r["n"] != "0"]
+    return [r for r in csv.DictReader(io.StringIO(text))
+            if r["n"] != "0" and r["threshold"] == threshold]
 
 
 def test_every_verb_and_sub_verb_has_help(tmp_path):
@@ -104,6 +105,8 @@ def test_train_then_runs_list_report_and_show_see_it_and_a_rerun_is_skipped(real
     md = ok(cli(real_data, "report", "--arch", "resnet18"))
     assert "resnet18 (profile smoke): test accuracy" in md
     assert f"| base | {acc:.3f} n=1" in md
+    assert "resnet18 (profile smoke): test accuracy at the threshold picked on val" in md
+    assert len(_report_csv(real_data, "val")) == 1  # beside the 0.5 row, never instead
     rows = _report_csv(real_data)
     assert len(rows) == 1
     row = rows[0]

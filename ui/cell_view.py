@@ -126,6 +126,12 @@ def render(db: str, name: str, cell: dict) -> None:
         ["Runs", "Training curves", "Calibration", "Confusion matrix", "Wrong test images"])
     with runs:
         st.dataframe(detail.runs, hide_index=True, key="cell_runs", column_config={
+            "val_threshold": st.column_config.NumberColumn(
+                "val threshold", format="%.3f",
+                help="the decision threshold the run's recipe picks on val (Youden's J unless "
+                     "it says otherwise); reported beside the fixed 0.5, never instead"),
+            "accuracy_at_val_threshold": st.column_config.NumberColumn(
+                "accuracy at val threshold", format="%.3f"),
             "weights_here": st.column_config.CheckboxColumn(
                 "weights here", help="the run's checkpoint is on this machine (Grad-CAM, "
                                      "Predict); runs from a bundle bring none")})

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from .. import grid, paths
 
-OVERRIDES = ("epochs", "finetune_epochs", "batch_size", "input_size", "augment", "train_limit")
+OVERRIDES = ("epochs", "finetune_epochs", "batch_size", "input_size", "augment", "train_limit",
+             "val_threshold")
 
 
 def add_cell(p: argparse.ArgumentParser, many: bool) -> None:
@@ -39,6 +40,9 @@ def add_profile(p: argparse.ArgumentParser, default: str = "quick") -> None:
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="light on-device rotation/shift of every training batch")
     g.add_argument("--train-limit", type=int, help="class-stratified subset of the real train split")
+    g.add_argument("--val-threshold", metavar="RULE",
+                   help="how val picks the decision threshold reported beside 0.5 (default: "
+                        "Youden's J; an unknown rule is refused with the list)")
 
 
 def overrides(a: argparse.Namespace) -> dict:

@@ -41,6 +41,10 @@ def register(sub) -> None:
     p.add_argument("--profile", help="only runs of this profile")
     p.add_argument("--synthetic", nargs="+", metavar="SET",
                    help="only cells on these synthetic sets (and those without one, e.g. base)")
+    p.add_argument("--threshold", default="both", choices=["0.5", "val", "both"],
+                   help="the decision threshold of accuracy, F1, sensitivity, specificity: the "
+                        "fixed 0.5, the one each run's recipe picks on val (Youden's J unless "
+                        "--val-threshold said otherwise), or both (default; AUROC has none)")
     p.add_argument("--out", type=Path, help="write to this file instead of stdout")
     p.set_defaults(func=cmd_report)
 
@@ -124,10 +128,20 @@ def cmd_grid(a: argparse.Namespace) -> int:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
+    from ..calibration import VAL_THRESHOLD_SPLIT
     from ..report import format_table, report_table
-    table = report_table(_store(), metric=a.metric, archs=a.arch, profile=a.profile,
-                         every_study_arch=a.arch is None, synthetic=a.synthetic)
-    text = format_table(table, fmt=a.format, metric=a.metric)
+    store = _store()
+    splits = {"0.5": ["test"], "val": [VAL_THRESHOLD_SPLIT],
+              "both": ["test", VAL_THRESHOLD_SPLIT]}[a.threshold]
+    if a.metric == "auroc":  # threshold-free
+        splits = ["test"]
+    tables = [report_table(store, metric=a.metric, archs=a.arch, profile=a.profile,
+                           every_study_arch=a.arch is None and split == "test",
+                           synthetic=a.synthetic, split=split) for split in splits]
+    texts = [format_table(t, fmt=a.format, metric=a.metric) for t in tables]
+    if a.format == "csv":  # one table: the rows of each threshold, one header
+        texts = texts[:1] + [t.split("\n", 1)[1] for t in texts[1:]]
+    text = ("" if a.format == "csv" else "\n\n").join(texts)
     if a.out:
         a.out.write_text(text)
         print(f"wrote {a.out}")

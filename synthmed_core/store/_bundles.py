@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ._base import StoreBase
-from ._schema import CORRECT_FROM_PREDICTIONS, CORRECT_THRESHOLD, LOCAL_ORIGIN, recipe_columns
+from ._schema import (CORRECT_FROM_PREDICTIONS, CORRECT_THRESHOLD, LOCAL_ORIGIN,
+                      add_val_threshold_metrics, recipe_columns)
 from ._schema import now as _now
 
 # Columns of each table as a bundle carries it (constants: safe to format into SQL).
@@ -180,6 +181,7 @@ class BundlesMixin(StoreBase):
                                 f"FROM in_{table}")
             con.execute(CORRECT_FROM_PREDICTIONS.format(source="in_predictions"),
                         [CORRECT_THRESHOLD] * 3)
+            add_val_threshold_metrics(con, take)  # for bundles made before runs had them
             if plan.replicates:
                 con.register("in_replicates", _replicate_rows(plan))
                 con.execute("INSERT OR IGNORE INTO replicates SELECT run_id, origin, "

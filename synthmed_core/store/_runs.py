@@ -13,7 +13,8 @@ from ..errors import StoreError
 from ..events import RunResult
 from ..grid import RunSpec
 from ._base import StoreBase
-from ._schema import CORRECT_FROM_PREDICTIONS, CORRECT_THRESHOLD, LOCAL_ORIGIN
+from ._schema import (CORRECT_FROM_PREDICTIONS, CORRECT_THRESHOLD, LOCAL_ORIGIN,
+                      add_val_threshold_metrics)
 from ._schema import now as _now
 
 RUN_STATUSES = ("running", "finished", "failed", "cancelled")
@@ -135,7 +136,8 @@ class RunsMixin(StoreBase):
 
     def finish_run(self, result: RunResult) -> None:
         """In one transaction: the run's metrics (test from ``result.metrics``, val computed from
-        its val predictions), every test and val prediction, and status ``finished``."""
+        its val predictions, and test at the threshold its recipe picks on val), every test
+        and val prediction, and status ``finished``."""
         from ..metrics import run_metrics  # scikit-learn is slow to import; only writers need it
 
         rid = result.run_id
@@ -168,6 +170,7 @@ class RunsMixin(StoreBase):
             con.execute("DELETE FROM run_correct WHERE run_id = ?", [rid])
             con.execute(CORRECT_FROM_PREDICTIONS.format(source="prediction_rows"),
                         [CORRECT_THRESHOLD] * 3)
+            add_val_threshold_metrics(con, [rid])
 
     def fail_run(self, run_id: str, error: str) -> None:
         """Mark a started run failed with its error text (a run never started is ignored)."""
@@ -221,7 +224,8 @@ class RunsMixin(StoreBase):
 
     def run(self, run_id: str) -> dict | None:
         """Everything about one run: its columns, ``spec`` and ``context`` (dicts), ``metrics``
-        (test), ``val_metrics``, ``epochs`` and ``replicates`` (other records of the same run
+        (test), ``val_metrics``, ``metrics_by_split`` (every split, e.g. test at the val
+        threshold), ``epochs`` and ``replicates`` (other records of the same run
         id, e.g. a shipped run's numbers after it was reproduced here; lists of dicts); None
         when the id is unknown."""
         with self._connect() as con:
@@ -239,6 +243,9 @@ class RunsMixin(StoreBase):
         out["spec"] = json.loads(out.pop("spec_json"))
         out["context"] = json.loads(out.pop("context_json") or "null")
         out["replicates"] = [_replicate(r) for r in replicates.to_dict("records")]
+        out["metrics_by_split"] = {}
+        for split, name, value in metrics:
+            out["metrics_by_split"].setdefault(split, {})[name] = value
         out["metrics"] = {n: v for s, n, v in metrics if s == "test"}
         out["val_metrics"] = {n: v for s, n, v in metrics if s == "val"}
         out["epochs"] = epochs.drop(columns="run_id").to_dict("records")
@@ -258,6 +265,14 @@ class RunsMixin(StoreBase):
                 """SELECT run_id, idx, label, prob FROM predictions
                    WHERE list_contains(?::VARCHAR[], run_id) AND split = ?
                    ORDER BY run_id, idx""", [list(run_ids), split]).df()
+
+    def metric_of(self, run_ids: list[str], split: str, name: str) -> dict[str, float]:
+        """One metric of several runs, by run id (runs without it are left out)."""
+        with self._connect() as con:
+            rows = con.execute("SELECT run_id, value FROM run_metrics WHERE split = ? AND "
+                               "name = ? AND list_contains(?::VARCHAR[], run_id)",
+                               [split, name, list(run_ids)]).fetchall()
+        return dict(rows)
 
     def cell_values(self, metric: str, split: str = "test") -> pd.DataFrame:
         """One row per finished run: its cell, seed, profile, recipe (and its label), ``value``

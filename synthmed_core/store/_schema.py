@@ -128,7 +128,44 @@ MIGRATIONS: list[tuple[int, list[Step]]] = [
         "ALTER TABLE runs ADD COLUMN recipe_label VARCHAR",
         lambda con: _fill_recipes(con),
     ]),
+    # Test metrics at the decision threshold each run's recipe picks on val (split
+    # VAL_THRESHOLD_SPLIT), reported beside those at 0.5; for runs recorded before, from their
+    # stored val and test predictions.
+    (6, [lambda con: add_val_threshold_metrics(con)]),
 ]
+
+
+def add_val_threshold_metrics(con: duckdb.DuckDBPyConnection,
+                              run_ids: list[str] | None = None) -> None:
+    """Write the VAL_THRESHOLD_SPLIT metrics of the finished runs (of ``run_ids``, or all)
+    that have val and test predictions and no such metrics yet, in ``con``'s transaction."""
+    from ..calibration import VAL_THRESHOLD_SPLIT, val_threshold_metrics
+    todo = con.execute(
+        """SELECT r.run_id, r.spec_json FROM runs r
+           WHERE r.status = 'finished'
+             AND (CAST(? AS VARCHAR[]) IS NULL OR list_contains(?, r.run_id))
+             AND NOT EXISTS (SELECT 1 FROM run_metrics m WHERE m.run_id = r.run_id
+                             AND m.split = ?)""",
+        [run_ids, run_ids, VAL_THRESHOLD_SPLIT]).fetchall()
+    if not todo:
+        return
+    preds = con.execute(
+        """SELECT run_id, split, label, prob FROM predictions
+           WHERE list_contains(?::VARCHAR[], run_id) ORDER BY run_id, split, idx""",
+        [[rid for rid, _ in todo]]).df()
+    by_run = {key: g for key, g in preds.groupby(["run_id", "split"])}
+    rows = []
+    for rid, spec_json in todo:
+        val, test = by_run.get((rid, "val")), by_run.get((rid, "test"))
+        if val is None or test is None or val["label"].nunique() < 2:
+            continue  # a rule needs both classes on val
+        rule = RunSpec.from_dict(json.loads(spec_json)).profile.val_threshold
+        metrics = val_threshold_metrics(rule, val["label"], val["prob"], test["label"],
+                                        test["prob"])
+        rows += [(rid, VAL_THRESHOLD_SPLIT, k, float(v)) for k, v in metrics.items()]
+    if rows:
+        con.executemany("INSERT INTO run_metrics (run_id, split, name, value) VALUES (?,?,?,?)",
+                        rows)
 
 
 def recipe_columns(spec_json: str) -> tuple[str, str]:
