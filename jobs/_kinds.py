@@ -137,12 +137,7 @@ def _reproduce_args(p: argparse.ArgumentParser) -> None:
 
 
 def _plan_reproduce(a: argparse.Namespace, store: Store) -> Plan:
-    runs = store.runs()
-    ids = [r for r in runs["run_id"] if r.startswith(a.run_id)] if a.run_id else []
-    if len(ids) != 1:
-        raise SpecError(f"no run matches {a.run_id!r}" if not ids else
-                        f"{a.run_id!r} matches {len(ids)} runs: {', '.join(ids[:5])}")
-    spec = grid.RunSpec.from_dict(store.run(ids[0])["spec"])
+    spec = grid.RunSpec.from_dict(store.run(store.resolve_run_id(a.run_id))["spec"])
     try:
         _check_synthetic(spec.cell.synthetic)
     except SynthmedError as exc:

@@ -100,15 +100,7 @@ def _full_ids(store: Store, run_ids: list[str] | None) -> list[str] | None:
     """Run ids given by unique prefixes, expanded; SpecError for an unknown or ambiguous one."""
     if not run_ids:
         return None
-    known = store.finished_run_rows()
-    out = []
-    for prefix in run_ids:
-        hits = [r for r in known if r.startswith(prefix)]
-        if len(hits) != 1:
-            raise SpecError(f"run {prefix!r} matches {len(hits)} finished runs"
-                            + (f": {', '.join(hits[:5])}" if hits else ""))
-        out.append(hits[0])
-    return out
+    return [store.resolve_run_id(prefix, status="finished") for prefix in run_ids]
 
 
 def _parquet_bytes(df: pd.DataFrame) -> bytes:

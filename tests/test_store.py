@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from synthmed_core import store as store_mod
-from synthmed_core.errors import StoreError
+from synthmed_core.errors import SpecError, StoreError
 from synthmed_core.events import RunResult
 from synthmed_core.grid import make_run_spec
 from synthmed_core.metrics import run_metrics
@@ -314,3 +314,16 @@ def test_a_run_resumed_in_another_context_is_marked_mixed(db):
     assert ctx["mixed"] is True and ctx["earlier"]["threads"] == 1
     store.start_run(s, "cpu", discard_epochs_after=-1, context=one)  # a fresh start: one context
     assert "mixed" not in store.run(s.run_id)["context"]
+
+
+def test_a_run_is_found_by_a_unique_prefix_and_otherwise_named_in_the_error(db):
+    store = Store(db)
+    ids = [spec(seed=s).run_id for s in range(3)]
+    for s in range(3):
+        store.start_run(spec(seed=s), "cpu")
+    assert store.resolve_run_id(ids[0]) == ids[0]
+    assert store.resolve_run_id(ids[1][:8]) == ids[1]
+    with pytest.raises(SpecError, match="no run matches 'zzz'"):
+        store.resolve_run_id("zzz")
+    with pytest.raises(SpecError, match="no finished run matches"):
+        store.resolve_run_id(ids[2], status="finished")  # it is running

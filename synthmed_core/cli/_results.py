@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import SpecError
 
 
 def register(sub) -> None:
@@ -98,11 +97,7 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     from ..grid import RunSpec
     from ..runner import run_one
     store = _store()
-    ids = [r for r in store.runs()["run_id"] if r.startswith(a.run_id)] if a.run_id else []
-    if len(ids) != 1:
-        raise SpecError(f"no run matches {a.run_id!r}" if not ids else
-                        f"{a.run_id!r} matches {len(ids)} runs: {', '.join(ids[:5])}")
-    spec = RunSpec.from_dict(store.run(ids[0])["spec"])
+    spec = RunSpec.from_dict(store.run(store.resolve_run_id(a.run_id))["spec"])
     shutil.rmtree(paths.run_dir(spec.run_id), ignore_errors=True)  # start from zero, not a resume
     run_one(spec, store, a.device, progress=not a.no_progress)
     run = store.run(spec.run_id)

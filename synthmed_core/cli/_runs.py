@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 from .. import grid
-from ..errors import SpecError
 from . import _common as c
 
 
@@ -165,9 +164,5 @@ def cmd_runs_list(a: argparse.Namespace) -> int:
 
 def cmd_runs_show(a: argparse.Namespace) -> int:
     store = _store()
-    ids = [r for r in store.runs()["run_id"] if r.startswith(a.run_id)] if a.run_id else []
-    if len(ids) != 1:
-        raise SpecError(f"no run matches {a.run_id!r}" if not ids else
-                        f"{a.run_id!r} matches {len(ids)} runs: {', '.join(ids[:5])}...")
-    c.print_json(store.run(ids[0]))
+    c.print_json(store.run(store.resolve_run_id(a.run_id)))
     return 0

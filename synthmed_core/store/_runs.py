@@ -222,6 +222,22 @@ class RunsMixin(StoreBase):
         with self._connect() as con:
             return con.execute(sql, params).df()
 
+    def resolve_run_id(self, prefix: str, status: str | None = None) -> str:
+        """The one run id (of ``status``, if given) that starts with ``prefix``; SpecError
+        naming the candidates when none or several do."""
+        from ..errors import SpecError
+        where = "AND status = ?" if status else ""
+        with self._connect() as con:
+            ids = [r[0] for r in con.execute(
+                f"SELECT run_id FROM runs WHERE starts_with(run_id, ?) {where} ORDER BY run_id",
+                [prefix or "", *([status] if status else [])]).fetchall()]
+        if len(ids) != 1 or not prefix:
+            kind = f"{status} run" if status else "run"
+            raise SpecError(f"no {kind} matches {prefix!r}" if not ids or not prefix else
+                            f"{prefix!r} matches {len(ids)} {kind}s: {', '.join(ids[:5])}"
+                            + ("..." if len(ids) > 5 else ""))
+        return ids[0]
+
     def run(self, run_id: str) -> dict | None:
         """Everything about one run: its columns, ``spec`` and ``context`` (dicts), ``metrics``
         (test), ``val_metrics``, ``metrics_by_split`` (every split, e.g. test at the val
