@@ -1,0 +1,247 @@
+"""Importing bundles: what each incoming run becomes (added, already here, a replicate, a
+conflict), the synthetic sets and samples it brings, and the shipped bundles of a data root."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import paths
+from ..context import describe, same_context
+from ..errors import BundleError, DataError, SpecError
+from ..store import LOCAL_ORIGIN, ImportPlan, Store
+from ._format import FILES, MANIFEST, SAMPLE_SUFFIX, Bundle, read_bundle
+
+
+@dataclass
+class ImportReport:
+    """What importing one bundle did (or would have done, for one already imported)."""
+
+    bundle_id: str
+    name: str
+    path: str
+    already_imported: bool = False
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)  # local failed/cancelled runs
+    same: list[str] = field(default_factory=list)  # already here with the same numbers
+    replicates: list[dict] = field(default_factory=list)  # {"run_id", "diff", "contexts"}
+    conflicts: list[dict] = field(default_factory=list)  # {"run_id", "diff", "context"}
+    running: list[str] = field(default_factory=list)  # being trained here now: left alone
+    samples: list[str] = field(default_factory=list)  # sample sets written
+
+    def lines(self) -> list[str]:
+        """The report for people, one line per fact."""
+        head = f"bundle {self.name} ({self.bundle_id}, {self.path})"
+        if self.already_imported:
+            return [f"{head}: already imported; nothing to do"]
+        out = [f"{head}: {len(self.added)} runs added, {len(self.same)} already here, "
+               f"{len(self.replicates)} replicates, {len(self.conflicts)} conflicts"
+               + (f", {len(self.replaced)} failed/cancelled local runs replaced"
+                  if self.replaced else "")
+               + (f", {len(self.running)} left alone (running here)" if self.running else "")]
+        out += [f"  sample images: synthetic set {s}" for s in self.samples]
+        out += [f"  replicate {r['run_id']}: {r['diff']} ({r['contexts']})"
+                for r in self.replicates]
+        out += [f"  CONFLICT {c['run_id']}: same context ({c['context']}) but {c['diff']}; "
+                "the local run is kept" for c in self.conflicts]
+        return out
+
+
+def import_bundle(store: Store, path: Path, shipped: bool = False) -> ImportReport:
+    """Import one bundle folder into ``store`` (see the module docstring for what each run
+    becomes). Idempotent: a bundle already imported is skipped. BundleError, and nothing
+    imported, for a damaged bundle or a clashing synthetic set."""
+    bundle = read_bundle(path)
+    report = ImportReport(bundle.id, bundle.name, str(Path(path).resolve()))
+    if store.bundle_imported(bundle.id):
+        report.already_imported = True
+        return report
+    samples = _sample_sets(bundle)
+    plan = ImportPlan(bundle.id, bundle.name, report.path, shipped, bundle.manifest,
+                      bundle.tables, sets=_set_rows(store, bundle, samples))
+    _classify(store, plan, report)
+    for name, (images, labels, card) in samples.items():
+        _write_sample(name, images, labels, card)
+        report.samples.append(name)
+    if not store.apply_import(plan):  # another process imported it meanwhile
+        return ImportReport(bundle.id, bundle.name, report.path, already_imported=True)
+    return report
+
+
+def import_shipped(store: Store, folder: Path | None = None) -> list[ImportReport]:
+    """Import every bundle under ``folder`` (default ``paths.shipped_results_dir()``) that this
+    store has not imported yet, as shipped results. Cheap when there is nothing new (one small
+    JSON read per bundle, one query). A damaged shipped bundle is reported on stderr and
+    skipped: it must not keep the app from opening."""
+    import sys
+    folder = folder if folder is not None else paths.shipped_results_dir()
+    if folder is None or not Path(folder).is_dir():
+        return []
+    done = store.imported_bundle_ids()
+    reports = []
+    for sub in sorted(p for p in Path(folder).iterdir() if (p / MANIFEST).is_file()):
+        try:
+            if json.loads((sub / MANIFEST).read_text(encoding="utf-8")).get("bundle_id") in done:
+                continue
+            reports.append(import_bundle(store, sub, shipped=True))
+        except (BundleError, DataError, SpecError, ValueError, OSError) as exc:
+            print(f"synthmed: shipped results bundle {sub} not imported: {exc}", file=sys.stderr)
+    return reports
+
+
+def _classify(store: Store, plan: ImportPlan, report: ImportReport) -> None:
+    runs, metrics = plan.tables["runs"], plan.tables["metrics"]
+    local_runs, local_metrics = store.local_records(list(runs["run_id"]))
+    local = local_runs.set_index("run_id")
+    theirs = _metric_dicts(metrics)
+    ours = _metric_dicts(local_metrics)
+    for row in runs.itertuples(index=False):
+        rid = row.run_id
+        if rid not in local.index:
+            plan.new.append(rid)
+            report.added.append(rid)
+            continue
+        status = local.loc[rid, "status"]
+        if status == "running":
+            report.running.append(rid)
+            continue
+        if status != "finished":
+            plan.replace.append(rid)
+            report.replaced.append(rid)
+            continue
+        diff = metric_diff(ours.get(rid, {}), theirs.get(rid, {}))
+        if not diff:
+            report.same.append(rid)
+            continue
+        mine = _json(local.loc[rid, "context_json"])
+        other = _json(row.context_json)
+        if same_context(mine, other):
+            report.conflicts.append({"run_id": rid, "diff": diff, "context": describe(mine)})
+        else:
+            plan.replicates.append(rid)
+            report.replicates.append({"run_id": rid, "diff": diff,
+                                      "contexts": f"here: {describe(mine)}; bundle: "
+                                                  f"{describe(other)}"})
+
+
+def _metric_dicts(df: pd.DataFrame) -> dict[str, dict[tuple[str, str], float]]:
+    out: dict[str, dict[tuple[str, str], float]] = {}
+    for rid, split, name, value in zip(df["run_id"], df["split"], df["name"], df["value"]):
+        out.setdefault(rid, {})[(split, name)] = float(value)
+    return out
+
+
+def metric_diff(a: dict, b: dict) -> str:
+    """'' when two runs' metrics are equal (NaN equals NaN), else the test accuracy and AUROC
+    differences (or the first differing metric) as text."""
+    keys = set(a) | set(b)
+
+    def equal(k) -> bool:
+        x, y = a.get(k), b.get(k)
+        if x is None or y is None:
+            return x is y
+        return x == y or (math.isnan(x) and math.isnan(y))
+    differing = sorted(k for k in keys if not equal(k))
+    if not differing:
+        return ""
+    shown = [k for k in (("test", "accuracy"), ("test", "auroc")) if k in differing]
+    shown = shown or differing[:1]
+    return ", ".join(f"{s} {n} {a.get((s, n), float('nan')):.4f} here vs "
+                     f"{b.get((s, n), float('nan')):.4f} in the bundle" for s, n in shown)
+
+
+def _json(value: Any) -> dict | None:
+    return json.loads(value) if isinstance(value, str) and value else None
+
+
+# ---- synthetic sets on import ----------------------------------------------------------------
+
+
+def _local_set_hash(store_sets: pd.DataFrame, name: str) -> tuple[str | None, str | None]:
+    """(content hash, origin) of the set ``name`` as this machine knows it: its registry row,
+    else its folder on disk; (None, None) when unknown."""
+    from ..synth.sets import list_sets
+    hit = store_sets[store_sets["name"] == name]
+    if len(hit) and isinstance(hit["content_sha256"].iloc[0], str):
+        return hit["content_sha256"].iloc[0], hit["origin"].iloc[0]
+    for card in list_sets():
+        if card.get("name") == name and "error" not in card:
+            if card.get("content_sha256"):
+                return card["content_sha256"], LOCAL_ORIGIN
+            from ..synth.sets import load_set
+            return load_set(name)[1].get("content_sha256"), LOCAL_ORIGIN
+    return None, None
+
+
+def _set_rows(store: Store, bundle: Bundle, samples: dict) -> list[dict]:
+    """The synthetic_sets rows to write; BundleError when a set name is taken by other
+    images here (that would confuse two sets' runs)."""
+    known = store.synthetic_sets()
+    rows = []
+    for s in bundle.tables["sets"].itertuples(index=False):
+        local_hash, _origin = _local_set_hash(known, s.name)
+        if local_hash and s.content_sha256 and local_hash != s.content_sha256:
+            raise BundleError(
+                f"{bundle.path / FILES['sets']}: its runs used synthetic set {s.name!r} with "
+                f"content {s.content_sha256[:12]}, but this machine's set {s.name!r} holds "
+                f"other images ({local_hash[:12]}). Rename the local set (import it again "
+                "under another name) before importing this bundle; nothing was imported")
+        if local_hash is None:  # known from the bundle only: its card, no images here
+            rows.append({"name": s.name, "card": json.loads(s.card_json), "path": None,
+                         "origin": bundle.id})
+    for name, (_images, _labels, card) in samples.items():
+        from ..synth.sets import set_dir
+        rows.append({"name": name, "card": card, "path": str(set_dir(name)),
+                     "origin": bundle.id})
+    return rows
+
+
+def _sample_sets(bundle: Bundle) -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:
+    """The sample sets this bundle brings, by set name (``NAME-sample``): images, labels and
+    a card whose content hash is filled in. BundleError for damaged sample rows or a sample
+    name taken by other images here."""
+    from ..synth.sets import content_sha256, list_sets, validate_name
+    samples, sets = bundle.tables["samples"], bundle.tables["sets"]
+    on_disk = {c.get("name"): c for c in list_sets() if "error" not in c}
+    out = {}
+    for s in sets.itertuples(index=False):
+        rows = samples[samples["set"] == s.name]
+        if not len(rows) or not s.sample_card_json:
+            continue
+        try:
+            images = np.stack([np.frombuffer(b, np.uint8).reshape(h, w) for b, h, w in
+                               zip(rows["image"], rows["height"], rows["width"])])
+        except ValueError as exc:
+            raise BundleError(f"{bundle.path / FILES['samples']}: the sample of {s.name!r} "
+                              f"has a damaged image ({exc})") from exc
+        labels = rows["label"].to_numpy(np.uint8)
+        name = validate_name(s.name[:64 - len(SAMPLE_SUFFIX)] + SAMPLE_SUFFIX)
+        card = {**json.loads(s.sample_card_json), "method": "sample",
+                "source": f"a fixed sample of synthetic set {s.name!r} from results bundle "
+                          f"{bundle.name} ({bundle.id}); rebuild the whole set with the "
+                          "generator, seed and parameters below",
+                "content_sha256": content_sha256(images, labels)}
+        there = on_disk.get(name)
+        if there is not None and there.get("content_sha256") != card["content_sha256"]:
+            raise BundleError(f"synthetic set {name!r} exists here with other images; it "
+                              f"would be replaced by the sample in {bundle.path}. Rename or "
+                              "delete it first; nothing was imported")
+        out[name] = (images, labels, card)
+    return out
+
+
+def _write_sample(name: str, images: np.ndarray, labels: np.ndarray, card: dict) -> None:
+    from ..synth.sets import load_set, set_dir, write_set
+    if set_dir(name).is_dir():
+        return  # the same images (checked in _sample_sets)
+    clean = {k: v for k, v in card.items() if k != "content_sha256"}  # write_set derives it
+    try:
+        write_set(name, images, labels.reshape(-1, 1), clean)
+    except SpecError:  # another process wrote it a moment ago: fine if it holds these images
+        if load_set(name)[1].get("content_sha256") != card["content_sha256"]:
+            raise
