@@ -44,9 +44,8 @@ def _ended(store: Store, job_id: int) -> dict | None:
     job = store.job(job_id)
     if job["status"] in _UNFINISHED:
         return None
-    if job["status"] != "finished":
-        raise JobError(f"bench job {job_id} {job['status']}: {job['error'] or 'no error text'} "
-                       f"(log: {job['log_path']})")
+    if job["status"] != "finished":  # the log goes with the bench's temporary data root
+        raise JobError(f"bench job {job_id} {job['status']}: {job['error'] or 'no error text'}")
     return job
 
 
