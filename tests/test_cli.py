@@ -31,6 +31,7 @@ TRAINED = re.compile(r"^run ([0-9a-f]{12}) (\S+) seed=(\d+) profile=smoke: test 
 def cli(data_root: Path, *args, medmnist: Path = SHARED_DATA, timeout: float = 300
         ) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHMED_")}
+    env["SYNTHMED_SHIPPED"] = "none"  # a test's data root holds only what the test made
     # One torch thread: on a 2-core machine shared with other training, two threads per
     # process oversubscribe the cores and a smoke run takes 3x longer (same results).
     env.update(SYNTHMED_DATA=str(data_root), SYNTHMED_MEDMNIST_ROOT=str(medmnist),

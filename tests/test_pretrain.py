@@ -153,6 +153,7 @@ def test_init_chestmnist_without_a_checkpoint_names_the_pretrain_command(real_da
 
 def test_cli_pretrain_chestmnist_saves_and_registers_the_checkpoint(medmnist_root, real_data):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHMED_")}
+    env["SYNTHMED_SHIPPED"] = "none"  # a test's data root holds only what the test made
     env.update(SYNTHMED_DATA=str(real_data), SYNTHMED_MEDMNIST_ROOT=str(medmnist_root),
                SYNTHMED_OFFLINE="1", OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "synthmed_core", "pretrain", "chestmnist",
