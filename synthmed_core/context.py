@@ -23,14 +23,16 @@ CONTEXT_KEYS = ("device_type", "device_name", "threads", "torch", "timm", "commi
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> dict[str, Any]:
-    """The git commit of this checkout and whether its tracked files differ from it
-    (``{"commit": None}`` outside a git checkout)."""
+    """The git commit of this checkout and whether its tracked code differs from it (results/
+    left out) (``{"commit": None}`` outside a git checkout)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=paths.REPO_ROOT, capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        # results/ is what synthmed writes into the repository (bundles): not code.
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                         ":(exclude)results"))
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": dirty}
