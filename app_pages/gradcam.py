@@ -29,7 +29,8 @@ def pick_real() -> tuple[str, object]:
     test = ux.real_split("test")
     i = st.number_input(f"Real test image (0-{len(test.labels) - 1})", 0, len(test.labels) - 1,
                         0, key="cam_test_index")
-    return f"real test #{i} ({ux.class_caption(test.labels[i])})", test.images[i]
+    # Each run sees it at its own data size (28 px, or its MedMNIST+ file).
+    return f"real test #{i} ({ux.class_caption(test.labels[i])})", ux.RealImage("test", int(i))
 
 
 def pick_synthetic(db: str) -> tuple[str, object] | None:

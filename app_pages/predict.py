@@ -9,7 +9,7 @@ import streamlit as st
 
 from synthmed_core.errors import SynthmedError
 from synthmed_core.explain import CAM_METHODS, CAM_TARGETS
-from synthmed_core.uploads import FORMATS, MAX_UPLOAD_BYTES, read_upload, to_dataset_image
+from synthmed_core.uploads import FORMATS, MAX_UPLOAD_BYTES, read_upload
 from ui import explain as ux
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ def upload_limit_mb() -> int:
 
 
 def image_from_upload(name: str, data: bytes) -> np.ndarray | None:
-    """The 28x28 image of an uploaded file, or None after showing why it cannot be used."""
+    """The decoded grayscale image of an uploaded file (each run resizes it to its data size
+    the importer's way), or None after showing why it cannot be used."""
     try:
         upload = read_upload(name, data)
     except SynthmedError as exc:
@@ -38,7 +39,7 @@ def image_from_upload(name: str, data: bytes) -> np.ndarray | None:
         return None
     if upload.note:
         st.info(f"{name}: {upload.note}.")
-    return to_dataset_image(upload.image)
+    return upload.image
 
 
 def pick_image() -> tuple[str, np.ndarray | None]:
@@ -52,7 +53,7 @@ def pick_image() -> tuple[str, np.ndarray | None]:
     test = ux.real_split("test")
     i = st.number_input(f"Test image (0-{len(test.labels) - 1})", 0, len(test.labels) - 1, 0,
                         key="predict_test_index")
-    return f"test #{i} (label: {ux.class_caption(test.labels[i])})", test.images[i]
+    return f"test #{i} (label: {ux.class_caption(test.labels[i])})", ux.RealImage("test", int(i))
 
 
 def pick_runs(db: str) -> list[str]:
@@ -92,7 +93,8 @@ def main() -> None:
         return
     if image is None:
         return
-    ux.image_tile(image, f"{title} as the models see it (28x28)", width=168)
+    ux.image_tile(ux.at_data_size(image, 28), f"{title} at 28x28 (each run sees it at its "
+                  "own data size)", width=168)
     if run_ids:
         show_predictions(db, run_ids, title, image, method, target)
 

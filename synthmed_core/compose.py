@@ -198,11 +198,14 @@ def build_plan(spec: RunSpec) -> TrainPlan:
     phase 0 and ``finetune_warmup_epochs`` after. Val and test are the real splits, untouched.
     """
     info = SETTINGS[spec.cell.setting]
+    size = spec.profile.data_size
     synthetic, set_label, set_hash = None, "the synthetic set", None
     if info.uses_synthetic:  # first: a missing set is reported before the real data loads
-        synthetic, set_hash = load_synthetic_for_training(spec.cell.synthetic, with_hash=True)
+        synthetic, set_hash = load_synthetic_for_training(
+            spec.cell.synthetic, with_hash=True, size=size,
+            resize=spec.profile.resize_synthetic)
         set_label = f"synthetic set {spec.cell.synthetic!r}"
-    real = load_real("train")
+    real = load_real("train", size=size)
     phases = []
     for i, phase in enumerate(info.phases):
         warmup = spec.profile.warmup_epochs if i == 0 else spec.profile.finetune_warmup_epochs
@@ -210,22 +213,34 @@ def build_plan(spec: RunSpec) -> TrainPlan:
                               seed=spec.seed, train_limit=spec.profile.train_limit,
                               epochs=int(getattr(spec.profile, phase.epochs_field)),
                               warmup_epochs=int(warmup), set_label=set_label))
-    return TrainPlan(tuple(phases), val=load_real("val"), test=load_real("test"),
-                     synthetic_sha256=set_hash)
+    return TrainPlan(tuple(phases), val=load_real("val", size=size),
+                     test=load_real("test", size=size), synthetic_sha256=set_hash)
 
 
 def load_synthetic_for_training(name: str | None, root: Path | None = None,
-                                with_hash: bool = False):
-    """A validated synthetic set whose images are 28x28 (what training on MedMNIST needs);
-    with ``with_hash``, (split, the content hash of its card)."""
+                                with_hash: bool = False, size: int = IMAGE_SIZE,
+                                resize: bool = False):
+    """A validated synthetic set whose images have the side ``size`` of the real data trained
+    on; a set of another size is resized the importer's way when ``resize``, else refused.
+    With ``with_hash``, (split, the content hash of its card: of the set as stored)."""
     from .synth.sets import load_set  # sets imports Split from here: import late, no cycle
 
     if not name:
         raise SpecError("this setting needs a synthetic set (--synthetic NAME)")
     split, card = load_set(name, root=root)
-    if split.images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+    if split.images.shape[1:] != (size, size):
         h, w = split.images.shape[1:]
-        raise DataError(f"synthetic set {name!r} has {h}x{w} images; training needs "
-                        f"{IMAGE_SIZE}x{IMAGE_SIZE}. Re-import it (the importer resizes to "
-                        f"{IMAGE_SIZE}x{IMAGE_SIZE}) or regenerate it at that size.")
+        if not resize:
+            raise DataError(f"synthetic set {name!r} has {h}x{w} images; training on the "
+                            f"{size} px real data needs {size}x{size}. Resize it as the importer "
+                            "does with --resize-synthetic (the run's spec records it), or "
+                            f"import or generate it at {size} px.")
+        split = Split(_resized(split.images, size), split.labels)
     return (split, card.get("content_sha256")) if with_hash else split
+
+
+def _resized(images: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    from .synth.importer import preprocess
+    return np.stack([preprocess(Image.fromarray(im), size) for im in images])

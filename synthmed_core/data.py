@@ -21,6 +21,8 @@ from .errors import DataError, SpecError
 SPLITS = ("train", "val", "test")
 CLASS_NAMES = ("normal", "pneumonia")  # PneumoniaMNIST labels 0 and 1
 IMAGE_SIZE = 28
+# MedMNIST+ sizes: FLAG_64.npz, FLAG_128.npz, FLAG_224.npz beside the 28 px FLAG.npz.
+SIZES = (28, 64, 128, 224)
 # Label columns per supported medmnist flag: 1 = binary (N x 1 in the file), 14 = multi-label.
 FLAGS: dict[str, int] = {"pneumoniamnist": 1, "chestmnist": 14}
 
@@ -38,7 +40,7 @@ class PhaseData:
     """The training data of one phase of a setting (not shuffled: the trainer shuffles)."""
 
     source_name: str
-    images: np.ndarray  # uint8 N x 28 x 28
+    images: np.ndarray  # uint8 N x S x S, S = the run's data size (28 unless MedMNIST+)
     labels: np.ndarray  # int64 (N,)
     origin: np.ndarray  # int8 (N,): 0 real, 1 synthetic, 2 duplicate (re-drawn real)
     index: np.ndarray  # int64 (N,): row in the real train split / in the synthetic set
@@ -58,26 +60,36 @@ class TrainPlan:
 # Real data
 
 
-def load_real(split: str, flag: str = "pneumoniamnist", root: Path | None = None) -> Split:
-    """Load one split (train/val/test) of a medmnist 28x28 file, validated and cached.
+def load_real(split: str, flag: str = "pneumoniamnist", root: Path | None = None,
+              size: int = IMAGE_SIZE) -> Split:
+    """Load one split (train/val/test) of a medmnist file, validated and cached.
 
-    The file is ``ROOT/FLAG.npz`` with ROOT = ``root`` or ``paths.medmnist_root()``. It is
-    downloaded by medmnist only when absent and not offline. Raises DataError with what is wrong,
-    where, and what to do for a missing, corrupt or wrongly shaped file.
+    The file is ``ROOT/FLAG.npz`` (28 px) or ``ROOT/FLAG_SIZE.npz`` (MedMNIST+ 64, 128, 224)
+    with ROOT = ``root`` or ``paths.medmnist_root()``. It is downloaded by medmnist only when
+    absent and not offline. Raises DataError with what is wrong, where, and what to do for a
+    missing, corrupt or wrongly shaped file.
     """
     if split not in SPLITS:
         raise SpecError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
-    return _load_all(flag, root)[split]
+    return _load_all(flag, root, size)[split]
 
 
-def check_real(flag: str = "pneumoniamnist", root: Path | None = None) -> dict:
+def data_file(flag: str = "pneumoniamnist", size: int = IMAGE_SIZE) -> str:
+    """The file name medmnist gives a flag at a size: ``FLAG.npz``, ``FLAG_64.npz``..."""
+    if size not in SIZES:
+        raise SpecError(f"unknown MedMNIST image size {size!r}; choose one of {list(SIZES)}")
+    return f"{flag}.npz" if size == IMAGE_SIZE else f"{flag}_{size}.npz"
+
+
+def check_real(flag: str = "pneumoniamnist", root: Path | None = None,
+               size: int = IMAGE_SIZE) -> dict:
     """Validate a real data file and summarise it for ``data check``.
 
     Returns ``{"flag", "path", "bytes", "sha256", "splits": {split: {"rows", "class_counts"}}}``;
     class counts are per class for binary flags and positives per finding for chestmnist.
     """
-    path = _ensure_file(flag, root)
-    splits = _load_all(flag, root)
+    path = _ensure_file(flag, root, size)
+    splits = _load_all(flag, root, size)
     names = _label_names(flag)
     summary: dict = {"flag": flag, "path": str(path), "bytes": path.stat().st_size,
                      "sha256": _sha256(path), "splits": {}}
@@ -92,28 +104,29 @@ def check_real(flag: str = "pneumoniamnist", root: Path | None = None) -> dict:
     return summary
 
 
-def _load_all(flag: str, root: Path | None) -> dict[str, Split]:
-    path = _ensure_file(flag, root)
+def _load_all(flag: str, root: Path | None, size: int = IMAGE_SIZE) -> dict[str, Split]:
+    path = _ensure_file(flag, root, size)
     st = path.stat()
-    return _read_validated(str(path.resolve()), st.st_mtime_ns, st.st_size, flag, str(path))
+    return _read_validated(str(path.resolve()), st.st_mtime_ns, st.st_size, flag, str(path),
+                           size)
 
 
-def _ensure_file(flag: str, root: Path | None) -> Path:
+def _ensure_file(flag: str, root: Path | None, size: int = IMAGE_SIZE) -> Path:
     if flag not in FLAGS:
         raise SpecError(f"unsupported medmnist flag {flag!r}; choose one of {list(FLAGS)}")
     folder = Path(root).expanduser() if root is not None else paths.medmnist_root()
-    path = folder / f"{flag}.npz"
+    path = folder / data_file(flag, size)
     if path.is_file():
         # Never download over an existing file: the shared PneumoniaMNIST file's md5 differs from
         # medmnist's record on purpose (train order), and download=True would try to replace it.
         return path
     if path.exists():
-        raise DataError(f"{path} exists but is not a file; replace it with {flag}.npz")
+        raise DataError(f"{path} exists but is not a file; replace it with {path.name}")
     if paths.offline():
         raise DataError(_missing_message(flag, path, "offline mode (SYNTHMED_OFFLINE=1)"))
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        _medmnist_class(flag)(split="train", root=str(folder), download=True, size=IMAGE_SIZE)
+        _medmnist_class(flag)(split="train", root=str(folder), download=True, size=size)
     except Exception as exc:  # medmnist turns every download failure into a bare RuntimeError
         if path.is_file() and "download failed" not in str(exc).lower():
             return path  # downloaded, but medmnist choked on it: validation will say why
@@ -126,17 +139,17 @@ def _ensure_file(flag: str, root: Path | None) -> Path:
 
 def _missing_message(flag: str, path: Path, why: str) -> str:
     return (f"{path.name} is missing: {path} does not exist and it was not downloaded ({why}). "
-            f"Put the MedMNIST 28x28 file {path.name} in {path.parent}/, or set "
+            f"Put the MedMNIST file {path.name} in {path.parent}/, or set "
             f"SYNTHMED_MEDMNIST_ROOT to the folder that already holds it.")
 
 
 @functools.lru_cache(maxsize=4)
-def _read_validated(key: str, mtime_ns: int, size: int, flag: str, load_path: str
-                    ) -> dict[str, Split]:
-    # Keyed on resolved path + mtime + size: a replaced file is re-read, an unchanged one is not.
+def _read_validated(key: str, mtime_ns: int, nbytes: int, flag: str, load_path: str,
+                    size: int = IMAGE_SIZE) -> dict[str, Split]:
+    # Keyed on resolved path + mtime + bytes: a replaced file is re-read, an unchanged one not.
     path = Path(load_path)
-    _check_schema(_read_npz(path), flag, path)
-    return _via_medmnist(flag, path)
+    _check_schema(_read_npz(path), flag, path, size)
+    return _via_medmnist(flag, path, size)
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -165,19 +178,20 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
                         ) from exc
 
 
-def _check_schema(arrays: dict[str, np.ndarray], flag: str, path: Path) -> None:
+def _check_schema(arrays: dict[str, np.ndarray], flag: str, path: Path,
+                  size: int = IMAGE_SIZE) -> None:
     expected = [f"{s}_{kind}" for s in SPLITS for kind in ("images", "labels")]
     missing = [k for k in expected if k not in arrays]
     if missing:
         raise DataError(f"{path} lacks keys {missing}; it has {sorted(arrays)}. "
-                        f"Replace it with the official 28x28 {flag} file {path.name}.")
+                        f"Replace it with the official {size}x{size} {flag} file {path.name}.")
     n_labels, rows = FLAGS[flag], _info(flag)["n_samples"]
     problems = []
     for split in SPLITS:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if images.dtype != np.uint8 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        if images.dtype != np.uint8 or images.shape[1:] != (size, size):
             problems.append(f"{split}_images is {images.dtype} {images.shape}; "
-                            f"expected uint8 N x {IMAGE_SIZE} x {IMAGE_SIZE}")
+                            f"expected uint8 N x {size} x {size}" + _wrong_size_hint(images, size))
         if not np.issubdtype(labels.dtype, np.integer) or labels.shape[1:] != (n_labels,):
             problems.append(f"{split}_labels is {labels.dtype} {labels.shape}; "
                             f"expected integers N x {n_labels}")
@@ -190,15 +204,23 @@ def _check_schema(arrays: dict[str, np.ndarray], flag: str, path: Path) -> None:
                             f"medmnist expects {rows[split]} rows")
     if problems:
         raise DataError(f"{path} is not a valid {flag} file:\n  - " + "\n  - ".join(problems)
-                        + f"\nReplace it with the official 28x28 {path.name}.")
+                        + f"\nReplace it with the official {size}x{size} {path.name}.")
 
 
-def _via_medmnist(flag: str, path: Path) -> dict[str, Split]:
+def _wrong_size_hint(images: np.ndarray, size: int) -> str:
+    """When a file of another MedMNIST size sits under this size's name, say so."""
+    side = images.shape[1] if images.ndim == 3 and images.shape[1] == images.shape[2] else None
+    if side in SIZES and side != size:
+        return f" (these are {side} px images: the {side} px file under the {size} px name?)"
+    return ""
+
+
+def _via_medmnist(flag: str, path: Path, size: int = IMAGE_SIZE) -> dict[str, Split]:
     out = {}
     for split in SPLITS:
         try:
             ds = _medmnist_class(flag)(split=split, root=str(path.parent), download=False,
-                                       size=IMAGE_SIZE)
+                                       size=size)
             len(ds)  # medmnist's own row-count assertion; already checked above
         except (RuntimeError, AssertionError, ValueError) as exc:
             raise DataError(f"medmnist could not load split {split!r} of {path}: "

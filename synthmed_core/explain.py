@@ -104,7 +104,7 @@ def load_run_model(store, run_id: str, device: str = "cpu") -> nn.Module:
                          f"{spec.profile.input_size} px: {str(exc)[:600]}") from exc
     model.synthmed.update(run_id=run_id, init=spec.cell.init, setting=spec.cell.setting,
                           ratio=spec.cell.ratio, synthetic=spec.cell.synthetic, seed=spec.seed,
-                          profile=spec.profile.name)
+                          profile=spec.profile.name, data_size=spec.profile.data_size)
     return model.to(device).eval()
 
 

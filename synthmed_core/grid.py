@@ -89,6 +89,11 @@ class Profile:
     # How the val split picks the decision threshold reported BESIDE the fixed 0.5 (never
     # instead of it): a calibration.THRESHOLD_RULES name, fixed before training.
     val_threshold: str = "youden"
+    # The side of the real MedMNIST images trained on: 28 (pneumoniamnist.npz) or a MedMNIST+
+    # size (pneumoniamnist_64.npz ...). A synthetic set of another size is refused unless
+    # resize_synthetic, which resizes it the importer's way (synth.importer.preprocess).
+    data_size: int = 28
+    resize_synthetic: bool = False
 
     @property
     def lr(self) -> float:
@@ -104,7 +109,7 @@ class Profile:
 
 # Fields added after runs were recorded: left out of a spec (and so of its hash) at their
 # default, so every earlier run keeps its id and reads as that default.
-_LATER_FIELDS = {"val_threshold": "youden"}
+_LATER_FIELDS = {"val_threshold": "youden", "data_size": 28, "resize_synthetic": False}
 
 
 PROFILES: dict[str, Profile] = {
@@ -121,7 +126,7 @@ PROFILES: dict[str, Profile] = {
 }
 
 PROFILE_OVERRIDABLE = ("epochs", "finetune_epochs", "batch_size", "input_size", "augment",
-                       "train_limit", "val_threshold")
+                       "train_limit", "val_threshold", "data_size", "resize_synthetic")
 
 
 def get_profile(name: str, **overrides: Any) -> Profile:
@@ -141,6 +146,13 @@ def get_profile(name: str, **overrides: Any) -> Profile:
         if clean["val_threshold"] not in THRESHOLD_RULES:
             raise SpecError(f"unknown val threshold rule {clean['val_threshold']!r}; choose one "
                             f"of {list(THRESHOLD_RULES)}")
+    if "data_size" in clean:
+        from .data import SIZES
+        if int(clean["data_size"]) not in SIZES:
+            raise SpecError(f"data_size must be a MedMNIST size {list(SIZES)}, got "
+                            f"{clean['data_size']!r}")
+        # Trained natively at that size unless an input size was asked for.
+        clean.setdefault("input_size", max(PROFILES[name].input_size, int(clean["data_size"])))
     if "finetune_epochs" in clean and int(clean["finetune_epochs"]) < 0:
         raise SpecError(f"finetune_epochs must be >= 0, got {clean['finetune_epochs']!r}")
     return dataclasses.replace(PROFILES[name], **clean)

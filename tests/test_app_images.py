@@ -140,7 +140,7 @@ def test_predict_says_that_only_the_first_frame_of_a_multi_frame_dicom_is_used(r
     assert [i.value for i in at.info if "cine.dcm" in i.value] == [
         "cine.dcm: only the first of its 3 frames is used."]
     assert "only the first frame is decoded" in at.caption[0].value
-    assert any("as the models see it" in c for c in captions(at))
+    assert any("each run sees it at its own data size" in c for c in captions(at))
 
 
 # ---- Gallery -------------------------------------------------------------------------------

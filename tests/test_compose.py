@@ -252,5 +252,5 @@ def test_phase_epochs_and_warmup_come_from_the_profile(shared_medmnist, smoke_se
 def test_a_synthetic_set_that_is_not_28x28_is_an_error_at_load(synth_data_root):
     s = _split(5, 5, seed=8, size=32)
     write_set("big", s.images, s.labels.astype(np.uint8), {"method": "test"})
-    with pytest.raises(DataError, match="32x32 images; training needs 28x28"):
+    with pytest.raises(DataError, match="32x32 images; training on the 28 px real data needs 28x28"):
         load_synthetic_for_training("big")

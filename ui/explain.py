@@ -4,21 +4,23 @@ another database never sees this one's rows; models are ``cache_resource`` (heav
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import streamlit as st
 
 from synthmed_core import explain, gallery
 from synthmed_core.data import CLASS_NAMES, Split, load_real
-from synthmed_core.errors import SynthmedError
+from synthmed_core.errors import DataError, SpecError, SynthmedError
 from synthmed_core.synth.sets import load_set
+from synthmed_core.uploads import to_dataset_image
 
 from . import launch
 from .readers import db, store  # noqa: F401  (one cached Store per database, re-exported)
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
 CACHE_TTL_S = 5
@@ -145,13 +147,34 @@ def show_cam(result: explain.CamResult, title: str, width: int = 224) -> None:
     st.image(result.overlay, caption=caption, width=width)
 
 
+@dataclass(frozen=True)
+class RealImage:
+    """A real MedMNIST image by split and row: each run sees it in the file of its own data
+    size (28 px, or the MedMNIST+ 64/128/224 file it trained on)."""
+
+    split: str
+    index: int
+
+
+def at_data_size(image: RealImage | np.ndarray, size: int) -> np.ndarray:
+    """The image a run trained on ``size`` px data sees: a real image from that size's file;
+    any other image (a synthetic one, an upload) as is when it has that size, else resized the
+    importer's way (centre square, bicubic), as MedMNIST-style data is made."""
+    if isinstance(image, RealImage):
+        return load_real(image.split, size=size).images[image.index]
+    image = np.asarray(image, dtype=np.uint8)
+    return image if image.shape == (size, size) else to_dataset_image(image, size)
+
+
 @st.cache_data(max_entries=256, show_spinner="Computing CAMs...")
 def cams(db_path: str, run_id: str, version: str, method: str, target: str, images: tuple
          ) -> list[explain.CamResult]:
-    """The CAM of each image (uint8 H x W arrays, sizes may differ) under one run's model;
-    ``version`` is the run's ``finished_at`` (see ``finished_at``)."""
+    """The CAM of each image (``RealImage`` or a uint8 H x W array) under one run's model, at
+    the run's data size (``at_data_size``); ``version`` is the run's ``finished_at``."""
     model = run_model(db_path, run_id, version)
-    return [explain.cam_overlays(model, image, method, target)[0] for image in images]
+    size = int(model.synthmed.get("data_size", 28))
+    return [explain.cam_overlays(model, at_data_size(image, size), method, target)[0]
+            for image in images]
 
 
 @st.cache_data(max_entries=64, show_spinner="Finding the nearest real train images...")
@@ -161,8 +184,23 @@ def neighbours(name: str, folder: str, sha256: str, rows: tuple, space: str
     version), from the card when stored, else computed for these rows only."""
     split, card = synthetic_set(name, folder)
     enc_path = gallery.encoder_file(card) if space == "feature" else None
-    return gallery.nearest_real(split.images, list(rows), card, real_split("train").images,
-                                space, encoder(str(enc_path)) if enc_path else None)
+    images, train = same_size_train(split.images, rows)
+    return gallery.nearest_real(images, list(rows), card, train, space,
+                                encoder(str(enc_path)) if enc_path else None)
+
+
+def same_size_train(images: np.ndarray, rows: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic images (those of ``rows`` at least) and real train images of one size, to
+    compare pixel by pixel: the MedMNIST(+) file of the set's size when it is here, else the
+    28 px file, with the rows' images brought to 28 px the importer's way."""
+    size = int(images.shape[1])
+    try:
+        return images, load_real("train", size=size).images
+    except (DataError, SpecError):
+        small = np.zeros((len(images), 28, 28), dtype=np.uint8)
+        for r in rows:
+            small[r] = at_data_size(images[r], 28)
+        return small, real_split("train").images
 
 
 def image_tile(image: np.ndarray, caption: str, width: int = 112) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from .. import grid, paths
 
 OVERRIDES = ("epochs", "finetune_epochs", "batch_size", "input_size", "augment", "train_limit",
-             "val_threshold")
+             "val_threshold", "data_size", "resize_synthetic")
 
 
 def add_cell(p: argparse.ArgumentParser, many: bool) -> None:
@@ -40,6 +40,12 @@ def add_profile(p: argparse.ArgumentParser, default: str = "quick") -> None:
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="light on-device rotation/shift of every training batch")
     g.add_argument("--train-limit", type=int, help="class-stratified subset of the real train split")
+    g.add_argument("--data-size", type=int, metavar="PX",
+                   help="train natively on the MedMNIST+ file of this size (64, 128, 224: "
+                        "pneumoniamnist_64.npz ... in the medmnist folder; default 28)")
+    g.add_argument("--resize-synthetic", action=argparse.BooleanOptionalAction, default=None,
+                   help="resize a synthetic set of another size to --data-size, as the importer "
+                        "resizes (else such a set is refused)")
     g.add_argument("--val-threshold", metavar="RULE",
                    help="how val picks the decision threshold reported beside 0.5 (default: "
                         "Youden's J; an unknown rule is refused with the list)")
