@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from synthmed_core.errors import SynthmedError
-from synthmed_core.explain import CAM_METHODS, CAM_TARGETS
+from synthmed_core.explain import CAM_METHODS, CAM_TARGETS, panel_png
 from ui import explain as ux
 
 INTRO = ("Class activation maps (pytorch-grad-cam) of the class each run predicts, or of a "
@@ -47,17 +47,19 @@ def pick_synthetic(db: str) -> tuple[str, object] | None:
 
 
 def show_run(db: str, run_id: str, label: str, images: list[tuple[str, object]],
-             method: str, target: str) -> None:
+             method: str, target: str, opacity: float) -> list | None:
+    """One run's row of CAMs; returns its results (None when it has none)."""
     st.subheader(label)
     try:
         results = ux.cams(db, run_id, ux.finished_at(db, run_id), method, target,
                           tuple(img for _, img in images))
     except SynthmedError as exc:
         st.error(f"No CAM for this run: {exc}")
-        return
+        return None
     for col, (title, _), result in zip(st.columns(len(images)), images, results):
         with col:
-            ux.show_cam(result, title)
+            ux.show_cam(result, title, opacity)
+    return results
 
 
 def main() -> None:
@@ -80,10 +82,18 @@ def main() -> None:
     images += [synthetic] if synthetic else []
     if not run_ids:
         return
+    opacity = ux.opacity_slider("cam_opacity")
     runs = ux.finished_runs(db).set_index("run_id")
+    panel = []
     for run_id in run_ids:
-        show_run(db, run_id, ux.run_label(runs.loc[run_id].to_dict() | {"run_id": run_id}),
-                 images, method, target)
+        label = ux.run_label(runs.loc[run_id].to_dict() | {"run_id": run_id})
+        results = show_run(db, run_id, label, images, method, target, opacity)
+        if results:
+            panel.append((label, [(title, r) for (title, _), r in zip(images, results)]))
+    if panel:
+        st.download_button("Download this panel (PNG)", panel_png(panel, opacity),
+                           file_name="synthmed-gradcam.png", mime="image/png",
+                           key="cam_download", on_click="ignore")
 
 
 main()

@@ -62,7 +62,7 @@ def pick_runs(db: str) -> list[str]:
 
 
 def show_predictions(db: str, run_ids: list[str], title: str, image: np.ndarray,
-                     method: str, target: str) -> None:
+                     method: str, target: str, opacity: float) -> None:
     st.subheader("Predictions")
     labels = {r["run_id"]: ux.run_label(r) for r in ux.finished_runs(db).to_dict("records")}
     for col, run_id in zip(st.columns(max(1, len(run_ids))), run_ids):
@@ -75,7 +75,7 @@ def show_predictions(db: str, run_ids: list[str], title: str, image: np.ndarray,
                 st.error(f"This run cannot predict: {exc}")
                 continue
             st.metric("P(pneumonia)", f"{result.prob:.3f}")
-            ux.show_cam(result, title)
+            ux.show_cam(result, title, opacity)
 
 
 def main() -> None:
@@ -96,7 +96,8 @@ def main() -> None:
     ux.image_tile(ux.at_data_size(image, 28), f"{title} at 28x28 (each run sees it at its "
                   "own data size)", width=168)
     if run_ids:
-        show_predictions(db, run_ids, title, image, method, target)
+        show_predictions(db, run_ids, title, image, method, target,
+                         ux.opacity_slider("predict_opacity"))
 
 
 main()

@@ -142,3 +142,31 @@ def test_the_cam_bench_verb_refuses_an_unknown_method(capsys):
 
     assert main(["cam-bench", "--methods", "MagicCAM"]) == 2
     assert "unknown CAM methods ['MagicCAM']" in capsys.readouterr().err
+
+
+def test_an_overlay_keeps_the_xray_visible_and_its_opacity_runs_from_xray_to_heat_map(
+        test_images):
+    image = test_images[0]
+    cam = np.linspace(0, 1, 28 * 28, dtype=np.float32).reshape(28, 28)
+    xray = explain.upscaled(image)
+    assert np.array_equal(explain.overlay(image, cam, opacity=0.0), xray)  # X-ray alone
+    half = explain.overlay(image, cam, opacity=0.45).astype(float)
+    heat = explain.overlay(image, cam, opacity=1.0).astype(float)
+    assert 0 < np.abs(half - xray).mean() < np.abs(heat - xray).mean()
+    with pytest.raises(SpecError, match="opacity"):
+        explain.overlay(image, cam, opacity=1.5)
+
+
+def test_a_cam_is_shown_beside_its_image_and_a_panel_downloads_as_png(test_images):
+    import io
+
+    from PIL import Image
+    model = build_model("resnet18", "scratch", 28).eval()
+    result = explain.cam_overlays(model, test_images[0], "EigenCAM")[0]
+    pair = explain.beside(result, size=100, gap=4)
+    assert pair.shape == (100, 204, 3)
+    assert np.array_equal(pair[:, :100], explain.upscaled(test_images[0], 100))
+    png = explain.panel_png([("run A", [("real", result), ("synthetic", result)]),
+                             ("run B", [("real", result)])], size=64)
+    panel = Image.open(io.BytesIO(png))
+    assert panel.format == "PNG" and panel.width > 2 * 2 * 64 and panel.height > 2 * 64

@@ -134,8 +134,17 @@ def class_caption(label: int) -> str:
     return CLASS_NAMES[int(label)]
 
 
-def show_cam(result: explain.CamResult, title: str, width: int = 224) -> None:
-    """One CAM: the overlay with P(pneumonia), layer and map size, or a warning when it is flat."""
+def opacity_slider(key: str) -> float:
+    """The heat map's opacity over the X-ray, one slider per page."""
+    return st.slider("Heat map opacity", 0.0, 1.0, explain.DEFAULT_OPACITY, 0.05, key=key,
+                     help="0 shows the X-ray alone, 1 the heat map alone; images are enlarged "
+                          "smoothly for display, the models saw them at their own input size")
+
+
+def show_cam(result: explain.CamResult, title: str, opacity: float = 0.45,
+             width: int = 452) -> None:
+    """One CAM: the image and its overlay side by side, with P(pneumonia), layer and map
+    size, or a warning when the map is flat."""
     caption = (f"{title} — P(pneumonia) = {result.prob:.3f} · {result.method} of class "
                f"{result.target} on layer {result.layer} ({result.map_side}x{result.map_side} map)")
     if result.constant:
@@ -144,7 +153,7 @@ def show_cam(result: explain.CamResult, title: str, width: int = 224) -> None:
                    f"so there is nothing to show; P(pneumonia) = {result.prob:.3f}. Try another "
                    "method (EigenCAM needs no gradients) or class.")
         return
-    st.image(result.overlay, caption=caption, width=width)
+    st.image(explain.beside(result, opacity), caption=caption, width=width)
 
 
 @dataclass(frozen=True)
