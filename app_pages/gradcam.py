@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from synthmed_core import gallery
 from synthmed_core.errors import SynthmedError
 from synthmed_core.explain import CAM_METHODS, CAM_TARGETS, panel_png
 from ui import explain as ux
@@ -33,17 +34,26 @@ def pick_real() -> tuple[str, object]:
     return f"real test #{i} ({ux.class_caption(test.labels[i])})", ux.RealImage("test", int(i))
 
 
-def pick_synthetic(db: str) -> tuple[str, object] | None:
+def pick_synthetic(db: str) -> list[tuple[str, object]]:
+    """The synthetic image picked, and (unless unticked) its real partner: the real train
+    image a CycleGAN translated it from, or its nearest real train image."""
     sets = ux.synthetic_sets(db)
     names = ["(none)", *sets["name"]]
     name = st.selectbox("Synthetic set", names, index=min(1, len(names) - 1), key="cam_set")
     if name == "(none)":
-        return None
+        return []
     row = sets[sets["name"] == name].iloc[0]
-    split, _ = ux.synthetic_set(name, row["path"])
+    split, card = ux.synthetic_set(name, row["path"])
     j = st.number_input(f"Synthetic image (0-{len(split.labels) - 1})", 0,
                         len(split.labels) - 1, 0, key="cam_synth_index")
-    return f"{name} #{j} ({ux.class_caption(split.labels[j])})", split.images[j]
+    picked = [(f"{name} #{j} ({ux.class_caption(split.labels[j])})", split.images[j])]
+    if st.checkbox("with its real partner", value=True, key="cam_partner",
+                   help="a CycleGAN image beside the real train image it was translated from; "
+                        "any other beside its nearest real train image"):
+        images, train = ux.same_size_train(split.images, (int(j),))
+        k, how = gallery.real_partner(card, int(j), images, train)
+        picked.append((f"real train #{k} ({how})", ux.RealImage("train", k)))
+    return picked
 
 
 def show_run(db: str, run_id: str, label: str, images: list[tuple[str, object]],
@@ -75,11 +85,10 @@ def main() -> None:
         with right:
             images = [pick_real()]
         with third:
-            synthetic = pick_synthetic(db)
+            images += pick_synthetic(db)
     except SynthmedError as exc:
         st.error(f"Cannot read the images or runs: {exc}")
         return
-    images += [synthetic] if synthetic else []
     if not run_ids:
         return
     opacity = ux.opacity_slider("cam_opacity")

@@ -114,6 +114,18 @@ def nearest_real(set_images: np.ndarray, rows: np.ndarray, card: dict, train_ima
             for r, i, d in zip(rows, idx, dist)]
 
 
+def real_partner(card: dict, row: int, set_images: np.ndarray, train_images: np.ndarray
+                 ) -> tuple[int, str]:
+    """The real train image to show beside synthetic image ``row``, and how they relate: the
+    image a CycleGAN translated it from (the card's ``source_index``), else its nearest real
+    train image in pixel space (stored by the quality card, or searched)."""
+    source = card.get("source_index")
+    if isinstance(source, list) and len(source) == card.get("n"):
+        return int(source[row]), "its source"
+    nb = nearest_real(set_images, np.array([row]), card, train_images, "pixel")[0]
+    return nb.train_row, f"its nearest real, d={nb.distance:.3f}"
+
+
 def encoder_file(card: dict) -> Path | None:
     """The cached domain encoder a set's quality was measured with, when it is on disk.
 

@@ -70,11 +70,12 @@ def test_gradcam_shows_a_real_and_a_synthetic_overlay_per_run_with_layer_and_map
     at.run()
     assert not at.exception and not at.warning and not at.error
     shown = captions(at)
-    assert len(shown) == 4, shown  # 2 runs x (real, synthetic)
+    assert len(shown) == 6, shown  # 2 runs x (real, synthetic, its real partner)
     assert sum("real test #7" in c for c in shown) == 2
     assert sum(f"{SET} #0" in c for c in shown) == 2
-    assert sum("on layer layer2 (4x4 map)" in c for c in shown) == 2
-    assert sum("on layer blocks[-1].norm1 (7x7 map)" in c for c in shown) == 2
+    assert sum("real train #" in c and "its nearest real" in c for c in shown) == 2
+    assert sum("on layer layer2 (4x4 map)" in c for c in shown) == 3
+    assert sum("on layer blocks[-1].norm1 (7x7 map)" in c for c in shown) == 3
     test = load_real("test")
     p = explain.predict_proba(explorer["resnet_model"], test.images[7])[0]
     assert any("real test #7" in c and f"P(pneumonia) = {p:.3f}" in c for c in shown)
@@ -85,7 +86,7 @@ def test_gradcam_says_a_constant_map_is_constant_instead_of_drawing_it(explorer)
     at.multiselect(key="cam_runs").set_value([explorer["flat"]])
     at.run()
     assert not at.exception and not at.image
-    assert len(at.warning) == 2
+    assert len(at.warning) == 3  # real, synthetic and its real partner
     assert all("came out constant" in w.value and "layer2" in w.value for w in at.warning)
 
 

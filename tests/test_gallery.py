@@ -96,3 +96,14 @@ def test_quality_rows_list_present_figures_beside_the_real_val_baseline():
     facts = gallery.card_facts({"method": "ddpm", "n": 4, "counts": {"normal": 1,
                                                                     "pneumonia": 3}})
     assert facts["method"] == "ddpm" and facts["pneumonia images"] == 3
+
+
+def test_a_cyclegan_image_pairs_with_the_real_image_it_was_translated_from_others_with_the_nearest():
+    from synthmed_core.gallery import real_partner
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (50, 28, 28), dtype=np.uint8)
+    images = train[[7, 3, 9]].copy()
+    translated = {"n": 3, "source_index": [40, 41, 42]}
+    assert real_partner(translated, 1, images, train) == (41, "its source")
+    row, how = real_partner({"n": 3}, 1, images, train)
+    assert row == 3 and how.startswith("its nearest real, d=0.000")
