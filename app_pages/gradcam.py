@@ -13,6 +13,7 @@ from synthmed_core import gallery
 from synthmed_core.errors import SynthmedError
 from synthmed_core.explain import CAM_METHODS, CAM_TARGETS, panel_png
 from ui import explain as ux
+from ui.launch import parse_numbers
 
 INTRO = ("Class activation maps (pytorch-grad-cam) of the class each run predicts, or of a "
          "class you choose. Each overlay "
@@ -26,12 +27,17 @@ def pick_runs(db: str) -> list[str]:
                         "(profile `smoke` takes seconds), then come back.")
 
 
-def pick_real() -> tuple[str, object]:
+MAX_IMAGES = 6  # columns per side of the runs x images panel
+
+
+def pick_real() -> list[tuple[str, object]]:
+    """The real test images chosen (each run sees them at its own data size)."""
     test = ux.real_split("test")
-    i = st.number_input(f"Real test image (0-{len(test.labels) - 1})", 0, len(test.labels) - 1,
-                        0, key="cam_test_index")
-    # Each run sees it at its own data size (28 px, or its MedMNIST+ file).
-    return f"real test #{i} ({ux.class_caption(test.labels[i])})", ux.RealImage("test", int(i))
+    rows = parse_numbers(st.text_input(f"Real test images (rows 0-{len(test.labels) - 1}, e.g. "
+                                       "`7 12 40`)", "0", key="cam_test_rows"),
+                         "test image row", len(test.labels) - 1, MAX_IMAGES)
+    return [(f"real test #{i} ({ux.class_caption(test.labels[i])})", ux.RealImage("test", i))
+            for i in rows]
 
 
 def pick_synthetic(db: str) -> list[tuple[str, object]]:
@@ -44,15 +50,19 @@ def pick_synthetic(db: str) -> list[tuple[str, object]]:
         return []
     row = sets[sets["name"] == name].iloc[0]
     split, card = ux.synthetic_set(name, row["path"])
-    j = st.number_input(f"Synthetic image (0-{len(split.labels) - 1})", 0,
-                        len(split.labels) - 1, 0, key="cam_synth_index")
-    picked = [(f"{name} #{j} ({ux.class_caption(split.labels[j])})", split.images[j])]
-    if st.checkbox("with its real partner", value=True, key="cam_partner",
-                   help="a CycleGAN image beside the real train image it was translated from; "
-                        "any other beside its nearest real train image"):
-        images, train = ux.same_size_train(split.images, (int(j),))
-        k, how = gallery.real_partner(card, int(j), images, train)
-        picked.append((f"real train #{k} ({how})", ux.RealImage("train", k)))
+    rows = parse_numbers(st.text_input(f"Synthetic images (rows 0-{len(split.labels) - 1})",
+                                       "0", key="cam_synth_rows"),
+                         "synthetic image row", len(split.labels) - 1, MAX_IMAGES)
+    partner = st.checkbox("each with its real partner", value=True, key="cam_partner",
+                          help="a CycleGAN image beside the real train image it was translated "
+                               "from; any other beside its nearest real train image")
+    picked = []
+    for j in rows:
+        picked.append((f"{name} #{j} ({ux.class_caption(split.labels[j])})", split.images[j]))
+        if partner:
+            images, train = ux.same_size_train(split.images, (j,))
+            k, how = gallery.real_partner(card, j, images, train)
+            picked.append((f"real train #{k} ({how})", ux.RealImage("train", k)))
     return picked
 
 
@@ -83,7 +93,7 @@ def main() -> None:
             method = st.selectbox("CAM method", list(CAM_METHODS), key="cam_method")
             target = st.selectbox("Class explained", list(CAM_TARGETS), key="cam_target")
         with right:
-            images = [pick_real()]
+            images = pick_real()
         with third:
             images += pick_synthetic(db)
     except SynthmedError as exc:

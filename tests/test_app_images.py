@@ -66,7 +66,7 @@ def test_gradcam_shows_a_real_and_a_synthetic_overlay_per_run_with_layer_and_map
     at = open_page("gradcam")
     at.multiselect(key="cam_runs").set_value([explorer["resnet"], explorer["deit"]])
     at.selectbox(key="cam_method").set_value("EigenCAM")  # informative even for random weights
-    at.number_input(key="cam_test_index").set_value(7)
+    at.text_input(key="cam_test_rows").set_value("7")
     at.run()
     assert not at.exception and not at.warning and not at.error
     shown = captions(at)
@@ -79,6 +79,21 @@ def test_gradcam_shows_a_real_and_a_synthetic_overlay_per_run_with_layer_and_map
     test = load_real("test")
     p = explain.predict_proba(explorer["resnet_model"], test.images[7])[0]
     assert any("real test #7" in c and f"P(pneumonia) = {p:.3f}" in c for c in shown)
+
+
+def test_gradcam_is_a_runs_by_images_panel_with_same_method_and_class_for_all(explorer):
+    at = open_page("gradcam")
+    at.multiselect(key="cam_runs").set_value([explorer["resnet"]])
+    at.selectbox(key="cam_method").set_value("EigenCAM")
+    at.text_input(key="cam_test_rows").set_value("7 12")
+    at.text_input(key="cam_synth_rows").set_value("0-1")
+    at.run()
+    assert not at.exception and not at.error
+    shown = captions(at)
+    assert len(shown) == 6  # 2 real + 2 synthetic, each synthetic with its real partner
+    assert all("EigenCAM of class" in c for c in shown)
+    at.text_input(key="cam_test_rows").set_value("7 seven").run()
+    assert any("cannot read 'seven'" in e.value for e in at.error)
 
 
 def test_gradcam_says_a_constant_map_is_constant_instead_of_drawing_it(explorer):

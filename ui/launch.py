@@ -33,26 +33,31 @@ class Request:
     argv: tuple[str, ...]
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``"0 1 2"`` or ``"0, 1, 2"`` or ``"0-4"`` -> distinct seeds in order; SpecError when
-    empty, not integers, negative, too large, or more than MAX_SEEDS."""
-    seeds: list[int] = []
+def parse_numbers(text: str, what: str, top: int, limit: int) -> list[int]:
+    """``"0 1 2"`` or ``"0, 1, 2"`` or ``"0-4"`` -> distinct whole numbers in 0..``top``, in
+    order; SpecError (naming ``what``) when empty, not such numbers, or more than ``limit``."""
+    out: list[int] = []
     for token in re.split(r"[\s,]+", (text or "").strip()):
         if not token:
             continue
         lo, dash, hi = token.partition("-")
         if not (lo.isdigit() and (not dash or hi.isdigit())):
-            raise SpecError(f"seeds must be whole numbers >= 0 like `0 1 2` or `0-4`; "
+            raise SpecError(f"{what}s must be whole numbers >= 0 like `0 1 2` or `0-4`; "
                             f"cannot read {token!r}")
         first, last = int(lo), int(hi) if dash else int(lo)
-        if last < first or last > MAX_SEED or last - first >= MAX_SEEDS:
-            raise SpecError(f"seed range {token!r} must go upwards and stay within 0..{MAX_SEED}")
-        seeds.extend(s for s in range(first, last + 1) if s not in seeds)
-    if not seeds:
-        raise SpecError("give at least one seed, e.g. `0` or `0 1 2`")
-    if len(seeds) > MAX_SEEDS:
-        raise SpecError(f"at most {MAX_SEEDS} seeds per launch (got {len(seeds)})")
-    return seeds
+        if last < first or last > top or last - first >= limit:
+            raise SpecError(f"{what} range {token!r} must go upwards and stay within 0..{top}")
+        out.extend(n for n in range(first, last + 1) if n not in out)
+    if not out:
+        raise SpecError(f"give at least one {what}, e.g. `0` or `0 1 2`")
+    if len(out) > limit:
+        raise SpecError(f"at most {limit} {what}s at once (got {len(out)})")
+    return out
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Seeds for a launch (``parse_numbers`` within 0..MAX_SEED, at most MAX_SEEDS)."""
+    return parse_numbers(text, "seed", MAX_SEED, MAX_SEEDS)
 
 
 def build_request(arch: str, init: str, setting: str, ratio: float | None,
