@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from synthmed_core import gallery
+from synthmed_core.data import CLASS_NAMES
 from synthmed_core.errors import SynthmedError
 from synthmed_core.explain import CAM_METHODS, CAM_TARGETS, panel_png
 from ui import explain as ux
@@ -113,6 +114,45 @@ def main() -> None:
         st.download_button("Download this panel (PNG)", panel_png(panel, opacity),
                            file_name="synthmed-gradcam.png", mime="image/png",
                            key="cam_download", on_click="ignore")
+    many_images(db, run_ids, method, target)
+
+
+def many_images(db: str, run_ids: list[str], method: str, target: str) -> None:
+    """Over many images: the first run's mean map on real vs synthetic images of a class, and
+    (with two runs) how far their maps agree on the same real images."""
+    with st.expander("Over many images: mean maps, and two runs' agreement"):
+        sets = ux.synthetic_sets(db)
+        if sets.empty:
+            st.caption("Needs a synthetic set on this machine.")
+            return
+        left, mid, right = st.columns(3)
+        name = left.selectbox("Synthetic set", list(sets["name"]), key="cam_many_set")
+        cls = mid.radio("Class", CLASS_NAMES, index=1, horizontal=True, key="cam_many_class")
+        n = right.slider("Images per side", 8, 128, 32, 8, key="cam_many_n")
+        if not st.button("Compute", key="cam_many_go"):
+            st.caption("Uses the first run picked above (and the second, for agreement), the "
+                       "same method and class; the first N images of the class on each side.")
+            return
+        folder = sets.loc[sets["name"] == name, "path"].iloc[0]
+        ids = tuple(run_ids[:2])
+        try:
+            res = ux.cam_summary(db, ids, tuple(ux.finished_at(db, r) for r in ids), name,
+                                 folder, CLASS_NAMES.index(cls), n, method, target)
+        except SynthmedError as exc:
+            st.error(f"Cannot compute: {exc}")
+            return
+        m = res["means"]
+        st.image(res["png"], caption=f"mean {method} map of {ids[0][:8]} on {m.n_real} real "
+                 f"test (left) and {m.n_synthetic} {name} (right) {cls} images")
+        st.markdown(f"Spearman correlation of the two mean maps: **{m.rho:.3f}** [95% "
+                    f"{m.rho_lo:.3f}, {m.rho_hi:.3f}] (bootstrap over images; {m.left_out} "
+                    "constant maps left out)")
+        if "agreement" in res:
+            s, t = res["agreement"]["spearman"], res["agreement"]["top20"]
+            st.markdown(f"Agreement of {ids[0][:8]} and {ids[1][:8]} on the same {s['n']} real "
+                        f"images: Spearman **{s['mean']:.3f}** [95% {s['lo']:.3f}, "
+                        f"{s['hi']:.3f}], top-20% pixels shared **{t['mean']:.3f}** "
+                        f"[{t['lo']:.3f}, {t['hi']:.3f}]")
 
 
 main()

@@ -223,3 +223,16 @@ def test_runs_whose_weights_are_not_here_are_offered_for_reproduction_instead(ex
     queued = explorer["store"].jobs()
     assert list(queued["run_id"]) == [explorer["flat"]]
     assert queued["label"].iloc[0].startswith("reproduce ") and workers_started
+
+
+def test_gradcam_over_many_images_shows_mean_maps_and_two_runs_agreement(explorer):
+    at = open_page("gradcam")
+    at.multiselect(key="cam_runs").set_value([explorer["resnet"], explorer["deit"]])
+    at.selectbox(key="cam_method").set_value("EigenCAM")
+    at.run()
+    at.slider(key="cam_many_n").set_value(8)
+    at.button(key="cam_many_go").click().run()
+    assert not at.exception and not at.error
+    text = " ".join(m.value for m in at.markdown)
+    assert "Spearman correlation of the two mean maps" in text
+    assert "Agreement of" in text and "top-20% pixels shared" in text

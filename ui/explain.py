@@ -214,3 +214,24 @@ def same_size_train(images: np.ndarray, rows: tuple) -> tuple[np.ndarray, np.nda
 
 def image_tile(image: np.ndarray, caption: str, width: int = 112) -> None:
     st.image(gallery.enlarge(image[None], width)[0], caption=caption, width=width)
+
+
+@st.cache_data(max_entries=16, show_spinner="Computing CAMs over many images...")
+def cam_summary(db_path: str, run_ids: tuple, versions: tuple, set_name: str, folder: str,
+                cls: int, n: int, method: str, target: str) -> dict:
+    """``cam_stats`` for the first run (mean maps on real vs synthetic images of class ``cls``)
+    and, with a second run, their agreement on the same real images; ``versions`` are the
+    runs' ``finished_at`` (cache keys)."""
+    from synthmed_core import cam_stats as cs
+    model = run_model(db_path, run_ids[0], versions[0])
+    size = int(model.synthmed.get("data_size", 28))
+    test = load_real("test", size=size)
+    split, _ = synthetic_set(set_name, folder)
+    real = test.images[cs.class_rows(test.labels, cls, n)]
+    fake = cs.images_for(model, split.images[cs.class_rows(split.labels, cls, n)])
+    out = {"means": cs.mean_maps(model, real, fake, method, target)}
+    if len(run_ids) > 1:
+        other = run_model(db_path, run_ids[1], versions[1])
+        out["agreement"] = cs.agreement(model, other, real, method, target)
+    out["png"] = cs.mean_maps_png(out["means"])
+    return out

@@ -22,6 +22,23 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.set_defaults(func=cmd_cam_bench)
 
+    p = sub.add_parser("cam-stats", help="CAMs over many images: real vs synthetic, run vs run",
+                       description="For a run and a class: the mean CAM on the first N real test "
+                                   "images of that class and on the first N synthetic images of "
+                                   "it, and the Spearman correlation of the two means (bootstrap "
+                                   "95%% interval over images). With a second run: how far the "
+                                   "two runs' maps agree on the same images (Spearman and the "
+                                   "overlap of their top 20%% pixels, mean and 95%% interval, n).")
+    p.add_argument("run", help="run id (a unique prefix is enough; its weights must be here)")
+    p.add_argument("other", nargs="?", help="a second run to compare the maps with")
+    p.add_argument("--synthetic", required=True, metavar="SET", help="the synthetic set")
+    p.add_argument("--class", dest="cls", default="pneumonia", choices=["normal", "pneumonia"])
+    p.add_argument("--n", type=int, default=64, help="images per side (default 64)")
+    p.add_argument("--method", default="GradCAM")
+    p.add_argument("--target", default="predicted", help="predicted, pneumonia or normal")
+    p.add_argument("--out", help="save the two mean maps side by side as this PNG")
+    p.set_defaults(func=cmd_cam_stats)
+
 
 def cmd_cam_bench(a: argparse.Namespace) -> int:
     import torch
@@ -44,4 +61,39 @@ def cmd_cam_bench(a: argparse.Namespace) -> int:
     for r in cam_bench(tuple(a.arch), size, tuple(a.methods) if a.methods else None, a.repeats):
         where = f"{r['layer']} ({r['map_side']}x{r['map_side']})"
         print(f"{r['arch']:<10} {where:<24} {r['method']:<10} {r['ms']:>9.1f}", flush=True)
+    return 0
+
+
+def cmd_cam_stats(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .. import cam_stats as cs
+    from ..data import CLASS_NAMES, load_real
+    from ..explain import load_run_model
+    from ..store import Store
+    from ..synth.sets import load_set
+    store = Store()
+    model = load_run_model(store, store.resolve_run_id(a.run, status="finished"))
+    cls = CLASS_NAMES.index(a.cls)
+    test = load_real("test", size=int(model.synthmed.get("data_size", 28)))
+    synthetic, _ = load_set(a.synthetic)
+    real = test.images[cs.class_rows(test.labels, cls, a.n)]
+    fake = cs.images_for(model, synthetic.images[cs.class_rows(synthetic.labels, cls, a.n)])
+    res = cs.mean_maps(model, real, fake, a.method, a.target)
+    run = model.synthmed["run_id"]
+    print(f"run {run}, {a.method} of class {a.target}, {a.cls} images: mean map on {res.n_real} "
+          f"real test vs {res.n_synthetic} {a.synthetic} images ({res.left_out} constant maps "
+          f"left out): Spearman {res.rho:.3f} [95% {res.rho_lo:.3f}, {res.rho_hi:.3f}]")
+    if a.out:
+        Path(a.out).write_bytes(cs.mean_maps_png(res))
+        print(f"saved {a.out} (left: real, right: synthetic)")
+    if a.other:
+        other = load_run_model(store, store.resolve_run_id(a.other, status="finished"))
+        for name, images in (("real test", real), (a.synthetic, cs.images_for(other, fake))):
+            ag = cs.agreement(model, other, images, a.method, a.target)
+            s, t = ag["spearman"], ag["top20"]
+            print(f"agreement of {run} and {other.synthmed['run_id']} on {name} images: "
+                  f"Spearman {s['mean']:.3f} [95% {s['lo']:.3f}, {s['hi']:.3f}], top-20% "
+                  f"overlap {t['mean']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}], n={s['n']} "
+                  f"({ag['left_out']['n']} left out)")
     return 0
