@@ -26,9 +26,9 @@ def register(sub) -> None:
                        description="For a run and a class: the mean CAM on the first N real test "
                                    "images of that class and on the first N synthetic images of "
                                    "it, and the Spearman correlation of the two means (bootstrap "
-                                   "95%% interval over images). With a second run: how far the "
+                                   "95% interval over images). With a second run: how far the "
                                    "two runs' maps agree on the same images (Spearman and the "
-                                   "overlap of their top 20%% pixels, mean and 95%% interval, n).")
+                                   "overlap of their top 20% pixels, mean and 95% interval, n).")
     p.add_argument("run", help="run id (a unique prefix is enough; its weights must be here)")
     p.add_argument("other", nargs="?", help="a second run to compare the maps with")
     p.add_argument("--synthetic", required=True, metavar="SET", help="the synthetic set")
