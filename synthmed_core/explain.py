@@ -140,7 +140,7 @@ def cam_overlays(model: nn.Module, images: np.ndarray, method: str = "GradCAM",
     images = np.asarray(images)
     images = images[None] if images.ndim == 2 else images
     input_size = int(model.synthmed["input_size"])
-    layer, name, side = cam_target_layer(model, input_size)
+    layer, name, side = _target_layer(model, input_size)
     x = model_preprocess(model)(_batch(images, model))
     fixed = CAM_TARGETS[target]
     targets = None if fixed is None else [ClassifierOutputTarget(fixed)] * len(images)
@@ -252,9 +252,41 @@ def _batch(images: np.ndarray, model: nn.Module) -> torch.Tensor:
     return torch.from_numpy(np.array(arr)).to(next(model.parameters()).device)
 
 
+_TARGETS: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def _target_layer(model: nn.Module, input_size: int) -> tuple[nn.Module, str, int]:
+    """``cam_target_layer`` once per model and input size: finding it costs a forward pass,
+    which every CAM call paid again before (it is the same layer every time)."""
+    with _LOCKS_GUARD:
+        per_model = _TARGETS.setdefault(model, {})
+    if input_size not in per_model:
+        per_model[input_size] = cam_target_layer(model, input_size)
+    return per_model[input_size]
+
+
 def _lock(model: nn.Module) -> threading.Lock:
     with _LOCKS_GUARD:
         return _LOCKS.setdefault(model, threading.Lock())
+
+
+def library_cam_ms(model: nn.Module, image: np.ndarray, method: str = "GradCAM", n: int = 10,
+                   warmup: int = 1) -> float:
+    """Median ms of pytorch-grad-cam's own call on one image, as its README uses it (the CAM
+    object built, called on a ready input tensor, released), on the same layer: the floor
+    ``cam_overlays`` is measured against."""
+    layer, _, _ = _target_layer(model, int(model.synthmed["input_size"]))
+    x = model_preprocess(model)(_batch(image, model))
+    times = []
+    for i in range(warmup + max(1, n)):
+        t0 = time.perf_counter()
+        with _method(method)(model=model, target_layers=[layer],
+                             reshape_transform=cam_reshape_transform(model)) as cam:
+            cam(input_tensor=x, targets=None)
+        model.zero_grad(set_to_none=True)
+        if i >= warmup:
+            times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)
 
 
 def cam_bench(archs: tuple[str, ...] = ("resnet50", "deit_tiny"), input_size: int = 28,
@@ -263,15 +295,22 @@ def cam_bench(archs: tuple[str, ...] = ("resnet50", "deit_tiny"), input_size: in
     """CAM latency per image on this machine's CPU for each arch and method: models built by
     ``models.build_model`` at ``input_size`` with random (seeded) weights, which cost the same
     as trained ones; one 28 px image, resized by the model's preprocessing. Returns one dict
-    per (arch, method): arch, input_size, layer, map_side, method, ms (median of ``n``)."""
+    per (arch, method): arch, input_size, layer, map_side, method, ms (``cam_overlays``, the
+    median of ``n``), library_ms (pytorch-grad-cam's own call, ``library_cam_ms``) and ratio;
+    the two are timed in alternating rounds, side by side."""
     image = np.random.default_rng(seed).integers(0, 256, (28, 28), dtype=np.uint8)
     rows = []
     for arch in archs:
         torch.manual_seed(seed)
         model = build_model(arch, "scratch", input_size).eval()
-        _, layer, side = cam_target_layer(model, input_size)
+        _, layer, side = _target_layer(model, input_size)
         for method in methods or tuple(CAM_METHODS):
+            ours, lib = [], []
+            for _ in range(max(1, n)):  # alternating: both see the same machine load
+                ours.append(cam_latency_ms(model, image, method, n=1))
+                lib.append(library_cam_ms(model, image, method, n=1))
+            ms, library_ms = statistics.median(ours), statistics.median(lib)
             rows.append({"arch": arch, "input_size": input_size, "layer": layer,
-                         "map_side": side, "method": method,
-                         "ms": cam_latency_ms(model, image, method, n=n)})
+                         "map_side": side, "method": method, "ms": ms,
+                         "library_ms": library_ms, "ratio": ms / library_ms})
     return rows

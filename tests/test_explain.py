@@ -135,6 +135,9 @@ def test_the_cam_bench_verb_prints_ms_per_image_for_each_arch_and_method(capsys,
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
         ("resnet18", "layer2", "(4x4)", "GradCAM"), ("resnet18", "layer2", "(4x4)", "EigenCAM")]
     assert all(float(r[4]) > 0 for r in rows)
+    # the library's own call beside ours, and their ratio
+    assert all(float(r[5]) > 0 and float(r[6]) == pytest.approx(float(r[4]) / float(r[5]),
+                                                                abs=0.01) for r in rows)
 
 
 def test_the_cam_bench_verb_refuses_an_unknown_method(capsys):
@@ -170,3 +173,16 @@ def test_a_cam_is_shown_beside_its_image_and_a_panel_downloads_as_png(test_image
                              ("run B", [("real", result)])], size=64)
     panel = Image.open(io.BytesIO(png))
     assert panel.format == "PNG" and panel.width > 2 * 2 * 64 and panel.height > 2 * 64
+
+
+def test_the_target_layer_is_found_once_per_model_not_once_per_cam(test_images, monkeypatch):
+    from synthmed_core import cam as cam_mod
+    calls = []
+    real = explain.cam_target_layer
+    monkeypatch.setattr(explain, "cam_target_layer",
+                        lambda m, s: calls.append(s) or real(m, s))
+    model = build_model("resnet18", "scratch", 28).eval()
+    for _ in range(3):
+        explain.cam_overlays(model, test_images[0], "EigenCAM")
+    assert calls == [28]  # one dummy forward, not one per call
+    assert cam_mod.cam_target_layer is real
