@@ -22,7 +22,8 @@ LEGEND = ("Each square: mean over seeds and n (hover for the 95% interval). A bl
 
 
 def controls(db: str) -> tuple[str, str | None, str | None, bool, float, str]:
-    left, mid, src, right, far, corr = st.columns([2, 2, 2, 2, 1, 2])
+    left, mid, src = st.columns(3)
+    right, far, corr = st.columns(3)
     metric = left.selectbox("Metric (test split)", grid_view.METRICS, key="grid_metric")
     profiles = readers.profiles(db)
     if st.session_state.get("grid_profile") not in profiles:  # e.g. the first run finished
@@ -51,9 +52,10 @@ def panels(cells, metric: str, study: bool) -> str | None:
     """One chart per arch; returns the cell a click selected, if any."""
     clicked = None
     scale = grid_chart.color_range(cells)
-    archs = grid_view.archs(cells)
-    for col, arch in zip(st.columns(len(archs)), archs):
-        with col:
+    # Side by side while they fit, wrapped below otherwise: a panel has a fixed pixel size
+    # (squares are markers in pixels), so squeezing it into a column would overlap them.
+    with st.container(horizontal=True, wrap=True, gap="medium"):
+        for arch in grid_view.archs(cells):
             event = st.plotly_chart(grid_chart.panel(cells, arch, metric, study, scale),
                                     on_select="rerun", selection_mode="points",
                                     key=f"grid_chart_{arch}", width="content",
@@ -135,9 +137,10 @@ def main() -> None:
                 + (" Meanwhile, the study's published grid:" if len(cells) else ""))
     if cells.empty:
         return
-    st.caption(LEGEND + f" p-values adjusted for the {int(cells['p_value'].notna().sum())} "
-               f"cells tested at once: {CORRECTIONS[correction][0]} (the uncorrected p is in "
-               "the hover and the table).")
+    tested = int(cells["p_value"].notna().sum())
+    st.caption(LEGEND + (f" p-values adjusted for the {tested} cells tested at once: "
+                         f"{CORRECTIONS[correction][0]} (the uncorrected p is in the hover and "
+                         "the table)." if tested else ""))
     clicked = panels(cells, metric, study)
     st.download_button("Download the grid (CSV)", grid_view.grid_csv(cells, metric),
                        file_name=f"synthmed-grid-{metric}-{profile}.csv", mime="text/csv",

@@ -78,11 +78,11 @@ def headline(db: str) -> None:
     st.caption(f"Profile {profile or '—'}; outlined = significantly different from base "
                "(details, other metrics and profiles: Accuracy grid).")
     scale = grid_chart.color_range(cells)
-    archs = grid_view.archs(cells)
-    for col, arch in zip(st.columns(len(archs)), archs):
-        col.plotly_chart(grid_chart.panel(cells, arch, "accuracy", True, scale),
-                         key=f"home_grid_{arch}", width="content",
-                         config={"displayModeBar": False})
+    with st.container(horizontal=True, wrap=True, gap="medium"):  # wraps when they do not fit
+        for arch in grid_view.archs(cells):
+            st.plotly_chart(grid_chart.panel(cells, arch, "accuracy", True, scale),
+                            key=f"home_grid_{arch}", width="content",
+                            config={"displayModeBar": False})
 
 
 def results_section(db: str) -> None:

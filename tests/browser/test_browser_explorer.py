@@ -5,6 +5,7 @@ import io
 import re
 
 import numpy as np
+import pytest
 
 from browser_helpers import (PLOT_MARKERS, SHARED_DATA, assert_no_exception, choose, click_point,
                              element_pixels, open_page, shot)
@@ -49,6 +50,46 @@ def test_the_accuracy_grid_renders_one_panel_per_arch(page, app_server):
     assert panel_markers(page, "resnet50").count() >= 8
     assert_no_exception(page)
     shot(page, "accuracy-grid")
+
+
+# The boxes of every square and every square's text, read from the rendered SVG: per trace,
+# the i-th text belongs to the i-th marker.
+_BOXES = """() => [...document.querySelectorAll('.js-plotly-plot .scatterlayer .trace')].map(t => {
+    const box = e => { const r = e.getBoundingClientRect();
+                       return [r.left, r.top, r.right, r.bottom]; };
+    return {points: [...t.querySelectorAll('path.point')].map(box),
+            texts: [...t.querySelectorAll('.textpoint text')].map(box)};
+})"""
+
+
+def _overlap(a, b, tol=0.5) -> bool:
+    return min(a[2], b[2]) - max(a[0], b[0]) > tol and min(a[3], b[3]) - max(a[1], b[1]) > tol
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_grid_squares_never_overlap_and_their_labels_stay_inside_at_any_width(
+        browser, app_server, width):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    try:
+        page = context.new_page()
+        open_page(page, app_server.url, "accuracy_grid")
+        page.locator(PLOT_MARKERS).first.wait_for(state="visible")
+        page.wait_for_timeout(500)  # every panel drawn
+        traces = page.evaluate(_BOXES)
+        squares = [b for t in traces for b in t["points"]]
+        assert len(squares) >= 8
+        clashes = [(a, b) for i, a in enumerate(squares) for b in squares[i + 1:]
+                   if _overlap(a, b)]
+        assert not clashes, f"{len(clashes)} pairs of squares overlap at {width} px: {clashes[:3]}"
+        for t in traces:
+            for square, text in zip(t["points"], t["texts"]):
+                inside = (text[0] >= square[0] - 1 and text[2] <= square[2] + 1
+                          and text[1] >= square[1] - 1 and text[3] <= square[3] + 1)
+                assert inside, f"a label {text} leaves its square {square} at {width} px"
+        assert_no_exception(page)
+        shot(page, f"accuracy-grid-{width}")
+    finally:
+        context.close()
 
 
 def test_clicking_a_grid_cell_opens_its_detail(page, app_server):
