@@ -228,3 +228,18 @@ def test_cli_generate_off_a_terminal_prints_a_line_per_epoch_and_per_tenth_sampl
     assert "train ddpm smoke: epoch 1/1" in err
     sampled = [line for line in err.splitlines() if line.startswith("sample logged: ")]
     assert sampled and sampled[-1].startswith("sample logged: 80/80 images (")
+
+
+def test_a_set_known_only_by_its_card_is_rebuilt_with_the_same_content(real_data, capsys):
+    import shutil
+
+    from synthmed_core.synth.sets import set_dir
+    _, card = generate("cyclegan", "smoke", "shipped-cg", count=16, seed=3, device="cpu")
+    shutil.rmtree(set_dir("shipped-cg"))  # as on a fresh clone: the card came in a bundle,
+    G.default_checkpoint("cyclegan", "smoke", 3).unlink()  # no images, no generator
+    Store().register_synthetic_set("shipped-cg", card, None, origin="0123456789abcdef")
+    assert main(["synth", "rebuild", "shipped-cg", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "rebuilding 'shipped-cg': cyclegan smoke seed 3, 16 images" in out
+    assert "trained" in out  # a new generator, not a reused checkpoint
+    assert f"content hash {card['content_sha256'][:12]}: the same images" in out

@@ -36,9 +36,9 @@ def rebuild_hint(store: Store, name: str) -> str:
     card = json.loads(sets.loc[name, "card_json"]) if name in sets.index else {}
     params = card.get("parameters") or {}
     if card.get("method") in ("cyclegan", "ddpm") and params.get("profile"):
-        return (f"rebuild it first with `python -m synthmed_core synth generate --method "
-                f"{card['method']} --profile {params['profile']} --seed {card.get('seed', 0)} "
-                f"--count {card.get('n')} --name {name}` (its card's recipe; the content hash "
-                f"should come out {str(card.get('content_sha256'))[:12]})")
+        return (f"rebuild it first with `python -m synthmed_core synth rebuild {name}` "
+                f"({card['method']} {params['profile']}, seed {card.get('seed', 0)}, "
+                f"{card.get('n')} images, from its card; it checks that the content hash comes "
+                f"out {str(card.get('content_sha256'))[:12]})")
     return ("import or generate it under that name first (`python -m synthmed_core synth "
             "list` shows the sets here)")

@@ -41,6 +41,16 @@ def register(sub) -> None:
     add_generate_args(p)
     p.set_defaults(func=cmd_generate)
 
+    p = synth.add_parser("rebuild", help="make a set again from its card (e.g. a shipped one)",
+                         description="Generate the set NAME again with the method, profile, "
+                                     "seeds, count and settings its card records (a set that "
+                                     "came with a results bundle has its card here, not its "
+                                     "images), then compare the content hash with the card's.")
+    p.add_argument("name")
+    p.add_argument("--allow-test-copies", action="store_true", help=ALLOW_TEST_COPIES)
+    c.add_device(p)
+    p.set_defaults(func=cmd_rebuild)
+
     p = synth.add_parser("quality", help="FID, KID, precision/recall, TSTR, memorisation",
                          description="Measure a set against the real train split (TSTR on real "
                                      "val) and store the figures in its card and the store.")
@@ -183,6 +193,40 @@ def cmd_generate(a: argparse.Namespace) -> int:
           f"sampled {card['n']} images {card['counts']} at {s['images_per_s']} images/s")
     print(copies.summary(card))
     print(f"registered synthetic set {a.name!r} at {path}")
+    return 0
+
+
+def cmd_rebuild(a: argparse.Namespace) -> int:
+    import json
+
+    from ..errors import SpecError
+    from ..store import Store
+    from ..synth.generate import rebuild_request
+    from ..synth.sets import load_set
+    sets = Store().synthetic_sets().set_index("name")
+    if a.name not in sets.index:
+        raise SpecError(f"no card of a synthetic set {a.name!r} here: import the results bundle "
+                        "that used it, or see `synth list`")
+    card = json.loads(sets.loc[a.name, "card_json"])
+    req = rebuild_request(card)
+    if set(req["overrides"] or {}) - {"epochs"}:
+        raise SpecError(f"{a.name!r} was made with {req['overrides']}: rebuild it from Python, "
+                        "synth.generate.generate(..., overrides=...)")
+    print(f"rebuilding {a.name!r}: {req['method']} {req['profile']} seed {req['seed']}, "
+          f"{req['count']} images" + (f", {req['overrides']}" if req["overrides"] else ""))
+    args = argparse.Namespace(
+        method=req["method"], profile=req["profile"], name=a.name, count=req["count"],
+        per_class=None, seed=req["seed"], sample_seed=req["sample_seed"], force=False,
+        retrain=False, checkpoint=None, epochs=(req["overrides"] or {}).get("epochs"),
+        device=a.device, no_progress=a.no_progress, allow_test_copies=a.allow_test_copies)
+    cmd_generate(args)
+    want, got = card.get("content_sha256"), load_set(a.name)[1].get("content_sha256")
+    if want and got != want:
+        print(f"content hash {got[:12]} differs from the card's {want[:12]}: these are other "
+              "images (another machine, thread count or library version trains the generator "
+              "differently); runs on the card's set will not reproduce exactly on this one")
+        return 1
+    print(f"content hash {got[:12]}: the same images as the card's set")
     return 0
 
 

@@ -147,3 +147,21 @@ def _card(gen, info: dict, ckpt: Path, counts: dict[int, int], sample_seed: int,
         # Row i of the set was translated from real TRAIN row source_index[i].
         card["source_index"] = [int(i) for i in samples.source_index]
     return card
+
+
+def rebuild_request(card: dict) -> dict:
+    """The ``generate`` arguments that make a set again from its card: method, profile, seed,
+    sample seed, count (split like the real train classes, as it was) and the config fields its
+    generator changed from its profile. SpecError for a set no generator of ours made."""
+    method = card.get("method")
+    params = dict(card.get("parameters") or {})
+    if method not in ("cyclegan", "ddpm") or "profile" not in params:
+        raise SpecError(f"synthetic set {card.get('name')!r} was not made by a synthmed generator "
+                        f"(method {method!r}): import it again from its source instead")
+    profile, seed = params.pop("profile"), int(params.pop("seed", card.get("seed") or 0))
+    sample_seed = params.pop("sample_seed", None)
+    base = dataclasses.asdict(generator_config(method, profile, seed))
+    overrides = {k: v for k, v in params.items() if k in base and base[k] != v
+                 and k not in ("profile", "seed")}
+    return {"method": method, "profile": profile, "seed": seed, "sample_seed": sample_seed,
+            "count": int(card["n"]), "overrides": overrides or None}
