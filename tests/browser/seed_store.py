@@ -6,8 +6,8 @@ process's environment. It writes, through the public APIs only:
 - a small synthetic set ``browser-synth`` (real train images blurred and noised), registered;
 - fake finished runs of several cells (3 seeds each, fake but valid predictions, no
   checkpoint), so the accuracy grid has cells to draw and click;
-- one REAL smoke run (resnet18, one epoch on 256 images) with a checkpoint, for Grad-CAM and
-  Predict.
+- one REAL smoke run (resnet18, the smoke recipe as defined: 2 epochs on 256 images) with a
+  checkpoint, for Grad-CAM and Predict.
 Prints one JSON line: {"synthetic": ..., "trained_run": ..., "fake_runs": [...]}.
 """
 from __future__ import annotations
@@ -36,9 +36,9 @@ FAKE_CELLS = [
                            ("synthetic_ft", None))
 ] + [("deit_tiny", init, "base", None) for init in ("scratch", "imagenet")]
 # The real run: a cell the sidebar test does not launch (it trains seed 1 of this cell or
-# another cell), so a job is always queued there.
-TRAINED = dict(arch="resnet18", init="scratch", setting="base", seed=0, profile="smoke",
-               epochs=1)
+# another cell), so a job is always queued there. The plain smoke recipe, as the sidebar
+# queues it: a cell is one recipe, so seed 1 joins this run's cell only then.
+TRAINED = dict(arch="resnet18", init="scratch", setting="base", seed=0, profile="smoke")
 
 
 def write_synthetic_set(store: Store) -> str:
