@@ -1,5 +1,5 @@
 """Background jobs: a durable queue in the results database, local workers, live progress,
-crash recovery (issue 4). ``python -m jobs --help`` for the command line.
+crash recovery. ``python -m jobs --help`` for the command line.
 
 A job is a kind (train, grid, pretrain, generate, quality) plus a frozen spec. Workers claim
 jobs atomically, run them through ``synthmed_core`` (the training loop knows nothing of jobs),

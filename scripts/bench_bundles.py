@@ -7,7 +7,7 @@ Fills a scratch store (a temporary folder) with ``--runs`` fake finished runs ma
 = a real run's 624 test + 524 val images), then times, median of ``--repeat``:
 export into a bundle; import into an empty store; the same import again (already imported:
 nothing to do); and the shipped-bundle check an open of the data root pays when nothing is new.
-Prints the bundle's size, per run and per file. Aim (issue 14): import of 1,000 runs under 10 s,
+Prints the bundle's size, per run and per file. Aim: import of 1,000 runs under 10 s,
 bundle under 20 MB.
 """
 from __future__ import annotations

@@ -16,7 +16,7 @@
    (the app's "Clear caches" command), "warm" loads come straight after one; "first" is the
    first grid load after the server started (only Home ran before it).
 
-Aim (issue 5): grid rendered in under 2 s, query under 200 ms. Needs chromium
+Aim: grid rendered in under 2 s, query under 200 ms. Needs chromium
 (scripts/setup_browser.sh) and the playwright package (requirements-test.txt).
 """
 from __future__ import annotations

@@ -53,7 +53,7 @@ def autocast(device: torch.device):
 # torch.compile, by name. An execution option like the device: results mean the same, so it is
 # not part of a run's spec. SYNTHMED_COMPILE picks it for every run of a process (and so for job
 # workers); off by default because compiling costs 10-60 s per model and gained nothing on CPU at
-# 28 px (ENVIRONMENT.md). `python -m synthmed_core bench --compile off default` measures it.
+# 28 px (measured). `python -m synthmed_core bench --compile off default` measures it.
 COMPILE_MODES: dict[str, dict | None] = {
     "off": None,
     "default": {},

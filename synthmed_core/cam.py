@@ -17,7 +17,7 @@ from torch import nn
 
 from .models import FAMILIES, IN_CHANS, ArchInfo, get_arch
 
-MIN_CAM_SIDE = 4  # a 1x1 (or 2x2) map makes Grad-CAM constant, i.e. blank (ENVIRONMENT.md)
+MIN_CAM_SIDE = 4  # a 1x1 map gives a constant CAM, which grad-cam normalises to all zeros
 
 def _arch_of(model: nn.Module) -> ArchInfo:
     meta = getattr(model, "synthmed", None)

@@ -23,7 +23,7 @@ from . import paths
 from .errors import ModelError, SpecError
 
 IN_CHANS = 1  # grayscale X-rays: timm sums the RGB filters of pretrained first convs
-MIN_VIT_GRID = 7  # deit at 28 px with patch 4 gives 7x7 tokens (DESIGN.md); never go coarser
+MIN_VIT_GRID = 7  # deit at 28 px with patch 4 gives 7x7 tokens; a coarser grid loses the lungs
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The job queue (issue 4): jobs, their progress stream, and the workers that run them.
+"""The job queue: jobs, their progress stream, and the workers that run them.
 
 Every claim and state change is one transaction inside the store's cross-process lock, so two
 workers can never take the same job: the lock serialises every access to the file, and the

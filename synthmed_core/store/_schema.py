@@ -69,7 +69,7 @@ MIGRATIONS: list[tuple[int, list[Step]]] = [
             test_accuracy DOUBLE, source VARCHAR)""",
         _load_reference,
     ]),
-    # Background jobs (issue 4): the queue, each job's progress stream, and the live workers.
+    # Background jobs: the queue, each job's progress stream, and the live workers.
     # Job ids are small integers so people can type them (`python -m jobs show 12`).
     (2, [
         "CREATE SEQUENCE job_ids START 1",
@@ -91,7 +91,7 @@ MIGRATIONS: list[tuple[int, list[Step]]] = [
             id VARCHAR PRIMARY KEY, host VARCHAR, pid INTEGER, device VARCHAR, backend VARCHAR,
             status VARCHAR, job_id BIGINT, started_at TIMESTAMPTZ, heartbeat_at TIMESTAMPTZ)""",
     ]),
-    # The explorer (issue 5): each run's per-image correctness as one bit string per split, so
+    # The explorer: each run's per-image correctness as one bit string per split, so
     # the accuracy grid pairs every cell with its base (McNemar) over thousands of runs without
     # reading millions of prediction rows. Derived from `predictions`; rebuilt with them.
     (3, [
