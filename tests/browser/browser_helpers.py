@@ -22,7 +22,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # the real PneumoniaMNIST: beside the repo, or SYNTHMED_TEST_MEDMNIST (as tests/conftest.py)
 SHARED_DATA = Path(os.environ.get("SYNTHMED_TEST_MEDMNIST") or REPO_ROOT.parent / "shared" / "data")
-# `playwright install` is blocked here: drive Debian's chromium with these (ENVIRONMENT.md).
+# `playwright install` cannot download a browser on these machines: drive Debian's chromium.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]

@@ -1,7 +1,7 @@
 """Browser tests: one `streamlit run app.py` per test module (keep them in one module: the
 server, its seeded store and chromium are set up once, ~20-40 s, and torn down as soon as the
 module ends, before the rest of the suite runs), driven by Playwright through Debian's
-chromium (`playwright install` is blocked here; ENVIRONMENT.md "Installing").
+chromium (`playwright install` cannot download a browser on these machines).
 
 The server runs against a scratch SYNTHMED_DATA filled by seed_store.py (fake finished runs,
 a small synthetic set, one real smoke run with a checkpoint) and the shared real
