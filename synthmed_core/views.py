@@ -49,10 +49,13 @@ def synthetic_sets_table(sets: pd.DataFrame) -> pd.DataFrame:
 def sources_table(origins: pd.DataFrame) -> pd.DataFrame:
     """``Store.origins()`` for people: source (``source_label``), origin (the id a filter
     takes) and runs; this machine first."""
-    return pd.DataFrame({
-        "source": [source_label(o, b, s) for o, b, s in
-                   zip(origins["origin"], origins["name"], origins["shipped"])],
-        "origin": origins["origin"], "runs": origins["runs"]})
+    labels = [source_label(o, b, s) for o, b, s in
+              zip(origins["origin"], origins["name"], origins["shipped"])]
+    # A bundle exported again under its name (more runs) is another bundle: tell them apart.
+    repeated = {lab for lab in labels if labels.count(lab) > 1}
+    labels = [f"{lab} ({str(o)[:8]})" if lab in repeated else lab
+              for lab, o in zip(labels, origins["origin"])]
+    return pd.DataFrame({"source": labels, "origin": origins["origin"], "runs": origins["runs"]})
 
 
 def bundles_table(bundles: pd.DataFrame) -> pd.DataFrame:

@@ -300,3 +300,21 @@ def test_two_processes_opening_a_fresh_data_root_at_once_import_the_shipped_bund
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0], [p.stderr.read() for p in procs]
     store = Store(tmp_path / "d" / "synthmed.duckdb")
     assert store.store_counts()["finished_runs"] == 9 and len(store.bundles()) == 1
+
+
+def test_a_bundle_exported_again_with_more_runs_adds_only_them_and_both_are_told_apart(
+        tmp_path, monkeypatch, real_data):
+    from synthmed_core.views import sources_table
+    src = Store(tmp_path / "src.duckdb")
+    y = labels()
+    add_run(src, "base", 0, probs_with_accuracy(y, 0.8, 0), y)
+    bd.export_bundle(src, tmp_path / "v1" / "grid")
+    add_run(src, "base", 1, probs_with_accuracy(y, 0.8, 1), y)
+    bd.export_bundle(src, tmp_path / "v2" / "grid")  # the same name, one run more
+    target = fresh_root(tmp_path, monkeypatch)
+    bd.import_bundle(target, tmp_path / "v1" / "grid")
+    second = bd.import_bundle(target, tmp_path / "v2" / "grid")
+    assert len(second.added) == 1 and len(second.same) == 1
+    sources = sources_table(target.origins())
+    assert len(sources) == 2 and sources["source"].nunique() == 2
+    assert all(s.startswith("bundle: grid (") for s in sources["source"])
