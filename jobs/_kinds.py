@@ -65,7 +65,7 @@ def _gpu(device: str) -> bool:
 
 def _train_job(spec: grid.RunSpec, a: argparse.Namespace, force: bool = False,
                reproduce: bool = False) -> dict:
-    label = f"{spec.cell.key} seed={spec.seed} {spec.profile.name}"
+    label = f"{spec.cell.key} seed={spec.seed} {spec.recipe_label}"
     return {"kind": "train", "label": f"reproduce {label}" if reproduce else label,
             "spec": {"run": spec.to_dict(), "device": a.device, "force": force,
                      "reproduce": reproduce},
@@ -193,7 +193,7 @@ def _plan_grid(a: argparse.Namespace, store: Store) -> Plan:
 def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=["chestmnist"], help="what to pretrain on")
     p.add_argument("--arch", default="resnet18")
-    p.add_argument("--profile", default="quick", choices=["paper", "quick", "smoke"])
+    common.add_profile_name(p, "quick", "the training profile whose input size and scale to use")
     p.add_argument("--epochs", type=int)
     p.add_argument("--input-size", type=int, help="default: the training profile's input size")
     p.add_argument("--seed", type=int, default=0)

@@ -112,6 +112,22 @@ class Preprocess:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
+def make_loss(label_smoothing: float = 0.0) -> Callable:
+    """The training loss: cross-entropy, label-smoothed by timm when ``label_smoothing`` > 0."""
+    if label_smoothing > 0:
+        from timm.loss import LabelSmoothingCrossEntropy
+        return LabelSmoothingCrossEntropy(smoothing=label_smoothing)
+    return F.cross_entropy
+
+
+def make_ema(model: torch.nn.Module, decay: float):
+    """timm's ModelEmaV3 of ``model`` (its first update copies the weights), or None at 0."""
+    if decay <= 0:
+        return None
+    from timm.utils import ModelEmaV3
+    return ModelEmaV3(model, decay=decay)
+
+
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, epochs: int,
                    warmup_epochs: int, steps_per_epoch: int):
     """AdamW and a per-update cosine schedule with linear warm-up (timm), as the study's
@@ -153,10 +169,11 @@ def train_epoch(model: torch.nn.Module, images: torch.Tensor, targets: torch.Ten
                 scheduler, epoch: int, batch_size: int, generator: torch.Generator,
                 on_step: StepHook | None = None,
                 should_stop: Callable[[], bool] | None = None,
-                prep_chunk: int | None = None) -> float:
+                prep_chunk: int | None = None, ema=None) -> float:
     """One pass over ``images`` in a random order drawn from ``generator``. The scheduler is
-    stepped per update (timm ``step_update``). ``prep_chunk`` batches are preprocessed per
-    call (default ``PREP_CHUNK`` of the device type, else 1). Returns the mean training loss."""
+    stepped per update (timm ``step_update``), and ``ema`` (a timm ModelEmaV3) updated after
+    each. ``prep_chunk`` batches are preprocessed per call (default ``PREP_CHUNK`` of the
+    device type, else 1). Returns the mean training loss."""
     model.train()
     device = images.device
     order = torch.randperm(images.shape[0], generator=generator, device=device)
@@ -176,6 +193,8 @@ def train_epoch(model: torch.nn.Module, images: torch.Tensor, targets: torch.Ten
             x, y = xs[sl.start - lo:sl.stop - lo], ys[sl.start - lo:sl.stop - lo]
             loss_sum = train_step(model, x, y, loss_fn, optimizer, device, loss_sum)
             scheduler.step_update(num_updates=epoch * steps + step + 1)
+            if ema is not None:
+                ema.update(model, step=epoch * steps + step + 1)
             step += 1
             if on_step is not None:
                 on_step(step, steps, loss_sum)

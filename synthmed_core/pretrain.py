@@ -62,7 +62,8 @@ class PretrainSpec:
 
 # Epoch counts and subsets per profile; the input size follows the training profile of the
 # same name, so a `quick` run finds a `quick` checkpoint of the right size.
-_SCALE = {"paper": (100, None, None), "quick": (6, 20_000, 2_000), "smoke": (1, 256, 256)}
+_SCALE = {"paper": (100, None, None), "quick": (6, 20_000, 2_000), "strong": (6, 20_000, 2_000),
+          "smoke": (1, 256, 256)}
 
 
 def make_pretrain_spec(arch: str, profile: str = "quick", seed: int = 0,

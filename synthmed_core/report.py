@@ -18,9 +18,12 @@ from .grid_view import recipe_tag, row_label
 from .metrics import aggregate
 from .store import Store
 
-# How a table title names the threshold of a split's metrics (the fixed 0.5 says nothing).
-SPLIT_WORDS = {VAL_THRESHOLD_SPLIT: " at the threshold picked on val"}
-THRESHOLD_NAMES = {"test": "0.5", VAL_THRESHOLD_SPLIT: "val"}  # the csv's threshold column
+# How a table title names a split's metrics (the fixed 0.5 threshold says nothing).
+SPLIT_TITLES = {"test": "test {metric}",
+                VAL_THRESHOLD_SPLIT: "test {metric} at the threshold picked on val",
+                "val": "val {metric} at the chosen checkpoint (what recipes are chosen on; "
+                       "not a test result)"}
+THRESHOLD_NAMES = {"test": "0.5", VAL_THRESHOLD_SPLIT: "val", "val": "0.5"}  # the csv's column
 COLUMNS = ["arch", "setting", "ratio", "init", "synthetic", "profile", "recipe", "recipe_label",
            "mean", "std", "lo", "hi", "n", "study", "wall_s"]
 
@@ -122,7 +125,8 @@ def pivot_tables(df: pd.DataFrame, metric: str = "accuracy") -> list[tuple[str, 
     (title, table) where the table's index is the row label (setting, ×ratio, · set), its
     columns the inits in INITS order, and each value ``cell_text`` ("" where no cell).
     Study-only rows of an arch appear in each of its tables. One synthetic set goes in the
-    title, several in the row labels. The title ends with ": test <metric>". Each table's
+    title, several in the row labels. The title ends with the split's SPLIT_TITLES entry
+    (": test <metric>" for test). Each table's
     ``attrs`` hold ``runs`` (runs behind it) and ``wall_s`` (their run wall times added up)."""
     tables, split = [], df.attrs.get("split", "test")
     for arch, block in df.groupby("arch", sort=False):
@@ -145,7 +149,7 @@ def pivot_tables(df: pd.DataFrame, metric: str = "accuracy") -> list[tuple[str, 
             table = pd.DataFrame([[text.get((lab, i), "") for i in inits] for lab in labels],
                                  index=pd.Index(labels, name="setting"), columns=inits)
             table.attrs.update(runs=int(part["n"].sum()), wall_s=float(part["wall_s"].sum()))
-            tables.append((f"{title}: test {metric}{SPLIT_WORDS.get(split, '')}", table))
+            tables.append((f"{title}: {SPLIT_TITLES[split].format(metric=metric)}", table))
     return tables
 
 

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoints as ck
-from ._loop import (Preprocess, Stopped, Throttle, batch_slices, compile_model, make_optimizer,
-                    predict_logits, resolve_device, to_device, train_epoch, tune_backend)
+from ._loop import (Preprocess, Stopped, Throttle, batch_slices, compile_model, make_ema,
+                    make_loss, make_optimizer, predict_logits, resolve_device, to_device,
+                    train_epoch, tune_backend)
 from ._progress import Eta, step_hook
 from .context import execution_context
 from .data import TrainPlan
@@ -98,6 +99,7 @@ def train_run(spec: RunSpec, plan: TrainPlan, run_dir: Path, emit: Emit = ignore
     gen = torch.Generator(device=dev)
     gen.manual_seed(spec.seed)
     val_x = to_device(plan.val.images, dev)
+    loss_fn = make_loss(prof.label_smoothing)
 
     state = _load_resume_state(run_dir, spec)
     best = {"score": (-2.0, -math.inf), "epoch": -1, "phase": -1}
@@ -127,9 +129,13 @@ def train_run(spec: RunSpec, plan: TrainPlan, run_dir: Path, emit: Emit = ignore
         steps = steps_per_phase[p_idx]
         opt, sched = make_optimizer(model, prof.lr, prof.weight_decay, phase.epochs,
                                     phase.warmup_epochs, steps)
+        ema = make_ema(model, prof.ema_decay)  # fresh each phase, like the optimizer
         if first > 0:
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
+            if ema is not None:
+                ema.module.load_state_dict(state["ema"])
+        judged = ema.module if ema is not None else model  # the weights val sees and best keeps
         x, y = to_device(phase.images, dev), to_device(phase.labels, dev)
 
         for e in range(first, phase.epochs):
@@ -137,23 +143,25 @@ def train_run(spec: RunSpec, plan: TrainPlan, run_dir: Path, emit: Emit = ignore
 
             on_step = step_hook(emit, run_id, p_idx, g_epoch, sum(epochs), eta, throttle,
                                 prof.batch_size)
-            loss = train_epoch(model, x, y, prep_train, F.cross_entropy, opt, sched, e,
-                               prof.batch_size, gen, on_step, should_stop)
-            val, _ = _evaluate(model, val_x, plan.val.labels, prep_eval)
+            loss = train_epoch(model, x, y, prep_train, loss_fn, opt, sched, e,
+                               prof.batch_size, gen, on_step, should_stop, ema=ema)
+            val, _ = _evaluate(judged, val_x, plan.val.labels, prep_eval)
             is_best = p_idx == final_phase and _score(val) > tuple(best["score"])
             if is_best:
                 best = {"score": _score(val), "epoch": g_epoch, "phase": p_idx}
                 ck.save({"run_id": run_id, "spec": spec.to_dict(), "epoch": g_epoch,
-                         "model": model.state_dict()}, run_dir / ck.BEST)
+                         "model": judged.state_dict()}, run_dir / ck.BEST)
             row = {"phase": p_idx, "epoch": g_epoch, "train_loss": loss, "val_loss": val["loss"],
                    "val_accuracy": val["accuracy"], "val_auroc": val["auroc"],
                    "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t_epoch}
             history.append(row)
-            ck.save({"run_id": run_id, "spec": spec.to_dict(), "phase": p_idx, "epoch": g_epoch,
-                     "model": model.state_dict(), "optimizer": opt.state_dict(),
-                     "scheduler": sched.state_dict(), "rng": ck.rng_state(gen), "best": best,
-                     "history": history, "elapsed_s": prior_s + time.time() - t_start},
-                    run_dir / ck.LAST)
+            last = {"run_id": run_id, "spec": spec.to_dict(), "phase": p_idx, "epoch": g_epoch,
+                    "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "rng": ck.rng_state(gen), "best": best,
+                    "history": history, "elapsed_s": prior_s + time.time() - t_start}
+            if ema is not None:
+                last["ema"] = ema.module.state_dict()
+            ck.save(last, run_dir / ck.LAST)
             emit(EpochEnd(run_id, is_best=is_best, **row))
         offset += phase.epochs
 

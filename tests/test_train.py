@@ -50,8 +50,11 @@ def test_same_seed_same_profile_gives_identical_metrics_on_cpu(real_data, tmp_pa
     assert a.metrics == b.metrics
 
 
-def test_interrupted_run_resumes_from_its_last_epoch_and_matches_an_uninterrupted_one(real_data, tmp_path):
-    spec = _spec(epochs=3)
+@pytest.mark.parametrize("recipe", [{}, {"label_smoothing": 0.1, "ema_decay": 0.9}],
+                         ids=["plain", "label-smoothing+ema"])
+def test_interrupted_run_resumes_from_its_last_epoch_and_matches_an_uninterrupted_one(
+        real_data, tmp_path, recipe):
+    spec = _spec(epochs=3, **recipe)
     plan = build_plan(spec)
     full = train_run(spec, plan, tmp_path / "full", device="cpu")
 
@@ -100,3 +103,25 @@ def test_upsampled_run_trains_and_scores_at_the_profile_input_size(real_data, tm
     result = train_run(spec, build_plan(spec), tmp_path, device="cpu")
     assert ck.load(tmp_path / ck.BEST)["spec"]["profile"]["input_size"] == 32
     assert result.test_probs.shape == (624,)
+
+
+def test_ema_run_keeps_the_averaged_weights_val_chose_not_the_last_raw_ones(real_data, tmp_path):
+    spec = _spec(epochs=2, ema_decay=0.9, label_smoothing=0.1)
+    assert spec.profile.ema_decay == 0.9 and spec.profile.label_smoothing == 0.1
+    result = train_run(spec, build_plan(spec), tmp_path, device="cpu")
+    last, best = ck.load(tmp_path / ck.LAST), ck.load(tmp_path / ck.BEST)
+    assert set(last["ema"]) == set(last["model"])  # the average is saved for a resume
+    if best["epoch"] == last["epoch"]:  # the best checkpoint holds the EMA, not the raw weights
+        key = "fc.weight"
+        assert torch.equal(best["model"][key], last["ema"][key])
+        assert not torch.equal(best["model"][key], last["model"][key])
+    assert 0.0 <= result.metrics["accuracy"] <= 1.0
+
+
+def test_strong_ingredients_are_part_of_the_recipe_and_leave_older_run_ids_alone():
+    plain, smoothed = _spec(), _spec(label_smoothing=0.1)
+    assert plain.run_id != smoothed.run_id
+    assert "label_smoothing" not in plain.profile.to_dict()  # off: out of the spec, same id as before
+    assert smoothed.profile.to_dict()["label_smoothing"] == 0.1
+    with pytest.raises(Exception, match="ema_decay must be in"):
+        _spec(ema_decay=1.5)

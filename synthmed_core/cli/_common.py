@@ -7,8 +7,7 @@ from pathlib import Path
 
 from .. import grid, paths
 
-OVERRIDES = ("epochs", "finetune_epochs", "batch_size", "input_size", "augment", "train_limit",
-             "val_threshold", "data_size", "resize_synthetic")
+OVERRIDES = grid.PROFILE_OVERRIDABLE
 
 
 def add_cell(p: argparse.ArgumentParser, many: bool) -> None:
@@ -28,9 +27,7 @@ def add_cell(p: argparse.ArgumentParser, many: bool) -> None:
 
 
 def add_profile(p: argparse.ArgumentParser, default: str = "quick") -> None:
-    p.add_argument("--profile", default=default, choices=["paper", "quick", "smoke"],
-                   help=f"training recipe: paper = the study's exactly, quick = minutes on a CPU, "
-                        f"smoke = seconds (tests) (default {default})")
+    add_profile_name(p, default, "training recipe")
     g = p.add_argument_group("profile overrides (recorded in each run's spec)")
     g.add_argument("--epochs", type=int, help="epochs of the main phase")
     g.add_argument("--finetune-epochs", type=int, help="epochs of the second phase")
@@ -49,6 +46,18 @@ def add_profile(p: argparse.ArgumentParser, default: str = "quick") -> None:
     g.add_argument("--val-threshold", metavar="RULE",
                    help="how val picks the decision threshold reported beside 0.5 (default: "
                         "Youden's J; an unknown rule is refused with the list)")
+    g.add_argument("--label-smoothing", type=float, metavar="EPS",
+                   help="label smoothing of the training loss, in [0, 1) (0 = off)")
+    g.add_argument("--ema-decay", type=float, metavar="D",
+                   help="EMA of the weights (timm ModelEmaV3), in [0, 1) (0 = off)")
+
+
+def add_profile_name(p: argparse.ArgumentParser, default: str = "quick",
+                     what: str = "training recipe") -> None:
+    """--profile, its choices and help read from grid.PROFILES (one place for the names)."""
+    names = "; ".join(f"{k} = {v}" for k, v in grid.PROFILE_HELP.items())
+    p.add_argument("--profile", default=default, choices=list(grid.PROFILES),
+                   help=f"{what}: {names} (default {default})")
 
 
 def overrides(a: argparse.Namespace) -> dict:

@@ -25,7 +25,7 @@ def register(sub) -> None:
                                    "after 50% and 75% of the epochs (100 in profile paper). The "
                                    "checkpoint is chosen on ChestMNIST val and becomes init chestmnist.")
     p.add_argument("--arch", default="resnet18")
-    p.add_argument("--profile", default="quick", choices=["paper", "quick", "smoke"])
+    c.add_profile_name(p, "quick", "the training profile whose input size and scale to use")
     p.add_argument("--epochs", type=int)
     p.add_argument("--input-size", type=int, help="default: the training profile's input size")
     p.add_argument("--seed", type=int, default=0)

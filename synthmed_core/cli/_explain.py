@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from . import _common as c
+
 DEFAULT_ARCHS = ("resnet50", "deit_tiny")
 
 
@@ -14,8 +16,7 @@ def register(sub) -> None:
                                    "profile's input size. Weights are random: the cost of a CAM "
                                    "does not depend on their values.")
     p.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS))
-    p.add_argument("--profile", default="quick", choices=["paper", "quick", "smoke"],
-                   help="its input size is used (quick/smoke 28 px, paper 224 px)")
+    c.add_profile_name(p, "quick", "its input size is used")
     p.add_argument("--input-size", type=int, help="override the profile's input size")
     p.add_argument("--methods", nargs="+", help="default: every method of the registry")
     p.add_argument("--repeats", type=int, default=5)

@@ -44,6 +44,10 @@ def register(sub) -> None:
                    help="the decision threshold of accuracy, F1, sensitivity, specificity: the "
                         "fixed 0.5, the one each run's recipe picks on val (Youden's J unless "
                         "--val-threshold said otherwise), or both (default; AUROC has none)")
+    p.add_argument("--split", default="test", choices=["test", "val"],
+                   help="test (default), or val: each run's figures on the real val split at "
+                        "its chosen checkpoint, what a recipe is chosen on (an ablation); val "
+                        "is at 0.5 only, since a val-picked threshold on val itself is circular")
     p.add_argument("--out", type=Path, help="write to this file instead of stdout")
     p.set_defaults(func=cmd_report)
 
@@ -134,6 +138,8 @@ def cmd_report(a: argparse.Namespace) -> int:
               "both": ["test", VAL_THRESHOLD_SPLIT]}[a.threshold]
     if a.metric == "auroc":  # threshold-free
         splits = ["test"]
+    if a.split == "val":
+        splits = ["val"]
     tables = [report_table(store, metric=a.metric, archs=a.arch, profile=a.profile,
                            every_study_arch=a.arch is None and split == "test",
                            synthetic=a.synthetic, split=split) for split in splits]
