@@ -12,7 +12,8 @@ import streamlit as st
 from synthmed_core import gallery
 from synthmed_core.data import CLASS_NAMES
 from synthmed_core.errors import SynthmedError
-from synthmed_core.explain import CAM_METHODS, CAM_TARGETS, panel_png
+from synthmed_core.catalog import CAM_METHODS, CAM_TARGETS
+from synthmed_core.overlays import panel_png
 from ui import explain as ux
 from ui.launch import parse_numbers
 

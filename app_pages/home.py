@@ -9,8 +9,9 @@ from __future__ import annotations
 import streamlit as st
 
 from synthmed_core import grid_view, report, views
+from synthmed_core.views import LOCAL_ORIGIN
 from synthmed_core.errors import SynthmedError
-from synthmed_core.store import LOCAL_ORIGIN, RUN_STATUSES, SUMMARY_METRICS
+from synthmed_core.catalog import METRICS, RUN_STATUSES
 from ui import grid_chart, readers
 
 FIRST_RUN = ("python -m synthmed_core train --arch resnet18 --init scratch --setting base "
@@ -87,7 +88,7 @@ def headline(db: str) -> None:
 
 def results_section(db: str) -> None:
     st.header("Results beside the study")
-    metric = st.selectbox("Metric (test split)", SUMMARY_METRICS, key="metric")
+    metric = st.selectbox("Metric (test split)", list(METRICS), key="metric")
     table = readers.report_table(db, metric)
     tables = report.pivot_tables(table, metric)
     if not tables:

@@ -6,7 +6,7 @@ import streamlit as st
 
 import jobs
 from synthmed_core.errors import SynthmedError
-from synthmed_core.store import JOB_STATUSES
+from synthmed_core.catalog import JOB_STATUSES
 from ui import readers
 
 POLL_S = 2.0

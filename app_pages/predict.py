@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from synthmed_core.errors import SynthmedError
-from synthmed_core.explain import CAM_METHODS, CAM_TARGETS
+from synthmed_core.catalog import CAM_METHODS, CAM_TARGETS
 from synthmed_core.uploads import FORMATS, MAX_UPLOAD_BYTES, read_upload
 from ui import explain as ux
 

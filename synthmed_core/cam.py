@@ -1,6 +1,6 @@
 """Grad-CAM support: where to look in a model and how to turn ViT tokens into a map.
 
-The arch registry (models.ARCHS / FAMILIES) names candidate layers, deepest first; this module
+The arch registry (catalog.ARCHS / models.FAMILIES) names candidate layers, deepest first; this module
 picks the deepest one whose map is at least 4x4 at the run's input size, because a 1x1 map
 (timm's resnet50 layer4 at 28 px) gives a constant CAM that pytorch-grad-cam normalises to zeros.
 """
@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from .models import FAMILIES, IN_CHANS, ArchInfo, get_arch
+from .models import FAMILIES, IN_CHANS, ArchInfo, cam_candidates, get_arch
 
 MIN_CAM_SIDE = 4  # a 1x1 map gives a constant CAM, which grad-cam normalises to all zeros
 
@@ -60,7 +60,7 @@ def cam_target_layer(model: nn.Module, input_size: int) -> tuple[nn.Module, str,
     28 px gets ``layer2`` (4x4) instead of its 1x1 ``layer4``; ViTs get the last block's norm1
     and the token grid side. If no candidate reaches 4x4 the largest map is returned."""
     info = _arch_of(model)
-    names = info.cam_candidates or tuple(f["module"] for f in reversed(model.feature_info))
+    names = cam_candidates(info) or tuple(f["module"] for f in reversed(model.feature_info))
     layers = {n: _resolve(model, n) for n in names}
     param = next(model.parameters())
     x = torch.zeros(1, IN_CHANS, input_size, input_size, device=param.device, dtype=param.dtype)

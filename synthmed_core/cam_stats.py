@@ -7,7 +7,7 @@ interval over images.
   Spearman correlation of the two mean maps, with a bootstrap interval over images.
 - ``agreement``: per image, the Spearman correlation of two runs' maps and the overlap of their
   top 20% pixels (shared share of the top pixels); mean and t-interval over images.
-Constant maps (no spatial information: ``explain.is_constant``) are left out and counted.
+Constant maps (no spatial information: ``overlays.is_constant``) are left out and counted.
 """
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ def class_rows(labels: np.ndarray, cls: int, n: int) -> np.ndarray:
 def cams(model, images: np.ndarray, method: str, target: str, batch: int = 64
          ) -> tuple[np.ndarray, np.ndarray]:
     """The 0..1 maps (N x S x S) of ``images`` under ``model`` and which are informative."""
-    from .explain import cam_overlays, is_constant
+    from .explain import cam_overlays
+    from .overlays import is_constant
     maps, ok = [], []
     for start in range(0, len(images), batch):
         for r in cam_overlays(model, images[start:start + batch], method, target):

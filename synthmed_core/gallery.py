@@ -12,19 +12,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 from PIL import Image
 
-from . import checkpoints as ck
-from ._loop import Preprocess
 from .data import IMAGE_SIZE
 from .errors import SpecError
-from .models import build_model, model_input_stats
 from .synth.copies import split_counts
-from .synth.encoder import ClassifierConfig, DomainEncoder, encoder_dir, encoder_path
-from .synth.quality import _pixels, nearest
+from .synth.distances import nearest, pixels
+
+if TYPE_CHECKING:
+    from .synth.encoder import DomainEncoder
+
+# Torch-free at import: a page that shows images and cards never loads torch; the encoder
+# functions below import it when feature distances are asked for.
 
 PAGE_SIZES = (8, 16, 32, 64)
 SPACES = {"pixel": "RMS pixel difference (0..1)", "feature": "domain encoder feature distance"}
@@ -85,7 +87,7 @@ def stored_neighbours(card: dict) -> np.ndarray | None:
 
 
 def nearest_real(set_images: np.ndarray, rows: np.ndarray, card: dict, train_images: np.ndarray,
-                 space: str = "pixel", encoder: DomainEncoder | None = None) -> list[Neighbour]:
+                 space: str = "pixel", encoder: "DomainEncoder | None" = None) -> list[Neighbour]:
     """The nearest real train image of each synthetic image in ``rows`` and the distance.
 
     Pixel space reuses the card's stored neighbours when present (their distances are
@@ -100,9 +102,9 @@ def nearest_real(set_images: np.ndarray, rows: np.ndarray, card: dict, train_ima
     stored = stored_neighbours(card) if space == "pixel" else None
     if stored is not None:
         idx = stored[rows]
-        dist = np.linalg.norm(_pixels(queries) - _pixels(np.asarray(train_images)[idx]), axis=1)
+        dist = np.linalg.norm(pixels(queries) - pixels(np.asarray(train_images)[idx]), axis=1)
     elif space == "pixel":
-        dist, idx = nearest(_pixels(queries), _pixels(np.asarray(train_images)))
+        dist, idx = nearest(pixels(queries), pixels(np.asarray(train_images)))
     else:
         if encoder is None:
             raise SpecError("feature-space distances need the set's domain encoder; it is not "
@@ -136,6 +138,7 @@ def encoder_file(card: dict) -> Path | None:
     encoder = feature.get("encoder") or {}
     if feature.get("kind") != "domain":
         return None
+    from .synth.encoder import ClassifierConfig, encoder_dir, encoder_path
     try:
         path = encoder_path(ClassifierConfig(**encoder["config"]), str(encoder["profile"]))
     except (KeyError, TypeError):  # a card from before encoders were cached, or a bad one
@@ -144,9 +147,13 @@ def encoder_file(card: dict) -> Path | None:
     return path if inside and path.is_file() else None
 
 
-def load_encoder(path: Path) -> DomainEncoder:
+def load_encoder(path: Path) -> "DomainEncoder":
     """Load a cached domain encoder file as it is, without retraining: a page must never train
     (``synth.encoder.domain_encoder`` retrains a stale cache, which takes minutes)."""
+    from . import checkpoints as ck
+    from ._loop import Preprocess
+    from .models import build_model, model_input_stats
+    from .synth.encoder import DomainEncoder
     blob = ck.load(Path(path))
     arch = blob["config"]["arch"]
     model = build_model(arch, "scratch", IMAGE_SIZE, num_classes=2)

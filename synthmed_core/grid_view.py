@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import catalog
 from .grid import INITS, SETTINGS, reference_rows
 from .corrections import DEFAULT_CORRECTION, adjust_p
 from .metrics import IMAGE_T_TEST, MCNEMAR_TEST, paired_accuracy_test
 from .store import CELL_KEYS, Store
 from .synth.copies import GRID_FLAG, sets_with_test_copies
 
-METRICS = ("accuracy", "auroc", "f1", "sensitivity", "specificity")
+METRICS = tuple(catalog.METRICS)
 ALPHA = 0.05
 COLUMNS = [*CELL_KEYS, "recipe_label", "row", "cell", "mean", "std", "lo", "hi", "n", "runs", "paired_seeds",
            "wins", "losses", "diff", "diff_lo", "diff_hi", "test", "p_value", "p_adjusted", "significant",

@@ -20,6 +20,7 @@ from timm.models import clean_state_dict, get_pretrained_cfg, model_entrypoint
 from torch import nn
 
 from . import paths
+from .catalog import ARCHS, ArchInfo
 from .errors import ModelError, SpecError
 
 IN_CHANS = 1  # grayscale X-rays: timm sums the RGB filters of pretrained first convs
@@ -67,27 +68,9 @@ FAMILIES: dict[str, Family] = {
 _VIT_MODULES = ("timm.models.vision_transformer", "timm.models.deit")
 
 
-@dataclass(frozen=True)
-class ArchInfo:
-    """One architecture: short name, timm name, family and Grad-CAM candidates (deepest first)."""
-
-    name: str
-    timm_name: str
-    family: str = "cnn"
-    cam_layers: tuple[str, ...] = ()
-    default_patch: int = 16
-
-    @property
-    def cam_candidates(self) -> tuple[str, ...]:
-        return self.cam_layers or FAMILIES[self.family].cam_layers
-
-
-_RESNET_CAM = ("layer4", "layer3", "layer2", "layer1")
-ARCHS: dict[str, ArchInfo] = {
-    "resnet18": ArchInfo("resnet18", "resnet18", "cnn", _RESNET_CAM),
-    "resnet50": ArchInfo("resnet50", "resnet50", "cnn", _RESNET_CAM),
-    "deit_tiny": ArchInfo("deit_tiny", "deit_tiny_patch16_224", "vit"),
-}
+def cam_candidates(info: ArchInfo) -> tuple[str, ...]:
+    """Grad-CAM candidate layers of an arch, deepest first: its own, else its family's."""
+    return info.cam_layers or FAMILIES[info.family].cam_layers
 
 
 def get_arch(name: str) -> ArchInfo:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from synthmed_core import explain
+from synthmed_core import explain, overlays
 from synthmed_core.cam import cam_target_layer
 from synthmed_core.data import load_real
 from synthmed_core.errors import DataError, SpecError
@@ -102,9 +102,9 @@ def test_a_flat_map_is_reported_as_constant(test_images, one_thread):
 
 
 def test_is_constant_tells_flat_from_informative_maps():
-    assert explain.is_constant(np.zeros((4, 4)))
-    assert explain.is_constant(np.full((4, 4), np.nan))
-    assert not explain.is_constant(np.eye(4))
+    assert overlays.is_constant(np.zeros((4, 4)))
+    assert overlays.is_constant(np.full((4, 4), np.nan))
+    assert not overlays.is_constant(np.eye(4))
 
 
 def test_an_unknown_method_is_a_spec_error(test_images):
@@ -151,13 +151,13 @@ def test_an_overlay_keeps_the_xray_visible_and_its_opacity_runs_from_xray_to_hea
         test_images):
     image = test_images[0]
     cam = np.linspace(0, 1, 28 * 28, dtype=np.float32).reshape(28, 28)
-    xray = explain.upscaled(image)
-    assert np.array_equal(explain.overlay(image, cam, opacity=0.0), xray)  # X-ray alone
-    half = explain.overlay(image, cam, opacity=0.45).astype(float)
-    heat = explain.overlay(image, cam, opacity=1.0).astype(float)
+    xray = overlays.upscaled(image)
+    assert np.array_equal(overlays.overlay(image, cam, opacity=0.0), xray)  # X-ray alone
+    half = overlays.overlay(image, cam, opacity=0.45).astype(float)
+    heat = overlays.overlay(image, cam, opacity=1.0).astype(float)
     assert 0 < np.abs(half - xray).mean() < np.abs(heat - xray).mean()
     with pytest.raises(SpecError, match="opacity"):
-        explain.overlay(image, cam, opacity=1.5)
+        overlays.overlay(image, cam, opacity=1.5)
 
 
 def test_a_cam_is_shown_beside_its_image_and_a_panel_downloads_as_png(test_images):
@@ -166,10 +166,10 @@ def test_a_cam_is_shown_beside_its_image_and_a_panel_downloads_as_png(test_image
     from PIL import Image
     model = build_model("resnet18", "scratch", 28).eval()
     result = explain.cam_overlays(model, test_images[0], "EigenCAM")[0]
-    pair = explain.beside(result, size=100, gap=4)
+    pair = overlays.beside(result, size=100, gap=4)
     assert pair.shape == (100, 204, 3)
-    assert np.array_equal(pair[:, :100], explain.upscaled(test_images[0], 100))
-    png = explain.panel_png([("run A", [("real", result), ("synthetic", result)]),
+    assert np.array_equal(pair[:, :100], overlays.upscaled(test_images[0], 100))
+    png = overlays.panel_png([("run A", [("real", result), ("synthetic", result)]),
                              ("run B", [("real", result)])], size=64)
     panel = Image.open(io.BytesIO(png))
     assert panel.format == "PNG" and panel.width > 2 * 2 * 64 and panel.height > 2 * 64

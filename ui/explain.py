@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import streamlit as st
 
-from synthmed_core import explain, gallery
+from synthmed_core import gallery, overlays
 from synthmed_core.data import CLASS_NAMES, Split, load_real
 from synthmed_core.errors import DataError, SpecError, SynthmedError
 from synthmed_core.synth.sets import load_set
@@ -42,6 +42,7 @@ def synthetic_sets(db_path: str) -> pd.DataFrame:
 @st.cache_resource(show_spinner="Loading the run's model...", max_entries=8)
 def run_model(db_path: str, run_id: str, finished_at: str):
     # finished_at keys the cache: a run id re-trained after a delete has new weights.
+    from synthmed_core import explain  # torch: loaded with the first model, not on page open
     return explain.load_run_model(store(db_path), run_id)
 
 
@@ -136,12 +137,12 @@ def class_caption(label: int) -> str:
 
 def opacity_slider(key: str) -> float:
     """The heat map's opacity over the X-ray, one slider per page."""
-    return st.slider("Heat map opacity", 0.0, 1.0, explain.DEFAULT_OPACITY, 0.05, key=key,
+    return st.slider("Heat map opacity", 0.0, 1.0, overlays.DEFAULT_OPACITY, 0.05, key=key,
                      help="0 shows the X-ray alone, 1 the heat map alone; images are enlarged "
                           "smoothly for display, the models saw them at their own input size")
 
 
-def show_cam(result: explain.CamResult, title: str, opacity: float = 0.45,
+def show_cam(result: overlays.CamResult, title: str, opacity: float = 0.45,
              width: int = 452) -> None:
     """One CAM: the image and its overlay side by side, with P(pneumonia), layer and map
     size, or a warning when the map is flat."""
@@ -153,7 +154,7 @@ def show_cam(result: explain.CamResult, title: str, opacity: float = 0.45,
                    f"so there is nothing to show; P(pneumonia) = {result.prob:.3f}. Try another "
                    "method (EigenCAM needs no gradients) or class.")
         return
-    st.image(explain.beside(result, opacity), caption=caption, width=width)
+    st.image(overlays.beside(result, opacity), caption=caption, width=width)
 
 
 @dataclass(frozen=True)
@@ -177,9 +178,10 @@ def at_data_size(image: RealImage | np.ndarray, size: int) -> np.ndarray:
 
 @st.cache_data(max_entries=256, show_spinner="Computing CAMs...")
 def cams(db_path: str, run_id: str, version: str, method: str, target: str, images: tuple
-         ) -> list[explain.CamResult]:
+         ) -> list[overlays.CamResult]:
     """The CAM of each image (``RealImage`` or a uint8 H x W array) under one run's model, at
     the run's data size (``at_data_size``); ``version`` is the run's ``finished_at``."""
+    from synthmed_core import explain
     model = run_model(db_path, run_id, version)
     size = int(model.synthmed.get("data_size", 28))
     return [explain.cam_overlays(model, at_data_size(image, size), method, target)[0]

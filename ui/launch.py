@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import jobs
 from synthmed_core.errors import SpecError
-from synthmed_core.grid import PROFILES, SETTINGS
+from synthmed_core.catalog import ARCHS, PROFILES, SETTINGS
 from synthmed_core.store import Store
 
-ARCH_CHOICES = ("resnet18", "resnet50", "deit_tiny")  # models.ARCHS, without importing torch
+ARCH_CHOICES = tuple(ARCHS)
 PROFILE_CHOICES = tuple(PROFILES)  # cheapest first: smoke is the sidebar's default
 MAX_SEEDS = 20
 MAX_SEED = 1_000_000

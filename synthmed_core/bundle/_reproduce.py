@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from ..catalog import GENERATOR_METHODS
 from ..context import describe, same_context
 from ..store import LOCAL_ORIGIN, Store
 from ._import import metric_diff
@@ -35,7 +36,7 @@ def rebuild_hint(store: Store, name: str) -> str:
     sets = store.synthetic_sets().set_index("name")
     card = json.loads(sets.loc[name, "card_json"]) if name in sets.index else {}
     params = card.get("parameters") or {}
-    if card.get("method") in ("cyclegan", "ddpm") and params.get("profile"):
+    if card.get("method") in GENERATOR_METHODS and params.get("profile"):
         return (f"rebuild it first with `python -m synthmed_core synth rebuild {name}` "
                 f"({card['method']} {params['profile']}, seed {card.get('seed', 0)}, "
                 f"{card.get('n')} images, from its card; it checks that the content hash comes "

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import grid
+from .. import catalog, grid
 from . import _common as c
 
 
@@ -34,7 +34,7 @@ def register(sub) -> None:
                        description="Mean over seeds, 95% interval and n per cell, the study's "
                                    "published accuracy beside it.")
     p.add_argument("--metric", default="accuracy",
-                   choices=["accuracy", "auroc", "f1", "sensitivity", "specificity"])
+                   choices=list(catalog.METRICS))
     p.add_argument("--format", default="markdown", choices=["markdown", "csv", "latex"])
     p.add_argument("--arch", nargs="+", help="only these archs")
     p.add_argument("--profile", help="only runs of this profile")
@@ -136,7 +136,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     store = _store()
     splits = {"0.5": ["test"], "val": [VAL_THRESHOLD_SPLIT],
               "both": ["test", VAL_THRESHOLD_SPLIT]}[a.threshold]
-    if a.metric == "auroc":  # threshold-free
+    if not catalog.METRICS[a.metric].thresholded:  # AUROC: one figure, whatever the threshold
         splits = ["test"]
     if a.split == "val":
         splits = ["val"]

@@ -6,10 +6,11 @@ import sys
 import time
 from pathlib import Path
 
+from .. import catalog
 from . import _common as c
 
 PROFILES = ["smoke", "quick", "paper"]
-METHODS = ["cyclegan", "ddpm"]  # the keys of synth.generators.GENERATORS, without importing torch
+METHODS = list(catalog.GENERATOR_METHODS)
 ALLOW_TEST_COPIES = ("keep the set even if it holds copies of real TEST images (refused "
                      "otherwise): its runs are flagged in the grid and left out of `claims`")
 

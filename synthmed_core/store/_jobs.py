@@ -12,11 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-from .. import paths
+from .. import catalog, paths
 from ._base import StoreBase
 from ._schema import now as _now
 
-JOB_STATUSES = ("queued", "running", "finished", "failed", "cancelled")
+JOB_STATUSES = catalog.JOB_STATUSES
 ACTIVE = ("queued", "running")
 PROGRESS_COLUMNS = ("job_id", "seq", "attempt", "emitted_at", "event", "phase", "epoch",
                     "total_epochs", "step", "steps", "loss", "images_per_s", "eta_s",

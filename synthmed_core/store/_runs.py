@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import catalog
 from ..context import CONTEXT_KEYS, same_context
 from ..errors import StoreError
 from ..events import RunResult
@@ -17,8 +18,8 @@ from ._schema import (CORRECT_FROM_PREDICTIONS, CORRECT_THRESHOLD, LOCAL_ORIGIN,
                       add_val_threshold_metrics)
 from ._schema import now as _now
 
-RUN_STATUSES = ("running", "finished", "failed", "cancelled")
-SUMMARY_METRICS = ("accuracy", "auroc", "f1", "sensitivity", "specificity")
+RUN_STATUSES = catalog.RUN_STATUSES
+SUMMARY_METRICS = tuple(catalog.METRICS)
 EPOCH_COLUMNS = ("phase", "epoch", "train_loss", "val_loss", "val_accuracy", "val_auroc", "lr",
                  "seconds")
 

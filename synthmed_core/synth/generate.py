@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._loop import Stopped
+from ..catalog import GENERATOR_METHODS
 from ..compose import allocate
 from ..data import CLASS_NAMES, load_real
 from ..errors import SpecError
@@ -155,7 +156,7 @@ def rebuild_request(card: dict) -> dict:
     generator changed from its profile. SpecError for a set no generator of ours made."""
     method = card.get("method")
     params = dict(card.get("parameters") or {})
-    if method not in ("cyclegan", "ddpm") or "profile" not in params:
+    if method not in GENERATOR_METHODS or "profile" not in params:
         raise SpecError(f"synthetic set {card.get('name')!r} was not made by a synthmed generator "
                         f"(method {method!r}): import it again from its source instead")
     profile, seed = params.pop("profile"), int(params.pop("seed", card.get("seed") or 0))

@@ -31,6 +31,7 @@ from ..data import Split, load_real
 from ..errors import ModelError, SpecError
 from .encoder import ClassifierConfig, DomainEncoder, domain_encoder
 from .encoder import evaluate_classifier, train_classifier
+from .distances import nearest, pixels
 from .sets import load_set, set_dir, update_card
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"  # torch-fidelity's FID Inception weights
@@ -147,19 +148,6 @@ def fid_kid(real: np.ndarray, fake: np.ndarray, feature: nn.Module, subsets: int
     return {"fid": float(fid.compute()), "kid_mean": float(kid_mean), "kid_std": float(kid_std)}
 
 
-def nearest(queries: np.ndarray, refs: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Euclidean distance to, and row of, each query's nearest reference row (2-D arrays).
-    In float64: cdist's matrix-product form leaves float32 copies ~1e-3 apart, not 0."""
-    q = torch.from_numpy(np.asarray(queries, np.float64))
-    r = torch.from_numpy(np.asarray(refs, np.float64))
-    dist, idx = [], []
-    for i in range(0, len(q), chunk):
-        best = torch.cdist(q[i:i + chunk], r).min(dim=1)
-        dist.append(best.values.clamp_min(0))
-        idx.append(best.indices)
-    return torch.cat(dist).numpy(), torch.cat(idx).numpy()
-
-
 def _kth_radius(feats: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
     out = []
     for i in range(0, len(feats), chunk):
@@ -189,12 +177,6 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict[str
 _ROUNDING = 1e-6  # float64 distances between identical rows are ~1e-7, not exactly 0
 
 
-def _pixels(images: np.ndarray) -> np.ndarray:
-    # RMS per pixel in [0, 1]: L2 / sqrt(H x W), readable whatever the image size.
-    flat = images.reshape(len(images), -1).astype(np.float32) / 255.0
-    return flat / np.sqrt(flat.shape[1])
-
-
 def memorisation(synthetic: tuple[np.ndarray, np.ndarray], train: tuple[np.ndarray, np.ndarray],
                  val: tuple[np.ndarray, np.ndarray], quantile: float = 0.01) -> dict:
     """Nearest real TRAIN image of every synthetic image, in pixel space (RMS per pixel, 0-1)
@@ -209,7 +191,7 @@ def memorisation(synthetic: tuple[np.ndarray, np.ndarray], train: tuple[np.ndarr
     out = {"calibration": f"{quantile:.0%} quantile of real val -> nearest real train "
                           "distance, val images identical to a train image left out"}
     flags = []
-    for space, pick in (("pixel", lambda p: _pixels(p[0])), ("feature", lambda p: p[1])):
+    for space, pick in (("pixel", lambda p: pixels(p[0])), ("feature", lambda p: p[1])):
         d_val, _ = nearest(pick(val), pick(train))
         d_syn, idx = nearest(pick(synthetic), pick(train))
         held_out = d_val[d_val > _ROUNDING]

@@ -1,0 +1,60 @@
+"""The architecture, checked: import-linter's contracts (.importlinter) hold, and opening a page
+loads no torch (its imports stay light; models load on demand)."""
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = sorted(p for p in (ROOT / "app_pages").glob("*.py") if p.name != "__init__.py")
+
+
+def test_the_import_contracts_hold():
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or "lint-imports"
+    out = subprocess.run([lint, "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "BROKEN" not in out.stdout and out.stdout.count("KEPT") >= 5
+
+
+def _top_level_imports(page: Path) -> list[str]:
+    """The page's module-level import statements, as source lines (the page's own code is a
+    Streamlit script: importing the file would run it)."""
+    tree = ast.parse(page.read_text())
+    return [ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+            and not (isinstance(node, ast.ImportFrom) and node.module == "__future__")]
+
+
+PROBE = """
+import json, sys, time
+t = time.perf_counter()
+{imports}
+print(json.dumps({{"seconds": time.perf_counter() - t,
+                   "heavy": sorted(m for m in ("torch", "timm", "pytorch_grad_cam", "sklearn")
+                                   if m in sys.modules)}}))
+"""
+
+
+def page_imports(page: Path) -> dict:
+    """Seconds to run a page's imports in a fresh interpreter, and which heavy modules they load."""
+    code = PROBE.format(imports="\n".join(_top_level_imports(page)))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+def test_opening_a_page_loads_no_torch(page):
+    assert page_imports(page)["heavy"] == []
+
+
+if __name__ == "__main__":  # python tests/test_layers.py: the import time of each page
+    for page in PAGES:
+        r = page_imports(page)
+        print(f"{page.stem:14s} imports {r['seconds']:.2f} s  heavy modules: {', '.join(r['heavy']) or 'none'}")
