@@ -7,7 +7,7 @@ stream progress in batches, keep a heartbeat, and resume a job from its last epo
 generator) checkpoint when the worker that ran it died.
 """
 from ._errors import JobError
-from ._kinds import KINDS
+from .kinds import KINDS
 from ._procs import ensure_worker, reap_workers, start_worker
 from ._status import (ACTIVE, TERMINAL, cancel, eta_seconds, get_job, log_tail,
                       progress_fraction, progress_text, queue_table, retry)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from synthmed_core.store import JOB_STATUSES, Store
 
-from ._kinds import KINDS
+from .kinds import KINDS
 from ._status import TERMINAL, cancel, get_job, progress_text, retry
 from ._submit import add_submit_options, submit_args
 

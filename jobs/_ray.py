@@ -31,38 +31,16 @@ from synthmed_core.recorder import StoreRecorder
 from synthmed_core.store import Store
 
 from . import _queue
-from ._kinds import train_summary
+from .kinds import REMOTE_KINDS, get_kind
 from ._monitor import JobMonitor
 from ._procs import workers_per_gpu
-from ._worker import _STOPPED_STATUS, JobLog, _event_logger, settle
+from ._worker import STOPPED_STATUS, JobLog, event_logger, settle
 
 _ENV = ("SYNTHMED_DATA", "SYNTHMED_MEDMNIST_ROOT", "SYNTHMED_OFFLINE", "SYNTHMED_WEIGHTS",
         "SYNTHMED_COMPILE")
 
 
-# ---- what runs on a Ray worker: no store, events go back to the head -------------------------
-
-
-def _remote_train(spec: dict, device: str, emit: Callable[[Event], None]) -> Any:
-    from synthmed_core.compose import build_plan
-    from synthmed_core.train import train_run
-    run = grid.RunSpec.from_dict(spec["run"])
-    train_run(run, build_plan(run), paths.run_dir(run.run_id), emit, device)
-    return None  # the result travels as the Finished event
-
-
-def _remote_pretrain(spec: dict, device: str, emit: Callable[[Event], None]) -> Any:
-    import dataclasses
-
-    from synthmed_core.pretrain import PretrainSpec, pretrain_chestmnist
-    names = {f.name for f in dataclasses.fields(PretrainSpec)}
-    pspec = PretrainSpec(**{k: tuple(v) if isinstance(v, list) else v
-                            for k, v in spec["pretrain"].items() if k in names})
-    return pretrain_chestmnist(pspec, spec.get("out"), emit, device)
-
-
-REMOTE: dict[str, Callable[[dict, str, Callable], Any]] = {
-    "train": _remote_train, "pretrain": _remote_pretrain}
+# ---- what runs on a Ray worker: the kind's remote function; no store, events go back ------
 
 
 @ray.remote
@@ -72,7 +50,7 @@ def run_remote(kind: str, spec: dict, device: str, threads: int, env: dict, queu
     os.environ.update(env)  # the head's data root and medmnist folder
     import torch
     torch.set_num_threads(threads)
-    return REMOTE[kind](spec, device, lambda event: queue.put((job_id, event)))
+    return get_kind(kind).remote(spec, device, lambda event: queue.put((job_id, event)))
 
 
 # ---- the head: claims, dispatches, records ---------------------------------------------------
@@ -93,14 +71,6 @@ class _Running:
 def _recorder(job: dict, store: Store) -> Callable[[Event], None] | None:
     return StoreRecorder(store, grid.RunSpec.from_dict(job["spec"]["run"])) \
         if job["kind"] == "train" else None
-
-
-def _summary(r: "_Running", store: Store, value: Any) -> str:
-    if r.job["kind"] == "pretrain":
-        store.register_pretrain(os.path.splitext(os.path.basename(value["path"]))[0], value,
-                                value["path"])
-        return f"saved {value['path']}"
-    return train_summary(r.result) + " (a Ray task)"
 
 
 class RayHead:
@@ -140,7 +110,7 @@ class RayHead:
         if job["kind"] == "train" and not self._prepare_train(job, log):
             return
         monitor = JobMonitor(self.store, job, self.id, heartbeat_s=self.heartbeat_s,
-                             stale_s=self.stale_s, on_event=_event_logger(log),
+                             stale_s=self.stale_s, on_event=event_logger(log),
                              on_requeue=lambda: _queue.ring(self.store))
         ref = run_remote.options(num_cpus=self.threads, num_gpus=self.gpu_share if wants_gpu else 0).remote(
             job["kind"], job["spec"], device, self.threads, self.env, self.queue, job["id"])
@@ -182,11 +152,12 @@ class RayHead:
         self._drain()  # a task's puts all landed before it returned
         status, error, summary = "finished", None, ""
         try:
-            summary = _summary(r, self.store, ray.get(r.ref))
+            summary = get_kind(r.job["kind"]).remote_done(r.job, self.store, ray.get(r.ref),
+                                                         r.result)
         except Exception as exc:
             reason = r.monitor.stop_reason or ("shutdown" if self.stopping else None)
             if r.cancelled_task and reason is not None:
-                status, error = _STOPPED_STATUS[reason], f"stopped: {reason}"
+                status, error = STOPPED_STATUS[reason], f"stopped: {reason}"
                 if r.started and r.job["kind"] == "train":
                     self.store.fail_run(r.job["run_id"], "interrupted: the job resumes from "
                                         "its last finished epoch when it runs again")
@@ -226,7 +197,7 @@ class RayHead:
                 room = not self.stopping and len(self.running) < self.max_inflight and \
                     not (once and ran)
                 if room and (bell.changed() or now >= next_claim):
-                    job = self.store.claim_job(self.id, os.getpid(), self.gpus)
+                    job = self.store.claim_job(self.id, os.getpid(), self.gpus, REMOTE_KINDS)
                     next_claim = now + (0 if job else 5.0)
                     if job is not None:
                         self._start(job)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from synthmed_core.store import Store
 
 from . import _queue
-from ._kinds import KINDS, get_kind
+from .kinds import KINDS, get_kind
 
 
 @dataclass

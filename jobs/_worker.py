@@ -22,12 +22,12 @@ from synthmed_core.store import Store
 
 from . import _queue
 from ._context import JobContext
-from ._kinds import runnable
+from .kinds import runnable
 from ._monitor import JobMonitor
 
 # What a stopped job becomes, by why it stopped: a user's cancel ends it; a worker shutdown
 # gives it back to the queue (the attempt does not count); a lost job belongs to another worker.
-_STOPPED_STATUS = {"cancel": "cancelled", "shutdown": "queued", "lost": None}
+STOPPED_STATUS = {"cancel": "cancelled", "shutdown": "queued", "lost": None}
 
 
 class JobLog:
@@ -44,7 +44,7 @@ class JobLog:
                 f.write(f"{stamp} {line}\n")
 
 
-def _event_logger(log: JobLog):
+def event_logger(log: JobLog):
     """Log lines for the events a person wants in a job log (not every progress tick)."""
     def on_event(event: Event) -> None:
         if isinstance(event, Started):
@@ -136,7 +136,7 @@ class Worker:
         log(f"=== job {job['id']} ({job['kind']}: {job['label']}), attempt {job['attempts']} of "
             f"{job['max_attempts']}, worker {self.id} on {self.device}")
         monitor = JobMonitor(self.store, job, self.id, heartbeat_s=self.heartbeat_s,
-                             stale_s=self.stale_s, on_event=_event_logger(log),
+                             stale_s=self.stale_s, on_event=event_logger(log),
                              on_requeue=lambda: _queue.ring(self.store))
         self.monitor = monitor
         if self.stopping:
@@ -148,7 +148,7 @@ class Worker:
         except BaseException as exc:
             reason = monitor.stop_reason
             if reason is not None:
-                status, error = _STOPPED_STATUS[reason], f"stopped: {reason}"
+                status, error = STOPPED_STATUS[reason], f"stopped: {reason}"
             else:
                 status = "failed"
                 error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]

@@ -217,3 +217,15 @@ def test_ensure_worker_starts_one_only_when_no_worker_is_alive(store):
     wait_for(lambda: not jobs.reap_workers(), 60, "the worker to exit")
     store.register_worker("elsewhere-1", "elsewhere", 1, "cpu", "local")
     assert jobs.ensure_worker(store, args=quick) is None  # a fresh heartbeat elsewhere
+
+
+def test_a_ray_head_claims_only_the_kinds_a_ray_task_can_run(store):
+    from jobs.kinds import KINDS, REMOTE_KINDS
+    assert set(REMOTE_KINDS) == {"train", "pretrain"}  # generate and quality need the store
+    assert all(KINDS[k].remote_done is not None for k in REMOTE_KINDS)
+    store.add_jobs([{"kind": "quality", "label": "q", "spec": {"quality": {"name": "s"}},
+                     "priority": 9}])
+    train_id = jobs.submit("train", smoke_job(), store).ids[0]
+    claimed = store.claim_job("ray-head", 1, kinds=REMOTE_KINDS)  # passes over the quality job
+    assert claimed["id"] == train_id
+    assert store.claim_job("local", 2)["kind"] == "quality"  # a local worker takes it

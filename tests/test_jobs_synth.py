@@ -13,16 +13,14 @@ import jobs
 from jobs._cli import main as jobs_main
 from jobs._context import JobContext
 from jobs._errors import JobError
-from jobs._kinds import runnable
+from jobs.kinds import runnable
 from jobs._submit import kind_parser, submit_args
 from jobs._worker import Worker
 from jobs_helpers import accounted
 from synthmed_core._loop import Stopped
-from synthmed_core.cli._synth import METHODS
 from synthmed_core.errors import ModelError, SpecError
 from synthmed_core.events import Started
 from synthmed_core.store import Store
-from synthmed_core.synth.generators import GENERATORS
 from synthmed_core.synth.sets import load_set, set_dir, write_set
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -114,7 +112,3 @@ def test_an_unknown_method_or_missing_inception_weights_is_refused(tiny_set, tmp
     with pytest.raises(ModelError, match="never downloads"):
         jobs.submit("quality", ["--name", tiny_set, "--feature", "inception"], store)
     assert store.jobs().empty
-
-
-def test_the_cli_method_choices_are_the_generators():
-    assert METHODS == sorted(GENERATORS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..corrections import CORRECTIONS, DEFAULT_CORRECTION
-from . import _common as c
+from . import options as c
 
 
 def register(sub) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import _common as c
+from . import options as c
 
 
 def register(sub) -> None:

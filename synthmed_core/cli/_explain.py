@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from . import _common as c
+from . import options as c
 
 DEFAULT_ARCHS = ("resnet50", "deit_tiny")
 

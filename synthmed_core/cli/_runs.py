@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from .. import catalog, grid
-from . import _common as c
+from . import options as c
 
 
 def register(sub) -> None:

@@ -6,13 +6,9 @@ import sys
 import time
 from pathlib import Path
 
-from .. import catalog
-from . import _common as c
+from . import options as c
 
-PROFILES = ["smoke", "quick", "paper"]
-METHODS = list(catalog.GENERATOR_METHODS)
-ALLOW_TEST_COPIES = ("keep the set even if it holds copies of real TEST images (refused "
-                     "otherwise): its runs are flagged in the grid and left out of `claims`")
+from .options import add_generate_args, add_quality_args, generate_overrides
 
 
 def register(sub) -> None:
@@ -28,7 +24,7 @@ def register(sub) -> None:
     p.add_argument("source", type=Path)
     p.add_argument("--name", required=True, help="name of the new set (letters, digits, . _ -)")
     p.add_argument("--force", action="store_true", help="replace a set of the same name")
-    p.add_argument("--allow-test-copies", action="store_true", help=ALLOW_TEST_COPIES)
+    p.add_argument("--allow-test-copies", action="store_true", help=c.ALLOW_TEST_COPIES)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_import)
 
@@ -48,7 +44,7 @@ def register(sub) -> None:
                                      "came with a results bundle has its card here, not its "
                                      "images), then compare the content hash with the card's.")
     p.add_argument("name")
-    p.add_argument("--allow-test-copies", action="store_true", help=ALLOW_TEST_COPIES)
+    p.add_argument("--allow-test-copies", action="store_true", help=c.ALLOW_TEST_COPIES)
     c.add_device(p)
     p.set_defaults(func=cmd_rebuild)
 
@@ -67,10 +63,10 @@ def register(sub) -> None:
     p.add_argument("--by", required=True, choices=["centroid", "confidence"])
     p.add_argument("--keep", required=True, type=float, help="fraction kept per class, (0, 1]")
     p.add_argument("--out", required=True, help="name of the new set")
-    p.add_argument("--profile", default="quick", choices=PROFILES, help="domain encoder size")
+    p.add_argument("--profile", default="quick", choices=c.GENERATOR_PROFILES, help="domain encoder size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="replace a set named --out")
-    p.add_argument("--allow-test-copies", action="store_true", help=ALLOW_TEST_COPIES)
+    p.add_argument("--allow-test-copies", action="store_true", help=c.ALLOW_TEST_COPIES)
     c.add_device(p)
     p.set_defaults(func=cmd_select)
 
@@ -86,47 +82,6 @@ def register(sub) -> None:
                          "before sets were checked, into its card")
     p.add_argument("name")
     p.set_defaults(func=cmd_copies)
-
-
-# The options of `synth generate` and `synth quality`, also those of the jobs of those kinds
-# (`python -m jobs submit generate|quality`): written once, here.
-
-def add_generate_args(p: argparse.ArgumentParser) -> None:
-    """Options of `synth generate` (and of a `generate` job)."""
-    p.add_argument("--method", required=True, choices=METHODS)
-    p.add_argument("--profile", default="quick", choices=PROFILES,
-                   help="smoke = seconds (tests), quick = under ~45 min on a 2-core CPU, paper = GPU")
-    p.add_argument("--name", required=True, help="name of the new set")
-    n = p.add_mutually_exclusive_group()
-    n.add_argument("--count", type=int, help="images in all, split like the real train classes")
-    n.add_argument("--per-class", type=int, help="images of each class")
-    p.add_argument("--seed", type=int, default=0, help="training seed (and sampling seed)")
-    p.add_argument("--sample-seed", type=int,
-                   help="another sampling seed: more, different images from the same generator")
-    p.add_argument("--epochs", type=int, help="override the profile's training epochs")
-    p.add_argument("--checkpoint", type=Path, help="generator checkpoint file (default: "
-                   "data/generators/METHOD-PROFILE-seedS.pt)")
-    p.add_argument("--retrain", action="store_true", help="discard the checkpoint and train anew "
-                   "(only a generator checkpoint synthmed wrote: any other file is refused)")
-    p.add_argument("--force", action="store_true", help="replace a set of the same name")
-    p.add_argument("--allow-test-copies", action="store_true", help=ALLOW_TEST_COPIES)
-    c.add_device(p)
-
-
-def generate_overrides(a: argparse.Namespace) -> dict | None:
-    """The generator config fields overridden on the command line (``generate(overrides=)``)."""
-    return {"epochs": a.epochs} if a.epochs is not None else None
-
-
-def add_quality_args(p: argparse.ArgumentParser) -> None:
-    """Options of `synth quality` (and of a `quality` job)."""
-    p.add_argument("--name", required=True, help="the set to measure (see `synth list`)")
-    p.add_argument("--profile", default="quick", choices=PROFILES,
-                   help="size of the domain encoder and TSTR training")
-    p.add_argument("--feature", default="auto", choices=["auto", "domain", "inception"],
-                   help="feature space: auto = Inception when its weights are local, else domain")
-    p.add_argument("--seed", type=int, default=0)
-    c.add_device(p)
 
 
 def cmd_import(a: argparse.Namespace) -> int:

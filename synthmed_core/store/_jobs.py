@@ -102,16 +102,29 @@ class JobsMixin(StoreBase):
                                "status IN ('queued', 'running') ORDER BY id").fetchall()
         return {r: i for r, i in rows}
 
+    def active_generate_job(self, name: str) -> int | None:
+        """The queued or running generate job that makes synthetic set ``name``, if any."""
+        with self._connect() as con:
+            row = con.execute(
+                """SELECT id FROM jobs WHERE kind = 'generate' AND status IN ('queued', 'running')
+                   AND json_extract_string(spec_json, '$.generate.name') = ?
+                   ORDER BY id LIMIT 1""", [name]).fetchone()
+        return int(row[0]) if row else None
+
     # ---- the worker's side ------------------------------------------------------------------
-    def claim_job(self, worker: str, pid: int, gpu: bool = False) -> dict | None:
+    def claim_job(self, worker: str, pid: int, gpu: bool = False,
+                  kinds: tuple[str, ...] | None = None) -> dict | None:
         """Atomically take the oldest queued job of the highest priority (GPU jobs only when
-        ``gpu``), mark it running for ``worker`` and count the attempt. Returns the job (a dict
-        with ``spec`` decoded and ``next_seq``, the next progress sequence number) or None."""
+        ``gpu``; only jobs of ``kinds`` when given), mark it running for ``worker`` and count
+        the attempt. Returns the job (a dict with ``spec`` decoded and ``next_seq``, the next
+        progress sequence number) or None."""
         t = _now()
         with self._transaction() as con:
             row = con.execute(
                 """SELECT id FROM jobs WHERE status = 'queued' AND (NOT gpu OR ?)
-                   ORDER BY priority DESC, id LIMIT 1""", [gpu]).fetchone()
+                   AND (? OR list_contains(?::VARCHAR[], kind))
+                   ORDER BY priority DESC, id LIMIT 1""",
+                [gpu, kinds is None, list(kinds or [])]).fetchone()
             if row is None:
                 return None
             cur = con.execute(

@@ -1,11 +1,13 @@
-"""Argument groups shared by several verbs."""
+"""Argument groups shared by several verbs and by the jobs of the same kinds (`python -m jobs
+submit train|grid|generate|quality` take the options of `synthmed_core train|grid|synth
+generate|synth quality`): written once, here."""
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
 
-from .. import grid, paths
+from .. import catalog, grid, paths
 
 OVERRIDES = grid.PROFILE_OVERRIDABLE
 
@@ -88,3 +90,48 @@ def add_device(p: argparse.ArgumentParser) -> None:
 
 def print_json(obj) -> None:
     print(json.dumps(obj, indent=2, default=str))
+
+
+# ---- synthetic sets --------------------------------------------------------------------------
+
+GENERATOR_PROFILES = ["smoke", "quick", "paper"]  # generators and encoders have their own sizes
+ALLOW_TEST_COPIES = ("keep the set even if it holds copies of real TEST images (refused "
+                     "otherwise): its runs are flagged in the grid and left out of `claims`")
+
+
+def add_generate_args(p: argparse.ArgumentParser) -> None:
+    """Options of `synth generate` (and of a `generate` job)."""
+    p.add_argument("--method", required=True, choices=list(catalog.GENERATOR_METHODS))
+    p.add_argument("--profile", default="quick", choices=GENERATOR_PROFILES,
+                   help="smoke = seconds (tests), quick = under ~45 min on a 2-core CPU, paper = GPU")
+    p.add_argument("--name", required=True, help="name of the new set")
+    n = p.add_mutually_exclusive_group()
+    n.add_argument("--count", type=int, help="images in all, split like the real train classes")
+    n.add_argument("--per-class", type=int, help="images of each class")
+    p.add_argument("--seed", type=int, default=0, help="training seed (and sampling seed)")
+    p.add_argument("--sample-seed", type=int,
+                   help="another sampling seed: more, different images from the same generator")
+    p.add_argument("--epochs", type=int, help="override the profile's training epochs")
+    p.add_argument("--checkpoint", type=Path, help="generator checkpoint file (default: "
+                   "data/generators/METHOD-PROFILE-seedS.pt)")
+    p.add_argument("--retrain", action="store_true", help="discard the checkpoint and train anew "
+                   "(only a generator checkpoint synthmed wrote: any other file is refused)")
+    p.add_argument("--force", action="store_true", help="replace a set of the same name")
+    p.add_argument("--allow-test-copies", action="store_true", help=ALLOW_TEST_COPIES)
+    add_device(p)
+
+
+def generate_overrides(a: argparse.Namespace) -> dict | None:
+    """The generator config fields overridden on the command line (``generate(overrides=)``)."""
+    return {"epochs": a.epochs} if a.epochs is not None else None
+
+
+def add_quality_args(p: argparse.ArgumentParser) -> None:
+    """Options of `synth quality` (and of a `quality` job)."""
+    p.add_argument("--name", required=True, help="the set to measure (see `synth list`)")
+    p.add_argument("--profile", default="quick", choices=GENERATOR_PROFILES,
+                   help="size of the domain encoder and TSTR training")
+    p.add_argument("--feature", default="auto", choices=["auto", "domain", "inception"],
+                   help="feature space: auto = Inception when its weights are local, else domain")
+    p.add_argument("--seed", type=int, default=0)
+    add_device(p)
