@@ -9,7 +9,8 @@ from synthmed_core import gallery
 from synthmed_core.data import CLASS_NAMES
 from synthmed_core.errors import SynthmedError
 from synthmed_core.synth import copies
-from ui import explain as ux
+from ui import images as ux
+from ui import readers
 
 PAIRS_PER_ROW = 4
 PAGE_KEY = "gallery_page"
@@ -74,7 +75,7 @@ def pairs_section(name: str, folder: str, split, card: dict, cls: int, size: int
     if len(rows) == 0:
         st.caption(f"Set {name} has no {CLASS_NAMES[cls]} image.")
         return
-    found = ux.neighbours(name, folder, card["sha256"], tuple(int(r) for r in rows), space)
+    found = readers.neighbours(name, folder, card["sha256"], tuple(int(r) for r in rows), space)
     how = "stored by the quality run" if found[0].stored else "computed for this page"
     st.caption(f"Distance: {gallery.SPACES[space]}; neighbours {how}.")
     for start in range(0, len(found), PAIRS_PER_ROW):
@@ -103,17 +104,17 @@ def main() -> None:
     st.caption("Synthetic images beside the real training image each is closest to (the "
                "memorisation check of the quality card), and real images of the same class.")
     st.session_state.setdefault(PAGE_KEY, 0)
-    db = ux.db()
+    db = readers.db()
     try:
-        sets = ux.synthetic_sets(db)
-        train = ux.real_split("train")
+        sets = readers.local_synthetic_sets(db)
+        train = readers.real_split("train")
         name, cls, size = controls(list(sets["name"]))
         if name is None:
             st.info("No synthetic set registered yet. Import one with `python -m synthmed_core "
                     "synth import FOLDER --name NAME`, or generate one from the sidebar.")
         else:
             folder = sets.loc[sets["name"] == name, "path"].iloc[0]
-            split, card = ux.synthetic_set(name, folder)
+            split, card = readers.synthetic_set(name, folder)
             spaces = ["pixel"] + (["feature"] if gallery.encoder_file(card) else [])
             space = st.selectbox("Distance", spaces, format_func=gallery.SPACES.get,
                                  key="gallery_space")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from synthmed_core.catalog import CAM_METHODS, CAM_TARGETS
 from synthmed_core import gallery
 from synthmed_core.data import CLASS_NAMES
 from synthmed_core.errors import SynthmedError
-from synthmed_core.catalog import CAM_METHODS, CAM_TARGETS
 from synthmed_core.overlays import panel_png
-from ui import explain as ux
+from ui import images as ux
+from ui import readers
 from ui.launch import parse_numbers
 
 INTRO = ("Class activation maps (pytorch-grad-cam) of the class each run predicts, or of a "
@@ -34,24 +35,24 @@ MAX_IMAGES = 6  # columns per side of the runs x images panel
 
 def pick_real() -> list[tuple[str, object]]:
     """The real test images chosen (each run sees them at its own data size)."""
-    test = ux.real_split("test")
+    test = readers.real_split("test")
     rows = parse_numbers(st.text_input(f"Real test images (rows 0-{len(test.labels) - 1}, e.g. "
                                        "`7 12 40`)", "0", key="cam_test_rows"),
                          "test image row", len(test.labels) - 1, MAX_IMAGES)
-    return [(f"real test #{i} ({ux.class_caption(test.labels[i])})", ux.RealImage("test", i))
+    return [(f"real test #{i} ({ux.class_caption(test.labels[i])})", readers.RealImage("test", i))
             for i in rows]
 
 
 def pick_synthetic(db: str) -> list[tuple[str, object]]:
     """The synthetic image picked, and (unless unticked) its real partner: the real train
     image a CycleGAN translated it from, or its nearest real train image."""
-    sets = ux.synthetic_sets(db)
+    sets = readers.local_synthetic_sets(db)
     names = ["(none)", *sets["name"]]
     name = st.selectbox("Synthetic set", names, index=min(1, len(names) - 1), key="cam_set")
     if name == "(none)":
         return []
     row = sets[sets["name"] == name].iloc[0]
-    split, card = ux.synthetic_set(name, row["path"])
+    split, card = readers.synthetic_set(name, row["path"])
     rows = parse_numbers(st.text_input(f"Synthetic images (rows 0-{len(split.labels) - 1})",
                                        "0", key="cam_synth_rows"),
                          "synthetic image row", len(split.labels) - 1, MAX_IMAGES)
@@ -62,9 +63,9 @@ def pick_synthetic(db: str) -> list[tuple[str, object]]:
     for j in rows:
         picked.append((f"{name} #{j} ({ux.class_caption(split.labels[j])})", split.images[j]))
         if partner:
-            images, train = ux.same_size_train(split.images, (j,))
+            images, train = readers.same_size_train(split.images, (j,))
             k, how = gallery.real_partner(card, j, images, train)
-            picked.append((f"real train #{k} ({how})", ux.RealImage("train", k)))
+            picked.append((f"real train #{k} ({how})", readers.RealImage("train", k)))
     return picked
 
 
@@ -73,7 +74,7 @@ def show_run(db: str, run_id: str, label: str, images: list[tuple[str, object]],
     """One run's row of CAMs; returns its results (None when it has none)."""
     st.subheader(label)
     try:
-        results = ux.cams(db, run_id, ux.finished_at(db, run_id), method, target,
+        results = readers.cams(db, run_id, readers.finished_at(db, run_id), method, target,
                           tuple(img for _, img in images))
     except SynthmedError as exc:
         st.error(f"No CAM for this run: {exc}")
@@ -87,7 +88,7 @@ def show_run(db: str, run_id: str, label: str, images: list[tuple[str, object]],
 def main() -> None:
     st.title("Grad-CAM")
     st.caption(INTRO)
-    db = ux.db()
+    db = readers.db()
     try:
         run_ids = pick_runs(db)
         left, right, third = st.columns(3)
@@ -104,7 +105,7 @@ def main() -> None:
     if not run_ids:
         return
     opacity = ux.opacity_slider("cam_opacity")
-    runs = ux.finished_runs(db).set_index("run_id")
+    runs = readers.finished_runs(db).set_index("run_id")
     panel = []
     for run_id in run_ids:
         label = ux.run_label(runs.loc[run_id].to_dict() | {"run_id": run_id})
@@ -122,7 +123,7 @@ def many_images(db: str, run_ids: list[str], method: str, target: str) -> None:
     """Over many images: the first run's mean map on real vs synthetic images of a class, and
     (with two runs) how far their maps agree on the same real images."""
     with st.expander("Over many images: mean maps, and two runs' agreement"):
-        sets = ux.synthetic_sets(db)
+        sets = readers.local_synthetic_sets(db)
         if sets.empty:
             st.caption("Needs a synthetic set on this machine.")
             return
@@ -137,7 +138,7 @@ def many_images(db: str, run_ids: list[str], method: str, target: str) -> None:
         folder = sets.loc[sets["name"] == name, "path"].iloc[0]
         ids = tuple(run_ids[:2])
         try:
-            res = ux.cam_summary(db, ids, tuple(ux.finished_at(db, r) for r in ids), name,
+            res = readers.cam_summary(db, ids, tuple(readers.finished_at(db, r) for r in ids), name,
                                  folder, CLASS_NAMES.index(cls), n, method, target)
         except SynthmedError as exc:
             st.error(f"Cannot compute: {exc}")

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from synthmed_core.errors import SynthmedError
 from synthmed_core.catalog import CAM_METHODS, CAM_TARGETS
+from synthmed_core.errors import SynthmedError
 from synthmed_core.uploads import FORMATS, MAX_UPLOAD_BYTES, read_upload
-from ui import explain as ux
+from ui import images as ux
+from ui import readers
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,10 +51,10 @@ def pick_image() -> tuple[str, np.ndarray | None]:
             st.info("Upload an image to see the runs' predictions.")
             return "", None
         return upload.name, image_from_upload(upload.name, upload.getvalue())
-    test = ux.real_split("test")
+    test = readers.real_split("test")
     i = st.number_input(f"Test image (0-{len(test.labels) - 1})", 0, len(test.labels) - 1, 0,
                         key="predict_test_index")
-    return f"test #{i} (label: {ux.class_caption(test.labels[i])})", ux.RealImage("test", int(i))
+    return f"test #{i} (label: {ux.class_caption(test.labels[i])})", readers.RealImage("test", int(i))
 
 
 def pick_runs(db: str) -> list[str]:
@@ -64,13 +65,13 @@ def pick_runs(db: str) -> list[str]:
 def show_predictions(db: str, run_ids: list[str], title: str, image: np.ndarray,
                      method: str, target: str, opacity: float) -> None:
     st.subheader("Predictions")
-    labels = {r["run_id"]: ux.run_label(r) for r in ux.finished_runs(db).to_dict("records")}
+    labels = {r["run_id"]: ux.run_label(r) for r in readers.finished_runs(db).to_dict("records")}
     for col, run_id in zip(st.columns(max(1, len(run_ids))), run_ids):
         with col:
             st.markdown(f"**{labels.get(run_id, run_id)}**")
             try:
-                version = ux.finished_at(db, run_id)
-                result = ux.cams(db, run_id, version, method, target, (image,))[0]
+                version = readers.finished_at(db, run_id)
+                result = readers.cams(db, run_id, version, method, target, (image,))[0]
             except SynthmedError as exc:
                 st.error(f"This run cannot predict: {exc}")
                 continue
@@ -81,7 +82,7 @@ def show_predictions(db: str, run_ids: list[str], title: str, image: np.ndarray,
 def main() -> None:
     st.title("Predict")
     st.caption(INTRO.format(formats=FORMATS, mb=upload_limit_mb()))
-    db = ux.db()
+    db = readers.db()
     try:
         run_ids = pick_runs(db)
         left, right = st.columns(2)
@@ -93,7 +94,7 @@ def main() -> None:
         return
     if image is None:
         return
-    ux.image_tile(ux.at_data_size(image, 28), f"{title} at 28x28 (each run sees it at its "
+    ux.image_tile(readers.at_data_size(image, 28), f"{title} at 28x28 (each run sees it at its "
                   "own data size)", width=168)
     if run_ids:
         show_predictions(db, run_ids, title, image, method, target,

@@ -119,7 +119,7 @@ def test_a_synthetic_set_of_another_size_is_refused_or_resized_as_the_importer_d
 
 
 def test_each_run_sees_a_real_image_in_the_file_of_its_own_size(medmnist_plus):
-    from ui.explain import RealImage, at_data_size
+    from ui.readers import RealImage, at_data_size
     ref = RealImage("test", 5)
     np.testing.assert_array_equal(at_data_size(ref, 64), load_real("test", size=64).images[5])
     np.testing.assert_array_equal(at_data_size(ref, 28), load_real("test").images[5])

@@ -1,19 +1,31 @@
-"""Cached reads for the pages, keyed on the database path so a page pointed at another database
-never sees this one's rows. Short TTLs keep data fresh; ``refresh()`` drops every cached read
-at once (the sidebar calls it when a job finishes, so new results show without a reload)."""
+"""Every cached read of the pages, in one place with one lifetime policy.
+
+Keyed on the database path, so a page pointed at another database never sees this one's rows.
+Results (``st.cache_data``) live CACHE_TTL_S, the queue LIVE_TTL_S; ``refresh()`` drops every
+results read at once (the sidebar calls it when a job finishes, so new results show without a
+reload). What is keyed on a version (a run's ``finished_at``, a set's sha256: CAMs, nearest
+neighbours) never goes stale and is only bounded in size. Handles and models
+(``st.cache_resource``: the Store, run models, encoders, the test images) live as long as the
+server. Torch is imported by the reads that need a model, when they are first called."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from synthmed_core import claims as claims_mod
-from synthmed_core import grid_view, paths, report, views
+from synthmed_core import gallery, grid_view, overlays, paths, report, views
 from synthmed_core.corrections import DEFAULT_CORRECTION
 from synthmed_core.cell_detail import CellDetail, cell_detail
+from synthmed_core.data import Split, load_real
+from synthmed_core.errors import DataError, SpecError
 from synthmed_core.store import Store
+from synthmed_core.synth.sets import load_set
+from synthmed_core.uploads import to_dataset_image
 
 CACHE_TTL_S = 30  # results change only when a job finishes, and refresh() runs then
 LIVE_TTL_S = 1  # the queue: the sidebar polls it every couple of seconds
@@ -103,8 +115,145 @@ def test_images(medmnist_root: str) -> np.ndarray:
     return load_real("test", root=Path(medmnist_root)).images
 
 
+# ---- the image pages: runs with weights, models, images, CAMs, neighbours ---------------------
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def finished_runs(db_path: str) -> pd.DataFrame:
+    return store(db_path).runs("finished")
+
+
+def local_synthetic_sets(db_path: str) -> pd.DataFrame:
+    """The sets whose images are on this machine (a set known only from an imported bundle
+    has no path; its sample, ``NAME-sample``, is a set of its own)."""
+    sets = synthetic_sets(db_path)
+    return sets[sets["path"].notna()].reset_index(drop=True)
+
+
+@st.cache_resource(show_spinner="Loading the run's model...", max_entries=8)
+def run_model(db_path: str, run_id: str, finished_at: str):
+    # finished_at keys the cache: a run id re-trained after a delete has new weights.
+    from synthmed_core import explain  # torch: loaded with the first model, not on page open
+    return explain.load_run_model(store(db_path), run_id)
+
+
+def has_weights(run: Any) -> bool:
+    """Whether a finished run's checkpoint file is on this machine (runs trained on another
+    machine, or whose files were deleted, are in the store without it)."""
+    path = run.get("checkpoint")
+    return isinstance(path, str) and bool(path) and Path(path).is_file()
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def runs_with_weights(db_path: str) -> tuple[list[dict], list[dict]]:
+    """The finished runs whose checkpoint file is here and those whose file is not (oldest
+    first); cached like ``finished_runs``, so a rerun does not stat every file again."""
+    runs = finished_runs(db_path).to_dict("records")
+    return [r for r in runs if has_weights(r)], [r for r in runs if not has_weights(r)]
+
+
+def finished_at(db_path: str, run_id: str) -> str:
+    """When a finished run finished (its weights' version), "" when it is not finished."""
+    runs = finished_runs(db_path)
+    hit = runs.loc[runs["run_id"] == run_id, "finished_at"]
+    return str(hit.iloc[0]) if len(hit) else ""
+
+
+def real_split(split: str) -> Split:
+    return load_real(split)  # cached by synthmed_core per file version
+
+
+def synthetic_set(name: str, folder: str) -> tuple[Split, dict]:
+    """A registered set, read from the folder the store recorded (cached per file version)."""
+    return load_set(name, root=Path(folder).parent)
+
+
+@st.cache_resource(show_spinner="Loading the set's domain encoder...", max_entries=2)
+def encoder(path: str):
+    return gallery.load_encoder(Path(path))
+
+
+@dataclass(frozen=True)
+class RealImage:
+    """A real MedMNIST image by split and row: each run sees it in the file of its own data
+    size (28 px, or the MedMNIST+ 64/128/224 file it trained on)."""
+
+    split: str
+    index: int
+
+
+def at_data_size(image: RealImage | np.ndarray, size: int) -> np.ndarray:
+    """The image a run trained on ``size`` px data sees: a real image from that size's file;
+    any other image (a synthetic one, an upload) as is when it has that size, else resized the
+    importer's way (centre square, bicubic), as MedMNIST-style data is made."""
+    if isinstance(image, RealImage):
+        return load_real(image.split, size=size).images[image.index]
+    image = np.asarray(image, dtype=np.uint8)
+    return image if image.shape == (size, size) else to_dataset_image(image, size)
+
+
+@st.cache_data(max_entries=256, show_spinner="Computing CAMs...")
+def cams(db_path: str, run_id: str, version: str, method: str, target: str, images: tuple
+         ) -> list[overlays.CamResult]:
+    """The CAM of each image (``RealImage`` or a uint8 H x W array) under one run's model, at
+    the run's data size (``at_data_size``); ``version`` is the run's ``finished_at``."""
+    from synthmed_core import explain
+    model = run_model(db_path, run_id, version)
+    size = int(model.synthmed.get("data_size", 28))
+    return [explain.cam_overlays(model, at_data_size(image, size), method, target)[0]
+            for image in images]
+
+
+@st.cache_data(max_entries=64, show_spinner="Finding the nearest real train images...")
+def neighbours(name: str, folder: str, sha256: str, rows: tuple, space: str
+               ) -> list[gallery.Neighbour]:
+    """Nearest real train image of each shown synthetic image (``sha256`` keys the set's
+    version), from the card when stored, else computed for these rows only."""
+    split, card = synthetic_set(name, folder)
+    enc_path = gallery.encoder_file(card) if space == "feature" else None
+    images, train = same_size_train(split.images, rows)
+    return gallery.nearest_real(images, list(rows), card, train, space,
+                                encoder(str(enc_path)) if enc_path else None)
+
+
+def same_size_train(images: np.ndarray, rows: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic images (those of ``rows`` at least) and real train images of one size, to
+    compare pixel by pixel: the MedMNIST(+) file of the set's size when it is here, else the
+    28 px file, with the rows' images brought to 28 px the importer's way."""
+    size = int(images.shape[1])
+    try:
+        return images, load_real("train", size=size).images
+    except (DataError, SpecError):
+        small = np.zeros((len(images), 28, 28), dtype=np.uint8)
+        for r in rows:
+            small[r] = at_data_size(images[r], 28)
+        return small, real_split("train").images
+
+
+@st.cache_data(max_entries=16, show_spinner="Computing CAMs over many images...")
+def cam_summary(db_path: str, run_ids: tuple, versions: tuple, set_name: str, folder: str,
+                cls: int, n: int, method: str, target: str) -> dict:
+    """``cam_stats`` for the first run (mean maps on real vs synthetic images of class ``cls``)
+    and, with a second run, their agreement on the same real images; ``versions`` are the
+    runs' ``finished_at`` (cache keys)."""
+    from synthmed_core import cam_stats as cs
+    model = run_model(db_path, run_ids[0], versions[0])
+    size = int(model.synthmed.get("data_size", 28))
+    test = load_real("test", size=size)
+    split, _ = synthetic_set(set_name, folder)
+    real = test.images[cs.class_rows(test.labels, cls, n)]
+    fake = cs.images_for(model, split.images[cs.class_rows(split.labels, cls, n)])
+    out = {"means": cs.mean_maps(model, real, fake, method, target)}
+    if len(run_ids) > 1:
+        other = run_model(db_path, run_ids[1], versions[1])
+        out["agreement"] = cs.agreement(model, other, real, method, target)
+    out["png"] = cs.mean_maps_png(out["means"])
+    return out
+
+
 def refresh() -> None:
-    """Drop every cached result read (not the Store handles or the images)."""
+    """Drop every cached results read (not the handles, models, images, nor the reads keyed on
+    a version, which cannot go stale)."""
     for reader in (grid_cells, claims, sources, bundles, profiles, detail, report_table, runs,
-                   counts, synthetic_sets, jobs):
+                   counts, synthetic_sets, jobs, finished_runs, runs_with_weights):
         reader.clear()
