@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from synthmed_core import grid_view
-from synthmed_core.corrections import CORRECTIONS
+from synthmed_core.explorer import grid_view
+from synthmed_core.analysis.corrections import CORRECTIONS
 from synthmed_core.errors import SynthmedError
 from ui import cell_view, grid_chart, readers
 

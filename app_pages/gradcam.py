@@ -3,17 +3,17 @@
 Pick one or more finished runs (e.g. the same cell trained in different settings), a real test
 image and optionally a synthetic one, and a CAM method; each run gets a row of overlays with
 its P(pneumonia). The target layer is chosen for the run's input size and named with its map
-size; a map that comes out constant is reported instead of drawn. Logic: synthmed_core.explain.
+size; a map that comes out constant is reported instead of drawn. Logic: synthmed_core.explain.cams.
 """
 from __future__ import annotations
 
 import streamlit as st
 
 from synthmed_core.catalog import CAM_METHODS, CAM_TARGETS
-from synthmed_core import gallery
-from synthmed_core.data import CLASS_NAMES
+from synthmed_core.explorer import gallery
+from synthmed_core.data.real import CLASS_NAMES
 from synthmed_core.errors import SynthmedError
-from synthmed_core.overlays import panel_png
+from synthmed_core.explain.overlays import panel_png
 from ui import images as ux
 from ui import readers
 from ui.launch import parse_numbers

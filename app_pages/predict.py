@@ -1,5 +1,5 @@
 """Predict: P(pneumonia) from chosen finished runs for an uploaded image or a test image, each
-with its CAM. Uploads are decoded by synthmed_core.uploads (PNG, JPEG, DICOM); a file that
+with its CAM. Uploads are decoded by synthmed_core.data.uploads (PNG, JPEG, DICOM); a file that
 cannot be used gets one clear error and the page keeps working."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import streamlit as st
 
 from synthmed_core.catalog import CAM_METHODS, CAM_TARGETS
 from synthmed_core.errors import SynthmedError
-from synthmed_core.uploads import FORMATS, MAX_UPLOAD_BYTES, read_upload
+from synthmed_core.data.uploads import FORMATS, MAX_UPLOAD_BYTES, read_upload
 from ui import images as ux
 from ui import readers
 

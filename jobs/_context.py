@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from synthmed_core.events import Emit
+from synthmed_core.training.events import Emit
 from synthmed_core.store import Store
 
 

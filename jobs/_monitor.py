@@ -28,7 +28,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from synthmed_core.events import EpochEnd, Event, Finished, Progress, Started
+from synthmed_core.training.events import EpochEnd, Event, Finished, Progress, Started
 from synthmed_core.store import Store
 
 from ._queue import Doorbell

@@ -26,8 +26,8 @@ import ray
 from ray.util.queue import Queue
 
 from synthmed_core import grid, paths
-from synthmed_core.events import Event, Finished, Started
-from synthmed_core.recorder import StoreRecorder
+from synthmed_core.training.events import Event, Finished, Started
+from synthmed_core.training.recorder import StoreRecorder
 from synthmed_core.store import Store
 
 from . import _queue

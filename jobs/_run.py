@@ -37,7 +37,7 @@ def run_local(a: argparse.Namespace) -> int:
         return supervise(devices, _passed_on(a, threads))
     import torch
     torch.set_num_threads(threads)
-    import synthmed_core.runner  # noqa: F401  (torch, timm, sklearn: imported once, not per job)
+    import synthmed_core.training.runner  # noqa: F401  (torch, timm, sklearn: imported once, not per job)
     from ._worker import Worker
     worker = Worker(Store(), devices[0], heartbeat_s=a.heartbeat, stale_s=a.stale_after)
     worker.install_signal_handlers()

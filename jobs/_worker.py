@@ -1,5 +1,5 @@
 """A worker: claims jobs from the queue one at a time and runs them in this process through
-the kind registry (``train`` goes through ``synthmed_core.runner.run_one``, ``generate``
+the kind registry (``train`` goes through ``synthmed_core.training.runner.run_one``, ``generate``
 through ``synthmed_core.synth.generate.generate``), with a JobMonitor beside each. One worker =
 one device. Between jobs it keeps its own heartbeat, requeues jobs whose worker died, and waits
 for the queue's doorbell.
@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from synthmed_core.errors import SynthmedError
-from synthmed_core.events import EpochEnd, Event, Finished, Started
+from synthmed_core.training.events import EpochEnd, Event, Finished, Started
 from synthmed_core.store import Store
 
 from . import _queue

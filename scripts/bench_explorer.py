@@ -74,7 +74,7 @@ def _median_ms(fn, n: int) -> tuple[float, float, float]:
 
 
 def bench_query(store, metric: str, n: int, profile_query: bool) -> float:
-    from synthmed_core import grid_view
+    from synthmed_core.explorer import grid_view
 
     profile = (grid_view.profiles(store) or [None])[0]
     t = time.perf_counter()

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from synthmed_core.data import load_real  # noqa: E402
+from synthmed_core.data.real import load_real  # noqa: E402
 
 
 def make_standin_folder(out: Path, n_normal: int, n_pneumonia: int, seed: int = 0,

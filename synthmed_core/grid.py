@@ -162,12 +162,12 @@ def get_profile(name: str, **overrides: Any) -> Profile:
         if key in clean and int(clean[key]) <= 0:
             raise SpecError(f"{key} must be a positive integer, got {clean[key]!r}")
     if "val_threshold" in clean:
-        from .calibration import THRESHOLD_RULES  # numpy/pandas: only when one is named
+        from .analysis.calibration import THRESHOLD_RULES  # numpy/pandas: only when one is named
         if clean["val_threshold"] not in THRESHOLD_RULES:
             raise SpecError(f"unknown val threshold rule {clean['val_threshold']!r}; choose one "
                             f"of {list(THRESHOLD_RULES)}")
     if "data_size" in clean:
-        from .data import SIZES
+        from .data.real import SIZES
         if int(clean["data_size"]) not in SIZES:
             raise SpecError(f"data_size must be a MedMNIST size {list(SIZES)}, got "
                             f"{clean['data_size']!r}")

@@ -78,7 +78,7 @@ def tiny_encoder():
     enough for the metrics to rank real, blurred and noise images, meaningless otherwise."""
     import torch
 
-    from synthmed_core.data import load_real
+    from synthmed_core.data.real import load_real
     from synthmed_core.synth.encoder import ClassifierConfig, DomainEncoder, train_classifier
 
     before = torch.get_num_threads()

@@ -1,5 +1,5 @@
 """Finished runs with real checkpoints, made in milliseconds: a randomly initialised model saved
-through synthmed_core.checkpoints and recorded in the store as finished (the test
+through synthmed_core.training.checkpoints and recorded in the store as finished (the test
 predictions are fake; the tests that use these runs read the checkpoint, not the metrics)."""
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from synthmed_core import checkpoints as ck
+from synthmed_core.training import checkpoints as ck
 from synthmed_core import paths
-from synthmed_core.events import RunResult
+from synthmed_core.training.events import RunResult
 from synthmed_core.grid import make_run_spec
-from synthmed_core.metrics import run_metrics
-from synthmed_core.models import build_model
+from synthmed_core.analysis.metrics import run_metrics
+from synthmed_core.training.models import build_model
 from synthmed_core.store import Store
 
 

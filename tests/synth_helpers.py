@@ -11,7 +11,7 @@ def write_blurred_real_set(name: str, per_class: int, method: str) -> Path:
     """Write set ``name`` of ``per_class`` images of each class; returns its folder."""
     from scipy.ndimage import gaussian_filter
 
-    from synthmed_core.data import load_real
+    from synthmed_core.data.real import load_real
     from synthmed_core.synth.sets import write_set
 
     train = load_real("train")

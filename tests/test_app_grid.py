@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from synthmed_core.metrics import aggregate
+from synthmed_core.analysis.metrics import aggregate
 from synthmed_core.store import Store
 from ui import readers
 

@@ -1,6 +1,6 @@
 """The image pages (Gallery, Grad-CAM, Predict) headless with AppTest, through app.py's
 navigation, on a store in tmp_path: finished runs whose checkpoints are seeded random inits
-(saved through synthmed_core.checkpoints), a synthetic set of exact copies of known real train
+(saved through synthmed_core.training.checkpoints), a synthetic set of exact copies of known real train
 images, and the real PneumoniaMNIST test split."""
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from synthmed_core import explain
-from synthmed_core.data import load_real
+from synthmed_core.explain import cams as explain
+from synthmed_core.data.real import load_real
 from synthmed_core.paths import REPO_ROOT
 from synthmed_core.store import Store
 from synthmed_core.synth.sets import set_dir, update_card, write_set

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 
 from synthmed_core import bundle as bd
-from synthmed_core.claims import check_claims, format_claims
+from synthmed_core.analysis.claims import check_claims, format_claims
 from synthmed_core.cli import main as cli
-from synthmed_core.compare import CellKey, compare_cells, format_comparison
+from synthmed_core.analysis.compare import CellKey, compare_cells, format_comparison
 from synthmed_core.errors import BundleError
 from synthmed_core.grid import RunSpec
-from synthmed_core.report import format_table, report_table
+from synthmed_core.analysis.report import format_table, report_table
 from synthmed_core.store import Store
 
 from grid_helpers import add_run, fill_contrast, labels, probs_with_accuracy
@@ -304,7 +304,7 @@ def test_two_processes_opening_a_fresh_data_root_at_once_import_the_shipped_bund
 
 def test_a_bundle_exported_again_with_more_runs_adds_only_them_and_both_are_told_apart(
         tmp_path, monkeypatch, real_data):
-    from synthmed_core.views import sources_table
+    from synthmed_core.explorer.views import sources_table
     src = Store(tmp_path / "src.duckdb")
     y = labels()
     add_run(src, "base", 0, probs_with_accuracy(y, 0.8, 0), y)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthmed_core.calibration import (accuracy_by_threshold, cell_calibration,
-                                       expected_calibration_error, reliability)
+from synthmed_core.analysis.calibration import (accuracy_by_threshold, cell_calibration,
+                                                expected_calibration_error, reliability)
 
 
 def test_reliability_bins_hold_mean_prediction_observed_share_and_count():
@@ -34,11 +34,11 @@ def test_a_probability_of_one_falls_in_the_last_bin():
 
 
 def test_the_cell_detail_has_calibration_for_val_and_test(data_root):
-    from synthmed_core.cell_detail import cell_detail
+    from synthmed_core.explorer.cell_detail import cell_detail
     from synthmed_core.store import Store
 
     from grid_helpers import fill_contrast
-    from synthmed_core.grid_view import cell_keys, grid_cells
+    from synthmed_core.explorer.grid_view import cell_keys, grid_cells
     store = Store()
     names = fill_contrast(store)
     detail = cell_detail(store, cell_keys(grid_cells(store), names["base"]))
@@ -56,7 +56,7 @@ def test_empty_predictions_give_empty_tables():
 
 
 def test_youden_picks_the_threshold_that_separates_the_classes_best():
-    from synthmed_core.calibration import youden_threshold
+    from synthmed_core.analysis.calibration import youden_threshold
     y = [0, 0, 0, 1, 1, 1]
     p = [0.1, 0.2, 0.35, 0.3, 0.8, 0.9]
     t = youden_threshold(y, p)
@@ -65,7 +65,7 @@ def test_youden_picks_the_threshold_that_separates_the_classes_best():
 
 
 def test_the_sensitivity_rule_keeps_the_highest_threshold_that_reaches_the_target():
-    from synthmed_core.calibration import sensitivity_threshold
+    from synthmed_core.analysis.calibration import sensitivity_threshold
     y = [1] * 20 + [0] * 5
     p = list(np.linspace(0.3, 0.99, 20)) + [0.1] * 5
     t = sensitivity_threshold(y, p, 0.95)
@@ -74,7 +74,7 @@ def test_the_sensitivity_rule_keeps_the_highest_threshold_that_reaches_the_targe
 
 
 def test_at_half_keeps_order_and_moves_the_decisions_of_a_threshold_to_half():
-    from synthmed_core.calibration import at_half
+    from synthmed_core.analysis.calibration import at_half
     p = np.array([0.05, 0.2, 0.3, 0.31, 0.9])
     q = at_half(p, 0.3)
     assert np.all(np.diff(q) > 0) and ((q >= 0.5) == (p >= 0.3)).all()
@@ -82,8 +82,8 @@ def test_at_half_keeps_order_and_moves_the_decisions_of_a_threshold_to_half():
 
 
 def test_a_finished_run_stores_test_metrics_at_its_val_threshold_beside_those_at_half(tmp_path):
-    from synthmed_core.calibration import VAL_THRESHOLD_SPLIT
-    from synthmed_core.metrics import run_metrics
+    from synthmed_core.analysis.calibration import VAL_THRESHOLD_SPLIT
+    from synthmed_core.analysis.metrics import run_metrics
     from synthmed_core.store import Store
 
     from grid_helpers import add_run, labels, probs_with_accuracy

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from synthmed_core import cam_stats as cs
-from synthmed_core.data import load_real
+from synthmed_core.explain import stats as cs
+from synthmed_core.data.real import load_real
 from synthmed_core.errors import SpecError
-from synthmed_core.models import build_model
+from synthmed_core.training.models import build_model
 
 
 def test_top_overlap_is_the_shared_share_of_the_top_pixels():

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from grid_helpers import add_run, labels, probs_with_accuracy
-from synthmed_core import catalog, grid_view
+from synthmed_core import catalog
+from synthmed_core.explorer import grid_view
 from synthmed_core.cli import build_parser, main
 from synthmed_core.store import Store
 
@@ -34,7 +35,7 @@ def test_the_catalog_is_importable_without_torch():
 
 
 def test_every_metric_is_computed_for_a_run_and_recorded_by_the_store(tmp_path):
-    from synthmed_core.metrics import run_metrics
+    from synthmed_core.analysis.metrics import run_metrics
     y = labels()
     assert set(catalog.METRICS) <= set(run_metrics(y, probs_with_accuracy(y, 0.8, 0)))
     store = Store(tmp_path / "s.duckdb")
@@ -59,7 +60,7 @@ def test_every_metric_is_in_the_grid_picker_and_reported(metric, tmp_path, monke
 
 @pytest.mark.parametrize("arch", list(catalog.ARCHS))
 def test_every_arch_builds_and_is_offered_by_the_sidebar(arch):
-    from synthmed_core.models import build_model, get_arch
+    from synthmed_core.training.models import build_model, get_arch
     from ui import launch
     assert arch in launch.ARCH_CHOICES
     assert get_arch(arch) is catalog.ARCHS[arch]
@@ -69,7 +70,7 @@ def test_every_arch_builds_and_is_offered_by_the_sidebar(arch):
 @pytest.mark.parametrize("profile", list(catalog.PROFILES))
 def test_every_profile_is_offered_by_every_verb_and_the_sidebar(profile):
     import jobs._cli
-    from synthmed_core.pretrain import make_pretrain_spec
+    from synthmed_core.training.pretrain import make_pretrain_spec
     from ui import launch
     parser = build_parser()
     for path in (["train"], ["grid"], ["pretrain", "chestmnist"], ["cam-bench"]):
@@ -90,7 +91,7 @@ def test_every_generator_method_has_its_class_and_is_offered():
 def test_every_cam_method_is_a_pytorch_grad_cam_class():
     from pytorch_grad_cam.base_cam import BaseCAM
 
-    from synthmed_core import explain
+    from synthmed_core.explain import cams as explain
     assert list(explain.CAM_METHODS) == list(catalog.CAM_METHODS)
     assert all(issubclass(cls, BaseCAM) for cls in explain.CAM_METHODS.values())
     assert explain.CAM_TARGETS is catalog.CAM_TARGETS

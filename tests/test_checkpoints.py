@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from synthmed_core import checkpoints as ck
-from synthmed_core import gallery
+from synthmed_core.training import checkpoints as ck
+from synthmed_core.explorer import gallery
 from synthmed_core.errors import DataError, SynthmedError
 
 
@@ -40,7 +40,7 @@ def test_a_checkpoint_whose_unpickling_runs_code_is_refused_before_the_code_runs
 
 
 def test_a_training_checkpoint_with_optimizer_scheduler_and_rng_state_loads_weights_only(tmp_path):
-    from synthmed_core._loop import make_optimizer
+    from synthmed_core.training.loop import make_optimizer
     model = torch.nn.Linear(3, 2)
     opt, sched = make_optimizer(model, 1e-3, 0.05, 2, 1, 4)
     model(torch.ones(1, 3)).sum().backward()

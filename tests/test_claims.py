@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from synthmed_core.claims import CLAIMS, COLUMNS, check_claims, format_claims, study_figures, verdict
+from synthmed_core.analysis.claims import (CLAIMS, COLUMNS, check_claims, format_claims,
+                                           study_figures, verdict)
 from synthmed_core.cli import main as cli
-from synthmed_core.compare import CellKey, compare_cells
-from synthmed_core.grid_view import grid_cells
+from synthmed_core.analysis.compare import CellKey, compare_cells
+from synthmed_core.explorer.grid_view import grid_cells
 from synthmed_core.store import Store
 
 from grid_helpers import add_run, fill_contrast, labels, probs_with_accuracy

@@ -2,8 +2,8 @@
 (log files, nohup, CI), nothing when asked to be quiet."""
 from __future__ import annotations
 
-from synthmed_core.console import ConsoleProgress
-from synthmed_core.events import EpochEnd, Started
+from synthmed_core.cli.console import ConsoleProgress
+from synthmed_core.training.events import EpochEnd, Started
 
 
 def _events(n: int = 2):

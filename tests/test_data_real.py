@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthmed_core.data import check_real, load_real
+from synthmed_core.data.real import check_real, load_real
 from synthmed_core.errors import DataError, SpecError
 
 SHARED_SHA256 = "de8283efd5ef4657c4dc5aa15c0ee62185a7accd0cb88d51d35963e0db56ab47"

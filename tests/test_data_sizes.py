@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synthmed_core.compose import build_plan, load_synthetic_for_training
-from synthmed_core.data import data_file, load_real
+from synthmed_core.training.compose import build_plan, load_synthetic_for_training
+from synthmed_core.data.real import data_file, load_real
 from synthmed_core.errors import DataError, SpecError
 from synthmed_core.grid import RunSpec, make_run_spec
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synthmed_core.claims import check_claims, format_claims
+from synthmed_core.analysis.claims import check_claims, format_claims
 from synthmed_core.cli import main
-from synthmed_core.data import load_real
+from synthmed_core.data.real import load_real
 from synthmed_core.errors import SpecError
-from synthmed_core.grid_view import grid_cells
+from synthmed_core.explorer.grid_view import grid_cells
 from synthmed_core.store import Store
 from synthmed_core.synth import copies
 from synthmed_core.synth.importer import import_folder
@@ -149,7 +149,7 @@ def test_synth_copies_checks_a_set_written_before_the_check_and_registers_the_co
 
 
 def test_the_gallery_card_lists_copies_per_split_and_says_when_a_set_is_unchecked():
-    from synthmed_core import gallery
+    from synthmed_core.explorer import gallery
     card = {"eval_copies": {"val": {"exact": 8, "near": 1}, "test": {"exact": 0, "near": 2}}}
     facts = gallery.card_facts(card)
     assert facts["copies of real val"] == "8 exact + 1 near"

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from synthmed_core import explain, overlays
-from synthmed_core.cam import cam_target_layer
-from synthmed_core.data import load_real
+from synthmed_core.explain import cams as explain, overlays
+from synthmed_core.explain.layers import cam_target_layer
+from synthmed_core.data.real import load_real
 from synthmed_core.errors import DataError, SpecError
 from synthmed_core.grid import make_run_spec
-from synthmed_core.models import build_model
+from synthmed_core.training.models import build_model
 from synthmed_core.store import Store
 
 from explain_helpers import flatten_layer2, record_model_run
@@ -176,7 +176,7 @@ def test_a_cam_is_shown_beside_its_image_and_a_panel_downloads_as_png(test_image
 
 
 def test_the_target_layer_is_found_once_per_model_not_once_per_cam(test_images, monkeypatch):
-    from synthmed_core import cam as cam_mod
+    from synthmed_core.explain import layers as cam_mod
     calls = []
     real = explain.cam_target_layer
     monkeypatch.setattr(explain, "cam_target_layer",

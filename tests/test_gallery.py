@@ -8,9 +8,9 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from synthmed_core import checkpoints as ck
-from synthmed_core import gallery
-from synthmed_core.data import load_real
+from synthmed_core.training import checkpoints as ck
+from synthmed_core.explorer import gallery
+from synthmed_core.data.real import load_real
 from synthmed_core.errors import SpecError
 from synthmed_core.synth.encoder import ClassifierConfig, encoder_path
 
@@ -99,7 +99,7 @@ def test_quality_rows_list_present_figures_beside_the_real_val_baseline():
 
 
 def test_a_cyclegan_image_pairs_with_the_real_image_it_was_translated_from_others_with_the_nearest():
-    from synthmed_core.gallery import real_partner
+    from synthmed_core.explorer.gallery import real_partner
     rng = np.random.default_rng(0)
     train = rng.integers(0, 256, (50, 28, 28), dtype=np.uint8)
     images = train[[7, 3, 9]].copy()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from synthmed_core import _loop
-from synthmed_core._progress import Eta, step_hook
-from synthmed_core.augment import random_affine
+from synthmed_core.training import loop as _loop
+from synthmed_core.training.progress import Eta, step_hook
+from synthmed_core.training.augment import random_affine
 from synthmed_core.errors import SpecError
 
 
@@ -111,7 +111,7 @@ def test_augmenting_batches_together_draws_what_each_batch_would_draw_alone():
 
 
 def _one_epoch(prep_chunk: int):
-    from synthmed_core.models import build_model
+    from synthmed_core.training.models import build_model
     torch.manual_seed(0)
     model = build_model("resnet18", "scratch", 28).to(memory_format=torch.channels_last)
     opt, sched = _loop.make_optimizer(model, 1e-3, 0.05, epochs=2, warmup_epochs=0,

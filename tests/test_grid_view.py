@@ -9,13 +9,13 @@ import pytest
 from scipy import stats
 
 import synthmed_core.store as store_mod
-from synthmed_core.cell_detail import cell_detail, wrong_images
-from synthmed_core.compare import CellKey, compare_cells
+from synthmed_core.explorer.cell_detail import cell_detail, wrong_images
+from synthmed_core.analysis.compare import CellKey, compare_cells
 from synthmed_core.errors import SpecError
-from synthmed_core.grid_view import cell_keys, grid_cells, grid_csv
-from synthmed_core.metrics import IMAGE_T_TEST as IMAGE_T
-from synthmed_core.metrics import MCNEMAR_TEST as MCNEMAR
-from synthmed_core.metrics import aggregate, mcnemar_p
+from synthmed_core.explorer.grid_view import cell_keys, grid_cells, grid_csv
+from synthmed_core.analysis.metrics import IMAGE_T_TEST as IMAGE_T
+from synthmed_core.analysis.metrics import MCNEMAR_TEST as MCNEMAR
+from synthmed_core.analysis.metrics import aggregate, mcnemar_p
 from synthmed_core.store import Store
 from synthmed_core.store._bench import fill_scratch_store
 
@@ -178,7 +178,7 @@ def test_the_scratch_store_is_consistent_with_its_own_predictions(tmp_path):
 
 
 def test_marks_read_p_adjusted_over_every_tested_cell_of_the_table(tmp_path):
-    from synthmed_core.corrections import adjust_p
+    from synthmed_core.analysis.corrections import adjust_p
     store = Store(tmp_path / "family.duckdb")
     fill_contrast(store)
     for correction in ("holm", "bh", "none"):

@@ -17,9 +17,9 @@ from jobs.kinds import runnable
 from jobs._submit import kind_parser, submit_args
 from jobs._worker import Worker
 from jobs_helpers import accounted
-from synthmed_core._loop import Stopped
+from synthmed_core.training.loop import Stopped
 from synthmed_core.errors import ModelError, SpecError
-from synthmed_core.events import Started
+from synthmed_core.training.events import Started
 from synthmed_core.store import Store
 from synthmed_core.synth.sets import load_set, set_dir, write_set
 

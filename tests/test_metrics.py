@@ -8,8 +8,9 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from synthmed_core.metrics import (aggregate, auroc_rows, bootstrap_auroc_diff,
-                                   image_paired_test, mcnemar, paired_compare, run_metrics)
+from synthmed_core.analysis.metrics import (aggregate, auroc_rows, bootstrap_auroc_diff,
+                                            image_paired_test, mcnemar, paired_compare,
+                                            run_metrics)
 
 
 def test_a_perfect_classifier_scores_one_everywhere():
@@ -169,20 +170,20 @@ def test_paired_compare_refuses_unmatched_shapes():
 
 
 def test_holm_multiplies_the_kth_smallest_p_by_m_minus_k_plus_one_and_stays_monotone():
-    from synthmed_core.corrections import adjust_p
+    from synthmed_core.analysis.corrections import adjust_p
     got = adjust_p([0.01, 0.04, 0.03, 0.005], "holm")
     # sorted: 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> monotone 0.06
     assert got.tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
 
 
 def test_benjamini_hochberg_scales_by_m_over_rank_from_the_largest_down():
-    from synthmed_core.corrections import adjust_p
+    from synthmed_core.analysis.corrections import adjust_p
     got = adjust_p([0.01, 0.04, 0.03, 0.005], "bh")
     assert got.tolist() == pytest.approx([0.02, 0.04, 0.04, 0.02])
 
 
 def test_untested_cells_stay_nan_and_are_not_counted_in_the_family():
-    from synthmed_core.corrections import adjust_p
+    from synthmed_core.analysis.corrections import adjust_p
     got = adjust_p([0.01, float("nan"), 0.02], "holm")
     assert np.isnan(got[1]) and got[[0, 2]].tolist() == pytest.approx([0.02, 0.02])
     assert adjust_p([0.2, float("nan")], "none")[0] == 0.2

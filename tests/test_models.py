@@ -6,7 +6,8 @@ import safetensors.torch
 import timm
 import torch
 
-from synthmed_core import cam, models
+from synthmed_core.explain import layers as cam
+from synthmed_core.training import models
 from synthmed_core.errors import ModelError, SpecError
 
 

@@ -12,12 +12,12 @@ import pytest
 import torch
 from conftest import SHARED_DATA
 
-from synthmed_core.compose import build_plan
+from synthmed_core.training.compose import build_plan
 from synthmed_core.errors import ModelError
 from synthmed_core.grid import make_run_spec
-from synthmed_core.models import build_model, chestmnist_checkpoint_path
+from synthmed_core.training.models import build_model, chestmnist_checkpoint_path
 from synthmed_core.paths import REPO_ROOT
-from synthmed_core.pretrain import N_FINDINGS, make_pretrain_spec, pretrain_chestmnist
+from synthmed_core.training.pretrain import N_FINDINGS, make_pretrain_spec, pretrain_chestmnist
 
 N_RANDOM = 256  # the smoke profile trains and validates on the first 256 rows
 
@@ -102,7 +102,7 @@ def test_smoke_pretrain_saves_the_recipe_and_its_weights_become_init_chestmnist(
         build_model("resnet18", "chestmnist", 64, chestmnist_checkpoint=str(path))
 
     # A smoke PneumoniaMNIST run with init chestmnist starts from exactly those weights.
-    from synthmed_core import train as train_mod
+    from synthmed_core.training import train as train_mod
 
     at_start = {}
     build = train_mod._build_model
@@ -143,7 +143,7 @@ def test_init_chestmnist_without_a_checkpoint_names_the_pretrain_command(real_da
         build_model("resnet18", "chestmnist", 28, chestmnist_checkpoint=str(missing))
     assert command in str(gone.value) and str(missing) in str(gone.value)
     # What a training run hits: it looks for this profile's checkpoint and says how to make it.
-    from synthmed_core.train import train_run
+    from synthmed_core.training.train import train_run
     run = make_run_spec("resnet18", "chestmnist", "base", seed=0, profile="smoke")
     with pytest.raises(ModelError) as in_run:
         train_run(run, build_plan(run), tmp_path / "run", device="cpu")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from synthmed_core.data import Split, load_real
+from synthmed_core.data.real import Split, load_real
 from synthmed_core.errors import ModelError, SpecError
 from synthmed_core.store import Store
 from synthmed_core.synth.quality import (ClassifierConfig, fid_kid, measure_quality,

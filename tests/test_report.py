@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from synthmed_core.errors import SynthmedError
-from synthmed_core.events import RunResult
+from synthmed_core.training.events import RunResult
 from synthmed_core.grid import make_run_spec
-from synthmed_core.metrics import aggregate
-from synthmed_core.report import format_table, report_table
+from synthmed_core.analysis.metrics import aggregate
+from synthmed_core.analysis.report import format_table, report_table
 from synthmed_core.store import Store
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthmed_core.data import load_real
+from synthmed_core.data.real import load_real
 from synthmed_core.errors import SpecError
 from synthmed_core.store import Store
 from synthmed_core.synth.select import keep_rows, select

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from synthmed_core.events import RunResult
+from synthmed_core.training.events import RunResult
 from synthmed_core.grid import make_run_spec
-from synthmed_core.metrics import run_metrics
+from synthmed_core.analysis.metrics import run_metrics
 from synthmed_core.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]

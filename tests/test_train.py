@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from synthmed_core import checkpoints as ck
-from synthmed_core.compose import build_plan
-from synthmed_core.events import EpochEnd, Finished, Progress, Started
+from synthmed_core.training import checkpoints as ck
+from synthmed_core.training.compose import build_plan
+from synthmed_core.training.events import EpochEnd, Finished, Progress, Started
 from synthmed_core.grid import make_run_spec
-from synthmed_core.train import Stopped, train_run
+from synthmed_core.training.train import Stopped, train_run
 
 
 def _spec(**kw):
@@ -87,7 +87,7 @@ def test_two_phase_setting_chooses_its_checkpoint_in_the_final_phase(real_data, 
 
 
 def test_preprocess_upsamples_normalises_and_augments_on_the_batch():
-    from synthmed_core._loop import Preprocess
+    from synthmed_core.training.loop import Preprocess
     images = torch.randint(0, 256, (8, 28, 28), dtype=torch.uint8)
     prep = Preprocess(mean=0.5, std=0.25, input_size=64, augment=True)
     plain = prep(images)

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from synthmed_core import gallery, overlays
-from synthmed_core.data import CLASS_NAMES
+from synthmed_core.explorer import gallery
+from synthmed_core.explain import overlays
+from synthmed_core.data.real import CLASS_NAMES
 from synthmed_core.errors import SynthmedError
 
 from . import launch

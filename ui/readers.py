@@ -17,15 +17,18 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from synthmed_core import claims as claims_mod
-from synthmed_core import gallery, grid_view, overlays, paths, report, views
-from synthmed_core.corrections import DEFAULT_CORRECTION
-from synthmed_core.cell_detail import CellDetail, cell_detail
-from synthmed_core.data import Split, load_real
+from synthmed_core.analysis import claims as claims_mod
+from synthmed_core import paths
+from synthmed_core.explorer import gallery, grid_view, views
+from synthmed_core.explain import overlays
+from synthmed_core.analysis import report
+from synthmed_core.analysis.corrections import DEFAULT_CORRECTION
+from synthmed_core.explorer.cell_detail import CellDetail, cell_detail
+from synthmed_core.data.real import Split, load_real
 from synthmed_core.errors import DataError, SpecError
 from synthmed_core.store import Store
 from synthmed_core.synth.sets import load_set
-from synthmed_core.uploads import to_dataset_image
+from synthmed_core.data.uploads import to_dataset_image
 
 CACHE_TTL_S = 30  # results change only when a job finishes, and refresh() runs then
 LIVE_TTL_S = 1  # the queue: the sidebar polls it every couple of seconds
@@ -111,7 +114,7 @@ def jobs(db: str, status: str | None = None, limit: int | None = 200) -> pd.Data
 @st.cache_resource(show_spinner=False)
 def test_images(medmnist_root: str) -> np.ndarray:
     """The real PneumoniaMNIST test images (uint8 N x 28 x 28), read once per server."""
-    from synthmed_core.data import load_real
+    from synthmed_core.data.real import load_real
     return load_real("test", root=Path(medmnist_root)).images
 
 
@@ -133,7 +136,8 @@ def local_synthetic_sets(db_path: str) -> pd.DataFrame:
 @st.cache_resource(show_spinner="Loading the run's model...", max_entries=8)
 def run_model(db_path: str, run_id: str, finished_at: str):
     # finished_at keys the cache: a run id re-trained after a delete has new weights.
-    from synthmed_core import explain  # torch: loaded with the first model, not on page open
+    # torch: loaded with the first model, not on page open
+    from synthmed_core.explain import cams as explain
     return explain.load_run_model(store(db_path), run_id)
 
 
@@ -197,7 +201,7 @@ def cams(db_path: str, run_id: str, version: str, method: str, target: str, imag
          ) -> list[overlays.CamResult]:
     """The CAM of each image (``RealImage`` or a uint8 H x W array) under one run's model, at
     the run's data size (``at_data_size``); ``version`` is the run's ``finished_at``."""
-    from synthmed_core import explain
+    from synthmed_core.explain import cams as explain
     model = run_model(db_path, run_id, version)
     size = int(model.synthmed.get("data_size", 28))
     return [explain.cam_overlays(model, at_data_size(image, size), method, target)[0]
@@ -236,7 +240,7 @@ def cam_summary(db_path: str, run_ids: tuple, versions: tuple, set_name: str, fo
     """``cam_stats`` for the first run (mean maps on real vs synthetic images of class ``cls``)
     and, with a second run, their agreement on the same real images; ``versions`` are the
     runs' ``finished_at`` (cache keys)."""
-    from synthmed_core import cam_stats as cs
+    from synthmed_core.explain import stats as cs
     model = run_model(db_path, run_ids[0], versions[0])
     size = int(model.synthmed.get("data_size", 28))
     test = load_real("test", size=size)

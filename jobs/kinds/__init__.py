@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from synthmed_core.errors import SpecError
-from synthmed_core.events import Emit
+from synthmed_core.training.events import Emit
 from synthmed_core.store import Store
 
 from .._context import JobContext

@@ -19,7 +19,7 @@ class Plan:
 
 
 def check_archs(archs: list[str]) -> None:
-    from synthmed_core.models import get_arch  # timm: only when a spec is checked
+    from synthmed_core.training.models import get_arch  # timm: only when a spec is checked
     for arch in dict.fromkeys(archs):
         get_arch(arch)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from synthmed_core.cli import options
-from synthmed_core.events import Emit
+from synthmed_core.training.events import Emit
 from synthmed_core.store import Store
 
 from .._context import JobContext
@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def plan(a: argparse.Namespace, store: Store) -> Plan:
-    from synthmed_core.pretrain import make_pretrain_spec
+    from synthmed_core.training.pretrain import make_pretrain_spec
     spec = make_pretrain_spec(a.arch, a.profile, a.seed, a.epochs, a.input_size)
     check_archs([a.arch])
     out = str(Path(a.out).expanduser().resolve()) if a.out else None
@@ -38,7 +38,7 @@ def plan(a: argparse.Namespace, store: Store) -> Plan:
 
 
 def run(ctx: JobContext) -> str:
-    from synthmed_core.pretrain import pretrain_chestmnist
+    from synthmed_core.training.pretrain import pretrain_chestmnist
     card = pretrain_chestmnist(_spec(ctx.spec), ctx.spec.get("out"), ctx.emit,
                                ctx.device_for(ctx.spec.get("device")),
                                should_stop=ctx.should_stop)
@@ -46,7 +46,7 @@ def run(ctx: JobContext) -> str:
 
 
 def _spec(spec: dict):
-    from synthmed_core.pretrain import PretrainSpec
+    from synthmed_core.training.pretrain import PretrainSpec
     fields = {f.name for f in dataclasses.fields(PretrainSpec)}
     return PretrainSpec(**{k: tuple(v) if isinstance(v, list) else v
                            for k, v in spec["pretrain"].items() if k in fields})
@@ -54,7 +54,7 @@ def _spec(spec: dict):
 
 def remote(spec: dict, device: str, emit: Emit) -> Any:
     """On a Ray worker (no store): pretrain; the card comes back as the task's value."""
-    from synthmed_core.pretrain import pretrain_chestmnist
+    from synthmed_core.training.pretrain import pretrain_chestmnist
     return pretrain_chestmnist(_spec(spec), spec.get("out"), emit, device)
 
 

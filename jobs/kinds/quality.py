@@ -30,7 +30,7 @@ def plan(a: argparse.Namespace, store: Store) -> Plan:
 
 
 def run(ctx: JobContext) -> str:
-    from synthmed_core._loop import Stopped
+    from synthmed_core.training.loop import Stopped
     from synthmed_core.synth.quality import measure_quality
     q = ctx.spec["quality"]
     if ctx.should_stop():  # measure_quality itself cannot be stopped half-way

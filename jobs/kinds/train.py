@@ -7,7 +7,7 @@ from typing import Any
 
 from synthmed_core import grid, paths
 from synthmed_core.cli import options
-from synthmed_core.events import Emit
+from synthmed_core.training.events import Emit
 from synthmed_core.store import Store
 
 from .._context import JobContext
@@ -40,7 +40,7 @@ def plan(a: argparse.Namespace, store: Store) -> Plan:
 
 
 def run(ctx: JobContext) -> str:
-    from synthmed_core.runner import run_one
+    from synthmed_core.training.runner import run_one
     spec = grid.RunSpec.from_dict(ctx.spec["run"])
     reproduce = bool(ctx.spec.get("reproduce"))
     # Only the first attempt starts over: a retry after a crash resumes its checkpoint.
@@ -68,8 +68,8 @@ def train_summary(result) -> str:
 
 def remote(spec: dict, device: str, emit: Emit) -> Any:
     """On a Ray worker (no store): train the run; its result travels as the Finished event."""
-    from synthmed_core.compose import build_plan
-    from synthmed_core.train import train_run
+    from synthmed_core.training.compose import build_plan
+    from synthmed_core.training.train import train_run
     run_spec = grid.RunSpec.from_dict(spec["run"])
     train_run(run_spec, build_plan(run_spec), paths.run_dir(run_spec.run_id), emit, device)
     return None

@@ -20,8 +20,8 @@ from typing import Callable
 
 import torch
 
-from .._loop import compile_mode, resolve_device
-from ..models import build_model, model_input_stats
+from ..training.loop import compile_mode, resolve_device
+from ..training.models import build_model, model_input_stats
 from ._concurrent import TrainerJob, concurrent_throughput, threads_each
 from ._data import bench_arrays
 from ._extras import cam_ms, store_query_ms

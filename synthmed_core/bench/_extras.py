@@ -26,10 +26,10 @@ def cam_ms(model: torch.nn.Module, image: np.ndarray, n: int = 10) -> tuple[floa
     if gone:
         return None, gone
     try:
-        from ..explain import cam_latency_ms
+        from ..explain.cams import cam_latency_ms
     except ImportError:
         return _direct_cam_ms(model, image, n)
-    from ..cam import cam_target_layer
+    from ..explain.layers import cam_target_layer
 
     _, layer, side = cam_target_layer(model, int(model.synthmed["input_size"]))
     return (cam_latency_ms(model, image, "GradCAM", n=n),
@@ -39,9 +39,9 @@ def cam_ms(model: torch.nn.Module, image: np.ndarray, n: int = 10) -> tuple[floa
 def _direct_cam_ms(model: torch.nn.Module, image: np.ndarray, n: int) -> tuple[float, str]:
     from pytorch_grad_cam import GradCAM
 
-    from .._loop import Preprocess
-    from ..cam import cam_reshape_transform, cam_target_layer
-    from ..models import model_input_stats
+    from ..training.loop import Preprocess
+    from ..explain.layers import cam_reshape_transform, cam_target_layer
+    from ..training.models import model_input_stats
 
     size = int(model.synthmed["input_size"])
     layer, name, side = cam_target_layer(model, size)
@@ -78,7 +78,7 @@ def store_query_ms(n_runs: int = 1000, reps: int = 5) -> tuple[float | None, str
             query, what = (lambda: store.grid_cell_stats("accuracy"),
                            f"Store.grid_cell_stats on {n_runs} scratch runs")
         else:
-            from ..report import report_table
+            from ..analysis.report import report_table
             query, what = (lambda: report_table(store, "accuracy"),
                            "report.report_table on an empty scratch store "
                            "(no grid query function found)")

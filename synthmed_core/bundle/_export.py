@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..context import code_version, describe, device_description
+from ..training.context import code_version, describe, device_description
 from ..errors import BundleError, DataError
 from ..store import Store
 from ._format import (BUNDLE_SCHEMA, FILES, MANIFEST, SAMPLE_COLUMNS, SAMPLE_PER_CLASS, SET_COLUMNS,

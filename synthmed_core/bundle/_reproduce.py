@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ..catalog import GENERATOR_METHODS
-from ..context import describe, same_context
+from ..training.context import describe, same_context
 from ..store import LOCAL_ORIGIN, Store
 from ._import import metric_diff
 

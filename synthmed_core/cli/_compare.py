@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..corrections import CORRECTIONS, DEFAULT_CORRECTION
+from ..analysis.corrections import CORRECTIONS, DEFAULT_CORRECTION
 from . import options as c
 
 
@@ -25,7 +25,7 @@ def register(sub) -> None:
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
-    from ..compare import CellKey, compare_cells, format_comparison
+    from ..analysis.compare import CellKey, compare_cells, format_comparison
     from ..store import Store
     res = compare_cells(Store(), CellKey.parse(a.a, a.profile), CellKey.parse(a.b, a.profile),
                         n_boot=a.n_boot)
@@ -50,7 +50,7 @@ def register_claims(sub) -> None:
 
 
 def cmd_claims(a: argparse.Namespace) -> int:
-    from ..claims import check_claims, format_claims
+    from ..analysis.claims import check_claims, format_claims
     from ..store import Store
     df = check_claims(Store(), profile=a.profile, archs=a.arch, correction=a.correction)
     c.print_json(df.to_dict("records")) if a.json else print(format_claims(df))

@@ -35,15 +35,15 @@ def register(sub) -> None:
 
 
 def cmd_data_check(a: argparse.Namespace) -> int:
-    from ..data import check_real
+    from ..data.real import check_real
     for flag in a.flag:
         c.print_json(check_real(flag, root=a.root))
     return 0
 
 
 def cmd_pretrain(a: argparse.Namespace) -> int:
-    from ..console import ConsoleProgress
-    from ..pretrain import make_pretrain_spec, pretrain_chestmnist
+    from .console import ConsoleProgress
+    from ..training.pretrain import make_pretrain_spec, pretrain_chestmnist
     from ..store import Store
     spec = make_pretrain_spec(a.arch, a.profile, a.seed, a.epochs, a.input_size)
     console = ConsoleProgress(f"pretrain {a.arch}", disable=True if a.no_progress else None)

@@ -45,7 +45,7 @@ def cmd_cam_bench(a: argparse.Namespace) -> int:
     import torch
 
     from ..errors import SpecError
-    from ..explain import CAM_METHODS, cam_bench
+    from ..explain.cams import CAM_METHODS, cam_bench
     from ..grid import get_profile
 
     bad = sorted(set(a.methods or ()) - set(CAM_METHODS))
@@ -71,9 +71,9 @@ def cmd_cam_bench(a: argparse.Namespace) -> int:
 def cmd_cam_stats(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .. import cam_stats as cs
-    from ..data import CLASS_NAMES, load_real
-    from ..explain import load_run_model
+    from ..explain import stats as cs
+    from ..data.real import CLASS_NAMES, load_real
+    from ..explain.cams import load_run_model
     from ..store import Store
     from ..synth.sets import load_set
     store = Store()

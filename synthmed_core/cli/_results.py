@@ -95,7 +95,7 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     from .. import paths
     from ..bundle import reproduction
     from ..grid import RunSpec
-    from ..runner import run_one
+    from ..training.runner import run_one
     store = _store()
     spec = RunSpec.from_dict(store.run(store.resolve_run_id(a.run_id))["spec"])
     shutil.rmtree(paths.run_dir(spec.run_id), ignore_errors=True)  # start from zero, not a resume

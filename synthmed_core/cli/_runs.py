@@ -70,7 +70,7 @@ def _store():
 def _check_archs(archs: list[str]) -> None:
     # CellSpec checks only that an arch is a non-empty name; resolve it against timm now, so an
     # unknown one fails before data is loaded (train) and before any run is listed (grid).
-    from ..models import get_arch
+    from ..training.models import get_arch
     for arch in dict.fromkeys(archs):
         get_arch(arch)
 
@@ -82,7 +82,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     spec = grid.make_run_spec(a.arch, a.init, a.setting, a.seed, a.profile, ratio, a.synthetic,
                               extra=c.extra(a), **c.overrides(a))
     _check_archs([a.arch])
-    from ..runner import run_one  # torch: only once the spec is known to be valid
+    from ..training.runner import run_one  # torch: only once the spec is known to be valid
     store = _store()
     if spec.run_id in store.finished_run_ids() and not a.force:
         print(f"run {spec.run_id} ({spec.cell.key} seed={spec.seed}) is already finished; "
@@ -121,7 +121,7 @@ def cmd_grid(a: argparse.Namespace) -> int:
             print(f"  {s.run_id}  {'done ' if s.run_id in done else 'todo '} {s.cell.key} "
                   f"seed={s.seed} profile={s.profile.name}")
         return 0
-    from ..runner import run_grid
+    from ..training.runner import run_grid
     summary = run_grid(specs, store, a.device, progress=not a.no_progress)
     print(f"trained {len(summary.trained)}, skipped {len(summary.skipped)} (already finished), "
           f"failed {len(summary.failed)}")
@@ -131,8 +131,8 @@ def cmd_grid(a: argparse.Namespace) -> int:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from ..calibration import VAL_THRESHOLD_SPLIT
-    from ..report import format_table, report_table
+    from ..analysis.calibration import VAL_THRESHOLD_SPLIT
+    from ..analysis.report import format_table, report_table
     store = _store()
     splits = {"0.5": ["test"], "val": [VAL_THRESHOLD_SPLIT],
               "both": ["test", VAL_THRESHOLD_SPLIT]}[a.threshold]
@@ -160,7 +160,7 @@ def cmd_runs_list(a: argparse.Namespace) -> int:
     if df.empty:
         print("no runs yet: try `python -m synthmed_core train --profile smoke`")
         return 0
-    from ..views import with_source
+    from ..explorer.views import with_source
     cols = ["run_id", "arch", "init", "setting", "ratio", "synthetic", "seed", "profile",
             "status", "accuracy", "auroc", "wall_s", "started_at", "source"]
     df = with_source(df.sort_values("started_at", ascending=False).head(a.limit))

@@ -111,7 +111,7 @@ def cmd_import(a: argparse.Namespace) -> int:
 def cmd_generate(a: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from ..console import ConsoleProgress
+    from .console import ConsoleProgress
     from ..store import Store
     from ..synth import copies
     from ..synth.generate import generate
@@ -236,7 +236,7 @@ def cmd_show(a: argparse.Namespace) -> int:
     c.print_json(card if a.full else _shorten(card))
     print(copies.summary(card), file=sys.stderr)  # stdout stays one JSON document
     if a.grid:
-        from ..synth.grid import save_grid
+        from ..synth.mosaic import save_grid
         print(f"saved {save_grid(a.name, a.grid)}")
     return 0
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from .. import catalog
-from ..context import CONTEXT_KEYS, same_context
+from ..training.context import CONTEXT_KEYS, same_context
 from ..errors import StoreError
-from ..events import RunResult
+from ..training.events import RunResult
 from ..grid import RunSpec
 from ._base import StoreBase
 from ._schema import (CORRECT_FROM_PREDICTIONS, CORRECT_THRESHOLD, LOCAL_ORIGIN,
@@ -139,7 +139,7 @@ class RunsMixin(StoreBase):
         """In one transaction: the run's metrics (test from ``result.metrics``, val computed from
         its val predictions, and test at the threshold its recipe picks on val), every test
         and val prediction, and status ``finished``."""
-        from ..metrics import run_metrics  # scikit-learn is slow to import; only writers need it
+        from ..analysis.metrics import (run_metrics)  # scikit-learn is slow to import; only writers need it
 
         rid = result.run_id
         metrics = [("test", k, float(v)) for k, v in result.metrics.items()]

@@ -139,7 +139,7 @@ def add_val_threshold_metrics(con: duckdb.DuckDBPyConnection,
                               run_ids: list[str] | None = None) -> None:
     """Write the VAL_THRESHOLD_SPLIT metrics of the finished runs (of ``run_ids``, or all)
     that have val and test predictions and no such metrics yet, in ``con``'s transaction."""
-    from ..calibration import VAL_THRESHOLD_SPLIT, val_threshold_metrics
+    from ..analysis.calibration import VAL_THRESHOLD_SPLIT, val_threshold_metrics
     todo = con.execute(
         """SELECT r.run_id, r.spec_json FROM runs r
            WHERE r.status = 'finished'

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..data import IMAGE_SIZE, load_real
+from ..data.real import IMAGE_SIZE, load_real
 from ..errors import SpecError
 from .sets import load_set, set_dir, update_card
 

@@ -27,7 +27,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from .. import paths
-from ..data import Split, load_real
+from ..data.real import Split, load_real
 from ..errors import ModelError, SpecError
 from .encoder import ClassifierConfig, DomainEncoder, domain_encoder
 from .encoder import evaluate_classifier, train_classifier

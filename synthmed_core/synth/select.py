@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..data import CLASS_NAMES, Split, load_real
+from ..data.real import CLASS_NAMES, Split, load_real
 from ..errors import SpecError
 from .encoder import DomainEncoder, domain_encoder
 from .copies import CARD_KEY, check_eval_copies

@@ -21,9 +21,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: synth_helpers
 
-from synthmed_core.events import RunResult  # noqa: E402
+from synthmed_core.training.events import RunResult  # noqa: E402
 from synthmed_core.grid import RunSpec, make_run_spec  # noqa: E402
-from synthmed_core.metrics import run_metrics  # noqa: E402
+from synthmed_core.analysis.metrics import run_metrics  # noqa: E402
 from synthmed_core.store import Store  # noqa: E402
 
 SYNTH = "browser-synth"
@@ -75,7 +75,7 @@ def record_fake_run(store: Store, spec: RunSpec, skill: float) -> str:
 
 
 def main() -> None:
-    from synthmed_core.runner import run_one
+    from synthmed_core.training.runner import run_one
 
     store = Store()
     synth = write_synthetic_set(store)

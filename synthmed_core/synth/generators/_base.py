@@ -20,11 +20,11 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 
-from ... import checkpoints as ck
-from ..._loop import Stopped, Throttle, resolve_device
-from ...data import Split
+from ...training import checkpoints as ck
+from ...training.loop import Stopped, Throttle, resolve_device
+from ...data.real import Split
 from ...errors import ModelError
-from ...events import EpochEnd, Emit, Progress, Started, ignore
+from ...training.events import EpochEnd, Emit, Progress, Started, ignore
 
 CHECKPOINT_EVERY_S = 60.0  # a crash loses at most about a minute of generator training
 

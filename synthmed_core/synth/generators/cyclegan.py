@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..._loop import autocast, to_device
-from ...augment import random_affine
-from ...data import Split
+from ...training.loop import autocast, to_device
+from ...training.augment import random_affine
+from ...data.real import Split
 from ._base import Generator, Samples, to_uint8, to_unit
 
 NORMAL, PNEUMONIA = 0, 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .store import LOCAL_ORIGIN
+from ..store import LOCAL_ORIGIN
 
 RUN_COLUMNS = ("run_id", "arch", "init", "setting", "ratio", "synthetic", "seed", "profile",
                "status", "accuracy", "auroc", "wall_s", "started_at", "source")

@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from ._loop import StepHook, Throttle
+from .loop import StepHook, Throttle
 from .events import Emit, Progress
 
 

@@ -21,12 +21,11 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 
 from . import checkpoints as ck
-from ._loop import (Preprocess, Throttle, predict_logits, resolve_device,
-                    to_device, train_epoch)
-from .data import Split, load_real
-from .errors import SpecError
+from .loop import Preprocess, Throttle, predict_logits, resolve_device, to_device, train_epoch
+from ..data.real import Split, load_real
+from ..errors import SpecError
 from .events import EpochEnd, Emit, Progress, Started, ignore
-from .grid import PROFILES
+from ..grid import PROFILES
 from .models import build_model, chestmnist_checkpoint_path, model_input_stats
 
 N_FINDINGS = 14

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .errors import DataError
+from ..errors import DataError
 
 # Exact types (not subclasses: numpy.float64 is a float, an IntEnum an int, a namedtuple a tuple,
 # and each pickles as a class that a weights-only load refuses).

@@ -25,10 +25,10 @@ from typing import Iterable
 import pandas as pd
 
 from .compare import CellKey, by_run, cell_runs, matched_seeds, pair_run_ids, paired_on
-from .grid import SETTINGS, reference_rows
+from ..grid import SETTINGS, reference_rows
 from .corrections import CORRECTIONS, DEFAULT_CORRECTION, adjust_p
-from .store import Store
-from .synth.copies import sets_with_test_copies
+from ..store import Store
+from ..synth.copies import sets_with_test_copies
 
 EXPECTATIONS = ("worse", "better", "not better")
 ALPHA = 0.05

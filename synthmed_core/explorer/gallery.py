@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 from PIL import Image
 
-from .data import IMAGE_SIZE
-from .errors import SpecError
-from .synth.copies import split_counts
-from .synth.distances import nearest, pixels
+from ..data.real import IMAGE_SIZE
+from ..errors import SpecError
+from ..synth.copies import split_counts
+from ..synth.distances import nearest, pixels
 
 if TYPE_CHECKING:
-    from .synth.encoder import DomainEncoder
+    from ..synth.encoder import DomainEncoder
 
 # Torch-free at import: a page that shows images and cards never loads torch; the encoder
 # functions below import it when feature distances are asked for.
@@ -138,7 +138,7 @@ def encoder_file(card: dict) -> Path | None:
     encoder = feature.get("encoder") or {}
     if feature.get("kind") != "domain":
         return None
-    from .synth.encoder import ClassifierConfig, encoder_dir, encoder_path
+    from ..synth.encoder import ClassifierConfig, encoder_dir, encoder_path
     try:
         path = encoder_path(ClassifierConfig(**encoder["config"]), str(encoder["profile"]))
     except (KeyError, TypeError):  # a card from before encoders were cached, or a bad one
@@ -150,10 +150,10 @@ def encoder_file(card: dict) -> Path | None:
 def load_encoder(path: Path) -> "DomainEncoder":
     """Load a cached domain encoder file as it is, without retraining: a page must never train
     (``synth.encoder.domain_encoder`` retrains a stale cache, which takes minutes)."""
-    from . import checkpoints as ck
-    from ._loop import Preprocess
-    from .models import build_model, model_input_stats
-    from .synth.encoder import DomainEncoder
+    from ..training import checkpoints as ck
+    from ..training.loop import Preprocess
+    from ..training.models import build_model, model_input_stats
+    from ..synth.encoder import DomainEncoder
     blob = ck.load(Path(path))
     arch = blob["config"]["arch"]
     model = build_model(arch, "scratch", IMAGE_SIZE, num_classes=2)

@@ -21,14 +21,14 @@ import pytorch_grad_cam
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from . import catalog
-from . import checkpoints as ck
-from ._loop import Preprocess, predict_logits
-from .cam import cam_reshape_transform, cam_target_layer
-from .data import CLASS_NAMES
-from .errors import ModelError, SpecError
-from .grid import RunSpec
-from .models import build_model, model_input_stats
+from .. import catalog
+from ..training import checkpoints as ck
+from ..training.loop import Preprocess, predict_logits
+from .layers import cam_reshape_transform, cam_target_layer
+from ..data.real import CLASS_NAMES
+from ..errors import ModelError, SpecError
+from ..grid import RunSpec
+from ..training.models import build_model, model_input_stats
 from .overlays import DISPLAY_SIZE, CamResult, is_constant, overlay
 
 # The catalog's CAM names -> pytorch-grad-cam classes (the names and targets live in catalog).

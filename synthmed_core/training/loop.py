@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import random_affine
-from .errors import SpecError
+from ..errors import SpecError
 
 
 class Stopped(Exception):

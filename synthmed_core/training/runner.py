@@ -8,15 +8,15 @@ from typing import Callable
 
 from tqdm.auto import tqdm
 
-from . import paths
-from ._loop import Stopped
-from .console import ConsoleProgress
+from .. import paths
+from .loop import Stopped
+from ..cli.console import ConsoleProgress
 from .compose import build_plan
-from .errors import SynthmedError
+from ..errors import SynthmedError
 from .events import Emit, RunResult, Started
-from .grid import RunSpec
+from ..grid import RunSpec
 from .recorder import StoreRecorder, fan_out
-from .store import Store
+from ..store import Store
 
 
 def run_one(spec: RunSpec, store: Store | None = None, device: str | None = None,

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .bundle import reproduction
-from .calibration import VAL_THRESHOLD_SPLIT, cell_calibration
-from .data import CLASS_NAMES
-from .store import Store
+from ..bundle import reproduction
+from ..analysis.calibration import VAL_THRESHOLD_SPLIT, cell_calibration
+from ..data.real import CLASS_NAMES
+from ..store import Store
 from .views import source_label
 
 THRESHOLD = 0.5

@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from .models import FAMILIES, IN_CHANS, ArchInfo, cam_candidates, get_arch
+from ..training.models import FAMILIES, IN_CHANS, ArchInfo, cam_candidates, get_arch
 
 MIN_CAM_SIDE = 4  # a 1x1 map gives a constant CAM, which grad-cam normalises to all zeros
 

@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import catalog
-from .grid import INITS, SETTINGS, reference_rows
-from .corrections import DEFAULT_CORRECTION, adjust_p
-from .metrics import IMAGE_T_TEST, MCNEMAR_TEST, paired_accuracy_test
-from .store import CELL_KEYS, Store
-from .synth.copies import GRID_FLAG, sets_with_test_copies
+from .. import catalog
+from ..grid import INITS, SETTINGS, reference_rows
+from ..analysis.corrections import DEFAULT_CORRECTION, adjust_p
+from ..analysis.metrics import IMAGE_T_TEST, MCNEMAR_TEST, paired_accuracy_test
+from ..store import CELL_KEYS, Store
+from ..synth.copies import GRID_FLAG, sets_with_test_copies
 
 METRICS = tuple(catalog.METRICS)
 ALPHA = 0.05
@@ -123,7 +123,7 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
     label of such a cell ends in ``copies.GRID_FLAG``: its runs saw the images they are
     scored on."""
     if metric not in METRICS:
-        from .errors import SpecError
+        from ..errors import SpecError
         raise SpecError(f"unknown metric {metric!r}; choose one of {list(METRICS)}")
     df = store.grid_cell_stats(metric, profile=profile, origin=origin)
     study = _study_values() if metric == "accuracy" else {}

@@ -19,9 +19,9 @@ import torch
 from timm.models import clean_state_dict, get_pretrained_cfg, model_entrypoint
 from torch import nn
 
-from . import paths
-from .catalog import ARCHS, ArchInfo
-from .errors import ModelError, SpecError
+from .. import paths
+from ..catalog import ARCHS, ArchInfo
+from ..errors import ModelError, SpecError
 
 IN_CHANS = 1  # grayscale X-rays: timm sums the RGB filters of pretrained first convs
 MIN_VIT_GRID = 7  # deit at 28 px with patch 4 gives 7x7 tokens; a coarser grid loses the lungs

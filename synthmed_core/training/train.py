@@ -19,16 +19,16 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoints as ck
-from ._loop import (Preprocess, Stopped, Throttle, batch_slices, compile_model, make_ema,
-                    make_loss, make_optimizer, predict_logits, resolve_device, to_device,
-                    train_epoch, tune_backend)
-from ._progress import Eta, step_hook
+from .loop import (Preprocess, Stopped, Throttle, batch_slices, compile_model, make_ema,
+                   make_loss, make_optimizer, predict_logits, resolve_device, to_device,
+                   train_epoch, tune_backend)
+from .progress import Eta, step_hook
 from .context import execution_context
-from .data import TrainPlan
-from .errors import DataError, SpecError
+from ..data.real import TrainPlan
+from ..errors import DataError, SpecError
 from .events import EpochEnd, Emit, Finished, RunResult, Started, ignore
-from .grid import RunSpec
-from .metrics import run_metrics
+from ..grid import RunSpec
+from ..analysis.metrics import run_metrics
 from .models import build_model, chestmnist_checkpoint_path, model_input_stats
 
 __all__ = ["train_run", "Stopped"]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import paths
-from .errors import DataError, SpecError
+from .. import paths
+from ..errors import DataError, SpecError
 
 SPLITS = ("train", "val", "test")
 CLASS_NAMES = ("normal", "pneumonia")  # PneumoniaMNIST labels 0 and 1

@@ -9,8 +9,8 @@ import dataclasses
 from typing import Callable, Iterable
 
 from .events import EpochEnd, Event, Finished, Started
-from .grid import RunSpec
-from .store import Store
+from ..grid import RunSpec
+from ..store import Store
 
 
 class StoreRecorder:

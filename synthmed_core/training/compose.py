@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from .augment import random_affine
-from .data import CLASS_NAMES, IMAGE_SIZE, PhaseData, Split, TrainPlan, load_real
-from .errors import DataError, SpecError
-from .grid import SETTINGS, RunSpec
+from ..data.real import CLASS_NAMES, IMAGE_SIZE, PhaseData, Split, TrainPlan, load_real
+from ..errors import DataError, SpecError
+from ..grid import SETTINGS, RunSpec
 
 ORIGINS = {"real": 0, "synthetic": 1, "duplicate": 2}  # PhaseData.origin codes
 # One salt per purpose: the draws of one seed are independent of each other, and a new purpose
@@ -223,7 +223,7 @@ def load_synthetic_for_training(name: str | None, root: Path | None = None,
     """A validated synthetic set whose images have the side ``size`` of the real data trained
     on; a set of another size is resized the importer's way when ``resize``, else refused.
     With ``with_hash``, (split, the content hash of its card: of the set as stored)."""
-    from .synth.sets import load_set  # sets imports Split from here: import late, no cycle
+    from ..synth.sets import load_set  # sets imports Split from here: import late, no cycle
 
     if not name:
         raise SpecError("this setting needs a synthetic set (--synthetic NAME)")
@@ -242,5 +242,5 @@ def load_synthetic_for_training(name: str | None, root: Path | None = None,
 def _resized(images: np.ndarray, size: int) -> np.ndarray:
     from PIL import Image
 
-    from .synth.importer import preprocess
+    from ..synth.importer import preprocess
     return np.stack([preprocess(Image.fromarray(im), size) for im in images])

@@ -15,7 +15,7 @@ import sys
 from importlib import metadata
 from typing import Any
 
-from . import paths
+from .. import paths
 
 # What must be equal for two runs to count as computed in the same context.
 CONTEXT_KEYS = ("device_type", "device_name", "threads", "torch", "timm", "commit")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .errors import SpecError
+from ..errors import SpecError
 
 DISPLAY_SIZE = 224
 DEFAULT_OPACITY = 0.45  # of the heat map over the X-ray: both stay visible

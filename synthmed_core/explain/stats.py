@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from .data import CLASS_NAMES
-from .errors import SpecError
-from .metrics import aggregate
+from ..data.real import CLASS_NAMES
+from ..errors import SpecError
+from ..analysis.metrics import aggregate
 
 TOP_SHARE = 0.2  # "where a map looks": its top 20% pixels
 N_BOOT = 1000
@@ -48,7 +48,7 @@ def class_rows(labels: np.ndarray, cls: int, n: int) -> np.ndarray:
 def cams(model, images: np.ndarray, method: str, target: str, batch: int = 64
          ) -> tuple[np.ndarray, np.ndarray]:
     """The 0..1 maps (N x S x S) of ``images`` under ``model`` and which are informative."""
-    from .explain import cam_overlays
+    from .cams import cam_overlays
     from .overlays import is_constant
     maps, ok = [], []
     for start in range(0, len(images), batch):
@@ -113,7 +113,7 @@ def agreement(model_a, model_b, images: np.ndarray, method: str = "GradCAM",
 def images_for(model, split_images: np.ndarray) -> np.ndarray:
     """Images at the data size ``model`` trained on (``synthmed["data_size"]``): as they are
     when they have it, else resized the importer's way."""
-    from .uploads import to_dataset_image
+    from ..data.uploads import to_dataset_image
     size = int(model.synthmed.get("data_size", 28))
     if split_images.shape[1:] == (size, size):
         return split_images

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from .calibration import VAL_THRESHOLD_SPLIT, at_half
-from .errors import SpecError
-from .grid import SETTINGS
+from ..errors import SpecError
+from ..grid import SETTINGS
 from .metrics import paired_compare
 
 

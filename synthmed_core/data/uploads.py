@@ -22,8 +22,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import SynthmedError
-from .synth.importer import SIZE, preprocess, to_gray
+from ..errors import SynthmedError
+from ..synth.importer import SIZE, preprocess, to_gray
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 # A 4k x 4k DICOM is 16 Mpx; a file declaring more pixel values than this (all its frames and
