@@ -20,13 +20,16 @@ from sklearn.metrics import roc_auc_score
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 
-from . import checkpoints as ck
-from .loop import Preprocess, Throttle, predict_logits, resolve_device, to_device, train_epoch
 from ..data.real import Split, load_real
 from ..errors import SpecError
-from .events import EpochEnd, Emit, Progress, Started, ignore
 from ..grid import PROFILES
+from . import checkpoints as ck
+from .epochs import Fit, fit_epochs
+from .events import Emit, Started, ignore
+from .loop import (Preprocess, Throttle, batch_slices, predict_logits, resolve_device,
+                   to_device)
 from .models import build_model, chestmnist_checkpoint_path, model_input_stats
+from .progress import Eta
 
 N_FINDINGS = 14
 
@@ -117,31 +120,23 @@ def pretrain_chestmnist(spec: PretrainSpec, out: Path | None = None, emit: Emit 
                                    decay_rate=spec.decay_rate)
     run_id = f"pretrain-{spec.pretrain_id}"
     emit(Started(run_id, dataclasses.asdict(spec), str(dev), spec.epochs))
-    throttle, best, best_state, history = Throttle(1.0), -1.0, None, []
-    for epoch in range(spec.epochs):
-        t_epoch, lr = time.time(), opt.param_groups[0]["lr"]  # this epoch's lr (stepped after)
+    steps = len(batch_slices(len(x), spec.batch_size))
+    fit = Fit(run_id, emit, spec.epochs, spec.batch_size, Eta(spec.epochs * steps),
+              Throttle(1.0), should_stop)
+    best, best_state, history = -1.0, None, []
 
-        def on_step(step: int, n: int, loss_sum: torch.Tensor) -> None:
-            if throttle():
-                done = epoch * n + step
-                rate = done / max(time.time() - t0, 1e-9)
-                emit(Progress(run_id, 0, epoch, spec.epochs, step, n,
-                              float(loss_sum.item()) / step, rate * spec.batch_size,
-                              (spec.epochs * n - done) / rate))
-
-        loss = train_epoch(model, x, y, prep, F.binary_cross_entropy_with_logits, opt, sched,
-                           epoch, spec.batch_size, gen, on_step, should_stop)
+    def evaluate() -> dict:
         scores = torch.sigmoid(predict_logits(model, val_x, prep)).numpy()
-        val_auroc = macro_auroc(val.labels, scores)
-        is_best = val_auroc > best or best_state is None
+        return {"auroc": macro_auroc(val.labels, scores)}
+
+    for row, is_best in fit_epochs(fit, model, x, y, prep, F.binary_cross_entropy_with_logits,
+                                   opt, sched, range(spec.epochs), gen, evaluate,
+                                   lambda v: v["auroc"] > best or best_state is None,
+                                   lr_at="start"):  # the multistep schedule steps per epoch
         if is_best:
-            best = val_auroc
+            best = row["val_auroc"]
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        row = {"phase": 0, "epoch": epoch, "train_loss": loss, "val_loss": float("nan"),
-               "val_accuracy": float("nan"), "val_auroc": val_auroc,
-               "lr": lr, "seconds": time.time() - t_epoch}
         history.append(row)
-        emit(EpochEnd(run_id, is_best=is_best, **row))
     card = {"name": out.stem, "arch": spec.arch, "input_size": spec.input_size,
             "profile": spec.profile, "spec": dataclasses.asdict(spec),
             "metrics": {"val_macro_auroc": best, "train_images": len(x), "val_images": len(val_x)},

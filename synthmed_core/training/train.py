@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,18 +19,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import checkpoints as ck
-from .loop import (Preprocess, Stopped, Throttle, batch_slices, compile_model, make_ema,
-                   make_loss, make_optimizer, predict_logits, resolve_device, to_device,
-                   train_epoch, tune_backend)
-from .progress import Eta, step_hook
-from .context import execution_context
+from ..analysis.metrics import run_metrics
 from ..data.real import TrainPlan
 from ..errors import DataError, SpecError
-from .events import EpochEnd, Emit, Finished, RunResult, Started, ignore
 from ..grid import RunSpec
-from ..analysis.metrics import run_metrics
+from . import checkpoints as ck
+from .context import execution_context
+from .epochs import Fit, fit_epochs
+from .events import Emit, Finished, RunResult, Started, ignore
+from .loop import (Preprocess, Stopped, Throttle, batch_slices, compile_model, make_ema,
+                   make_loss, make_optimizer, predict_logits, resolve_device, to_device,
+                   tune_backend)
 from .models import build_model, chestmnist_checkpoint_path, model_input_stats
+from .progress import Eta
 
 __all__ = ["train_run", "Stopped"]
 
@@ -67,6 +69,97 @@ def _evaluate(model, images: torch.Tensor, labels: np.ndarray, prep: Preprocess)
     return metrics, probs
 
 
+@dataclass
+class _Setup:
+    """A run's model and everything built once for it before the first epoch."""
+
+    model: torch.nn.Module
+    prep_train: Preprocess
+    prep_eval: Preprocess
+    gen: torch.Generator
+    val_x: torch.Tensor
+    loss_fn: Callable
+
+
+@dataclass
+class _Progress:
+    """What a resume carries over: the best epoch so far, the history rows, the earlier
+    attempts' wall seconds (up to their last saved epoch) and the last checkpoint's state."""
+
+    best: dict = field(default_factory=lambda: {"score": (-2.0, -math.inf), "epoch": -1,
+                                                "phase": -1})
+    history: list = field(default_factory=list)
+    prior_s: float = 0.0
+    state: dict | None = None
+
+
+def _setup(spec: RunSpec, plan: TrainPlan, dev: torch.device, compile: str | None) -> _Setup:
+    torch.manual_seed(spec.seed)
+    model = _build_model(spec).to(dev, memory_format=torch.channels_last)
+    compile_model(model, compile)
+    mean, std = model_input_stats(model)
+    prep_train = Preprocess(mean, std, spec.profile.input_size, augment=spec.profile.augment)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(spec.seed)
+    return _Setup(model, prep_train, dataclasses.replace(prep_train, augment=False), gen,
+                  to_device(plan.val.images, dev), make_loss(spec.profile.label_smoothing))
+
+
+def _resume(run_dir: Path, spec: RunSpec, run: _Setup) -> _Progress:
+    state = _load_resume_state(run_dir, spec)
+    if state is None:
+        return _Progress()
+    run.model.load_state_dict(state["model"])
+    ck.restore_rng(state["rng"], run.gen)
+    return _Progress(state["best"], state["history"],
+                     float(state.get("elapsed_s", sum(h["seconds"] for h in state["history"]))),
+                     state)
+
+
+def _train_phase(spec: RunSpec, plan: TrainPlan, p_idx: int, offset: int, first: int,
+                 run: _Setup, done: _Progress, fit: Fit, run_dir: Path, dev: torch.device,
+                 t_start: float) -> None:
+    """Epochs ``first``.. of phase ``p_idx`` (a fresh optimizer, schedule and EMA, restored
+    from the last checkpoint when the phase is resumed half-way); updates ``done`` and saves
+    ``last.pt`` every epoch and ``best.pt`` at each new best of the final phase."""
+    prof, phase = spec.profile, plan.phases[p_idx]
+    steps = len(batch_slices(len(phase.labels), prof.batch_size))
+    opt, sched = make_optimizer(run.model, prof.lr, prof.weight_decay, phase.epochs,
+                                phase.warmup_epochs, steps)
+    ema = make_ema(run.model, prof.ema_decay)  # fresh each phase, like the optimizer
+    if first > 0:
+        opt.load_state_dict(done.state["optimizer"])
+        sched.load_state_dict(done.state["scheduler"])
+        if ema is not None:
+            ema.module.load_state_dict(done.state["ema"])
+    judged = ema.module if ema is not None else run.model  # what val sees and best keeps
+    final = p_idx == max(i for i, p in enumerate(plan.phases) if p.epochs > 0)
+    val = {}
+
+    def evaluate() -> dict:
+        val.update(_evaluate(judged, run.val_x, plan.val.labels, run.prep_eval)[0])
+        return val
+
+    x, y = to_device(phase.images, dev), to_device(phase.labels, dev)
+    for row, is_best in fit_epochs(fit, run.model, x, y, run.prep_train, run.loss_fn, opt, sched,
+                                   range(first, phase.epochs), run.gen, evaluate,
+                                   lambda v: final and _score(v) > tuple(done.best["score"]),
+                                   phase=p_idx, offset=offset, ema=ema):
+        if is_best:
+            done.best = {"score": _score(val), "epoch": row["epoch"], "phase": p_idx}
+            ck.save({"run_id": spec.run_id, "spec": spec.to_dict(), "epoch": row["epoch"],
+                     "model": judged.state_dict()}, run_dir / ck.BEST)
+        done.history.append(row)
+        last = {"run_id": spec.run_id, "spec": spec.to_dict(), "phase": p_idx,
+                "epoch": row["epoch"], "model": run.model.state_dict(),
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "rng": ck.rng_state(run.gen), "best": done.best, "history": done.history,
+                "elapsed_s": done.prior_s + time.time() - t_start}
+        if ema is not None:
+            last["ema"] = ema.module.state_dict()
+        ck.save(last, run_dir / ck.LAST)
+
+
 def train_run(spec: RunSpec, plan: TrainPlan, run_dir: Path, emit: Emit = ignore,
               device: str | None = None, should_stop: Callable[[], bool] | None = None,
               compile: str | None = None) -> RunResult:
@@ -74,7 +167,7 @@ def train_run(spec: RunSpec, plan: TrainPlan, run_dir: Path, emit: Emit = ignore
 
     Writes ``spec.json``, ``last.pt`` (every epoch) and ``best.pt`` (each new best on val) to
     ``run_dir``. Raises :class:`Stopped` when ``should_stop()`` turns true; the last completed
-    epoch stays resumable. ``compile`` names a ``_loop.COMPILE_MODES`` entry (default
+    epoch stays resumable. ``compile`` names a ``loop.COMPILE_MODES`` entry (default
     ``$SYNTHMED_COMPILE``, else off). Returns the test metrics and per-image probabilities of
     the best checkpoint. ``wall_s`` of a resumed run includes the earlier attempts' time up to
     their last saved epoch.
@@ -82,97 +175,45 @@ def train_run(spec: RunSpec, plan: TrainPlan, run_dir: Path, emit: Emit = ignore
     t_start = time.time()
     dev = resolve_device(device)
     tune_backend(dev)
-    prof, run_id = spec.profile, spec.run_id
     epochs = [p.epochs for p in plan.phases]
     if sum(epochs) <= 0:
-        raise SpecError(f"run {run_id} has no epoch to train (profile {prof.name})")
-    final_phase = max(i for i, e in enumerate(epochs) if e > 0)
+        raise SpecError(f"run {spec.run_id} has no epoch to train (profile {spec.profile.name})")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.json").write_text(spec.to_json())
-
-    torch.manual_seed(spec.seed)
-    model = _build_model(spec).to(dev, memory_format=torch.channels_last)
-    compile_model(model, compile)
-    mean, std = model_input_stats(model)
-    prep_train = Preprocess(mean, std, prof.input_size, augment=prof.augment)
-    prep_eval = dataclasses.replace(prep_train, augment=False)
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(spec.seed)
-    val_x = to_device(plan.val.images, dev)
-    loss_fn = make_loss(prof.label_smoothing)
-
-    state = _load_resume_state(run_dir, spec)
-    best = {"score": (-2.0, -math.inf), "epoch": -1, "phase": -1}
-    history: list[dict[str, Any]] = []
-    prior_s = 0.0  # wall seconds of earlier attempts, up to their last saved epoch
-    if state is not None:
-        model.load_state_dict(state["model"])
-        ck.restore_rng(state["rng"], gen)
-        best, history = state["best"], state["history"]
-        prior_s = float(state.get("elapsed_s", sum(h["seconds"] for h in history)))
-    done_epochs = len(history)
-    emit(Started(run_id, spec.to_dict(), str(dev), sum(epochs),
-                 resumed_from=done_epochs - 1 if state is not None else None,
+    run = _setup(spec, plan, dev, compile)
+    done = _resume(run_dir, spec, run)
+    n_done = len(done.history)
+    emit(Started(spec.run_id, spec.to_dict(), str(dev), sum(epochs),
+                 resumed_from=n_done - 1 if done.state is not None else None,
                  context={**execution_context(str(dev)),
                           "synthetic_sha256": plan.synthetic_sha256}))
 
-    steps_per_phase = [len(batch_slices(len(p.labels), prof.batch_size)) for p in plan.phases]
-    eta = Eta(sum(s * e for s, e in zip(steps_per_phase, epochs)) -
-              sum(steps_per_phase[h["phase"]] for h in history))
-    throttle = Throttle(prof.progress_every_s)
+    steps = [len(batch_slices(len(p.labels), spec.profile.batch_size)) for p in plan.phases]
+    eta = Eta(sum(s * e for s, e in zip(steps, epochs)) -
+              sum(steps[h["phase"]] for h in done.history))
+    fit = Fit(spec.run_id, emit, sum(epochs), spec.profile.batch_size, eta,
+              Throttle(spec.profile.progress_every_s), should_stop)
     offset = 0
     for p_idx, phase in enumerate(plan.phases):
-        first = max(0, done_epochs - offset)  # epochs of this phase already done (resume)
-        if phase.epochs == 0 or first >= phase.epochs:
-            offset += phase.epochs
-            continue
-        steps = steps_per_phase[p_idx]
-        opt, sched = make_optimizer(model, prof.lr, prof.weight_decay, phase.epochs,
-                                    phase.warmup_epochs, steps)
-        ema = make_ema(model, prof.ema_decay)  # fresh each phase, like the optimizer
-        if first > 0:
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            if ema is not None:
-                ema.module.load_state_dict(state["ema"])
-        judged = ema.module if ema is not None else model  # the weights val sees and best keeps
-        x, y = to_device(phase.images, dev), to_device(phase.labels, dev)
-
-        for e in range(first, phase.epochs):
-            g_epoch, t_epoch = offset + e, time.time()
-
-            on_step = step_hook(emit, run_id, p_idx, g_epoch, sum(epochs), eta, throttle,
-                                prof.batch_size)
-            loss = train_epoch(model, x, y, prep_train, loss_fn, opt, sched, e,
-                               prof.batch_size, gen, on_step, should_stop, ema=ema)
-            val, _ = _evaluate(judged, val_x, plan.val.labels, prep_eval)
-            is_best = p_idx == final_phase and _score(val) > tuple(best["score"])
-            if is_best:
-                best = {"score": _score(val), "epoch": g_epoch, "phase": p_idx}
-                ck.save({"run_id": run_id, "spec": spec.to_dict(), "epoch": g_epoch,
-                         "model": judged.state_dict()}, run_dir / ck.BEST)
-            row = {"phase": p_idx, "epoch": g_epoch, "train_loss": loss, "val_loss": val["loss"],
-                   "val_accuracy": val["accuracy"], "val_auroc": val["auroc"],
-                   "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t_epoch}
-            history.append(row)
-            last = {"run_id": run_id, "spec": spec.to_dict(), "phase": p_idx, "epoch": g_epoch,
-                    "model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(), "rng": ck.rng_state(gen), "best": best,
-                    "history": history, "elapsed_s": prior_s + time.time() - t_start}
-            if ema is not None:
-                last["ema"] = ema.module.state_dict()
-            ck.save(last, run_dir / ck.LAST)
-            emit(EpochEnd(run_id, is_best=is_best, **row))
+        first = max(0, n_done - offset)  # epochs of this phase already done (resume)
+        if 0 < phase.epochs and first < phase.epochs:
+            _train_phase(spec, plan, p_idx, offset, first, run, done, fit, run_dir, dev, t_start)
         offset += phase.epochs
+    return _score_test(spec, plan, run, done, run_dir, dev, t_start, emit)
 
-    model.load_state_dict(ck.load(run_dir / ck.BEST, map_location=dev)["model"])
-    test_m, test_p = _evaluate(model, to_device(plan.test.images, dev), plan.test.labels, prep_eval)
-    _, val_p = _evaluate(model, val_x, plan.val.labels, prep_eval)
+
+def _score_test(spec: RunSpec, plan: TrainPlan, run: _Setup, done: _Progress, run_dir: Path,
+                dev: torch.device, t_start: float, emit: Emit) -> RunResult:
+    """The best checkpoint scores the test split, once, and val again for its probabilities."""
+    run.model.load_state_dict(ck.load(run_dir / ck.BEST, map_location=dev)["model"])
+    test_m, test_p = _evaluate(run.model, to_device(plan.test.images, dev), plan.test.labels,
+                               run.prep_eval)
+    _, val_p = _evaluate(run.model, run.val_x, plan.val.labels, run.prep_eval)
     test_m.pop("loss", None)
-    result = RunResult(run_id=run_id, metrics=test_m, test_labels=plan.test.labels,
+    result = RunResult(run_id=spec.run_id, metrics=test_m, test_labels=plan.test.labels,
                        test_probs=test_p, val_labels=plan.val.labels, val_probs=val_p,
-                       best_epoch=int(best["epoch"]), best_phase=int(best["phase"]),
-                       wall_s=prior_s + time.time() - t_start, device=str(dev),
-                       checkpoint=str(run_dir / ck.BEST), history=history)
-    emit(Finished(run_id, result))
+                       best_epoch=int(done.best["epoch"]), best_phase=int(done.best["phase"]),
+                       wall_s=done.prior_s + time.time() - t_start, device=str(dev),
+                       checkpoint=str(run_dir / ck.BEST), history=done.history)
+    emit(Finished(spec.run_id, result))
     return result
