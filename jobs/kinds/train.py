@@ -22,11 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def plan(a: argparse.Namespace, store: Store) -> Plan:
-    ratio = a.ratio
-    if ratio is None and grid.SETTINGS[a.setting].ratio == "required":
-        ratio = 1.0
-    spec = grid.make_run_spec(a.arch, a.init, a.setting, a.seed, a.profile, ratio, a.synthetic,
-                              extra=options.extra(a), **options.overrides(a))
+    spec = options.run_spec(a)
     check_archs([a.arch])
     check_synthetic(spec.cell.synthetic)
     if not a.force and spec.run_id in store.finished_run_ids():

@@ -76,11 +76,7 @@ def _check_archs(archs: list[str]) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    ratio = a.ratio
-    if ratio is None and grid.SETTINGS[a.setting].ratio == "required":
-        ratio = 1.0
-    spec = grid.make_run_spec(a.arch, a.init, a.setting, a.seed, a.profile, ratio, a.synthetic,
-                              extra=c.extra(a), **c.overrides(a))
+    spec = c.run_spec(a)
     _check_archs([a.arch])
     from ..training.runner import run_one  # torch: only once the spec is known to be valid
     store = _store()

@@ -66,6 +66,15 @@ def overrides(a: argparse.Namespace) -> dict:
     return {k: getattr(a, k) for k in OVERRIDES if getattr(a, k, None) is not None}
 
 
+def run_spec(a: argparse.Namespace) -> grid.RunSpec:
+    """The run spec of `train` options (a ratio defaults to 1 where the setting needs one)."""
+    ratio = a.ratio
+    if ratio is None and grid.SETTINGS[a.setting].ratio == "required":
+        ratio = 1.0
+    return grid.make_run_spec(a.arch, a.init, a.setting, a.seed, a.profile, ratio, a.synthetic,
+                              extra=extra(a), **overrides(a))
+
+
 def add_init_files(p: argparse.ArgumentParser) -> None:
     p.add_argument("--imagenet-weights", metavar="PATH",
                    help=f"local timm checkpoint for init imagenet (default: look in {paths.weights_dir()})")
