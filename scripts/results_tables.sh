@@ -67,7 +67,7 @@ while read -r p a several; do
     echo
     $py -m synthmed_core report --profile "$p" --arch "$a" --split val --metric accuracy
     echo
-    $py -m synthmed_core report --profile "$p" --arch "$a" --split val --metric auroc
+    $py -m synthmed_core report --profile "$p" --arch "$a" --split val --metric auroc --digits 4
     echo
   fi
   echo "#### The study's conclusions on these runs ($a, profile $p)"

@@ -190,3 +190,13 @@ def test_every_study_arch_shows_the_published_grid_beside_an_arch_the_study_did_
     assert set(both["arch"]) == {"resnet18", "resnet50", "deit_tiny"}
     assert (both[both["arch"] != "resnet18"]["n"] == 0).all()
     assert both["study"].notna().sum() == 36
+
+
+def test_val_figures_are_their_own_table_and_may_show_more_decimals(store, capsys):
+    add_run(store, 0.8)
+    df = report_table(store, split="val")
+    df.attrs["digits"] = 4
+    text = format_table(df)
+    assert "val accuracy at the chosen checkpoint" in text and "not a test result" in text
+    mean = row(df, arch="resnet50", setting="base", init="scratch")["mean"]
+    assert f"| {mean:.4f} n=1 |" in text

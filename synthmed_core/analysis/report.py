@@ -100,16 +100,17 @@ def _ordered(df: pd.DataFrame) -> pd.DataFrame:
 # Rendering
 
 
-def cell_text(row: pd.Series) -> str:
+def cell_text(row: pd.Series, digits: int = 3) -> str:
     """One cell, e.g. ``0.861 ± 0.012 [0.840, 0.880] n=3 (study 0.837)``; a single run shows
     no interval; a cell only the study has shows ``— (study 0.837)``."""
-    n = int(row["n"])
+    n, d = int(row["n"]), digits
     if n == 0:
         text = "—"
     elif n == 1:
-        text = f"{row['mean']:.3f} n=1"
+        text = f"{row['mean']:.{d}f} n=1"
     else:
-        text = f"{row['mean']:.3f} ± {row['std']:.3f} [{row['lo']:.3f}, {row['hi']:.3f}] n={n}"
+        text = (f"{row['mean']:.{d}f} ± {row['std']:.{d}f} [{row['lo']:.{d}f}, "
+                f"{row['hi']:.{d}f}] n={n}")
     if not _missing(row["study"]):
         text += f" (study {row['study']:.3f})"
     return text
@@ -141,7 +142,7 @@ def pivot_tables(df: pd.DataFrame, metric: str = "accuracy") -> list[tuple[str, 
             sets = sorted({str(y) for y in part["synthetic"] if not _missing(y)})
             with_set = len(sets) > 1
             labels = list(dict.fromkeys(_row_label(r, with_set) for _, r in part.iterrows()))
-            text = {(_row_label(r, with_set), r["init"]): cell_text(r)
+            text = {(_row_label(r, with_set), r["init"]): cell_text(r, df.attrs.get("digits", 3))
                     for _, r in part.iterrows()}
             title = f"{arch} (profile {prof})" if prof else f"{arch} (study only)"
             if len(sets) == 1:

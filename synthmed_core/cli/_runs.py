@@ -48,6 +48,8 @@ def register(sub) -> None:
                    help="test (default), or val: each run's figures on the real val split at "
                         "its chosen checkpoint, what a recipe is chosen on (an ablation); val "
                         "is at 0.5 only, since a val-picked threshold on val itself is circular")
+    p.add_argument("--digits", type=int, default=3, choices=range(1, 7), metavar="N",
+                   help="decimals shown (default 3; val AUROC near 1 may need 4)")
     p.add_argument("--out", type=Path, help="write to this file instead of stdout")
     p.set_defaults(func=cmd_report)
 
@@ -139,6 +141,8 @@ def cmd_report(a: argparse.Namespace) -> int:
     tables = [report_table(store, metric=a.metric, archs=a.arch, profile=a.profile,
                            every_study_arch=a.arch is None and split == "test",
                            synthetic=a.synthetic, split=split) for split in splits]
+    for t in tables:
+        t.attrs["digits"] = a.digits
     texts = [format_table(t, fmt=a.format, metric=a.metric) for t in tables]
     if a.format == "csv":  # one table: the rows of each threshold, one header
         texts = texts[:1] + [t.split("\n", 1)[1] for t in texts[1:]]
