@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from synthmed_core.explorer import grid_view
 from synthmed_core.analysis.corrections import CORRECTIONS
 from synthmed_core.errors import SynthmedError
+from synthmed_core.explorer import grid_view
 from ui import cell_view, grid_chart, readers
 
 ALPHAS = (0.05, 0.01, 0.001)

@@ -1,13 +1,14 @@
 """Gallery: real and synthetic images by class and by set, paged; each synthetic image beside
-its nearest real training image and their distance; the set's card. Logic: synthmed_core.explorer.gallery.
+its nearest real training image and their distance; the set's card.
+Logic: synthmed_core.explorer.gallery.
 """
 from __future__ import annotations
 
 import streamlit as st
 
-from synthmed_core.explorer import gallery
 from synthmed_core.data.real import CLASS_NAMES
 from synthmed_core.errors import SynthmedError
+from synthmed_core.explorer import gallery
 from synthmed_core.synth import copies
 from ui import images as ux
 from ui import readers

@@ -10,10 +10,10 @@ from __future__ import annotations
 import streamlit as st
 
 from synthmed_core.catalog import CAM_METHODS, CAM_TARGETS
-from synthmed_core.explorer import gallery
 from synthmed_core.data.real import CLASS_NAMES
 from synthmed_core.errors import SynthmedError
 from synthmed_core.explain.overlays import panel_png
+from synthmed_core.explorer import gallery
 from ui import images as ux
 from ui import readers
 from ui.launch import parse_numbers
@@ -75,7 +75,7 @@ def show_run(db: str, run_id: str, label: str, images: list[tuple[str, object]],
     st.subheader(label)
     try:
         results = readers.cams(db, run_id, readers.finished_at(db, run_id), method, target,
-                          tuple(img for _, img in images))
+                               tuple(img for _, img in images))
     except SynthmedError as exc:
         st.error(f"No CAM for this run: {exc}")
         return None
@@ -138,8 +138,9 @@ def many_images(db: str, run_ids: list[str], method: str, target: str) -> None:
         folder = sets.loc[sets["name"] == name, "path"].iloc[0]
         ids = tuple(run_ids[:2])
         try:
-            res = readers.cam_summary(db, ids, tuple(readers.finished_at(db, r) for r in ids), name,
-                                 folder, CLASS_NAMES.index(cls), n, method, target)
+            versions = tuple(readers.finished_at(db, r) for r in ids)
+            res = readers.cam_summary(db, ids, versions, name, folder, CLASS_NAMES.index(cls), n,
+                                      method, target)
         except SynthmedError as exc:
             st.error(f"Cannot compute: {exc}")
             return

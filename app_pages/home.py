@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from synthmed_core.explorer import grid_view, views
 from synthmed_core.analysis import report
-from synthmed_core.explorer.views import LOCAL_ORIGIN
-from synthmed_core.errors import SynthmedError
 from synthmed_core.catalog import METRICS, RUN_STATUSES
+from synthmed_core.errors import SynthmedError
+from synthmed_core.explorer import grid_view, views
+from synthmed_core.explorer.views import LOCAL_ORIGIN
 from ui import grid_chart, readers
 
 FIRST_RUN = ("python -m synthmed_core train --arch resnet18 --init scratch --setting base "

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 import jobs
-from synthmed_core.errors import SynthmedError
 from synthmed_core.catalog import JOB_STATUSES
+from synthmed_core.errors import SynthmedError
 from ui import readers
 
 POLL_S = 2.0

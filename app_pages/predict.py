@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from synthmed_core.catalog import CAM_METHODS, CAM_TARGETS
-from synthmed_core.errors import SynthmedError
 from synthmed_core.data.uploads import FORMATS, MAX_UPLOAD_BYTES, read_upload
+from synthmed_core.errors import SynthmedError
 from ui import images as ux
 from ui import readers
 
@@ -54,7 +54,8 @@ def pick_image() -> tuple[str, np.ndarray | None]:
     test = readers.real_split("test")
     i = st.number_input(f"Test image (0-{len(test.labels) - 1})", 0, len(test.labels) - 1, 0,
                         key="predict_test_index")
-    return f"test #{i} (label: {ux.class_caption(test.labels[i])})", readers.RealImage("test", int(i))
+    label = ux.class_caption(test.labels[i])
+    return f"test #{i} (label: {label})", readers.RealImage("test", int(i))
 
 
 def pick_runs(db: str) -> list[str]:

@@ -7,11 +7,11 @@ stream progress in batches, keep a heartbeat, and resume a job from its last epo
 generator) checkpoint when the worker that ran it died.
 """
 from ._errors import JobError
-from .kinds import KINDS
 from ._procs import ensure_worker, reap_workers, start_worker
-from ._status import (ACTIVE, TERMINAL, cancel, eta_seconds, get_job, log_tail,
-                      progress_fraction, progress_text, queue_table, retry)
+from ._status import (ACTIVE, TERMINAL, cancel, eta_seconds, get_job, log_tail, progress_fraction,
+                      progress_text, queue_table, retry)
 from ._submit import Submitted, submit, submit_args
+from .kinds import KINDS
 
 __all__ = ["KINDS", "JobError", "Submitted", "submit", "submit_args", "start_worker",
            "ensure_worker", "reap_workers", "ACTIVE", "TERMINAL", "progress_text",

@@ -10,10 +10,9 @@ from pathlib import Path
 
 from synthmed_core.store import JOB_STATUSES, Store
 
-from .kinds import KINDS
 from ._status import TERMINAL, cancel, get_job, progress_text, retry
 from ._submit import add_submit_options, submit_args
-
+from .kinds import KINDS
 
 
 def build_parser() -> argparse.ArgumentParser:

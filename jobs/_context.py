@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from synthmed_core.training.events import Emit
 from synthmed_core.store import Store
+from synthmed_core.training.events import Emit
 
 
 @dataclass

@@ -28,8 +28,8 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from synthmed_core.training.events import EpochEnd, Event, Finished, Progress, Started
 from synthmed_core.store import Store
+from synthmed_core.training.events import EpochEnd, Event, Finished, Progress, Started
 
 from ._queue import Doorbell
 

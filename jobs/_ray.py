@@ -26,15 +26,15 @@ import ray
 from ray.util.queue import Queue
 
 from synthmed_core import grid, paths
+from synthmed_core.store import Store
 from synthmed_core.training.events import Event, Finished, Started
 from synthmed_core.training.recorder import StoreRecorder
-from synthmed_core.store import Store
 
 from . import _queue
-from .kinds import REMOTE_KINDS, get_kind
 from ._monitor import JobMonitor
 from ._procs import workers_per_gpu
 from ._worker import STOPPED_STATUS, JobLog, event_logger, settle
+from .kinds import REMOTE_KINDS, get_kind
 
 _ENV = ("SYNTHMED_DATA", "SYNTHMED_MEDMNIST_ROOT", "SYNTHMED_OFFLINE", "SYNTHMED_WEIGHTS",
         "SYNTHMED_COMPILE")

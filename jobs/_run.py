@@ -8,8 +8,7 @@ from typing import Callable
 from synthmed_core.store import Store
 
 from ._errors import JobError
-from ._procs import (default_devices, default_threads, start_worker, supervise,
-                     workers_per_gpu)
+from ._procs import default_devices, default_threads, start_worker, supervise, workers_per_gpu
 
 
 def _passed_on(a: argparse.Namespace, threads: int | None) -> list[str]:
@@ -37,7 +36,9 @@ def run_local(a: argparse.Namespace) -> int:
         return supervise(devices, _passed_on(a, threads))
     import torch
     torch.set_num_threads(threads)
-    import synthmed_core.training.runner  # noqa: F401  (torch, timm, sklearn: imported once, not per job)
+    # torch, timm, sklearn: imported once, not per job
+    import synthmed_core.training.runner  # noqa: F401
+
     from ._worker import Worker
     worker = Worker(Store(), devices[0], heartbeat_s=a.heartbeat, stale_s=a.stale_after)
     worker.install_signal_handlers()

@@ -17,13 +17,13 @@ from datetime import datetime
 from pathlib import Path
 
 from synthmed_core.errors import SynthmedError
-from synthmed_core.training.events import EpochEnd, Event, Finished, Started
 from synthmed_core.store import Store
+from synthmed_core.training.events import EpochEnd, Event, Finished, Started
 
 from . import _queue
 from ._context import JobContext
-from .kinds import runnable
 from ._monitor import JobMonitor
+from .kinds import runnable
 
 # What a stopped job becomes, by why it stopped: a user's cancel ends it; a worker shutdown
 # gives it back to the queue (the attempt does not count); a lost job belongs to another worker.

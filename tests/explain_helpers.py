@@ -9,13 +9,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from synthmed_core.training import checkpoints as ck
 from synthmed_core import paths
-from synthmed_core.training.events import RunResult
-from synthmed_core.grid import make_run_spec
 from synthmed_core.analysis.metrics import run_metrics
-from synthmed_core.training.models import build_model
+from synthmed_core.grid import make_run_spec
 from synthmed_core.store import Store
+from synthmed_core.training import checkpoints as ck
+from synthmed_core.training.events import RunResult
+from synthmed_core.training.models import build_model
 
 
 def record_model_run(store: Store, arch: str, seed: int = 0, setting: str = "base",

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthmed_core.training.events import RunResult
-from synthmed_core.grid import make_run_spec
 from synthmed_core.analysis.metrics import aggregate, run_metrics
+from synthmed_core.grid import make_run_spec
 from synthmed_core.store import Store
+from synthmed_core.training.events import RunResult
 
 from app_helpers import assert_ok, run_app, run_entry, texts
 

@@ -1,7 +1,7 @@
 """The image pages (Gallery, Grad-CAM, Predict) headless with AppTest, through app.py's
 navigation, on a store in tmp_path: finished runs whose checkpoints are seeded random inits
-(saved through synthmed_core.training.checkpoints), a synthetic set of exact copies of known real train
-images, and the real PneumoniaMNIST test split."""
+(saved through synthmed_core.training.checkpoints), a synthetic set of exact copies of known
+real train images, and the real PneumoniaMNIST test split."""
 from __future__ import annotations
 
 import io
@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
+from test_uploads import BAD, dicom_bytes
 
-from synthmed_core.explain import cams as explain
 from synthmed_core.data.real import load_real
+from synthmed_core.explain import cams as explain
 from synthmed_core.paths import REPO_ROOT
 from synthmed_core.store import Store
 from synthmed_core.synth.sets import set_dir, update_card, write_set
 
 from explain_helpers import flatten_layer2, record_model_run
-from test_uploads import BAD, dicom_bytes
 
 APP = str(REPO_ROOT / "app.py")
 SET = "copies"

@@ -12,11 +12,11 @@ import pytest
 
 from synthmed_core import bundle as bd
 from synthmed_core.analysis.claims import check_claims, format_claims
-from synthmed_core.cli import main as cli
 from synthmed_core.analysis.compare import CellKey, compare_cells, format_comparison
+from synthmed_core.analysis.report import format_table, report_table
+from synthmed_core.cli import main as cli
 from synthmed_core.errors import BundleError
 from synthmed_core.grid import RunSpec
-from synthmed_core.analysis.report import format_table, report_table
 from synthmed_core.store import Store
 
 from grid_helpers import add_run, fill_contrast, labels, probs_with_accuracy

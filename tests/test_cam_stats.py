@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from synthmed_core.explain import stats as cs
 from synthmed_core.data.real import load_real
 from synthmed_core.errors import SpecError
+from synthmed_core.explain import stats as cs
 from synthmed_core.training.models import build_model
 
 

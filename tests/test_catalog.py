@@ -7,11 +7,12 @@ import argparse
 import numpy as np
 import pytest
 
-from grid_helpers import add_run, labels, probs_with_accuracy
 from synthmed_core import catalog
-from synthmed_core.explorer import grid_view
 from synthmed_core.cli import build_parser, main
+from synthmed_core.explorer import grid_view
 from synthmed_core.store import Store
+
+from grid_helpers import add_run, labels, probs_with_accuracy
 
 
 def _choices(parser: argparse.ArgumentParser, path: list[str], option: str) -> list[str]:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from synthmed_core.training import checkpoints as ck
-from synthmed_core.explorer import gallery
 from synthmed_core.errors import DataError, SynthmedError
+from synthmed_core.explorer import gallery
+from synthmed_core.training import checkpoints as ck
 
 
 class _Payload:

@@ -6,8 +6,8 @@ import pytest
 
 from synthmed_core.analysis.claims import (CLAIMS, COLUMNS, check_claims, format_claims,
                                            study_figures, verdict)
-from synthmed_core.cli import main as cli
 from synthmed_core.analysis.compare import CellKey, compare_cells
+from synthmed_core.cli import main as cli
 from synthmed_core.explorer.grid_view import grid_cells
 from synthmed_core.store import Store
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthmed_core.training.compose import (allocate, build_plan, compose,
-                                            load_synthetic_for_training)
 from synthmed_core.data.real import Split, load_real
 from synthmed_core.errors import DataError, SpecError
 from synthmed_core.grid import SETTINGS, make_run_spec
 from synthmed_core.synth.sets import write_set
+from synthmed_core.training.compose import (allocate, build_plan, compose,
+                                            load_synthetic_for_training)
 
 N_NORMAL, N_PNEU = 31, 90  # 121 real images: proportions that do not divide evenly
 RATIOS = [1, 2, 3, 0.5]

@@ -9,14 +9,13 @@ import os
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 from PIL import Image
 
-from synthmed_core.training.compose import build_plan, load_synthetic_for_training
 from synthmed_core.data.real import data_file, load_real
 from synthmed_core.errors import DataError, SpecError
 from synthmed_core.grid import RunSpec, make_run_spec
-
-from conftest import SHARED_DATA
+from synthmed_core.training.compose import build_plan, load_synthetic_for_training
 
 
 def _upscaled(images: np.ndarray, size: int) -> np.ndarray:

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from synthmed_core.explain import cams as explain, overlays
-from synthmed_core.explain.layers import cam_target_layer
 from synthmed_core.data.real import load_real
 from synthmed_core.errors import DataError, SpecError
+from synthmed_core.explain import cams as explain
+from synthmed_core.explain import overlays
+from synthmed_core.explain.layers import cam_target_layer
 from synthmed_core.grid import make_run_spec
-from synthmed_core.training.models import build_model
 from synthmed_core.store import Store
+from synthmed_core.training.models import build_model
 
 from explain_helpers import flatten_layer2, record_model_run
 

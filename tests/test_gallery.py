@@ -8,11 +8,11 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from synthmed_core.training import checkpoints as ck
-from synthmed_core.explorer import gallery
 from synthmed_core.data.real import load_real
 from synthmed_core.errors import SpecError
+from synthmed_core.explorer import gallery
 from synthmed_core.synth.encoder import ClassifierConfig, encoder_path
+from synthmed_core.training import checkpoints as ck
 
 
 @pytest.fixture

@@ -7,16 +7,16 @@ import pytest
 import torch
 from PIL import Image
 
-from synthmed_core.training import checkpoints as ck
 from synthmed_core.cli import main
 from synthmed_core.data.real import Split, load_real
 from synthmed_core.errors import ModelError, SpecError
-from synthmed_core.training.events import EpochEnd, Progress, Started
 from synthmed_core.store import Store
 from synthmed_core.synth import generators as G
 from synthmed_core.synth.generate import generate, plan_counts
 from synthmed_core.synth.generators import _base
 from synthmed_core.synth.sets import list_sets, load_set
+from synthmed_core.training import checkpoints as ck
+from synthmed_core.training.events import EpochEnd, Progress, Started
 from synthmed_core.training.train import Stopped
 
 pytestmark = pytest.mark.usefixtures("one_thread")

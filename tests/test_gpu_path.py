@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from synthmed_core.training import loop as _loop
-from synthmed_core.training.progress import Eta, step_hook
-from synthmed_core.training.augment import random_affine
 from synthmed_core.errors import SpecError
+from synthmed_core.training import loop as _loop
+from synthmed_core.training.augment import random_affine
+from synthmed_core.training.progress import Eta, step_hook
 
 
 def _batch(n=16, side=28, seed=0):

@@ -9,13 +9,13 @@ import pytest
 from scipy import stats
 
 import synthmed_core.store as store_mod
-from synthmed_core.explorer.cell_detail import cell_detail, wrong_images
 from synthmed_core.analysis.compare import CellKey, compare_cells
-from synthmed_core.errors import SpecError
-from synthmed_core.explorer.grid_view import cell_keys, grid_cells, grid_csv
 from synthmed_core.analysis.metrics import IMAGE_T_TEST as IMAGE_T
 from synthmed_core.analysis.metrics import MCNEMAR_TEST as MCNEMAR
 from synthmed_core.analysis.metrics import aggregate, mcnemar_p
+from synthmed_core.errors import SpecError
+from synthmed_core.explorer.cell_detail import cell_detail, wrong_images
+from synthmed_core.explorer.grid_view import cell_keys, grid_cells, grid_csv
 from synthmed_core.store import Store
 from synthmed_core.store._bench import fill_scratch_store
 

@@ -14,9 +14,10 @@ import pytest
 import jobs
 from jobs._cli import main as jobs_main
 from jobs._monitor import JobMonitor
-from synthmed_core.training.events import EpochEnd, Progress
 from synthmed_core.paths import REPO_ROOT
 from synthmed_core.store import Store
+from synthmed_core.training.events import EpochEnd, Progress
+
 from jobs_helpers import grid_job, smoke_job, wait_for
 
 

@@ -13,15 +13,16 @@ import jobs
 from jobs._cli import main as jobs_main
 from jobs._context import JobContext
 from jobs._errors import JobError
-from jobs.kinds import runnable
 from jobs._submit import kind_parser, submit_args
 from jobs._worker import Worker
-from jobs_helpers import accounted
-from synthmed_core.training.loop import Stopped
+from jobs.kinds import runnable
 from synthmed_core.errors import ModelError, SpecError
-from synthmed_core.training.events import Started
 from synthmed_core.store import Store
 from synthmed_core.synth.sets import load_set, set_dir, write_set
+from synthmed_core.training.events import Started
+from synthmed_core.training.loop import Stopped
+
+from jobs_helpers import accounted
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -26,8 +26,8 @@ def _top_level_imports(page: Path) -> list[str]:
     """The page's module-level import statements, as source lines (the page's own code is a
     Streamlit script: importing the file would run it)."""
     tree = ast.parse(page.read_text())
-    return [ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
-            and not (isinstance(node, ast.ImportFrom) and node.module == "__future__")]
+    return [ast.unparse(node) for node in tree.body
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and not (isinstance(node, ast.ImportFrom) and node.module == "__future__")]
 
 
 PROBE = """
@@ -57,4 +57,5 @@ def test_opening_a_page_loads_no_torch(page):
 if __name__ == "__main__":  # python tests/test_layers.py: the import time of each page
     for page in PAGES:
         r = page_imports(page)
-        print(f"{page.stem:14s} imports {r['seconds']:.2f} s  heavy modules: {', '.join(r['heavy']) or 'none'}")
+        heavy = ", ".join(r["heavy"]) or "none"
+        print(f"{page.stem:14s} imports {r['seconds']:.2f} s  heavy modules: {heavy}")

@@ -9,8 +9,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from synthmed_core.analysis.metrics import (aggregate, auroc_rows, bootstrap_auroc_diff,
-                                            image_paired_test, mcnemar, paired_compare,
-                                            run_metrics)
+                                            image_paired_test, mcnemar, paired_compare, run_metrics)
 
 
 def test_a_perfect_classifier_scores_one_everywhere():

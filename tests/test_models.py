@@ -6,9 +6,9 @@ import safetensors.torch
 import timm
 import torch
 
+from synthmed_core.errors import ModelError, SpecError
 from synthmed_core.explain import layers as cam
 from synthmed_core.training import models
-from synthmed_core.errors import ModelError, SpecError
 
 
 @pytest.fixture(autouse=True)

@@ -12,11 +12,11 @@ import pytest
 import torch
 from conftest import SHARED_DATA
 
-from synthmed_core.training.compose import build_plan
 from synthmed_core.errors import ModelError
 from synthmed_core.grid import make_run_spec
-from synthmed_core.training.models import build_model, chestmnist_checkpoint_path
 from synthmed_core.paths import REPO_ROOT
+from synthmed_core.training.compose import build_plan
+from synthmed_core.training.models import build_model, chestmnist_checkpoint_path
 from synthmed_core.training.pretrain import N_FINDINGS, make_pretrain_spec, pretrain_chestmnist
 
 N_RANDOM = 256  # the smoke profile trains and validates on the first 256 rows

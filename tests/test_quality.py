@@ -10,8 +10,8 @@ from scipy.ndimage import gaussian_filter
 from synthmed_core.data.real import Split, load_real
 from synthmed_core.errors import ModelError, SpecError
 from synthmed_core.store import Store
-from synthmed_core.synth.quality import (ClassifierConfig, fid_kid, measure_quality,
-                                         memorisation, precision_recall, resolve_feature, tstr)
+from synthmed_core.synth.quality import (ClassifierConfig, fid_kid, measure_quality, memorisation,
+                                         precision_recall, resolve_feature, tstr)
 from synthmed_core.synth.sets import load_set, update_card
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -7,9 +7,9 @@ import pytest
 
 from synthmed_core.analysis.claims import check_claims, format_claims
 from synthmed_core.analysis.compare import CellKey, compare_cells
-from synthmed_core.grid import make_run_spec
-from synthmed_core.explorer.grid_view import grid_cells
 from synthmed_core.analysis.report import format_table, report_table
+from synthmed_core.explorer.grid_view import grid_cells
+from synthmed_core.grid import make_run_spec
 from synthmed_core.store import Store
 
 from grid_helpers import add_run, labels, probs_with_accuracy

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthmed_core.errors import SynthmedError
-from synthmed_core.training.events import RunResult
-from synthmed_core.grid import make_run_spec
 from synthmed_core.analysis.metrics import aggregate
 from synthmed_core.analysis.report import format_table, report_table
+from synthmed_core.errors import SynthmedError
+from synthmed_core.grid import make_run_spec
 from synthmed_core.store import Store
+from synthmed_core.training.events import RunResult
 
 
 def add_run(store, accuracy, arch="resnet50", init="scratch", setting="base", seed=0,

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from synthmed_core import store as store_mod
-from synthmed_core.errors import SpecError, StoreError
-from synthmed_core.training.events import RunResult
-from synthmed_core.grid import make_run_spec
 from synthmed_core.analysis.metrics import run_metrics
+from synthmed_core.errors import SpecError, StoreError
+from synthmed_core.grid import make_run_spec
 from synthmed_core.store import Store
+from synthmed_core.training.events import RunResult
 
 
 def spec(seed=0, setting="base", **kw):

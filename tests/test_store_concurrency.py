@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from synthmed_core.training.events import RunResult
-from synthmed_core.grid import make_run_spec
 from synthmed_core.analysis.metrics import run_metrics
+from synthmed_core.grid import make_run_spec
 from synthmed_core.store import Store
+from synthmed_core.training.events import RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
 SECONDS = float(os.environ.get("SYNTHMED_CONCURRENCY_SECONDS", "20"))

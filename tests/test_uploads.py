@@ -17,10 +17,10 @@ from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import (DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian,
                          SecondaryCaptureImageStorage, generate_uid)
 
-from synthmed_core.errors import SynthmedError
 from synthmed_core.data import uploads
 from synthmed_core.data.uploads import (MAX_PIXELS, UploadError, decode_upload, read_upload,
                                         to_dataset_image)
+from synthmed_core.errors import SynthmedError
 
 
 def encode(img: Image.Image, fmt: str = "PNG") -> bytes:

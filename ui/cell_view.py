@@ -9,8 +9,8 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from synthmed_core import paths
-from synthmed_core.explorer.cell_detail import CellDetail, image_caption, summary, wrong_images
 from synthmed_core.errors import SynthmedError
+from synthmed_core.explorer.cell_detail import CellDetail, image_caption, summary, wrong_images
 
 from . import launch, readers
 

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from synthmed_core.explorer import gallery
-from synthmed_core.explain import overlays
 from synthmed_core.data.real import CLASS_NAMES
 from synthmed_core.errors import SynthmedError
+from synthmed_core.explain import overlays
+from synthmed_core.explorer import gallery
 
 from . import launch
 from .readers import runs_with_weights, store

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 
 import jobs
-from synthmed_core.errors import SpecError
 from synthmed_core.catalog import ARCHS, PROFILES, SETTINGS
+from synthmed_core.errors import SpecError
 from synthmed_core.store import Store
 
 ARCH_CHOICES = tuple(ARCHS)

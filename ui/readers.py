@@ -17,18 +17,18 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from synthmed_core.analysis import claims as claims_mod
 from synthmed_core import paths
-from synthmed_core.explorer import gallery, grid_view, views
-from synthmed_core.explain import overlays
+from synthmed_core.analysis import claims as claims_mod
 from synthmed_core.analysis import report
 from synthmed_core.analysis.corrections import DEFAULT_CORRECTION
-from synthmed_core.explorer.cell_detail import CellDetail, cell_detail
 from synthmed_core.data.real import Split, load_real
+from synthmed_core.data.uploads import to_dataset_image
 from synthmed_core.errors import DataError, SpecError
+from synthmed_core.explain import overlays
+from synthmed_core.explorer import gallery, grid_view, views
+from synthmed_core.explorer.cell_detail import CellDetail, cell_detail
 from synthmed_core.store import Store
 from synthmed_core.synth.sets import load_set
-from synthmed_core.data.uploads import to_dataset_image
 
 CACHE_TTL_S = 30  # results change only when a job finishes, and refresh() runs then
 LIVE_TTL_S = 1  # the queue: the sidebar polls it every couple of seconds

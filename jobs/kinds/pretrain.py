@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from synthmed_core.cli import options
-from synthmed_core.training.events import Emit
 from synthmed_core.store import Store
+from synthmed_core.training.events import Emit
 
 from .._context import JobContext
 from ._plan import Plan, check_archs, gpu

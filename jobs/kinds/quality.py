@@ -30,8 +30,8 @@ def plan(a: argparse.Namespace, store: Store) -> Plan:
 
 
 def run(ctx: JobContext) -> str:
-    from synthmed_core.training.loop import Stopped
     from synthmed_core.synth.quality import measure_quality
+    from synthmed_core.training.loop import Stopped
     q = ctx.spec["quality"]
     if ctx.should_stop():  # measure_quality itself cannot be stopped half-way
         raise Stopped()

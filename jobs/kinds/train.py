@@ -7,8 +7,8 @@ from typing import Any
 
 from synthmed_core import grid, paths
 from synthmed_core.cli import options
-from synthmed_core.training.events import Emit
 from synthmed_core.store import Store
+from synthmed_core.training.events import Emit
 
 from .._context import JobContext
 from ._plan import Plan, check_archs, check_synthetic, train_job

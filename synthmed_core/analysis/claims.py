@@ -24,11 +24,11 @@ from typing import Iterable
 
 import pandas as pd
 
-from .compare import CellKey, by_run, cell_runs, matched_seeds, pair_run_ids, paired_on
 from ..grid import SETTINGS, reference_rows
-from .corrections import CORRECTIONS, DEFAULT_CORRECTION, adjust_p
 from ..store import Store
 from ..synth.copies import sets_with_test_copies
+from .compare import CellKey, by_run, cell_runs, matched_seeds, pair_run_ids, paired_on
+from .corrections import CORRECTIONS, DEFAULT_CORRECTION, adjust_p
 
 EXPECTATIONS = ("worse", "better", "not better")
 ALPHA = 0.05

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .calibration import VAL_THRESHOLD_SPLIT, at_half
 from ..errors import SpecError
 from ..grid import SETTINGS
+from .calibration import VAL_THRESHOLD_SPLIT, at_half
 from .metrics import paired_compare
 
 

@@ -39,8 +39,8 @@ def cam_ms(model: torch.nn.Module, image: np.ndarray, n: int = 10) -> tuple[floa
 def _direct_cam_ms(model: torch.nn.Module, image: np.ndarray, n: int) -> tuple[float, str]:
     from pytorch_grad_cam import GradCAM
 
-    from ..training.loop import Preprocess
     from ..explain.layers import cam_reshape_transform, cam_target_layer
+    from ..training.loop import Preprocess
     from ..training.models import model_input_stats
 
     size = int(model.synthmed["input_size"])

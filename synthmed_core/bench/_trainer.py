@@ -19,11 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..grid import PROFILES
 from ..training.loop import (Preprocess, Throttle, batch_slices, compile_model, make_optimizer,
                              predict_logits, to_device, train_epoch, train_step, tune_backend)
-from ..training.progress import Eta, step_hook
-from ..grid import PROFILES
 from ..training.models import build_model, model_input_stats
+from ..training.progress import Eta, step_hook
 from ._measure import peak_memory, synchronize, timed, timed_both
 
 RECIPE = PROFILES["paper"]  # lr and weight decay of the study (the batch size is the bench's)

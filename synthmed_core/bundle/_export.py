@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..training.context import code_version, describe, device_description
 from ..errors import BundleError, DataError
 from ..store import Store
-from ._format import (BUNDLE_SCHEMA, FILES, MANIFEST, SAMPLE_COLUMNS, SAMPLE_PER_CLASS, SET_COLUMNS,
-                      _PER_IMAGE_LIMIT, bundle_id, parquet_bytes)
+from ..training.context import code_version, describe, device_description
+from ._format import (_PER_IMAGE_LIMIT, BUNDLE_SCHEMA, FILES, MANIFEST, SAMPLE_COLUMNS,
+                      SAMPLE_PER_CLASS, SET_COLUMNS, bundle_id, parquet_bytes)
 
 
 def export_bundle(store: Store, out: Path, *, profile: str | None = None,

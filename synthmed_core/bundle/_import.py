@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from .. import paths
-from ..training.context import describe, same_context
 from ..errors import BundleError, DataError, SpecError
 from ..store import LOCAL_ORIGIN, ImportPlan, Store
+from ..training.context import describe, same_context
 from ._format import FILES, MANIFEST, SAMPLE_SUFFIX, Bundle, read_bundle
 
 

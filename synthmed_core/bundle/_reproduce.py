@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from ..catalog import GENERATOR_METHODS
-from ..training.context import describe, same_context
 from ..store import LOCAL_ORIGIN, Store
+from ..training.context import describe, same_context
 from ._import import metric_diff
 
 

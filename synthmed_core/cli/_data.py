@@ -42,9 +42,9 @@ def cmd_data_check(a: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(a: argparse.Namespace) -> int:
-    from .console import ConsoleProgress
-    from ..training.pretrain import make_pretrain_spec, pretrain_chestmnist
     from ..store import Store
+    from ..training.pretrain import make_pretrain_spec, pretrain_chestmnist
+    from .console import ConsoleProgress
     spec = make_pretrain_spec(a.arch, a.profile, a.seed, a.epochs, a.input_size)
     console = ConsoleProgress(f"pretrain {a.arch}", disable=True if a.no_progress else None)
     try:

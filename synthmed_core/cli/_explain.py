@@ -71,8 +71,8 @@ def cmd_cam_bench(a: argparse.Namespace) -> int:
 def cmd_cam_stats(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..explain import stats as cs
     from ..data.real import CLASS_NAMES, load_real
+    from ..explain import stats as cs
     from ..explain.cams import load_run_model
     from ..store import Store
     from ..synth.sets import load_set

@@ -5,7 +5,6 @@ import argparse
 from pathlib import Path
 
 
-
 def register(sub) -> None:
     res = sub.add_parser("results", help="export, import and list result bundles; reproduce "
                                          "a shipped run here").add_subparsers(

@@ -100,6 +100,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def _clear_run_dir(run_id: str) -> None:
     import shutil
+
     from .. import paths
     shutil.rmtree(paths.run_dir(run_id), ignore_errors=True)
 

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from . import options as c
-
 from .options import add_generate_args, add_quality_args, generate_overrides
 
 
@@ -63,7 +62,8 @@ def register(sub) -> None:
     p.add_argument("--by", required=True, choices=["centroid", "confidence"])
     p.add_argument("--keep", required=True, type=float, help="fraction kept per class, (0, 1]")
     p.add_argument("--out", required=True, help="name of the new set")
-    p.add_argument("--profile", default="quick", choices=c.GENERATOR_PROFILES, help="domain encoder size")
+    p.add_argument("--profile", default="quick", choices=c.GENERATOR_PROFILES,
+                   help="domain encoder size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="replace a set named --out")
     p.add_argument("--allow-test-copies", action="store_true", help=c.ALLOW_TEST_COPIES)
@@ -111,10 +111,10 @@ def cmd_import(a: argparse.Namespace) -> int:
 def cmd_generate(a: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from .console import ConsoleProgress
     from ..store import Store
     from ..synth import copies
     from ..synth.generate import generate
+    from .console import ConsoleProgress
     console = ConsoleProgress(f"train {a.method} {a.profile}", disable=True if a.no_progress else None)
     bar = tqdm(unit="img", desc=f"sample {a.name}", disable=console.disable, leave=False)
 

@@ -112,7 +112,8 @@ def add_generate_args(p: argparse.ArgumentParser) -> None:
     """Options of `synth generate` (and of a `generate` job)."""
     p.add_argument("--method", required=True, choices=list(catalog.GENERATOR_METHODS))
     p.add_argument("--profile", default="quick", choices=GENERATOR_PROFILES,
-                   help="smoke = seconds (tests), quick = under ~45 min on a 2-core CPU, paper = GPU")
+                   help="smoke = seconds (tests), quick = under ~45 min on a 2-core CPU, "
+                        "paper = GPU")
     p.add_argument("--name", required=True, help="name of the new set")
     n = p.add_mutually_exclusive_group()
     n.add_argument("--count", type=int, help="images in all, split like the real train classes")

@@ -16,19 +16,19 @@ import weakref
 from pathlib import Path
 
 import numpy as np
-import torch
 import pytorch_grad_cam
+import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from .. import catalog
-from ..training import checkpoints as ck
-from ..training.loop import Preprocess, predict_logits
-from .layers import cam_reshape_transform, cam_target_layer
 from ..data.real import CLASS_NAMES
 from ..errors import ModelError, SpecError
 from ..grid import RunSpec
+from ..training import checkpoints as ck
+from ..training.loop import Preprocess, predict_logits
 from ..training.models import build_model, model_input_stats
+from .layers import cam_reshape_transform, cam_target_layer
 from .overlays import DISPLAY_SIZE, CamResult, is_constant, overlay
 
 # The catalog's CAM names -> pytorch-grad-cam classes (the names and targets live in catalog).

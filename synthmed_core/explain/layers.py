@@ -1,7 +1,7 @@
 """Grad-CAM support: where to look in a model and how to turn ViT tokens into a map.
 
-The arch registry (catalog.ARCHS / models.FAMILIES) names candidate layers, deepest first; this module
-picks the deepest one whose map is at least 4x4 at the run's input size, because a 1x1 map
+The arch registry (catalog.ARCHS, models.FAMILIES) names candidate layers, deepest first; this
+module picks the deepest one whose map is at least 4x4 at the run's input size, because a 1x1 map
 (timm's resnet50 layer4 at 28 px) gives a constant CAM that pytorch-grad-cam normalises to zeros.
 """
 from __future__ import annotations

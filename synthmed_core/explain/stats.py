@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from ..analysis.metrics import aggregate
 from ..data.real import CLASS_NAMES
 from ..errors import SpecError
-from ..analysis.metrics import aggregate
 
 TOP_SHARE = 0.2  # "where a map looks": its top 20% pixels
 N_BOOT = 1000

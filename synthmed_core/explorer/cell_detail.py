@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..bundle import reproduction
 from ..analysis.calibration import VAL_THRESHOLD_SPLIT, cell_calibration
+from ..bundle import reproduction
 from ..data.real import CLASS_NAMES
 from ..store import Store
 from .views import source_label

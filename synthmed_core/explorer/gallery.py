@@ -150,10 +150,10 @@ def encoder_file(card: dict) -> Path | None:
 def load_encoder(path: Path) -> "DomainEncoder":
     """Load a cached domain encoder file as it is, without retraining: a page must never train
     (``synth.encoder.domain_encoder`` retrains a stale cache, which takes minutes)."""
+    from ..synth.encoder import DomainEncoder
     from ..training import checkpoints as ck
     from ..training.loop import Preprocess
     from ..training.models import build_model, model_input_stats
-    from ..synth.encoder import DomainEncoder
     blob = ck.load(Path(path))
     arch = blob["config"]["arch"]
     model = build_model(arch, "scratch", IMAGE_SIZE, num_classes=2)

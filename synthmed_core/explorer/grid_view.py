@@ -19,9 +19,9 @@ import pandas as pd
 from scipy import stats
 
 from .. import catalog
-from ..grid import INITS, SETTINGS, reference_rows
 from ..analysis.corrections import DEFAULT_CORRECTION, adjust_p
 from ..analysis.metrics import IMAGE_T_TEST, MCNEMAR_TEST, paired_accuracy_test
+from ..grid import INITS, SETTINGS, reference_rows
 from ..store import CELL_KEYS, Store
 from ..synth.copies import GRID_FLAG, sets_with_test_copies
 

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from .. import catalog
-from ..training.context import CONTEXT_KEYS, same_context
 from ..errors import StoreError
-from ..training.events import RunResult
 from ..grid import RunSpec
+from ..training.context import CONTEXT_KEYS, same_context
+from ..training.events import RunResult
 from ._base import StoreBase
 from ._schema import (CORRECT_FROM_PREDICTIONS, CORRECT_THRESHOLD, LOCAL_ORIGIN,
                       add_val_threshold_metrics)
@@ -139,7 +139,8 @@ class RunsMixin(StoreBase):
         """In one transaction: the run's metrics (test from ``result.metrics``, val computed from
         its val predictions, and test at the threshold its recipe picks on val), every test
         and val prediction, and status ``finished``."""
-        from ..analysis.metrics import (run_metrics)  # scikit-learn is slow to import; only writers need it
+        # scikit-learn is slow to import; only writers need it
+        from ..analysis.metrics import run_metrics
 
         rid = result.run_id
         metrics = [("test", k, float(v)) for k, v in result.metrics.items()]

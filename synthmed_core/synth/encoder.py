@@ -21,13 +21,13 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from torch import nn
 
-from ..training import checkpoints as ck
 from .. import paths
-from ..training.loop import Preprocess, predict_logits, resolve_device, to_device, train_epoch
-from ..training.compose import real_subset
+from ..analysis.metrics import run_metrics
 from ..data.real import IMAGE_SIZE, Split, load_real
 from ..errors import SpecError
-from ..analysis.metrics import run_metrics
+from ..training import checkpoints as ck
+from ..training.compose import real_subset
+from ..training.loop import Preprocess, predict_logits, resolve_device, to_device, train_epoch
 from ..training.models import build_model, model_input_stats
 from .generators import fingerprint
 

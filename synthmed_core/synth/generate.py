@@ -15,12 +15,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..training.loop import Stopped
 from ..catalog import GENERATOR_METHODS
-from ..training.compose import allocate
 from ..data.real import CLASS_NAMES, load_real
 from ..errors import SpecError
+from ..training.compose import allocate
 from ..training.events import Emit, ignore
+from ..training.loop import Stopped
 from .copies import CARD_KEY, check_eval_copies
 from .generators import (default_checkpoint, generator_config, make_generator,
                          read_generator_checkpoint)

@@ -29,9 +29,9 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from .. import paths
 from ..data.real import Split, load_real
 from ..errors import ModelError, SpecError
-from .encoder import ClassifierConfig, DomainEncoder, domain_encoder
-from .encoder import evaluate_classifier, train_classifier
 from .distances import nearest, pixels
+from .encoder import (ClassifierConfig, DomainEncoder, domain_encoder, evaluate_classifier,
+                      train_classifier)
 from .sets import load_set, set_dir, update_card
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"  # torch-fidelity's FID Inception weights

@@ -13,10 +13,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .augment import random_affine
 from ..data.real import CLASS_NAMES, IMAGE_SIZE, PhaseData, Split, TrainPlan, load_real
 from ..errors import DataError, SpecError
 from ..grid import SETTINGS, RunSpec
+from .augment import random_affine
 
 ORIGINS = {"real": 0, "synthetic": 1, "duplicate": 2}  # PhaseData.origin codes
 # One salt per purpose: the draws of one seed are independent of each other, and a new purpose

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .augment import random_affine
 from ..errors import SpecError
+from .augment import random_affine
 
 
 class Stopped(Exception):

@@ -26,8 +26,7 @@ from ..grid import PROFILES
 from . import checkpoints as ck
 from .epochs import Fit, fit_epochs
 from .events import Emit, Started, ignore
-from .loop import (Preprocess, Throttle, batch_slices, predict_logits, resolve_device,
-                   to_device)
+from .loop import Preprocess, Throttle, batch_slices, predict_logits, resolve_device, to_device
 from .models import build_model, chestmnist_checkpoint_path, model_input_stats
 from .progress import Eta
 

@@ -11,8 +11,8 @@ import time
 
 import torch
 
-from .loop import StepHook, Throttle
 from .events import Emit, Progress
+from .loop import StepHook, Throttle
 
 
 class Eta:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterable
 
-from .events import EpochEnd, Event, Finished, Started
 from ..grid import RunSpec
 from ..store import Store
+from .events import EpochEnd, Event, Finished, Started
 
 
 class StoreRecorder:

@@ -9,14 +9,14 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 from .. import paths
-from .loop import Stopped
 from ..cli.console import ConsoleProgress
-from .compose import build_plan
 from ..errors import SynthmedError
-from .events import Emit, RunResult, Started
 from ..grid import RunSpec
-from .recorder import StoreRecorder, fan_out
 from ..store import Store
+from .compose import build_plan
+from .events import Emit, RunResult, Started
+from .loop import Stopped
+from .recorder import StoreRecorder, fan_out
 
 
 def run_one(spec: RunSpec, store: Store | None = None, device: str | None = None,

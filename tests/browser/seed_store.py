@@ -21,10 +21,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: synth_helpers
 
-from synthmed_core.training.events import RunResult  # noqa: E402
-from synthmed_core.grid import RunSpec, make_run_spec  # noqa: E402
 from synthmed_core.analysis.metrics import run_metrics  # noqa: E402
+from synthmed_core.grid import RunSpec, make_run_spec  # noqa: E402
 from synthmed_core.store import Store  # noqa: E402
+from synthmed_core.training.events import RunResult  # noqa: E402
 
 SYNTH = "browser-synth"
 SEEDS = (0, 1, 2)
@@ -42,9 +42,9 @@ TRAINED = dict(arch="resnet18", init="scratch", setting="base", seed=0, profile=
 
 
 def write_synthetic_set(store: Store) -> str:
-    from synth_helpers import write_blurred_real_set
-
     from synthmed_core.synth.sets import load_set
+
+    from synth_helpers import write_blurred_real_set
 
     path = write_blurred_real_set(SYNTH, 40, "browser-test")
     _, card = load_set(SYNTH)

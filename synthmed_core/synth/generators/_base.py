@@ -20,11 +20,11 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 
-from ...training import checkpoints as ck
-from ...training.loop import Stopped, Throttle, resolve_device
 from ...data.real import Split
 from ...errors import ModelError
-from ...training.events import EpochEnd, Emit, Progress, Started, ignore
+from ...training import checkpoints as ck
+from ...training.events import Emit, EpochEnd, Progress, Started, ignore
+from ...training.loop import Stopped, Throttle, resolve_device
 
 CHECKPOINT_EVERY_S = 60.0  # a crash loses at most about a minute of generator training
 

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...training.loop import autocast, to_device
-from ...training.augment import random_affine
 from ...data.real import Split
+from ...training.augment import random_affine
+from ...training.loop import autocast, to_device
 from ._base import Generator, Samples, to_uint8, to_unit
 
 NORMAL, PNEUMONIA = 0, 1

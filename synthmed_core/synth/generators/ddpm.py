@@ -20,8 +20,8 @@ from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from diffusers.optimization import get_constant_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 
-from ...training.loop import autocast, to_device
 from ...data.real import Split
+from ...training.loop import autocast, to_device
 from ._base import Generator, Samples, sampling_field, to_uint8, to_unit
 
 NULL_CLASS = 2  # the unconditional label of classifier-free guidance
