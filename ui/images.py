@@ -62,8 +62,10 @@ def run_label(run: Any) -> str:
     synthetic = run.get("synthetic")
     if isinstance(synthetic, str) and synthetic:  # pandas gives NaN for "no set"
         setting += f" [{synthetic}]"
+    recipe = run.get("recipe_label")  # the profile, and what the run changed of it
+    recipe = recipe if isinstance(recipe, str) and recipe else run["profile"]
     return (f"{run['arch']} · {run['init']} · {setting} · seed {run['seed']} · "
-            f"{run['profile']} · {run['run_id'][:8]}")
+            f"{recipe} · {run['run_id'][:8]}")
 
 
 def class_caption(label: int) -> str:
@@ -78,9 +80,10 @@ def opacity_slider(key: str) -> float:
 
 
 def show_cam(result: overlays.CamResult, title: str, opacity: float = 0.45,
-             width: int = 452) -> None:
+             width: int | str = "content") -> None:
     """One CAM: the image and its overlay side by side, with P(pneumonia), layer and map
-    size, or a warning when the map is flat."""
+    size, or a warning when the map is flat. At its own size unless its column is narrower
+    (several images side by side), then shrunk to the column: never over its neighbour."""
     caption = (f"{title} — P(pneumonia) = {result.prob:.3f} · {result.method} of class "
                f"{result.target} on layer {result.layer} ({result.map_side}x{result.map_side} map)")
     if result.constant:

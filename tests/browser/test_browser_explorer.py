@@ -138,6 +138,12 @@ def test_gradcam_shows_two_overlays_that_are_not_constant(page, app_server):
     assert_no_exception(page)
     images = page.locator('[data-testid="stImage"]').filter(has=captions).locator("img")
     assert images.count() >= 2
+    boxes = [images.nth(k).bounding_box() for k in range(images.count())]
+    for i, a in enumerate(boxes):  # side by side in their columns, never over each other
+        for b in boxes[i + 1:]:
+            overlap_x = min(a["x"] + a["width"], b["x"] + b["width"]) - max(a["x"], b["x"])
+            overlap_y = min(a["y"] + a["height"], b["y"] + b["height"]) - max(a["y"], b["y"])
+            assert overlap_x <= 1 or overlap_y <= 1, f"two CAM images overlap: {a} {b}"
     for k in range(2):
         text = captions.nth(k).inner_text()
         layer = MAP_SIZE.search(text)
