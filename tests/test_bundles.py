@@ -242,6 +242,17 @@ def test_shipped_bundles_are_imported_once_when_a_data_root_is_first_opened(
     assert Store().store_counts()["finished_runs"] == 8
 
 
+def test_synth_list_on_a_fresh_data_root_shows_the_shipped_samples(exported, tmp_path,
+                                                                  monkeypatch, capsys):
+    shipped = tmp_path / "results"
+    shutil.copytree(exported, shipped / "contrast")
+    monkeypatch.setenv("SYNTHMED_SHIPPED", str(shipped))
+    monkeypatch.setenv("SYNTHMED_DATA", str(tmp_path / "fresh"))
+    monkeypatch.delenv("SYNTHMED_DB", raising=False)
+    assert cli(["synth", "list"]) == 0  # the first command on this root: nothing opened yet
+    assert "fake-set-sample" in capsys.readouterr().out
+
+
 def test_a_grid_whose_runs_were_partly_imported_queues_only_the_rest(tmp_path, monkeypatch,
                                                                      real_data):
     from synthmed_core.grid import expand_grid

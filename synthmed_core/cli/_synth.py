@@ -216,8 +216,16 @@ def cmd_select(a: argparse.Namespace) -> int:
     return 0
 
 
+def _shipped_sets_here() -> None:
+    """Open the data root's store once: on a fresh root that imports the shipped bundles and
+    writes their sample sets, which the set verbs then list like any other."""
+    from ..store import Store
+    Store()
+
+
 def cmd_list(a: argparse.Namespace) -> int:
     from ..synth.sets import list_sets
+    _shipped_sets_here()
     cards = list_sets()
     if not cards:
         print("no synthetic sets yet: `python -m synthmed_core synth import FOLDER --name NAME` "
@@ -232,6 +240,7 @@ def cmd_list(a: argparse.Namespace) -> int:
 def cmd_show(a: argparse.Namespace) -> int:
     from ..synth import copies
     from ..synth.sets import load_set
+    _shipped_sets_here()
     _, card = load_set(a.name)
     c.print_json(card if a.full else _shorten(card))
     print(copies.summary(card), file=sys.stderr)  # stdout stays one JSON document
