@@ -9,8 +9,8 @@ from __future__ import annotations
 import streamlit as st
 
 import jobs
+from synthmed_core.catalog import INITS, PROFILE_HELP, SETTINGS
 from synthmed_core.errors import SynthmedError
-from synthmed_core.grid import INITS, SETTINGS
 
 from . import launch, readers
 
@@ -42,8 +42,8 @@ def launch_form(db: str) -> None:
         seeds = st.text_input("Seeds", value="0", key="launch_seeds", max_chars=200,
                               help="e.g. `0`, `0 1 2` or `0-4`: one run per seed")
         profile = st.selectbox("Profile", launch.PROFILE_CHOICES, key="launch_profile",
-                               help="smoke = seconds (a demo), quick = minutes on a CPU, "
-                                    "paper = the study's recipe (hours on a CPU)")
+                               help="; ".join(f"{name} = {text}" for name, text
+                                              in PROFILE_HELP.items()))
         submitted = st.form_submit_button("Queue", type="primary", width="stretch")
     if submitted:
         _submit(db, other.strip() or arch, init, setting, ratio,
