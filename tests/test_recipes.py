@@ -78,3 +78,19 @@ def test_an_existing_store_is_migrated_to_recipes(tmp_path):
     run = Store(path).runs().set_index("run_id").loc[rid]
     spec = make_run_spec("resnet50", "scratch", "base", 0, "smoke", **OVERRIDE)
     assert (run["recipe"], run["recipe_label"]) == (spec.recipe, spec.recipe_label)
+
+
+def test_redefining_a_profile_relabels_its_runs_when_the_store_is_next_opened(tmp_path,
+                                                                             monkeypatch):
+    import dataclasses
+
+    from synthmed_core import grid
+    path = tmp_path / "s.duckdb"
+    y = labels()
+    rid = add_run(Store(path), "base", 0, probs_with_accuracy(y, 0.8, 0), y, epochs=8)
+    assert Store(path).runs().set_index("run_id").loc[rid, "recipe_label"] == "smoke epochs=8"
+    # the profile now trains 8 epochs itself: the run is that profile as defined, same id
+    monkeypatch.setitem(grid.PROFILES, "smoke", dataclasses.replace(grid.PROFILES["smoke"],
+                                                                     epochs=8))
+    runs = Store(path).runs().set_index("run_id")
+    assert runs.loc[rid, "recipe_label"] == "smoke"

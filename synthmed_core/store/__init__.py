@@ -21,7 +21,7 @@ from ._bundles import BUNDLE_COLUMNS, BundlesMixin, ImportPlan
 from ._grid import CELL_KEYS, GridMixin
 from ._jobs import JOB_STATUSES, JobsMixin
 from ._runs import EPOCH_COLUMNS, RUN_STATUSES, SUMMARY_METRICS, RunsMixin
-from ._schema import LOCAL_ORIGIN, MIGRATIONS, migrate
+from ._schema import LOCAL_ORIGIN, MIGRATIONS, migrate, refresh_recipe_labels
 
 __all__ = ["Store", "MIGRATIONS", "RUN_STATUSES", "JOB_STATUSES", "SUMMARY_METRICS",
            "EPOCH_COLUMNS", "CELL_KEYS", "LOCAL_ORIGIN", "BUNDLE_COLUMNS", "ImportPlan"]
@@ -43,6 +43,7 @@ class Store(RunsMixin, JobsMixin, GridMixin, BundlesMixin):
             # Read through this module at call time: tests (and a future plugin) may replace
             # MIGRATIONS on `synthmed_core.store`.
             migrate(con, self.path, MIGRATIONS)
+            refresh_recipe_labels(con)  # one small read unless the profiles changed
         if self.path == paths.db_path() and paths.shipped_results_dir() is not None:
             # The data root's own database: it holds the shipped results from its first open.
             from ..bundle import import_shipped  # reads Parquet: only where it may be needed

@@ -5,6 +5,8 @@ statement or a function of the connection (for data loads that need parameters).
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Callable
 import duckdb
 
 from ..errors import StoreError
-from ..grid import RunSpec, reference_rows
+from ..grid import PROFILES, RunSpec, reference_rows
 
 Step = str | Callable[[duckdb.DuckDBPyConnection], None]
 
@@ -132,6 +134,8 @@ MIGRATIONS: list[tuple[int, list[Step]]] = [
     # VAL_THRESHOLD_SPLIT), reported beside those at 0.5; for runs recorded before, from their
     # stored val and test predictions.
     (6, [lambda con: add_val_threshold_metrics(con)]),
+    # What the stored recipe labels were computed against (refresh_recipe_labels).
+    (7, ["CREATE TABLE IF NOT EXISTS store_meta (key VARCHAR PRIMARY KEY, value VARCHAR)"]),
 ]
 
 
@@ -172,6 +176,30 @@ def recipe_columns(spec_json: str) -> tuple[str, str]:
     """(recipe, recipe_label) of a run from its stored spec."""
     spec = RunSpec.from_dict(json.loads(spec_json))
     return spec.recipe, spec.recipe_label
+
+
+def profiles_fingerprint() -> str:
+    """A hash of every profile as this code defines it: recipe labels are relative to it."""
+    blob = json.dumps({k: dataclasses.asdict(v) for k, v in sorted(PROFILES.items())},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def refresh_recipe_labels(con: duckdb.DuckDBPyConnection) -> bool:
+    """Recompute every run's recipe label when the profiles changed since they were computed
+    (a run's label names what it changes of its profile: when a profile is redefined, the
+    labels of its runs change, their ids and recipes do not). True when it recomputed."""
+    has_meta = con.execute("SELECT count(*) FROM information_schema.tables "
+                           "WHERE table_name = 'store_meta'").fetchone()[0]
+    if not has_meta:  # a store kept at an older schema (tests of old migrations)
+        return False
+    fingerprint = profiles_fingerprint()
+    row = con.execute("SELECT value FROM store_meta WHERE key = 'profiles'").fetchone()
+    if row is not None and row[0] == fingerprint:
+        return False
+    _fill_recipes(con)
+    con.execute("INSERT OR REPLACE INTO store_meta VALUES ('profiles', ?)", [fingerprint])
+    return True
 
 
 def _fill_recipes(con: duckdb.DuckDBPyConnection) -> None:
