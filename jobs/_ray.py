@@ -26,7 +26,7 @@ import ray
 from ray.util.queue import Queue
 
 from synthmed_core import grid, paths
-from synthmed_core.store import Store
+from synthmed_core.store import Store, yield_to_readers
 from synthmed_core.training.events import Event, Finished, Started
 from synthmed_core.training.recorder import StoreRecorder
 
@@ -228,6 +228,7 @@ def run_ray_head(a: argparse.Namespace) -> int:
         ray.init(address=a.address, runtime_env={"env_vars": {
             "PYTHONPATH": os.pathsep.join(p for p in (str(paths.REPO_ROOT),
                                                       os.environ.get("PYTHONPATH", "")) if p)}})
+    yield_to_readers()  # a page's read goes before the head's next write
     head = RayHead(Store(), a.workers, a.threads or 1, a.heartbeat, a.stale_after,
                    per_gpu=workers_per_gpu(getattr(a, "per_gpu", None)))
     head.install_signal_handlers()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-from synthmed_core.store import Store
+from synthmed_core.store import Store, yield_to_readers
 
 from ._errors import JobError
 from ._procs import default_devices, default_threads, start_worker, supervise, workers_per_gpu
@@ -40,6 +40,7 @@ def run_local(a: argparse.Namespace) -> int:
     import synthmed_core.training.runner  # noqa: F401
 
     from ._worker import Worker
+    yield_to_readers()  # a page's read goes before this worker's next write
     worker = Worker(Store(), devices[0], heartbeat_s=a.heartbeat, stale_s=a.stale_after)
     worker.install_signal_handlers()
     n = worker.run(once=a.once, idle_exit=a.idle_exit)

@@ -230,3 +230,59 @@ def test_a_ray_head_claims_only_the_kinds_a_ray_task_can_run(store):
     claimed = store.claim_job("ray-head", 1, kinds=REMOTE_KINDS)  # passes over the quality job
     assert claimed["id"] == train_id
     assert store.claim_job("local", 2)["kind"] == "quality"  # a local worker takes it
+
+
+def _same_as_the_database(store: Store, status: str | None = None) -> None:
+    import pandas as pd
+    # dtypes may differ where DuckDB picks one by the rows' NULLs (int32 vs Int32): not values
+    pd.testing.assert_frame_equal(store.live_jobs(status=status),
+                                  store.jobs(status=status, limit=200), check_dtype=False)
+
+
+def test_the_live_queue_is_a_snapshot_that_follows_every_change_to_the_queue(store):
+    """The app's polls read the snapshot (no lock): after a submit, a claim, progress, a finish
+    and a cancel it says what the database says, in the same columns."""
+    first, second = (jobs.submit("train", smoke_job(seed=s), store).ids[0] for s in (0, 1))
+    _same_as_the_database(store)
+    store.claim_job("w", os.getpid())
+    store.heartbeat("w", first, [{"job_id": first, "seq": 1, "attempt": 1, "event": "progress",
+                                  "epoch": 0, "total_epochs": 2, "step": 3, "steps": 9,
+                                  "emitted_at": "2026-01-01T00:00:00Z"}])
+    live = store.live_jobs().set_index("id")
+    assert live.loc[first, "status"] == "running" and live.loc[first, "step"] == 3
+    _same_as_the_database(store, "running")
+    store.finish_job(first, "w", "finished")
+    store.cancel_job(second)
+    assert store.live_jobs().set_index("id")["status"].to_dict() == {
+        first: "finished", second: "cancelled"}
+    _same_as_the_database(store)
+
+
+def test_an_idle_workers_claims_and_heartbeats_do_not_rewrite_the_snapshot(store):
+    jobs.submit("train", smoke_job(), store)
+    path = store.queue_snapshot_path
+    before = path.stat().st_mtime_ns
+    time.sleep(0.02)
+    assert store.claim_job("w", 1, kinds=("generate",)) is None
+    store.heartbeat("w")
+    assert store.requeue_stale(3600) == []
+    assert path.stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "old"])
+def test_a_missing_cut_short_or_old_snapshot_is_read_from_the_database_and_rewritten(
+        store, damage):
+    job_id = jobs.submit("train", smoke_job(), store).ids[0]
+    path = store.queue_snapshot_path
+    if damage == "missing":
+        path.unlink()
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:40])
+    else:  # older than SNAPSHOT_MAX_AGE_S, and the database changed behind it
+        with store._connect(write=True) as con:
+            con.execute("UPDATE jobs SET label = 'changed' WHERE id = ?", [job_id])
+        old = time.time() - 60
+        os.utime(path, (old, old))
+    assert store.live_jobs()["label"].tolist() == (["changed"] if damage == "old"
+                                                  else [store.job(job_id)["label"]])
+    assert store._read_snapshot() is not None  # rewritten: the next poll is a file read

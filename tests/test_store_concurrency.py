@@ -143,3 +143,44 @@ def test_writers_and_a_reader_in_parallel_processes_lose_nothing_and_see_no_erro
 
 if __name__ == "__main__":
     _main(*sys.argv[1:])
+
+
+def test_a_background_writer_gives_way_while_a_reader_waits_and_never_for_longer_than_a_bound(
+        tmp_path, monkeypatch):
+    """A job worker (``yield_to_readers``) does not take the lock while a page's read waits for
+    it, so that read waits for one write, not for every worker's; and it never starves."""
+    import threading
+
+    from synthmed_core.store import _base
+
+    store = Store(tmp_path / "s.duckdb")
+    monkeypatch.setattr(_base, "_YIELD_MAX_S", 0.6)
+
+    def timed_take() -> float:
+        t = time.monotonic()
+        with store._connect():
+            return time.monotonic() - t
+
+    assert timed_take() < 0.2  # nobody waits: at once
+    monkeypatch.setattr(_base, "_background", True)
+    assert timed_take() < 0.2  # a background caller, nobody waiting: at once too
+
+    stop = time.monotonic() + 0.3  # a reader that waits for 0.3 s
+    def reader_waits():
+        while time.monotonic() < stop:
+            store._mark_waiting()
+            time.sleep(0.02)
+    thread = threading.Thread(target=reader_waits)
+    store._mark_waiting()
+    thread.start()
+    took = timed_take()
+    thread.join()
+    assert 0.25 <= took < 0.6  # held back until the reader was done (plus the mark's age)
+
+    store._mark_waiting()
+    with_forever = threading.Thread(target=lambda: [store._mark_waiting() or time.sleep(0.02)
+                                                    for _ in range(60)])
+    with_forever.start()  # a reader that waits "forever" (1.2 s): the writer goes at the bound
+    took = timed_take()
+    with_forever.join()
+    assert 0.55 <= took < 1.0

@@ -107,8 +107,8 @@ def synthetic_sets(db: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
-def jobs(db: str, status: str | None = None, limit: int | None = 200) -> pd.DataFrame:
-    return store(db).jobs(status=status, limit=limit)
+def jobs(db: str, status: str | None = None, limit: int = 200) -> pd.DataFrame:
+    return store(db).live_jobs(status=status, limit=limit)  # the snapshot: no lock wait
 
 
 @st.cache_resource(show_spinner=False)

@@ -17,6 +17,7 @@ from pathlib import Path
 import filelock
 
 from .. import paths
+from ._base import yield_to_readers
 from ._bundles import BUNDLE_COLUMNS, BundlesMixin, ImportPlan
 from ._grid import CELL_KEYS, GridMixin
 from ._jobs import JOB_STATUSES, JobsMixin
@@ -24,7 +25,8 @@ from ._runs import EPOCH_COLUMNS, RUN_STATUSES, SUMMARY_METRICS, RunsMixin
 from ._schema import LOCAL_ORIGIN, MIGRATIONS, migrate, refresh_recipe_labels
 
 __all__ = ["Store", "MIGRATIONS", "RUN_STATUSES", "JOB_STATUSES", "SUMMARY_METRICS",
-           "EPOCH_COLUMNS", "CELL_KEYS", "LOCAL_ORIGIN", "BUNDLE_COLUMNS", "ImportPlan"]
+           "EPOCH_COLUMNS", "CELL_KEYS", "LOCAL_ORIGIN", "BUNDLE_COLUMNS", "ImportPlan",
+           "yield_to_readers"]
 
 
 class Store(RunsMixin, JobsMixin, GridMixin, BundlesMixin):

@@ -7,10 +7,16 @@ select-then-mark of a claim happens inside one locked transaction.
 from __future__ import annotations
 
 import json
+import os
+import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .. import catalog, paths
 from ._base import StoreBase
@@ -33,6 +39,27 @@ _CHILDREN = """(SELECT parent_id, count(*) AS children,
                        count(*) FILTER (WHERE status = 'failed') AS children_failed,
                        count(*) FILTER (WHERE status IN ('queued', 'running')) AS children_active
                 FROM jobs WHERE parent_id IS NOT NULL GROUP BY parent_id)"""
+
+
+# The queue snapshot (``JobsMixin.live_jobs``): every active job and the newest ones.
+SNAPSHOT_NEWEST = 500
+SNAPSHOT_MAX_AGE_S = 10.0  # older than this, a reader refreshes it from the database
+_SNAPSHOT_WHERE = [f"(j.status IN {ACTIVE} OR j.id IN "
+                   f"(SELECT id FROM jobs ORDER BY id DESC LIMIT {SNAPSHOT_NEWEST}))"]
+
+
+def _listing_sql(where: list[str], limit: bool = False) -> str:
+    """Jobs joined with their latest progress and, for a grid, counts of its children."""
+    return f"""SELECT j.id, j.kind, j.label, j.status, j.priority, j.attempts, j.max_attempts,
+                      j.gpu, j.worker, j.pid, j.heartbeat_at, j.created_at, j.started_at,
+                      j.finished_at, j.error, j.run_id, j.parent_id, j.cancel_requested,
+                      j.log_path, p.event, p.phase, p.epoch, p.total_epochs, p.step, p.steps,
+                      p.loss, p.eta_s, p.progress_at, c.children, c.children_finished,
+                      c.children_failed, c.children_active
+               FROM jobs j LEFT JOIN {_LATEST} p ON p.job_id = j.id
+                    LEFT JOIN {_CHILDREN} c ON c.parent_id = j.id
+               {"WHERE " + " AND ".join(where) if where else ""}
+               ORDER BY j.id DESC {"LIMIT ?" if limit else ""}"""
 
 
 def _progress_frame(rows: list[dict]) -> pd.DataFrame:
@@ -63,6 +90,18 @@ def _settle_parent(con, parent_id: int | None) -> None:
                 [status, _now(), error, parent_id])
 
 
+class _Publish:
+    """The ``then`` of a queue transaction: rewrites the snapshot after the commit unless the
+    body found nothing to change (an idle worker's claim, heartbeat or stale check)."""
+
+    def __init__(self, store: "JobsMixin"):
+        self.store, self.skip = store, False
+
+    def __call__(self, con: duckdb.DuckDBPyConnection) -> None:
+        if not self.skip:
+            self.store._publish_queue(con)
+
+
 class JobsMixin(StoreBase):
     """Jobs: submit, claim, heartbeat, progress, finish, cancel, retry; and their readers."""
 
@@ -74,7 +113,7 @@ class JobsMixin(StoreBase):
         (a grid: its children point to it; it stays running until its last child ends).
         Returns the new ids, parent first. Each job's log path is ``paths.job_log(id)``."""
         created, ids = _now(), []
-        with self._transaction() as con:
+        with self._transaction(then=self._publish_queue) as con:
             parent_id = None
             for i, job in enumerate(([parent] if parent else []) + list(jobs)):
                 values = {"status": "queued", "priority": 0, "max_attempts": 3, "gpu": False,
@@ -118,14 +157,15 @@ class JobsMixin(StoreBase):
         ``gpu``; only jobs of ``kinds`` when given), mark it running for ``worker`` and count
         the attempt. Returns the job (a dict with ``spec`` decoded and ``next_seq``, the next
         progress sequence number) or None."""
-        t = _now()
-        with self._transaction() as con:
+        t, publish = _now(), _Publish(self)
+        with self._transaction(then=publish) as con:
             row = con.execute(
                 """SELECT id FROM jobs WHERE status = 'queued' AND (NOT gpu OR ?)
                    AND (? OR list_contains(?::VARCHAR[], kind))
                    ORDER BY priority DESC, id LIMIT 1""",
                 [gpu, kinds is None, list(kinds or [])]).fetchone()
             if row is None:
+                publish.skip = True
                 return None
             cur = con.execute(
                 """UPDATE jobs SET status = 'running', worker = ?, pid = ?, attempts = attempts + 1,
@@ -148,7 +188,9 @@ class JobsMixin(StoreBase):
         (requeued as stale) must stop it. One write per call: the progress batch is the
         heartbeat, so a training job costs one write per flush, not two."""
         t, frame = _now(), _progress_frame(progress) if progress else None
-        with self._transaction() as con:  # the frame is built before: hold the lock briefly
+        publish = _Publish(self)
+        publish.skip = job_id is None and frame is None
+        with self._transaction(then=publish) as con:  # the frame is built first: a short lock
             if frame is not None:
                 con.register("progress_rows", frame)
                 cols = ", ".join(PROGRESS_COLUMNS)  # constants, not input
@@ -175,7 +217,7 @@ class JobsMixin(StoreBase):
         """End ``worker``'s running job with ``status`` (finished, failed, cancelled) or give it
         back (``queued``: the attempt does not count). False when the worker no longer owned it."""
         t = _now()
-        with self._transaction() as con:
+        with self._transaction(then=self._publish_queue) as con:
             row = con.execute(
                 """UPDATE jobs SET status = ?, error = ?, stats_json = ?, heartbeat_at = NULL,
                        finished_at = CASE WHEN ? = 'queued' THEN NULL ELSE ? END,
@@ -195,11 +237,12 @@ class JobsMixin(StoreBase):
         resumes from the run's last epoch), or failed once they used their ``max_attempts``, or
         cancelled if a cancel was pending. Returns (job id, new status) for each."""
         cutoff = _now() - timedelta(seconds=stale_s)
-        out = []
-        with self._transaction() as con:
+        out, publish = [], _Publish(self)
+        with self._transaction(then=publish) as con:
             stale = con.execute("SELECT id, attempts, max_attempts, cancel_requested, parent_id "
                                 "FROM jobs WHERE status = 'running' AND heartbeat_at < ?",
                                 [cutoff]).fetchall()
+            publish.skip = not stale
             for job_id, attempts, max_attempts, cancel, parent_id in stale:
                 status = ("cancelled" if cancel else "failed" if attempts >= max_attempts
                           else "queued")
@@ -218,7 +261,7 @@ class JobsMixin(StoreBase):
         flag (their worker stops them within a training step). Returns (id, state) per job
         touched: ``cancelled`` or ``cancelling``; empty when nothing was active."""
         out, parents = [], set()
-        with self._transaction() as con:
+        with self._transaction(then=self._publish_queue) as con:
             rows = con.execute("SELECT id, kind, status, parent_id FROM jobs WHERE (id = ? OR "
                                "parent_id = ?) AND status IN ('queued', 'running') ORDER BY id",
                                [job_id, job_id]).fetchall()
@@ -240,7 +283,7 @@ class JobsMixin(StoreBase):
     def retry_job(self, job_id: int) -> list[int]:
         """Queue a failed or cancelled job again with fresh attempts (a grid: its failed and
         cancelled children). Returns the ids requeued; a run resumes from its checkpoint."""
-        with self._transaction() as con:
+        with self._transaction(then=self._publish_queue) as con:
             rows = con.execute(
                 """SELECT id, parent_id FROM jobs WHERE (id = ? OR parent_id = ?)
                    AND kind <> 'grid' AND status IN ('failed', 'cancelled') ORDER BY id""",
@@ -262,18 +305,10 @@ class JobsMixin(StoreBase):
             where.append("j.status = ?"), params.append(status)
         if parent_id is not None:
             where.append("j.parent_id = ?"), params.append(parent_id)
-        sql = f"""SELECT j.id, j.kind, j.label, j.status, j.priority, j.attempts, j.max_attempts,
-                      j.gpu, j.worker, j.pid, j.heartbeat_at, j.created_at, j.started_at,
-                      j.finished_at, j.error, j.run_id, j.parent_id, j.cancel_requested,
-                      j.log_path, p.event, p.phase, p.epoch, p.total_epochs, p.step, p.steps,
-                      p.loss, p.eta_s, p.progress_at, c.children, c.children_finished,
-                      c.children_failed, c.children_active
-                  FROM jobs j LEFT JOIN {_LATEST} p ON p.job_id = j.id
-                       LEFT JOIN {_CHILDREN} c ON c.parent_id = j.id
-                  {"WHERE " + " AND ".join(where) if where else ""}
-                  ORDER BY j.id DESC {"LIMIT ?" if limit else ""}"""
+        if limit:
+            params.append(int(limit))
         with self._connect() as con:
-            return con.execute(sql, params + ([int(limit)] if limit else [])).df()
+            return con.execute(_listing_sql(where, limit=bool(limit)), params).df()
 
     def job(self, job_id: int) -> dict | None:
         """One job: its columns, ``spec`` and ``stats`` decoded; None when the id is unknown."""
@@ -292,6 +327,48 @@ class JobsMixin(StoreBase):
         with self._connect() as con:
             return con.execute("SELECT * FROM job_progress WHERE job_id = ? AND seq > ? "
                                "ORDER BY seq", [job_id, after_seq]).df()
+
+    # ---- the live view: a snapshot readers take without the lock ----------------------------
+    @property
+    def queue_snapshot_path(self) -> Path:
+        return Path(str(self.path) + ".queue.parquet")
+
+    def live_jobs(self, status: str | None = None, limit: int = 200) -> pd.DataFrame:
+        """What ``jobs(status, limit=limit)`` returns, read from the queue snapshot: a Parquet
+        file every change to the queue rewrites (atomically, inside the lock, after its commit),
+        so the app's polls never wait for the lock while workers write. The snapshot holds every
+        active job and the SNAPSHOT_NEWEST newest; an older one (SNAPSHOT_MAX_AGE_S), a missing
+        or unreadable one, or a larger ``limit`` is read from the database (and republished)."""
+        df = self._read_snapshot() if limit <= SNAPSHOT_NEWEST else None
+        if df is None:
+            with self._connect() as con:
+                df = self._publish_queue(con)
+        if status is not None:
+            df = df[df["status"] == status]
+        return df.head(limit).reset_index(drop=True)
+
+    def _read_snapshot(self) -> pd.DataFrame | None:
+        path = self.queue_snapshot_path
+        try:
+            if time.time() - path.stat().st_mtime > SNAPSHOT_MAX_AGE_S:
+                return None
+            return pq.read_table(path).to_pandas()
+        except (OSError, pa.ArrowException):  # gone, or cut short: read the database instead
+            return None
+
+    def _publish_queue(self, con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+        """Rewrite the queue snapshot from ``con`` (inside the lock) and return it. Written from
+        pandas, so a read gives back the same dtypes as ``jobs()``. A data root that cannot be
+        written to keeps no snapshot: its readers read the database."""
+        df = con.execute(_listing_sql(_SNAPSHOT_WHERE)).df()
+        path = self.queue_snapshot_path
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        try:
+            pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+        return df
 
     # ---- workers ----------------------------------------------------------------------------
     def register_worker(self, worker: str, host: str, pid: int, device: str,
