@@ -200,3 +200,25 @@ def test_val_figures_are_their_own_table_and_may_show_more_decimals(store, capsy
     assert "val accuracy at the chosen checkpoint" in text and "not a test result" in text
     mean = row(df, arch="resnet50", setting="base", init="scratch")["mean"]
     assert f"| {mean:.4f} n=1 |" in text
+
+
+def test_the_quality_table_gives_each_sets_card_figures_and_leaves_out_shipped_samples():
+    import json
+
+    from synthmed_core.analysis.report import quality_table
+    card = {"quality": {"fid": 11.2682, "kid_mean": 0.0312, "precision": 0.824, "recall": 0.665,
+                        "baseline_real_val": {"fid": 7.433},
+                        "memorisation": {"near_copy_share": 0.00347},
+                        "tstr": {"accuracy": 0.9561, "auroc": 0.9972}}}
+    sets = pd.DataFrame([
+        {"name": "cg", "method": "cyclegan", "n": 10, "n_normal": 4, "n_pneumonia": 6,
+         "card_json": json.dumps(card), "content_sha256": "3e84c190ead8ffff"},
+        {"name": "cg-sample", "method": "sample", "n": 2, "n_normal": 1, "n_pneumonia": 1,
+         "card_json": "{}", "content_sha256": "aa"},
+        {"name": "plain", "method": "import", "n": 3, "n_normal": 1, "n_pneumonia": 2,
+         "card_json": "{}", "content_sha256": None}])
+    lines = quality_table(sets).splitlines()
+    assert len(lines) == 4 and "cg-sample" not in "".join(lines)
+    assert lines[2] == ("| cg | cyclegan | 10 (4 / 6) | 11.27 (7.43) | 0.0312 | 0.824 | 0.665 | "
+                        "0.3% | 0.956 / 0.997 | `3e84c190ead8` |")
+    assert lines[3].startswith("| plain | import | 3 (1 / 2) | — | — |")

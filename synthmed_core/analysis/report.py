@@ -218,3 +218,37 @@ def format_table(df: pd.DataFrame, fmt: str = "markdown", metric: str = "accurac
     if fmt not in FORMATS:
         raise SynthmedError(f"unknown table format {fmt!r}; choose one of {list(FORMATS)}")
     return FORMATS[fmt](df, metric)
+
+
+def quality_table(sets: pd.DataFrame) -> str:
+    """The synthetic sets (rows of ``Store.synthetic_sets``, shipped samples left out) and their
+    quality cards as a markdown table: FID and KID against real train in the card's feature
+    space (with real val's own FID beside it, the floor), precision/recall, the share of
+    near-copies of a real train image, and a classifier trained on the set alone (TSTR) scored
+    on real val."""
+    import json
+
+    def fmt(x, spec: str) -> str:
+        return "—" if x is None or _missing(x) else format(x, spec)
+
+    head = ("| set | method | images (normal / pneumonia) | FID (real val) | KID | precision "
+            "| recall | near-copies | TSTR val accuracy / AUROC | content |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for row in sets.sort_values("name").to_dict("records"):
+        if row["method"] == "sample":
+            continue
+        card = json.loads(row["card_json"] if isinstance(row["card_json"], str) else "{}")
+        q = card.get("quality") or {}
+        base = q.get("baseline_real_val") or {}
+        tstr = q.get("tstr") or {}
+        copies = (q.get("memorisation") or {}).get("near_copy_share")
+        fid = (f"{fmt(q.get('fid'), '.2f')} ({fmt(base.get('fid'), '.2f')})" if q else "—")
+        near = "—" if copies is None else f"{100 * copies:.1f}%"
+        sha = row["content_sha256"]
+        lines.append(
+            f"| {row['name']} | {row['method']} | {row['n']} ({row['n_normal']} / "
+            f"{row['n_pneumonia']}) | {fid} | {fmt(q.get('kid_mean'), '.4f')} | "
+            f"{fmt(q.get('precision'), '.3f')} | {fmt(q.get('recall'), '.3f')} | {near} | "
+            f"{fmt(tstr.get('accuracy'), '.3f')} / {fmt(tstr.get('auroc'), '.3f')} | "
+            f"{'—' if _missing(sha) else f'`{sha[:12]}`'} |")
+    return "\n".join(lines)

@@ -71,6 +71,9 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_select)
 
     p = synth.add_parser("list", help="the synthetic sets")
+    p.add_argument("--markdown", action="store_true",
+                   help="a table of every set the store knows (shipped ones included) with its "
+                        "quality card's figures")
     p.set_defaults(func=cmd_list)
     p = synth.add_parser("show", help="a set's card")
     p.add_argument("name")
@@ -225,6 +228,11 @@ def _shipped_sets_here() -> None:
 
 def cmd_list(a: argparse.Namespace) -> int:
     from ..synth.sets import list_sets
+    if a.markdown:
+        from ..store import Store
+        from ..analysis.report import quality_table
+        print(quality_table(Store().synthetic_sets()))
+        return 0
     _shipped_sets_here()
     cards = list_sets()
     if not cards:
