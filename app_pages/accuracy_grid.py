@@ -56,11 +56,8 @@ def panels(cells, metric: str, study: bool) -> str | None:
     # (squares are markers in pixels), so squeezing it into a column would overlap them.
     with st.container(horizontal=True, wrap=True, gap="medium"):
         for arch in grid_view.archs(cells):
-            event = st.plotly_chart(grid_chart.panel(cells, arch, metric, study, scale),
-                                    on_select="rerun", selection_mode="points",
-                                    key=f"grid_chart_{arch}", width="content",
-                                    config={"displayModeBar": False})
-            clicked = grid_chart.selected_cell(event) or clicked
+            clicked = grid_chart.draw(cells, arch, metric, study, scale,
+                                      key=f"grid_chart_{arch}", selectable=True) or clicked
     return clicked
 
 

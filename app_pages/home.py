@@ -82,9 +82,7 @@ def headline(db: str) -> None:
     scale = grid_chart.color_range(cells)
     with st.container(horizontal=True, wrap=True, gap="medium"):  # wraps when they do not fit
         for arch in grid_view.archs(cells):
-            st.plotly_chart(grid_chart.panel(cells, arch, "accuracy", True, scale),
-                            key=f"home_grid_{arch}", width="content",
-                            config={"displayModeBar": False})
+            grid_chart.draw(cells, arch, "accuracy", True, scale, key=f"home_grid_{arch}")
 
 
 def results_section(db: str) -> None:

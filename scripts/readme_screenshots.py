@@ -25,8 +25,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "browser"))
 
-from browser_helpers import (app_env, assert_no_exception, chromium_browser,  # noqa: E402
-                             click_point, open_page, running_app)
+from browser_helpers import (GRID_SQUARES, app_env, assert_no_exception,  # noqa: E402
+                             chromium_browser, click_square, open_page, running_app)
 
 WIDTH, HEIGHT = 1440, 1000
 MAIN = 300  # px of the sidebar at 1440: the README shows the main area
@@ -93,8 +93,7 @@ def main() -> int:
         page.screenshot(path=str(a.out / "grid.png"))
         publish(a.out / "grid.png", "explorer-grid.png")
 
-        marker = chart.locator(".js-plotly-plot .scatterlayer path.point").nth(1)  # 2nd square
-        click_point(page, marker, chart)
+        click_square(page, chart.locator(GRID_SQUARES).nth(1))  # the 2nd square
         heading = page.get_by_role("heading", name=re.compile(r"^Cell resnet18\b"))
         heading.wait_for(timeout=60_000)
         page.get_by_role("tab", name="Calibration").click()

@@ -45,3 +45,16 @@ def assert_ok(at: AppTest) -> None:
 
 def texts(elements) -> list[str]:
     return [e.value for e in elements]
+
+
+def grid_panels(at: AppTest) -> list:
+    """The accuracy grid's panels on the page: its Vega-Lite charts whose squares name their
+    cell (one chart per arch)."""
+    return [c for c in at.get("vega_lite_chart")
+            if c.proto.datasets and "cell" in panel_data(c).columns]
+
+
+def panel_data(chart) -> "pd.DataFrame":
+    """The rows a grid panel draws (one per square), as the browser receives them."""
+    import pyarrow as pa
+    return pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all().to_pandas()

@@ -15,7 +15,7 @@ from synthmed_core.grid import make_run_spec
 from synthmed_core.store import Store
 from synthmed_core.training.events import RunResult
 
-from app_helpers import assert_ok, run_app, run_entry, texts
+from app_helpers import assert_ok, grid_panels, run_app, run_entry, texts
 
 FIRST_RUN = ("python -m synthmed_core train --arch resnet18 --init scratch --setting base "
              "--seed 0 --profile smoke")
@@ -77,7 +77,7 @@ def metric(at, label: str):
 
 
 def charts(at) -> list:
-    return at.get("plotly_chart")
+    return grid_panels(at)
 
 
 # ---- Home ---------------------------------------------------------------------------------------
@@ -108,7 +108,7 @@ def test_home_counts_what_the_store_holds_and_draws_the_headline_grid_of_our_arc
     assert metric(at, "Finished runs") == "3"
     assert metric(at, "Test predictions") == f"{3 * 624:,}"
     assert len(charts(at)) == 1  # resnet50 only: the archs we ran
-    assert '"resnet50"' in charts(at)[0].proto.spec
+    assert '"resnet50"' in charts(at)[0].proto.spec  # the panel's title
 
 
 def test_the_table_shows_our_mean_and_n_beside_the_study_and_lists_the_runs(runs):

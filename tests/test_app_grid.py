@@ -4,16 +4,16 @@ worse. AppTest cannot click a chart, so the cell detail is opened with the page'
 (the click path runs in the browser tests)."""
 from __future__ import annotations
 
-import json
 import time
 
+import pandas as pd
 import pytest
 
 from synthmed_core.analysis.metrics import aggregate
 from synthmed_core.store import Store
 from ui import readers
 
-from app_helpers import assert_ok, run_app, texts
+from app_helpers import assert_ok, grid_panels, panel_data, run_app, texts
 from grid_helpers import add_run, fill_contrast, labels, probs_with_accuracy
 
 PAGE = "app_pages/accuracy_grid.py"
@@ -24,19 +24,26 @@ def names(data_root) -> dict[str, str]:
     return fill_contrast(Store())
 
 
-def traces(at) -> list[dict]:
-    """The Plotly traces of the first panel, as the browser receives them."""
-    charts = at.get("plotly_chart")
-    assert charts, "no chart drawn"
-    return json.loads(charts[0].proto.spec)["data"]
+def squares(at) -> pd.DataFrame:
+    """The squares of the first panel (cell, text, ink, edge, mean, ran: False where only the
+    study ran), as the browser receives them."""
+    panels = grid_panels(at)
+    assert panels, "no chart drawn"
+    return panel_data(panels[0])
 
 
 def markers(at) -> dict[str, dict]:
-    """Per cell name (the marker's customdata): its text and outline width, first trace."""
-    ours = traces(at)[0]
-    widths = ours["marker"]["line"]["width"]
-    return {data[0]: {"text": text, "outline": width}
-            for data, text, width in zip(ours["customdata"], ours["text"], widths)}
+    """Per cell we ran: its text, text colour and outline width."""
+    df = squares(at)
+    ours = df[df["ran"]]
+    return {r["cell"]: {"text": r["text"], "outline": r["edge"], "ink": r["ink"]}
+            for r in ours.to_dict("records")}
+
+
+def study_only(at) -> pd.DataFrame:
+    """The grey squares: cells only the study ran."""
+    df = squares(at)
+    return df[~df["ran"]]
 
 
 def grid_table(at):
@@ -53,10 +60,10 @@ def ran(at) -> list[str]:
 def test_one_panel_per_arch_with_one_square_per_cell_and_the_study_beside(names):
     at = run_app(PAGE)
     assert at.title[0].value == "Accuracy grid"
-    assert len(at.get("plotly_chart")) == 1  # resnet50 is the only arch with runs
+    assert len(grid_panels(at)) == 1  # resnet50 is the only arch with runs
     assert set(markers(at)) == set(names.values())
-    study_only = traces(at)[1]  # study cells nobody ran: grey squares with the study's value
-    assert study_only["text"] and all("study" in t for t in study_only["text"])
+    grey = study_only(at)["text"]  # study cells nobody ran: grey squares with the study's value
+    assert len(grey) and all("study" in t for t in grey)
     assert "study 0.837" in markers(at)[names["base"]]["text"]
 
 
@@ -64,9 +71,7 @@ def test_a_clearly_worse_cell_is_marked_and_one_identical_to_base_is_not(names):
     at = run_app(PAGE)
     cells = markers(at)
     assert cells[names["worse"]]["outline"] > 0 and "▼" in cells[names["worse"]]["text"]
-    ours = traces(at)[0]  # the lowest mean sits on the dark red end: its text is white
-    worst = [d[0] for d in ours["customdata"]].index(names["worse"])
-    assert ours["textfont"]["color"][worst] == "white"
+    assert cells[names["worse"]]["ink"] == "white"  # the lowest mean, on the dark red end
     for same in (names["same"], names["base"]):
         assert cells[same]["outline"] == 0 and "▼" not in cells[same]["text"]
         assert "▲" not in cells[same]["text"]
@@ -86,7 +91,7 @@ def test_each_cell_shows_its_mean_and_n_over_seeds_for_the_chosen_metric(names):
     assert text.startswith(f"{want['mean']:.3f}") and "n=3" in text and "study" not in text
     row = grid_table(at).loc[names["worse"]]
     assert (row["lo"], row["hi"]) == pytest.approx((want["lo"], want["hi"]))
-    assert len(traces(at)) == 1  # no study-only squares: the study published accuracy only
+    assert study_only(at).empty  # no grey squares: the study published accuracy only
 
 
 def test_the_grid_downloads_as_csv(names):
@@ -114,10 +119,10 @@ def test_picking_a_cell_opens_its_runs_curves_confusion_and_wrong_images(names):
 def test_an_empty_store_says_how_to_fill_the_grid_and_shows_the_study(data_root):
     at = run_app(PAGE)
     assert any("No finished runs yet" in i for i in texts(at.info))
-    assert len(at.get("plotly_chart")) == 2  # the study's archs, its values only
-    assert not traces(at)[0]["x"] and traces(at)[1]["x"]
+    assert len(grid_panels(at)) == 2  # the study's archs, its values only
+    assert not markers(at) and len(study_only(at))
     at.selectbox(key="grid_metric").set_value("f1").run()
-    assert not at.get("plotly_chart") and not at.get("selectbox")[-1].key == "grid_cell"
+    assert not grid_panels(at) and not at.get("selectbox")[-1].key == "grid_cell"
 
 
 def test_a_job_that_finishes_refreshes_the_grid_without_a_reload(data_root):

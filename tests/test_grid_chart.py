@@ -41,3 +41,39 @@ def test_a_long_row_label_is_shortened_in_the_middle_and_the_panel_keeps_its_wid
     base, shown = two.layout.yaxis.ticktext
     assert base == "base" and len(shown) == LABEL_CHARS
     assert shown.startswith("augment ×1 · ") and shown.endswith("_centroid") and "…" in shown
+
+
+def test_the_altair_panel_draws_one_fixed_size_square_per_cell_and_a_click_selects_its_cell():
+    from ui.grid_chart import (CELL_PX, SELECTION, STEP_X, STEP_Y, altair_panel,
+                               altair_selected_cell)
+    long_row = "augment ×1 · a_synthetic_set_with_a_long_name_centroid"
+    cells = pd.DataFrame([_cell("base", 0.85), _cell(long_row, 0.86)])
+    spec = altair_panel(cells, "resnet18", "accuracy", False, (0.8, 0.9)).to_dict()
+    data = next(iter(spec["datasets"].values()))
+    assert [d["cell"] for d in data] == ["resnet18/scratch/base", f"resnet18/scratch/{long_row}"]
+    squares, texts = spec["layer"]
+    assert squares["mark"]["size"] == CELL_PX ** 2 and texts["mark"]["type"] == "text"
+    assert spec["height"] == {"step": STEP_Y} and spec["width"] == {"step": STEP_X}
+    assert squares["encoding"]["y"]["sort"] == ["base", long_row]  # the rows themselves,
+    assert str(LABEL_CHARS) in squares["encoding"]["y"]["axis"]["labelExpr"]  # shown shortened
+    assert spec["params"][0]["name"] == SELECTION and spec["params"][0]["select"]["fields"] == [
+        "cell"]
+    assert altair_selected_cell({"selection": {SELECTION: [{"cell": "resnet18/scratch/base"}]}}
+                                ) == "resnet18/scratch/base"
+    assert altair_selected_cell({"selection": {SELECTION: []}}) is None
+
+
+def test_the_grid_draws_with_the_renderer_the_environment_names_and_altair_by_default(
+        monkeypatch):
+    from ui import grid_chart
+    drawn = []
+    monkeypatch.setattr(grid_chart, "RENDERERS", {
+        name: (lambda *a, name=name: drawn.append(name)) for name in grid_chart.RENDERERS})
+    cells = pd.DataFrame([_cell("base", 0.85)])
+    for env in (None, "plotly", "no-such-renderer"):
+        if env is None:
+            monkeypatch.delenv(grid_chart.RENDERER_ENV, raising=False)
+        else:
+            monkeypatch.setenv(grid_chart.RENDERER_ENV, env)
+        grid_chart.draw(cells, "resnet18", "accuracy", False, (0.8, 0.9), key="k")
+    assert drawn == ["altair", "plotly", "altair"]

@@ -145,3 +145,125 @@ def selected_cell(event) -> str | None:
         if data:
             return data[0] if isinstance(data, (list, tuple)) else data
     return None
+
+
+# ---- the same panel in Vega-Lite (Altair): Streamlit ships Vega in its own bundle ---------------
+LEGEND_PX = 90  # the colour legend right of the squares
+LINE_PX = 12  # between the lines of a square's text
+STEP_X, STEP_Y = round(CELL_PX * 1.3), round(CELL_PX * 1.25)  # a column's and a row's pixels
+SELECTION = "cell"  # the point selection's name: a click returns {"cell": <cell name>}
+
+
+def altair_panel(cells: pd.DataFrame, arch: str, metric: str, show_study: bool,
+                 color_range: tuple[float, float]):
+    """The panel of ``panel`` as an Altair chart: one square per cell (grey where only the
+    study ran), its text in it, outlined when significant; a click selects its ``cell``."""
+    import altair as alt
+
+    records = cells[cells["arch"] == arch].to_dict("records")
+    if not show_study:
+        records = [r for r in records if r["n"] > 0]
+    inits = [i for i in INITS if i in {r["init"] for r in records}]
+    inits += [i for i in dict.fromkeys(r["init"] for r in records) if i not in inits]
+    rows = list(dict.fromkeys(r["row"] for r in records))
+    data = pd.DataFrame([{
+        "cell": r["cell"], "init": r["init"], "row": r["row"],
+        # Vega-Lite drops a mark whose colour field is missing: a cell only the study ran
+        # gets the scale's low end there, and ``ran`` = False paints it grey instead
+        "ran": bool(r["n"]) and not _missing(r["mean"]),
+        "mean": color_range[0] if r["n"] == 0 or _missing(r["mean"]) else float(r["mean"]),
+        "text": cell_text(r, show_study).replace("<br>", "\n"),
+        "ink": "#555" if r["n"] == 0 else text_color(r["mean"], color_range),
+        "edge": 4 if r["n"] > 0 and r.get("significant") else 0,
+        "about": _hover(r).split("<br>")} for r in records])
+    # one text mark per line, centred on the square as a block (Vega starts a multi-line
+    # text at the centre and runs it downwards, out of the square)
+    lines = pd.DataFrame([
+        {"init": d["init"], "row": d["row"], "ink": d["ink"], "line": line,
+         "dy": STEP_Y / 2 + (k - (len(parts) - 1) / 2) * LINE_PX}  # from the band's top
+        for d in data.to_dict("records") for parts in [d["text"].split("\n")]
+        for k, line in enumerate(parts)])
+    x = alt.X("init:N", sort=inits, title=None, axis=alt.Axis(orient="top", labelAngle=0))
+    head = (LABEL_CHARS - 1) // 2
+    y = alt.Y("row:N", sort=rows, title=None, axis=alt.Axis(
+        labelLimit=LABELS_PX, labelExpr=(  # long labels keep their start and end (short_label)
+            f"length(datum.label) > {LABEL_CHARS} ? slice(datum.label, 0, {head}) + '…' + "
+            f"slice(datum.label, {head + 1 - LABEL_CHARS}) : datum.label")))
+    pick = alt.selection_point(name=SELECTION, fields=["cell"], on="click")
+    squares = alt.Chart(data).mark_square(size=CELL_PX ** 2, opacity=1, stroke="black").encode(
+        x=x, y=y,
+        color=alt.condition("!datum.ran", alt.value("#e8e8e8"),
+                            alt.Color("mean:Q", title=metric, scale=alt.Scale(
+                                scheme="redyellowgreen", domain=list(color_range)),
+                                legend=alt.Legend(gradientThickness=10, gradientLength=max(
+                                    40, min(200, STEP_Y * len(rows) - 30))))),  # fits the panel
+        strokeWidth=alt.StrokeWidth("edge:Q", scale=None),
+        tooltip=alt.Tooltip("about:N", title=None)).add_params(pick)
+    texts = alt.Chart(lines).mark_text(fontSize=10).encode(
+        x=x, y=y, yOffset=alt.YOffset("dy:Q", scale=None), text="line:N",
+        color=alt.Color("ink:N", scale=None))
+    return (squares + texts).resolve_scale(color="independent").properties(
+        title=alt.Title(arch, anchor="start"),
+        # one step per row and column: squares never touch, whatever the number of rows
+        width=alt.Step(STEP_X), height=alt.Step(STEP_Y)
+    ).configure_view(strokeWidth=0)
+
+
+def altair_width(cells: pd.DataFrame, arch: str, show_study: bool) -> int:
+    """The panel's width in pixels (Streamlit sizes the element; Vega draws in it)."""
+    shown = cells[cells["arch"] == arch]
+    if not show_study:
+        shown = shown[shown["n"] > 0]
+    return int(LABELS_PX + STEP_X * max(1, shown["init"].nunique()) + LEGEND_PX)
+
+
+def altair_selected_cell(event) -> str | None:
+    """The cell a click selected, from ``st.altair_chart``'s return value."""
+    try:
+        points = event.selection[SELECTION]
+    except (AttributeError, KeyError, TypeError):
+        try:
+            points = event["selection"][SELECTION]
+        except (KeyError, TypeError):
+            return None
+    for point in points or []:
+        if point.get("cell"):
+            return point["cell"]
+    return None
+
+
+# ---- drawing a panel on the page ------------------------------------------------------------------
+def _draw_plotly(cells, arch, metric, show_study, scale, key, selectable) -> str | None:
+    import streamlit as st
+    fig = panel(cells, arch, metric, show_study, scale)
+    opts = {"key": key, "width": "content", "config": {"displayModeBar": False}}
+    if not selectable:
+        st.plotly_chart(fig, **opts)
+        return None
+    return selected_cell(st.plotly_chart(fig, on_select="rerun", selection_mode="points", **opts))
+
+
+def _draw_altair(cells, arch, metric, show_study, scale, key, selectable) -> str | None:
+    import streamlit as st
+    chart = altair_panel(cells, arch, metric, show_study, scale)
+    opts = {"key": key, "width": altair_width(cells, arch, show_study)}
+    if not selectable:
+        st.altair_chart(chart, **opts)
+        return None
+    return altair_selected_cell(st.altair_chart(chart, on_select="rerun",
+                                                selection_mode=SELECTION, **opts))
+
+
+RENDERERS = {"altair": _draw_altair, "plotly": _draw_plotly}
+DEFAULT_RENDERER = "altair"
+RENDERER_ENV = "SYNTHMED_GRID_CHART"  # plotly | altair: scripts/bench_explorer.py times both
+
+
+def draw(cells: pd.DataFrame, arch: str, metric: str, show_study: bool,
+         scale: tuple[float, float], key: str, selectable: bool = False) -> str | None:
+    """Draw one arch's panel with the chosen renderer; the cell a click selected, if any."""
+    import os
+    name = os.environ.get(RENDERER_ENV, DEFAULT_RENDERER)
+    if name not in RENDERERS:
+        name = DEFAULT_RENDERER
+    return RENDERERS[name](cells, arch, metric, show_study, scale, key, selectable)

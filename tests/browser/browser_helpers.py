@@ -30,6 +30,9 @@ EXCEPTION = '[data-testid="stException"]'
 # Streamlit marks its root with the script state: "initial", "running", "notRunning".
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 PLOT_MARKERS = ".js-plotly-plot .scatterlayer path.point"
+VEGA_MARKERS = '[data-testid="stVegaLiteChart"] svg g.mark-symbol.role-mark path'  # an Altair grid's squares
+VEGA_TEXTS = '[data-testid="stVegaLiteChart"] svg g.mark-text.role-mark text'
+GRID_SQUARES, GRID_TEXTS = VEGA_MARKERS, VEGA_TEXTS  # the grid's renderer (ui.grid_chart)
 
 
 def find_chromium() -> str | None:
@@ -165,17 +168,14 @@ def element_pixels(locator) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float64)
 
 
-def click_point(page, point, chart) -> None:
-    """Click a Plotly point like a person: move onto it, wait for its hover label (Plotly picks
-    the clicked point from the hover state, and hovers are throttled), then click there. The
-    click goes to the page, not the SVG element: Plotly listens on its drag layer above it."""
-    point.scroll_into_view_if_needed()
-    box = point.bounding_box()
-    assert box is not None, "the point has no box (not rendered?)"
+def click_square(page, square) -> None:
+    """Click a grid square (a Vega mark) at its centre, like a person: move onto it first."""
+    square.scroll_into_view_if_needed()
+    box = square.bounding_box()
+    assert box is not None, "the square has no box (not rendered?)"
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x - 3, y - 3)
     page.mouse.move(x, y, steps=3)
-    chart.locator(".hoverlayer .hovertext").first.wait_for(state="visible", timeout=5_000)
     page.mouse.click(x, y)
 
 

@@ -7,14 +7,14 @@ import re
 import numpy as np
 import pytest
 
-from browser_helpers import (PLOT_MARKERS, SHARED_DATA, assert_no_exception, choose, click_point,
-                             element_pixels, open_page, shot)
+from browser_helpers import (GRID_SQUARES, GRID_TEXTS, SHARED_DATA, assert_no_exception, choose,
+                             click_square, element_pixels, open_page, shot)
 
 
 def test_home_loads_with_its_title_and_no_exception(page, app_server):
     open_page(page, app_server.url)
     page.get_by_role("heading", name="synthmed").first.wait_for()
-    page.locator(PLOT_MARKERS).first.wait_for()  # the headline grid of the seeded runs
+    page.locator(GRID_SQUARES).first.wait_for()  # the headline grid of the seeded runs
     assert_no_exception(page)
     shot(page, "home")
 
@@ -32,12 +32,13 @@ def test_a_page_opened_by_its_url_on_a_fresh_server_has_the_sidebar(app_server):
 
 # ---- Accuracy grid ----------------------------------------------------------------------------
 
-CHART = '[data-testid="stPlotlyChart"]'
+CHART = '[data-testid="stPlotlyChart"]'  # curves, calibration: Plotly
+GRID_CHART = '[data-testid="stVegaLiteChart"]'  # the grid's panels: Vega-Lite (Altair)
 
 
 def panel_markers(page, arch: str):
-    """The square markers of one arch's panel (the chart's key is grid_chart_<arch>)."""
-    return page.locator(f".st-key-grid_chart_{arch} {PLOT_MARKERS}")
+    """The squares of one arch's panel (the chart's key is grid_chart_<arch>)."""
+    return page.locator(f".st-key-grid_chart_{arch} {GRID_SQUARES}")
 
 
 def test_the_accuracy_grid_renders_one_panel_per_arch(page, app_server):
@@ -45,20 +46,19 @@ def test_the_accuracy_grid_renders_one_panel_per_arch(page, app_server):
     page.get_by_role("heading", name="Accuracy grid").first.wait_for()
     for arch in ("deit_tiny", "resnet18", "resnet50"):  # seed_store.py's cells
         panel_markers(page, arch).first.wait_for(state="visible")
-    assert page.locator(CHART).count() >= 3
+    assert page.locator(GRID_CHART).count() >= 3
     # 8 resnet50 cells ran (2 inits x 4 settings); the study-only cells are extra markers
     assert panel_markers(page, "resnet50").count() >= 8
     assert_no_exception(page)
     shot(page, "accuracy-grid")
 
 
-# The boxes of every square and every square's text, read from the rendered SVG: per trace,
-# the i-th text belongs to the i-th marker.
-_BOXES = """() => [...document.querySelectorAll('.js-plotly-plot .scatterlayer .trace')].map(t => {
+# The boxes of every square and every square's text, read from the rendered SVG, per panel.
+_BOXES = """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"] svg')].map(t => {
     const box = e => { const r = e.getBoundingClientRect();
                        return [r.left, r.top, r.right, r.bottom]; };
-    return {points: [...t.querySelectorAll('path.point')].map(box),
-            texts: [...t.querySelectorAll('.textpoint text')].map(box)};
+    return {points: [...t.querySelectorAll('g.mark-symbol.role-mark path')].map(box),
+            texts: [...t.querySelectorAll('g.mark-text.role-mark text')].map(box)};
 })"""
 
 
@@ -73,7 +73,7 @@ def test_grid_squares_never_overlap_and_their_labels_stay_inside_at_any_width(
     try:
         page = context.new_page()
         open_page(page, app_server.url, "accuracy_grid")
-        page.locator(PLOT_MARKERS).first.wait_for(state="visible")
+        page.locator(GRID_SQUARES).first.wait_for(state="visible")
         page.wait_for_timeout(500)  # every panel drawn
         traces = page.evaluate(_BOXES)
         squares = [b for t in traces for b in t["points"]]
@@ -81,8 +81,12 @@ def test_grid_squares_never_overlap_and_their_labels_stay_inside_at_any_width(
         clashes = [(a, b) for i, a in enumerate(squares) for b in squares[i + 1:]
                    if _overlap(a, b)]
         assert not clashes, f"{len(clashes)} pairs of squares overlap at {width} px: {clashes[:3]}"
-        for t in traces:
-            for square, text in zip(t["points"], t["texts"]):
+        for t in traces:  # every line of text lies whole inside one square
+            for text in t["texts"]:
+                cx, cy = (text[0] + text[2]) / 2, (text[1] + text[3]) / 2
+                home = [q for q in t["points"] if q[0] <= cx <= q[2] and q[1] <= cy <= q[3]]
+                assert len(home) == 1, f"a label {text} is in {len(home)} squares at {width} px"
+                square = home[0]
                 inside = (text[0] >= square[0] - 1 and text[2] <= square[2] + 1
                           and text[1] >= square[1] - 1 and text[3] <= square[3] + 1)
                 assert inside, f"a label {text} leaves its square {square} at {width} px"
@@ -96,7 +100,7 @@ def test_clicking_a_grid_cell_opens_its_detail(page, app_server):
     open_page(page, app_server.url, "accuracy_grid")
     first = panel_markers(page, "resnet50").first
     first.wait_for(state="visible")
-    click_point(page, first, page.locator(".st-key-grid_chart_resnet50"))
+    click_square(page, first)
     heading = page.get_by_role("heading", name=re.compile(r"^Cell resnet50\b"))
     heading.wait_for()
     name = heading.inner_text().removeprefix("Cell ").strip()
@@ -201,7 +205,7 @@ def test_a_smoke_job_from_the_sidebar_shows_progress_then_lands_in_the_grid(page
     """resnet18/scratch/base has one seeded run (seed 0); queueing seed 1 must move its square
     from n=1 to n=2 while the page stays open: no reload, no click."""
     open_page(page, app_server.url, "accuracy_grid")
-    square = page.locator(".st-key-grid_chart_resnet18 .scatterlayer text")
+    square = page.locator(f".st-key-grid_chart_resnet18 {GRID_TEXTS}")
     square.filter(has_text="n=1").first.wait_for()
     sidebar = page.locator(SIDEBAR)
     for label, value in (("Architecture", "resnet18"), ("Initialisation", "scratch"),
