@@ -166,3 +166,26 @@ def test_the_studys_conclusions_are_checked_on_the_runs_shown(names):
     assert only["verdict"].tolist() == ["supported"]  # the clearly worse cell
     assert only["synthetic"].tolist() == ["fake-set"] and only["seeds"].tolist() == [3]
     assert "resnet50 scratch 0.662 vs 0.837" in only["study"].iloc[0]
+
+
+def test_a_run_recorded_by_another_process_shows_at_the_next_rerun_and_an_unchanged_store_is_not_read_again(
+        data_root, monkeypatch):
+    """The results reads are cached until the store's results change (``keep_fresh``), not for
+    a fixed time: a run the CLI or a worker recorded, with no job the sidebar saw end, is on
+    the grid at the next rerun; with nothing changed, the grid is not queried again."""
+    store = Store()
+    y = labels()
+    add_run(store, "base", 0, probs_with_accuracy(y, 0.8, 0), y)
+    at = run_app(PAGE)
+    assert ran(at) == ["resnet50/scratch/base (smoke)"]
+    calls = []
+    real = readers.grid_view.grid_cells
+    monkeypatch.setattr(readers.grid_view, "grid_cells",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    at.run()
+    assert calls == []  # unchanged: from the cache
+    add_run(store, "synthetic_base", 0, probs_with_accuracy(y, 0.5, 1), y, synthetic="s")
+    at.run()
+    assert_ok(at)
+    assert calls and ran(at) == ["resnet50/scratch/base (smoke)",
+                                 "resnet50/scratch/synthetic_base/s (smoke)"]

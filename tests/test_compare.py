@@ -64,3 +64,19 @@ def test_cells_without_a_common_seed_are_a_clear_error(store):
 def test_unreadable_cell_names_are_refused(text):
     with pytest.raises(SpecError):
         CellKey.parse(text, "quick")
+
+
+def test_predictions_split_per_run_come_in_image_order_whatever_order_they_arrive_in():
+    import pandas as pd
+
+    from synthmed_core.analysis.compare import by_run
+    rows = pd.DataFrame({"run_id": ["b", "b", "a", "a", "b"], "idx": [1, 0, 1, 0, 2],
+                         "label": [0, 1, 0, 1, 1], "prob": [0.1, 0.2, 0.3, 0.4, 0.5]})
+    out = by_run(rows)
+    assert sorted(out) == ["a", "b"]
+    assert out["a"]["idx"].tolist() == [0, 1] and out["b"]["idx"].tolist() == [0, 1, 2]
+    assert out["b"]["prob"].tolist() == [0.2, 0.1, 0.5]  # each row kept with its image
+    ordered = rows.sort_values(["run_id", "idx"])
+    assert {k: v.equals(ordered[ordered["run_id"] == k]) for k, v in by_run(ordered).items()} == {
+        "a": True, "b": True}
+    assert by_run(rows.iloc[0:0]) == {}

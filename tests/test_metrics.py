@@ -188,3 +188,13 @@ def test_untested_cells_stay_nan_and_are_not_counted_in_the_family():
     assert adjust_p([0.2, float("nan")], "none")[0] == 0.2
     with pytest.raises(ValueError, match="unknown correction"):
         adjust_p([0.1], "bonferroni-ish")
+
+
+def test_the_vectorised_mcnemar_p_is_scipys_exact_binomial_test_at_one_half():
+    from scipy import stats
+
+    from synthmed_core.analysis.metrics import mcnemar_p
+    b, c = np.meshgrid(np.arange(0, 40, 3), np.arange(0, 40, 4))
+    want = [stats.binomtest(int(x), int(x + y), 0.5).pvalue if x + y else 1.0
+            for x, y in zip(b.ravel(), c.ravel())]
+    np.testing.assert_allclose(mcnemar_p(b.ravel(), c.ravel()), want, rtol=1e-12)

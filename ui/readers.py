@@ -1,9 +1,11 @@
 """Every cached read of the pages, in one place with one lifetime policy.
 
 Keyed on the database path, so a page pointed at another database never sees this one's rows.
-Results (``st.cache_data``) live CACHE_TTL_S, the queue LIVE_TTL_S; ``refresh()`` drops every
-results read at once (the sidebar calls it when a job finishes, so new results show without a
-reload). What is keyed on a version (a run's ``finished_at``, a set's sha256: CAMs, nearest
+Results (``st.cache_data``) stay until the store's results change: ``keep_fresh()`` (every
+full rerun, from the sidebar) compares ``Store.results_version`` with the one this server saw
+last and ``refresh()`` drops every results read at once when it moved (a run ended, a bundle
+was imported, a set was measured: by this app, a worker or the CLI); the sidebar also calls
+``refresh()`` when it sees a job end. The queue lives LIVE_TTL_S. What is keyed on a version (a run's ``finished_at``, a set's sha256: CAMs, nearest
 neighbours) never goes stale and is only bounded in size. Handles and models
 (``st.cache_resource``: the Store, run models, encoders, the test images) live as long as the
 server. Torch is imported by the reads that need a model, when they are first called."""
@@ -23,14 +25,14 @@ from synthmed_core.analysis import report
 from synthmed_core.analysis.corrections import DEFAULT_CORRECTION
 from synthmed_core.data.real import Split, load_real
 from synthmed_core.data.uploads import to_dataset_image
-from synthmed_core.errors import DataError, SpecError
+from synthmed_core.errors import DataError, SpecError, SynthmedError
 from synthmed_core.explain import overlays
 from synthmed_core.explorer import gallery, grid_view, views
 from synthmed_core.explorer.cell_detail import CellDetail, cell_detail
 from synthmed_core.store import Store
 from synthmed_core.synth.sets import load_set
 
-CACHE_TTL_S = 30  # results change only when a job finishes, and refresh() runs then
+CACHE_TTL_S = 3600  # bounds memory, not staleness: keep_fresh() drops them when results change
 LIVE_TTL_S = 1  # the queue: the sidebar polls it every couple of seconds
 LOCK_TIMEOUT_S = 10.0  # a busy database gives a warning within seconds, not a hung page
 
@@ -253,6 +255,22 @@ def cam_summary(db_path: str, run_ids: tuple, versions: tuple, set_name: str, fo
         out["agreement"] = cs.agreement(model, other, real, method, target)
     out["png"] = cs.mean_maps_png(out["means"])
     return out
+
+
+_seen_version: dict[str, str] = {}  # per database: the results version the caches hold
+
+
+def keep_fresh(db: str) -> None:
+    """Drop the cached results reads if the store's results changed since the last look. One
+    small read per rerun, so a cached claims table (seconds at 10k runs) is reused for as long
+    as it is true, not for a fixed time."""
+    try:
+        version = store(db).results_version()
+    except SynthmedError:  # a busy or unreadable store: the pages say so themselves
+        return
+    if _seen_version.get(db, version) != version:
+        refresh()
+    _seen_version[db] = version
 
 
 def refresh() -> None:

@@ -92,6 +92,7 @@ def live_jobs(db: str) -> None:
 
 def render() -> None:
     db = readers.db()
+    readers.keep_fresh(db)  # every page's results reads: current, from cache while unchanged
     with st.sidebar:
         launch_form(db)
         st.divider()

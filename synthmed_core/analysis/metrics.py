@@ -72,14 +72,14 @@ def mcnemar(correct_a: Any, correct_b: Any) -> dict[str, float]:
         raise ValueError(f"McNemar needs matched pairs; got {a.size} and {b_.size} predictions")
     b = int(np.sum(a & ~b_))
     c = int(np.sum(~a & b_))
-    p = float(stats.binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
-    return {"b": b, "c": c, "n": int(a.size), "p_value": p}
+    return {"b": b, "c": c, "n": int(a.size), "p_value": float(mcnemar_p(b, c))}
 
 
 def mcnemar_p(b: Any, c: Any) -> np.ndarray:
     """Exact two-sided McNemar p-values from discordant counts, element-wise: the binomial test
-    of b out of b + c at 0.5, as ``mcnemar`` computes it (1.0 where b + c = 0; NaN where a
-    count is missing). For many cells at once, e.g. the counts ``Store.grid_cell_stats`` sums."""
+    of b out of b + c at 0.5 (``scipy.stats.binomtest``'s two-sided p: at 0.5 the binomial is
+    symmetric, so it is twice the smaller tail, at most 1), 1.0 where b + c = 0, NaN where a
+    count is missing. One vectorised call for many pairs: a binomtest each costs ~0.6 ms."""
     b = np.asarray(b, dtype=np.float64)
     c = np.asarray(c, dtype=np.float64)
     n = b + c
@@ -197,7 +197,7 @@ def paired_compare(labels: Any, probs_a: Any, probs_b: Any, threshold: float = 0
         "auroc_a": float(auroc_rows(y[None], mean_a[None])[0]),
         "auroc_b": float(auroc_rows(y[None], mean_b[None])[0]),
         "mcnemar": mcnemar(ok_a, ok_b),
-        "per_seed_p": [mcnemar(a, b)["p_value"] for a, b in zip(ok_a, ok_b)],
+        "per_seed_p": mcnemar_p((ok_a & ~ok_b).sum(axis=1), (~ok_a & ok_b).sum(axis=1)).tolist(),
         "accuracy_diff": _accuracy_diff(e),
         "auroc": bootstrap_auroc_diff(y, mean_a, mean_b, n_boot=n_boot, seed=seed),
     }
