@@ -185,6 +185,7 @@ def test_a_run_recorded_by_another_process_shows_at_the_next_rerun_and_an_unchan
     at.run()
     assert calls == []  # unchanged: from the cache
     add_run(store, "synthetic_base", 0, probs_with_accuracy(y, 0.5, 1), y, synthetic="s")
+    time.sleep(readers.FRESH_CHECK_S)  # the store is looked at every FRESH_CHECK_S at most
     at.run()
     assert_ok(at)
     assert calls and ran(at) == ["resnet50/scratch/base (smoke)",

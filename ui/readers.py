@@ -257,20 +257,25 @@ def cam_summary(db_path: str, run_ids: tuple, versions: tuple, set_name: str, fo
     return out
 
 
-_seen_version: dict[str, str] = {}  # per database: the results version the caches hold
+FRESH_CHECK_S = 2.0  # keep_fresh looks at the store at most this often (it takes the lock)
+_seen_version: dict[str, tuple[str, float]] = {}  # per database: version the caches hold, when
 
 
 def keep_fresh(db: str) -> None:
-    """Drop the cached results reads if the store's results changed since the last look. One
-    small read per rerun, so a cached claims table (seconds at 10k runs) is reused for as long
-    as it is true, not for a fixed time."""
+    """Drop the cached results reads if the store's results changed since the last look (at
+    most one small read per FRESH_CHECK_S), so a cached claims table (seconds at 10k runs) is
+    reused for as long as it is true, not for a fixed time."""
+    import time
+    seen, at = _seen_version.get(db, (None, -FRESH_CHECK_S))
+    if time.monotonic() - at < FRESH_CHECK_S:
+        return
     try:
         version = store(db).results_version()
     except SynthmedError:  # a busy or unreadable store: the pages say so themselves
         return
-    if _seen_version.get(db, version) != version:
+    if seen is not None and seen != version:
         refresh()
-    _seen_version[db] = version
+    _seen_version[db] = (version, time.monotonic())
 
 
 def refresh() -> None:
