@@ -125,7 +125,7 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
     if metric not in METRICS:
         from ..errors import SpecError
         raise SpecError(f"unknown metric {metric!r}; choose one of {list(METRICS)}")
-    df = store.grid_cell_stats(metric, profile=profile, origin=origin)
+    df, sets = store.grid_inputs(metric, profile=profile, origin=origin)
     study = _study_values() if metric == "accuracy" else {}
     if not df.empty:
         df["lo"], df["hi"] = _intervals(df["mean"], df["std"], df["n"])
@@ -149,12 +149,12 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
     df["row"] = [row_label(r["setting"], r["ratio"], r["synthetic"], recipe_tag(r))
                  for r in records]
     df["cell"] = [cell_name(r) for r in records]
-    _flag_test_copies(df, store)
+    _flag_test_copies(df, sets)
     return _ordered(df)
 
 
-def _flag_test_copies(df: pd.DataFrame, store: Store) -> None:
-    leaky = sets_with_test_copies(store.synthetic_sets())
+def _flag_test_copies(df: pd.DataFrame, sets: pd.DataFrame) -> None:
+    leaky = sets_with_test_copies(sets)
     df["test_copies"] = [0 if _missing(s) else leaky.get(s, 0) for s in df["synthetic"]]
     df["row"] = [row + GRID_FLAG if n else row for row, n in zip(df["row"], df["test_copies"])]
 

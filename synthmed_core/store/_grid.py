@@ -94,6 +94,12 @@ def _cell_where(cell: dict) -> tuple[str, list]:
     return " AND ".join(parts), params
 
 
+def _cell_stats(con, metric: str, split: str, profile: str | None,
+                origin: str | None) -> pd.DataFrame:
+    params = [profile, profile, origin, origin, split, metric, split, split]
+    return _pairing(con.execute(_GRID_SQL, params).df())
+
+
 class GridMixin(StoreBase):
     """The accuracy grid's query and one cell's runs and epochs."""
 
@@ -106,10 +112,16 @@ class GridMixin(StoreBase):
         cell classified right, summed over seeds), ``losses`` (only base right), ``pairs``
         (seed x image pairs) and ``q`` (sum over images of the squared per-image sum over seeds
         of win = +1 / loss = -1). Pairing columns are NULL for base cells and unmatched cells."""
-        params = [profile, profile, origin, origin, split, metric, split, split]
         with self._connect() as con:
-            rows = con.execute(_GRID_SQL, params).df()
-        return _pairing(rows)
+            return _cell_stats(con, metric, split, profile, origin)
+
+    def grid_inputs(self, metric: str, split: str = "test", profile: str | None = None,
+                    origin: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """What the grid page needs in one connection (one lock wait, one open):
+        ``grid_cell_stats`` and the synthetic sets (``synthetic_sets``)."""
+        with self._connect() as con:
+            return (_cell_stats(con, metric, split, profile, origin),
+                    con.execute("SELECT * FROM synthetic_sets ORDER BY name").df())
 
     def cell_runs(self, cell: dict, split: str = "test") -> pd.DataFrame:
         """The finished runs of one cell (a dict of CELL_KEYS), by seed, each with its
