@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import sidebar
+from ui import readers, sidebar
 
 PAGES = [  # (file, title, icon); the first is the default page
     ("app_pages/home.py", "Home", ":material/home:"),
@@ -26,6 +26,7 @@ def main() -> None:
                          for i, (path, title, icon) in enumerate(PAGES)])
     sidebar.render()
     nav.run()
+    readers.prewarm()  # after the first page: the image pages' imports, in the background
 
 
 main()

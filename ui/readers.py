@@ -11,6 +11,7 @@ neighbours) never goes stale and is only bounded in size. Handles and models
 server. Torch is imported by the reads that need a model, when they are first called."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,6 +256,29 @@ def cam_summary(db_path: str, run_ids: tuple, versions: tuple, set_name: str, fo
         out["agreement"] = cs.agreement(model, other, real, method, target)
     out["png"] = cs.mean_maps_png(out["means"])
     return out
+
+
+_prewarm_started = False
+
+
+def prewarm() -> None:
+    """Once per server, after a page has rendered: read the real splits in a background thread.
+    That imports medmnist, and with it torch (~3.4 s of imports on the 2-core box), which the
+    Gallery, Grad-CAM and Predict pages paid on their first open; Home and the grid need
+    neither, so they go first. A page that needs the data before the thread is done waits for
+    the same import, never does it twice."""
+    global _prewarm_started
+    if _prewarm_started:
+        return
+    _prewarm_started = True
+    threading.Thread(target=_warm, name="synthmed-prewarm", daemon=True).start()
+
+
+def _warm() -> None:
+    try:
+        load_real("train")  # every split is read and cached at once
+    except Exception:  # noqa: BLE001 - the page that needs the data says what is wrong
+        pass
 
 
 FRESH_CHECK_S = 2.0  # keep_fresh looks at the store at most this often (it takes the lock)
