@@ -16,6 +16,7 @@ from jobs._cli import main as jobs_main
 from jobs._monitor import JobMonitor
 from synthmed_core.paths import REPO_ROOT
 from synthmed_core.store import Store
+from synthmed_core.store._jobs import PUBLISH_PROGRESS_S
 from synthmed_core.training.events import EpochEnd, Progress
 
 from jobs_helpers import grid_job, smoke_job, wait_for
@@ -245,9 +246,8 @@ def test_the_live_queue_is_a_snapshot_that_follows_every_change_to_the_queue(sto
     first, second = (jobs.submit("train", smoke_job(seed=s), store).ids[0] for s in (0, 1))
     _same_as_the_database(store)
     store.claim_job("w", os.getpid())
-    store.heartbeat("w", first, [{"job_id": first, "seq": 1, "attempt": 1, "event": "progress",
-                                  "epoch": 0, "total_epochs": 2, "step": 3, "steps": 9,
-                                  "emitted_at": "2026-01-01T00:00:00Z"}])
+    time.sleep(PUBLISH_PROGRESS_S)  # progress alone is published at most this often
+    store.heartbeat("w", first, [_progress(first, 1, step=3)])
     live = store.live_jobs().set_index("id")
     assert live.loc[first, "status"] == "running" and live.loc[first, "step"] == 3
     _same_as_the_database(store, "running")
@@ -256,6 +256,11 @@ def test_the_live_queue_is_a_snapshot_that_follows_every_change_to_the_queue(sto
     assert store.live_jobs().set_index("id")["status"].to_dict() == {
         first: "finished", second: "cancelled"}
     _same_as_the_database(store)
+
+
+def _progress(job_id: int, seq: int, step: int) -> dict:
+    return {"job_id": job_id, "seq": seq, "attempt": 1, "event": "progress", "epoch": 0,
+            "total_epochs": 2, "step": step, "steps": 9, "emitted_at": "2026-01-01T00:00:00Z"}
 
 
 def test_an_idle_workers_claims_and_heartbeats_do_not_rewrite_the_snapshot(store):
@@ -267,6 +272,24 @@ def test_an_idle_workers_claims_and_heartbeats_do_not_rewrite_the_snapshot(store
     store.heartbeat("w")
     assert store.requeue_stale(3600) == []
     assert path.stat().st_mtime_ns == before
+
+
+def test_progress_rewrites_the_snapshot_at_most_every_half_second_and_a_bare_heartbeat_never(
+        store):
+    """Workers write progress while holding the lock the app's reads wait for: progress alone
+    is published when the snapshot is older than PUBLISH_PROGRESS_S (any publish carries every
+    job's state), a state change always, a bare heartbeat never. Every row is in the database."""
+    job_id = jobs.submit("train", smoke_job(), store).ids[0]
+    store.claim_job("w", 1)  # a state change: published
+    path = store.queue_snapshot_path
+    claimed = path.stat().st_mtime_ns
+    store.heartbeat("w", job_id, [_progress(job_id, 1, step=1)])  # too soon after the claim
+    store.heartbeat("w", job_id)  # bare
+    assert path.stat().st_mtime_ns == claimed and store.live_jobs()["step"].isna().all()
+    time.sleep(PUBLISH_PROGRESS_S)
+    store.heartbeat("w", job_id, [_progress(job_id, 2, step=2)])
+    assert store.live_jobs()["step"].tolist() == [2]
+    assert store.job_progress(job_id)["step"].tolist() == [1, 2]
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated", "old"])

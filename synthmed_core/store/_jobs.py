@@ -7,6 +7,7 @@ select-then-mark of a claim happens inside one locked transaction.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from datetime import timedelta
@@ -44,6 +45,7 @@ _CHILDREN = """(SELECT parent_id, count(*) AS children,
 # The queue snapshot (``JobsMixin.live_jobs``): every active job and the newest ones.
 SNAPSHOT_NEWEST = 500
 SNAPSHOT_MAX_AGE_S = 10.0  # older than this, a reader refreshes it from the database
+PUBLISH_PROGRESS_S = 0.5  # progress alone rewrites a snapshot older than this, not a newer one
 _SNAPSHOT_WHERE = [f"(j.status IN {ACTIVE} OR j.id IN "
                    f"(SELECT id FROM jobs ORDER BY id DESC LIMIT {SNAPSHOT_NEWEST}))"]
 
@@ -189,7 +191,10 @@ class JobsMixin(StoreBase):
         heartbeat, so a training job costs one write per flush, not two."""
         t, frame = _now(), _progress_frame(progress) if progress else None
         publish = _Publish(self)
-        publish.skip = job_id is None and frame is None
+        # A bare heartbeat changes nothing the app shows; progress is published at most every
+        # PUBLISH_PROGRESS_S by all workers together (any publish carries every job's state):
+        # this runs while the worker holds the lock that the app's reads wait for.
+        publish.skip = frame is None or self._snapshot_age() < PUBLISH_PROGRESS_S
         with self._transaction(then=publish) as con:  # the frame is built first: a short lock
             if frame is not None:
                 con.register("progress_rows", frame)
@@ -346,6 +351,12 @@ class JobsMixin(StoreBase):
         if status is not None:
             df = df[df["status"] == status]
         return df.head(limit).reset_index(drop=True)
+
+    def _snapshot_age(self) -> float:
+        try:
+            return time.time() - self.queue_snapshot_path.stat().st_mtime
+        except OSError:
+            return math.inf
 
     def _read_snapshot(self) -> pd.DataFrame | None:
         path = self.queue_snapshot_path
