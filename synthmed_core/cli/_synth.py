@@ -11,10 +11,9 @@ from .options import add_generate_args, add_quality_args, generate_overrides
 
 
 def register(sub) -> None:
-    synth = sub.add_parser("synth", help="synthetic sets: import, generate, measure, select, list"
-                           ).add_subparsers(dest="synth_verb", required=True,
-                                            metavar="{import,generate,quality,select,list,show,"
-                                                    "copies}")
+    synth = sub.add_parser("synth", help="synthetic sets: import, generate, rebuild, measure, "
+                                         "select, list"
+                           ).add_subparsers(dest="synth_verb", required=True, metavar="VERB")
     p = synth.add_parser("import", help="build a synthetic set from a folder of images or a CSV",
                          description="SOURCE is a folder with class sub-folders normal/ and "
                                      "pneumonia/ (any depth inside), or a CSV of path,label. Any "
