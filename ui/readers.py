@@ -4,14 +4,16 @@ Keyed on the database path, so a page pointed at another database never sees thi
 Results (``st.cache_data``) stay until the store's results change: ``keep_fresh()`` (every
 full rerun, from the sidebar) compares ``Store.results_version`` with the one this server saw
 last and ``refresh()`` drops every results read at once when it moved (a run ended, a bundle
-was imported, a set was measured: by this app, a worker or the CLI); the sidebar also calls
-``refresh()`` when it sees a job end. The queue lives LIVE_TTL_S. What is keyed on a version (a run's ``finished_at``, a set's sha256: CAMs, nearest
-neighbours) never goes stale and is only bounded in size. Handles and models
+was imported, a set was measured: by this app, a worker or the CLI); the sidebar's job
+fragment also calls ``refresh()`` when it sees a job end. The queue lives LIVE_TTL_S, read from
+the store's queue snapshot. What is keyed on a version (a run's ``finished_at``, a set's
+sha256: CAMs, nearest neighbours) never goes stale and is only bounded in size. Handles and models
 (``st.cache_resource``: the Store, run models, encoders, the test images) live as long as the
 server. Torch is imported by the reads that need a model, when they are first called."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -289,7 +291,6 @@ def keep_fresh(db: str) -> None:
     """Drop the cached results reads if the store's results changed since the last look (at
     most one small read per FRESH_CHECK_S), so a cached claims table (seconds at 10k runs) is
     reused for as long as it is true, not for a fixed time."""
-    import time
     seen, at = _seen_version.get(db, (None, -FRESH_CHECK_S))
     if time.monotonic() - at < FRESH_CHECK_S:
         return

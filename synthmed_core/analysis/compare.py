@@ -133,21 +133,24 @@ def pair_run_ids(ra: pd.DataFrame, rb: pd.DataFrame, seeds: list[int]) -> list[s
 def by_run(preds: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """``Store.predictions`` rows split per run, in image order. They arrive ordered by run,
     then image: slicing at the run boundaries costs ~0.1 s for 10,000 runs where a groupby
-    that sorts each group cost 2.5 s."""
-    def blocks(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        ids, idx = df["run_id"].to_numpy(), df["idx"].to_numpy()
-        same = ids[1:] == ids[:-1]
-        starts = np.r_[0, np.flatnonzero(~same) + 1] if len(ids) else np.zeros(0, int)
-        ordered = (len(set(ids[starts])) == len(starts)  # each run in one block
-                   and bool(np.all(idx[1:][same] > idx[:-1][same])))  # images in order
-        return ids, starts, ordered
-
-    ids, starts, ordered = blocks(preds)
-    if not ordered:  # not as Store.predictions gives them: sort once
+    that sorts each group cost 2.5 s. Rows in another order are sorted once first."""
+    starts, ordered = _run_starts(preds)
+    if not ordered:
         preds = preds.sort_values(["run_id", "idx"], kind="stable")
-        ids, starts, _ = blocks(preds)
+        starts, _ = _run_starts(preds)
+    ids = preds["run_id"].to_numpy()
     ends = np.r_[starts[1:], len(ids)]
     return {ids[a]: preds.iloc[a:b] for a, b in zip(starts, ends)}
+
+
+def _run_starts(preds: pd.DataFrame) -> tuple[np.ndarray, bool]:
+    """Where each run's block of rows starts, and whether every run is one block with its
+    images in increasing order."""
+    ids, idx = preds["run_id"].to_numpy(), preds["idx"].to_numpy()
+    same = ids[1:] == ids[:-1]
+    starts = np.r_[0, np.flatnonzero(~same) + 1] if len(ids) else np.zeros(0, dtype=int)
+    ordered = len(set(ids[starts])) == len(starts) and bool(np.all(idx[1:][same] > idx[:-1][same]))
+    return starts, ordered
 
 
 def paired_on(preds: dict[str, pd.DataFrame], ra: pd.DataFrame, rb: pd.DataFrame,

@@ -359,11 +359,10 @@ class JobsMixin(StoreBase):
             return math.inf
 
     def _read_snapshot(self) -> pd.DataFrame | None:
-        path = self.queue_snapshot_path
+        if self._snapshot_age() > SNAPSHOT_MAX_AGE_S:  # missing, or nobody wrote for a while
+            return None
         try:
-            if time.time() - path.stat().st_mtime > SNAPSHOT_MAX_AGE_S:
-                return None
-            return pq.read_table(path).to_pandas()
+            return pq.read_table(self.queue_snapshot_path).to_pandas()
         except (OSError, pa.ArrowException):  # gone, or cut short: read the database instead
             return None
 
