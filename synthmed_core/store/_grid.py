@@ -1,6 +1,6 @@
 """Reads behind the explorer's accuracy grid: one aggregate query for every cell, and the few
 rows one cell's detail needs. Per-image pairing with ``base`` uses ``run_correct`` (one bit
-string per run), never the prediction rows themselves, so it stays fast at 10,000 runs."""
+string per run, read as packed bytes), never the prediction rows themselves, so it stays fast at 10,000 runs."""
 from __future__ import annotations
 
 import numpy as np
@@ -24,7 +24,8 @@ _CELL_COLS = ", ".join(CELL_KEYS)
 _SAME_CELL = " AND ".join(f"c.{k} IS NOT DISTINCT FROM p.{k}" for k in CELL_KEYS)
 
 # Per cell: mean, std and n of the metric; and against base, the runs paired with their base
-# (k) and their win and loss bit strings, seeds concatenated. One base
+# (k) and their win and loss bits, one packed BLOB per run (BIT -> BLOB is DuckDB's own
+# byte layout, padding bits first; read as text the same bits cost 2x the query). One base
 # run per (arch, init, recipe, seed): the first started, as compare.py matches them. Each
 # other run of the same arch, init, recipe and seed pairs with it image by image: w = images
 # only the run got right, l = images only its base got right.
@@ -41,9 +42,9 @@ base AS (
     FROM finished WHERE setting = 'base' GROUP BY arch, init, recipe, seed),
 paired AS (
     SELECT f.arch, f.init, f.setting, f.ratio, f.synthetic, f.profile, f.recipe,
-           max(rc.n) AS n_images, count(*) AS k,
-           string_agg((rc.correct & ~bc.correct)::VARCHAR, '' ORDER BY f.run_id) AS w,
-           string_agg((~rc.correct & bc.correct)::VARCHAR, '' ORDER BY f.run_id) AS l
+           max(rc.n) AS n_images, min(rc.n) AS n_min, count(*) AS k,
+           list((rc.correct & ~bc.correct)::BLOB ORDER BY f.run_id) AS w,
+           list((~rc.correct & bc.correct)::BLOB ORDER BY f.run_id) AS l
     FROM finished f
     JOIN base b ON b.arch = f.arch AND b.init = f.init AND b.recipe = f.recipe
                    AND b.seed = f.seed
@@ -51,34 +52,42 @@ paired AS (
     JOIN run_correct bc ON bc.run_id = b.base_id AND bc.split = ?
     WHERE f.setting <> 'base' AND rc.n = bc.n
     GROUP BY f.arch, f.init, f.setting, f.ratio, f.synthetic, f.profile, f.recipe)
-SELECT c.*, p.n_images, p.k, p.w, p.l
+SELECT c.*, p.n_images, p.n_min, p.k, p.w, p.l
 FROM cells c LEFT JOIN paired p ON {_SAME_CELL}"""
 
 _PAIR_COLUMNS = ("paired_seeds", "wins", "losses", "pairs", "q")
 
 
 def _pairing(rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` with the pairing columns computed from each cell's k win and loss bit strings
-    in place of them: paired_seeds (k; 0 when unpaired), wins and losses summed over seeds,
+    """``rows`` with the pairing columns computed from each cell's k win and loss bit blobs in
+    place of them: paired_seeds (k; 0 when unpaired), wins and losses summed over seeds,
     pairs (k x images) and q = sum over images of (wins - losses over the k seeds) squared, the
     spread an image-level test needs. In numpy, O(k x images) per cell; the same sums in SQL
     took k x k bit counts per cell (10x slower at 10,000 runs)."""
     out = []
-    for k, n, w, lo in zip(rows["k"], rows["n_images"], rows["w"], rows["l"]):
-        if not isinstance(w, str):
+    for k, n, n_min, w, lo in zip(rows["k"], rows["n_images"], rows["n_min"], rows["w"],
+                                  rows["l"]):
+        if not isinstance(w, (list, np.ndarray)):
             out.append((0, np.nan, np.nan, np.nan, np.nan))
             continue
         k, n = int(k), int(n)
-        if len(w) != k * n:  # every run scores the whole real test split
+        if int(n_min) != n:  # every run scores the whole real test split
             raise StoreError(f"runs of one cell were scored on test sets of different sizes "
-                             f"({len(w)} bits for {k} runs of up to {n} images)")
-        wins = np.frombuffer(w.encode("ascii"), np.uint8).reshape(k, n) == ord("1")
-        losses = np.frombuffer(lo.encode("ascii"), np.uint8).reshape(k, n) == ord("1")
-        per_image = wins.sum(0, dtype=np.int64) - losses.sum(0, dtype=np.int64)
+                             f"({int(n_min)} to {n} images)")
+        wins, losses = _bits(w, n).sum(0), _bits(lo, n).sum(0)  # per image, over seeds
+        per_image = wins - losses
         out.append((k, int(wins.sum()), int(losses.sum()), k * n,
                     int((per_image * per_image).sum())))
     pairing = pd.DataFrame(out, columns=list(_PAIR_COLUMNS), index=rows.index)
-    return pd.concat([rows.drop(columns=["n_images", "k", "w", "l"]), pairing], axis=1)
+    return pd.concat([rows.drop(columns=["n_images", "n_min", "k", "w", "l"]), pairing], axis=1)
+
+
+def _bits(blobs, n: int) -> np.ndarray:
+    """A (runs, n) 0/1 int32 matrix from the BLOBs of n-bit BIT values (ceil(n / 8) bytes each, the
+    unused bits first)."""
+    size = (n + 7) // 8
+    rows = np.frombuffer(b"".join(blobs), np.uint8).reshape(len(blobs), size)
+    return np.unpackbits(rows, axis=1)[:, size * 8 - n:].astype(np.int32)
 
 
 def _cell_where(cell: dict) -> tuple[str, list]:
