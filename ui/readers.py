@@ -283,7 +283,8 @@ def _warm() -> None:
         pass
 
 
-FRESH_CHECK_S = 2.0  # keep_fresh looks at the store at most this often (it takes the lock)
+FRESH_CHECK_S = 0.5  # keep_fresh looks at the store at most this often (a file read; the
+# database, under its lock, where the data root keeps no results snapshot)
 _seen_version: dict[str, tuple[str, float]] = {}  # per database: version the caches hold, when
 
 

@@ -7,7 +7,8 @@ release. No connection outlives a call; writes are batched into one short transa
 
 Layout: ``_schema`` (MIGRATIONS), ``_base`` (the lock and connection discipline), ``_runs``
 (runs, epochs, predictions, registries), ``_jobs`` (the job queue, progress, workers),
-``_grid`` (the explorer's grid query), ``_bundles`` (export reads, one-transaction
+``_grid`` (the explorer's grid query), ``_snapshot`` (the results snapshot the grid reads
+without the lock), ``_bundles`` (export reads, one-transaction
 imports of result bundles), ``_bench`` (filling a scratch store for benchmarks).
 """
 from __future__ import annotations
@@ -44,8 +45,10 @@ class Store(RunsMixin, JobsMixin, GridMixin, BundlesMixin):
         with self._connect(write=True) as con:
             # Read through this module at call time: tests (and a future plugin) may replace
             # MIGRATIONS on `synthmed_core.store`.
-            migrate(con, self.path, MIGRATIONS)
-            refresh_recipe_labels(con)  # one small read unless the profiles changed
+            changed = migrate(con, self.path, MIGRATIONS)
+            changed |= refresh_recipe_labels(con)  # one small read unless the profiles changed
+            if changed or self.results_generation() is None:
+                self._publish_results(con)
         if self.path == paths.db_path() and paths.shipped_results_dir() is not None:
             # The data root's own database: it holds the shipped results from its first open.
             from ..bundle import import_shipped  # reads Parquet: only where it may be needed

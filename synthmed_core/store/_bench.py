@@ -97,7 +97,7 @@ def fill_scratch_store(store, n_runs: int = 10_000, n_preds_per_run: int = 600,
     10,000 x 600 (6 M prediction rows) takes well under a minute on 2 cores."""
     runs = _run_rows(n_runs, seed)
     cols = [c for c in runs.columns if c != "skill"]  # constants, not input
-    with store._transaction() as con:
+    with store._transaction(then=store._publish_results) as con:
         con.register("bench_runs", runs)
         con.execute(f"INSERT INTO runs ({', '.join(cols)}) SELECT {', '.join(cols)} "
                     "FROM bench_runs")

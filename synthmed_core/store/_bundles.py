@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ._base import StoreBase
 from ._schema import (CORRECT_FROM_PREDICTIONS, CORRECT_THRESHOLD, LOCAL_ORIGIN,
                       add_val_threshold_metrics, recipe_columns)
 from ._schema import now as _now
+from ._snapshot import SnapshotMixin
 
 # Columns of each table as a bundle carries it (constants: safe to format into SQL).
 BUNDLE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -49,7 +49,7 @@ class ImportPlan:
     replicates: list[str] = field(default_factory=list)
 
 
-class BundlesMixin(StoreBase):
+class BundlesMixin(SnapshotMixin):
     """Export reads, the one-transaction import, and the bundles and replicates tables."""
 
     def finished_run_rows(self, profile: str | None = None, archs: list[str] | None = None,
@@ -145,7 +145,7 @@ class BundlesMixin(StoreBase):
         process imported the bundle since the plan was made."""
         t = plan.tables
         take = plan.new + plan.replace
-        with self._transaction() as con:
+        with self._transaction(then=self._publish_results) as con:
             if con.execute("SELECT count(*) FROM bundles WHERE bundle_id = ?",
                            [plan.bundle_id]).fetchone()[0]:
                 return False

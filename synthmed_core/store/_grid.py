@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import StoreError
-from ._base import StoreBase
+from ._snapshot import SnapshotMixin
 
 # A cell: arch, init, training data (setting, ratio, set) and one resolved recipe (the
 # profile named, plus any overrides and weights files: RunSpec.recipe). Seeds vary within it.
@@ -24,11 +24,11 @@ _CELL_COLS = ", ".join(CELL_KEYS)
 _SAME_CELL = " AND ".join(f"c.{k} IS NOT DISTINCT FROM p.{k}" for k in CELL_KEYS)
 
 # Per cell: mean, std and n of the metric; and against base, the runs paired with their base
-# (k) and their win and loss bits, one packed BLOB per run (BIT -> BLOB is DuckDB's own
-# byte layout, padding bits first; read as text the same bits cost 2x the query). One base
+# (k) and the correctness bits of each run and of its base, one packed BLOB per run (BIT ->
+# BLOB is DuckDB's own byte layout, padding bits first; read as text the same bits cost 2x the
+# query; the results snapshot stores them as BLOBs already). One base
 # run per (arch, init, recipe, seed): the first started, as compare.py matches them. Each
-# other run of the same arch, init, recipe and seed pairs with it image by image: w = images
-# only the run got right, l = images only its base got right.
+# other run of the same arch, init, recipe and seed pairs with it image by image.
 _GRID_SQL = f"""
 WITH finished AS ({_FINISHED}),
 cells AS (
@@ -43,8 +43,8 @@ base AS (
 paired AS (
     SELECT f.arch, f.init, f.setting, f.ratio, f.synthetic, f.profile, f.recipe,
            max(rc.n) AS n_images, min(rc.n) AS n_min, count(*) AS k,
-           list((rc.correct & ~bc.correct)::BLOB ORDER BY f.run_id) AS w,
-           list((~rc.correct & bc.correct)::BLOB ORDER BY f.run_id) AS l
+           list(rc.correct::BLOB ORDER BY f.run_id) AS r,
+           list(bc.correct::BLOB ORDER BY f.run_id) AS b
     FROM finished f
     JOIN base b ON b.arch = f.arch AND b.init = f.init AND b.recipe = f.recipe
                    AND b.seed = f.seed
@@ -52,42 +52,44 @@ paired AS (
     JOIN run_correct bc ON bc.run_id = b.base_id AND bc.split = ?
     WHERE f.setting <> 'base' AND rc.n = bc.n
     GROUP BY f.arch, f.init, f.setting, f.ratio, f.synthetic, f.profile, f.recipe)
-SELECT c.*, p.n_images, p.n_min, p.k, p.w, p.l
+SELECT c.*, p.n_images, p.n_min, p.k, p.r, p.b
 FROM cells c LEFT JOIN paired p ON {_SAME_CELL}"""
 
 _PAIR_COLUMNS = ("paired_seeds", "wins", "losses", "pairs", "q")
 
 
 def _pairing(rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` with the pairing columns computed from each cell's k win and loss bit blobs in
-    place of them: paired_seeds (k; 0 when unpaired), wins and losses summed over seeds,
+    """``rows`` with the pairing columns computed from each cell's k pairs of correctness bit
+    blobs (run, its base) in place of them: paired_seeds (k; 0 when unpaired), wins and losses summed over seeds,
     pairs (k x images) and q = sum over images of (wins - losses over the k seeds) squared, the
     spread an image-level test needs. In numpy, O(k x images) per cell; the same sums in SQL
     took k x k bit counts per cell (10x slower at 10,000 runs)."""
     out = []
-    for k, n, n_min, w, lo in zip(rows["k"], rows["n_images"], rows["n_min"], rows["w"],
-                                  rows["l"]):
-        if not isinstance(w, (list, np.ndarray)):
+    for k, n, n_min, run, base in zip(rows["k"], rows["n_images"], rows["n_min"], rows["r"],
+                                      rows["b"]):
+        if not isinstance(run, (list, np.ndarray)):
             out.append((0, np.nan, np.nan, np.nan, np.nan))
             continue
         k, n = int(k), int(n)
         if int(n_min) != n:  # every run scores the whole real test split
             raise StoreError(f"runs of one cell were scored on test sets of different sizes "
                              f"({int(n_min)} to {n} images)")
-        wins, losses = _bits(w, n).sum(0), _bits(lo, n).sum(0)  # per image, over seeds
+        run, base = _bits(run, n), _bits(base, n)
+        wins = (run & ~base).sum(0, dtype=np.int64)  # per image: seeds only the run got right
+        losses = (base & ~run).sum(0, dtype=np.int64)  # ... only its base got right
         per_image = wins - losses
         out.append((k, int(wins.sum()), int(losses.sum()), k * n,
                     int((per_image * per_image).sum())))
     pairing = pd.DataFrame(out, columns=list(_PAIR_COLUMNS), index=rows.index)
-    return pd.concat([rows.drop(columns=["n_images", "n_min", "k", "w", "l"]), pairing], axis=1)
+    return pd.concat([rows.drop(columns=["n_images", "n_min", "k", "r", "b"]), pairing], axis=1)
 
 
 def _bits(blobs, n: int) -> np.ndarray:
-    """A (runs, n) 0/1 int32 matrix from the BLOBs of n-bit BIT values (ceil(n / 8) bytes each, the
+    """A (runs, n) boolean matrix from the BLOBs of n-bit BIT values (ceil(n / 8) bytes each, the
     unused bits first)."""
     size = (n + 7) // 8
     rows = np.frombuffer(b"".join(blobs), np.uint8).reshape(len(blobs), size)
-    return np.unpackbits(rows, axis=1)[:, size * 8 - n:].astype(np.int32)
+    return np.unpackbits(rows, axis=1)[:, size * 8 - n:].astype(bool)
 
 
 def _cell_where(cell: dict) -> tuple[str, list]:
@@ -109,7 +111,7 @@ def _cell_stats(con, metric: str, split: str, profile: str | None,
     return _pairing(con.execute(_GRID_SQL, params).df())
 
 
-class GridMixin(StoreBase):
+class GridMixin(SnapshotMixin):
     """The accuracy grid's query and one cell's runs and epochs."""
 
     def grid_cell_stats(self, metric: str, split: str = "test", profile: str | None = None,
@@ -120,17 +122,17 @@ class GridMixin(StoreBase):
         same arch, init and recipe matched by seed: ``paired_seeds``, ``wins`` (images only the
         cell classified right, summed over seeds), ``losses`` (only base right), ``pairs``
         (seed x image pairs) and ``q`` (sum over images of the squared per-image sum over seeds
-        of win = +1 / loss = -1). Pairing columns are NULL for base cells and unmatched cells."""
-        with self._connect() as con:
-            return _cell_stats(con, metric, split, profile, origin)
+        of win = +1 / loss = -1). Pairing columns are NULL for base cells and unmatched cells.
+        Read from the results snapshot (no lock)."""
+        return self._read_results(lambda con: _cell_stats(con, metric, split, profile, origin))
 
     def grid_inputs(self, metric: str, split: str = "test", profile: str | None = None,
                     origin: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """What the grid page needs in one connection (one lock wait, one open):
+        """What the grid page needs, from one generation of the results snapshot:
         ``grid_cell_stats`` and the synthetic sets (``synthetic_sets``)."""
-        with self._connect() as con:
-            return (_cell_stats(con, metric, split, profile, origin),
-                    con.execute("SELECT * FROM synthetic_sets ORDER BY name").df())
+        return self._read_results(lambda con: (
+            _cell_stats(con, metric, split, profile, origin),
+            con.execute("SELECT * FROM synthetic_sets ORDER BY name").df()))
 
     def cell_runs(self, cell: dict, split: str = "test") -> pd.DataFrame:
         """The finished runs of one cell (a dict of CELL_KEYS), by seed, each with its
@@ -161,17 +163,21 @@ class GridMixin(StoreBase):
 
     def profile_counts(self) -> pd.DataFrame:
         """Finished runs per profile (profile, runs), the most used first."""
-        with self._connect() as con:
-            return con.execute("SELECT profile, count(*) AS runs FROM runs WHERE status = ? "
-                               "GROUP BY profile ORDER BY runs DESC, profile",
-                               ["finished"]).df()
+        return self._read_results(lambda con: con.execute(
+            "SELECT profile, count(*) AS runs FROM runs WHERE status = ? "
+            "GROUP BY profile ORDER BY runs DESC, profile", ["finished"]).df())
 
     def results_version(self) -> str:
         """A fingerprint of everything a results page shows: the runs (status, checkpoint,
         recipe, origin), the bundles, replicates, synthetic set cards and pretrains. It changes
         when a run ends, a bundle is imported, a set is registered or measured, from any
-        process; progress rows and epochs of running jobs leave it alone. ~20 ms at 10k runs,
-        the connection included (2-core box, busy)."""
+        process; progress rows and epochs of running jobs leave it alone. The results
+        snapshot's generation where there is one (a file read, no lock); else a fingerprint
+        read from the database (~20 ms at 10k runs, the connection included, 2-core box busy).
+        """
+        generation = self.results_generation()
+        if generation is not None:
+            return f"snapshot:{generation}"
         with self._connect() as con:
             row = con.execute(
                 """SELECT (SELECT count(*) || ':' || coalesce(sum(hash(run_id, status, checkpoint,

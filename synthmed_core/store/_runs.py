@@ -13,10 +13,10 @@ from ..errors import StoreError
 from ..grid import RunSpec
 from ..training.context import CONTEXT_KEYS, same_context
 from ..training.events import RunResult
-from ._base import StoreBase
 from ._schema import (CORRECT_FROM_PREDICTIONS, CORRECT_THRESHOLD, LOCAL_ORIGIN,
                       add_val_threshold_metrics)
 from ._schema import now as _now
+from ._snapshot import SnapshotMixin
 
 RUN_STATUSES = catalog.RUN_STATUSES
 SUMMARY_METRICS = tuple(catalog.METRICS)
@@ -86,7 +86,7 @@ def _replicate(row: dict) -> dict:
             "finished_at": row["finished_at"], "wall_s": row["wall_s"], "metrics": metrics}
 
 
-class RunsMixin(StoreBase):
+class RunsMixin(SnapshotMixin):
     """Runs, their epochs, metrics and predictions; synthetic sets and pretrains."""
 
     # ---- runs: written by the recorder of a job ---------------------------------------------
@@ -98,7 +98,7 @@ class RunsMixin(StoreBase):
         ``context`` is the execution context (``context.execution_context``). A run that was
         already finished (e.g. imported, now reproduced here) keeps its numbers as a replicate."""
         c = spec.cell
-        with self._transaction() as con:
+        with self._transaction(then=self._publish_results) as con:
             old = con.execute("SELECT status, context_json FROM runs WHERE run_id = ?",
                               [spec.run_id]).fetchone()
             if old is not None and old[0] == "finished":
@@ -152,7 +152,7 @@ class RunsMixin(StoreBase):
         pred_df = pd.concat([_prediction_frame(rid, "test", result.test_labels, result.test_probs),
                              _prediction_frame(rid, "val", result.val_labels, result.val_probs)],
                             ignore_index=True)
-        with self._transaction() as con:
+        with self._transaction(then=self._publish_results) as con:
             updated = con.execute(
                 """UPDATE runs SET status = ?, finished_at = ?, wall_s = ?, best_epoch = ?,
                        best_phase = ?, checkpoint = ?, device = ?, error = NULL WHERE run_id = ?""",
@@ -179,10 +179,11 @@ class RunsMixin(StoreBase):
         with self._connect(write=True) as con:
             con.execute("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?",
                         ["failed", error, _now(), run_id])
+            self._publish_results(con)
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run and its metrics, epochs and predictions (its files on disk stay)."""
-        with self._transaction() as con:
+        with self._transaction(then=self._publish_results) as con:
             for table in ("predictions", "run_correct", "epochs", "run_metrics", "runs"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
 
@@ -192,6 +193,7 @@ class RunsMixin(StoreBase):
         with self._connect(write=True) as con:
             con.execute("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?",
                         ["cancelled", reason, _now(), run_id])
+            self._publish_results(con)
 
     # ---- runs: read by the app and the report -----------------------------------------------
     def finished_run_ids(self) -> set[str]:
@@ -317,7 +319,7 @@ class RunsMixin(StoreBase):
         same name that a bundle brought with other content is never replaced (StoreError)."""
         counts = card.get("counts", {})
         content = card.get("content_sha256")
-        with self._transaction() as con:
+        with self._transaction(then=self._publish_results) as con:
             old = con.execute("SELECT content_sha256, origin FROM synthetic_sets WHERE name = ?",
                               [name]).fetchone()
             if old and old[0] and content and old[0] != content and old[1] != LOCAL_ORIGIN:
@@ -344,6 +346,7 @@ class RunsMixin(StoreBase):
             con.execute("INSERT OR REPLACE INTO pretrains (name, card_json, path, created_at) "
                         "VALUES (?, ?, ?, ?)",
                         [name, json.dumps(card, sort_keys=True), str(path), _now()])
+            self._publish_results(con)
 
     def pretrains(self) -> pd.DataFrame:
         """Every registered pretraining checkpoint, by name."""

@@ -215,8 +215,9 @@ def now() -> datetime:
 
 
 def migrate(con: duckdb.DuckDBPyConnection, db: Path,
-            migrations: list[tuple[int, list[Step]]]) -> None:
-    """Apply, in order and each in its own transaction, the migrations newer than the file."""
+            migrations: list[tuple[int, list[Step]]]) -> bool:
+    """Apply, in order and each in its own transaction, the migrations newer than the file.
+    True when it applied any."""
     con.execute("CREATE TABLE IF NOT EXISTS schema_version "
                 "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)")
     current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
@@ -225,9 +226,11 @@ def migrate(con: duckdb.DuckDBPyConnection, db: Path,
         raise StoreError(f"the results database {db} has schema version {current}, newer than "
                          f"this code knows ({latest}); update synthmed, or point SYNTHMED_DB "
                          "at another file")
+    applied = False
     for version, steps in migrations:
         if version <= current:
             continue
+        applied = True
         con.begin()
         try:
             for step in steps:
@@ -239,3 +242,4 @@ def migrate(con: duckdb.DuckDBPyConnection, db: Path,
             raise StoreError(f"migration {version} of the results database {db} failed and was "
                              f"rolled back: {exc}. The file is left at version {current}.") from exc
         current = version
+    return applied
