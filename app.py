@@ -6,6 +6,10 @@ drawn here once, so it is on every page.
 """
 from __future__ import annotations
 
+import os
+import sys
+import time
+
 import streamlit as st
 
 from ui import readers, sidebar
@@ -24,8 +28,13 @@ def main() -> None:
     st.set_page_config(page_title="synthmed", layout="wide")
     nav = st.navigation([st.Page(path, title=title, icon=icon, default=(i == 0))
                          for i, (path, title, icon) in enumerate(PAGES)])
+    t0 = time.perf_counter()
     sidebar.render()
+    t1 = time.perf_counter()
     nav.run()
+    if os.environ.get("SYNTHMED_TIMING"):  # scripts/look.py reads it from the server's log
+        print(f"[timing] {nav.title}: script {time.perf_counter() - t0:.2f} s (sidebar "
+              f"{t1 - t0:.2f} s)", file=sys.stderr, flush=True)
     readers.prewarm()  # after the first page: the image pages' imports, in the background
 
 

@@ -6,7 +6,9 @@
 Starts ``streamlit run app.py`` on the data root ``--data`` (default: a fresh temporary one,
 which imports the shipped results on first open, as a new user's would), opens each page in
 headless chromium at each width (900 px tall, the page grown to its full height) and saves
-``<out>/<page>-<width>.png``. Prints each page's time until its script finished. Needs
+``<out>/<page>-<width>.png``. Prints, for each page, the time from navigation to its title
+(first render) and to its script's end in the browser, and the script's own time on the server
+(app.py's ``[timing]`` line, with SYNTHMED_TIMING set). Needs
 chromium (scripts/setup_browser.sh).
 """
 from __future__ import annotations
@@ -25,6 +27,14 @@ from browser_helpers import (IDLE, app_env, assert_no_exception, chromium_browse
                              running_app)
 
 PAGES = ("home", "accuracy_grid", "gallery", "gradcam", "predict", "jobs")
+FIRST_RENDER = '[data-testid="stMain"] h1'  # every page starts with its title
+
+
+def _server_seconds(log: Path) -> str:
+    """The page script's own time, from the server's last ``[timing]`` line (app.py)."""
+    lines = [line for line in log.read_text(errors="replace").splitlines()
+             if line.startswith("[timing]")]
+    return lines[-1].split(": script ")[-1] if lines else "?"
 
 
 def main() -> int:
@@ -39,6 +49,7 @@ def main() -> int:
     env = app_env(data, Path(os.environ.get("SYNTHMED_MEDMNIST_ROOT")
                              or REPO.parent / "shared" / "data"))
     env.pop("SYNTHMED_DB", None)
+    env["SYNTHMED_TIMING"] = "1"
     env["SYNTHMED_SHIPPED"] = a.shipped if a.shipped is not None else str(REPO / "results")
     a.out.mkdir(parents=True, exist_ok=True)
     with running_app(env, a.out / "streamlit.log") as app, chromium_browser() as browser:
@@ -48,13 +59,16 @@ def main() -> int:
                 t0 = time.perf_counter()
                 page.goto(f"{app.url}/{'' if name == 'home' else name}",
                           wait_until="domcontentloaded")
+                page.wait_for_selector(FIRST_RENDER, timeout=120_000)
+                first = time.perf_counter() - t0
                 page.wait_for_selector(IDLE, state="attached", timeout=120_000)
-                page.wait_for_timeout(1500)  # charts finish drawing after the script ends
                 done = time.perf_counter() - t0
+                page.wait_for_timeout(1500)  # charts finish drawing after the script ends
                 assert_no_exception(page)
                 path = a.out / f"{name}-{width}.png"
                 page.screenshot(path=str(path), full_page=True)
-                print(f"{name:<14} {width:>5} px  script done after {done:5.1f} s  -> {path}")
+                print(f"{name:<14} {width:>5} px  first render {first:4.1f} s, script done "
+                      f"{done:4.1f} s (server: {_server_seconds(app.log)})  -> {path}")
             page.close()
     return 0
 

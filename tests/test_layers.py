@@ -35,7 +35,8 @@ import json, sys, time
 t = time.perf_counter()
 {imports}
 print(json.dumps({{"seconds": time.perf_counter() - t,
-                   "heavy": sorted(m for m in ("torch", "timm", "pytorch_grad_cam", "sklearn")
+                   "heavy": sorted(m for m in ("torch", "timm", "pytorch_grad_cam", "sklearn",
+                                               "scipy.stats")
                                    if m in sys.modules)}}))
 """
 
@@ -52,6 +53,33 @@ def page_imports(page: Path) -> dict:
 @pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
 def test_opening_a_page_loads_no_torch(page):
     assert page_imports(page)["heavy"] == []
+
+
+def _heavy_after(code: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint(sorted(m for m in "
+                          "('torch', 'timm', 'medmnist', 'scipy.stats') if m in sys.modules))"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return ast.literal_eval(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_splits_expected_sizes_come_from_medmnist_without_importing_it():
+    """medmnist's package imports torch (~3 s) for a table of counts in its info module."""
+    assert _heavy_after(
+        "from synthmed_core.data import real\n"
+        "assert real._info('pneumoniamnist')['n_samples']['test'] == 624") == []
+
+
+def test_finding_a_sets_encoder_file_imports_no_torch():
+    card = {"quality": {"feature": {"kind": "domain", "encoder": {
+        "profile": "quick", "config": {"arch": "resnet18", "seed": 0}}}}}
+    assert _heavy_after("from synthmed_core.explorer import gallery\n"
+                        f"gallery.encoder_file({card!r})") == []
+
+
+def test_the_grids_statistics_import_no_scipy_stats():
+    assert _heavy_after("from synthmed_core.explorer import grid_view\n"
+                        "from synthmed_core.analysis import claims, compare") == []
 
 
 if __name__ == "__main__":  # python tests/test_layers.py: the import time of each page

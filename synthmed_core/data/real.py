@@ -236,9 +236,26 @@ def _via_medmnist(flag: str, path: Path, size: int = IMAGE_SIZE) -> dict[str, Sp
 
 
 def _info(flag: str) -> dict:
-    import medmnist  # imports torch: keep it off the import path of the CLI
+    return _medmnist_info()[flag]
 
-    return medmnist.INFO[flag]
+
+@functools.lru_cache(maxsize=1)
+def _medmnist_info() -> dict:
+    """``medmnist.INFO``. Importing the package imports torch, torchvision and scikit-learn
+    (~3 s on the 2-core box) for what is a plain dict in its ``info`` module, so that module is
+    read on its own unless medmnist is imported already (or cannot be found this way)."""
+    import sys
+    if "medmnist" not in sys.modules:
+        import importlib.util
+        found = importlib.util.find_spec("medmnist")  # locates the package, runs nothing
+        info = Path(found.submodule_search_locations[0]) / "info.py" if found else None
+        if info is not None and info.is_file():
+            spec = importlib.util.spec_from_file_location("_synthmed_medmnist_info", info)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module.INFO
+    import medmnist
+    return medmnist.INFO
 
 
 def _medmnist_class(flag: str):

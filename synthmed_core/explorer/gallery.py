@@ -138,7 +138,7 @@ def encoder_file(card: dict) -> Path | None:
     encoder = feature.get("encoder") or {}
     if feature.get("kind") != "domain":
         return None
-    from ..synth.encoder import ClassifierConfig, encoder_dir, encoder_path
+    from ..synth.encoder_files import ClassifierConfig, encoder_dir, encoder_path
     try:
         path = encoder_path(ClassifierConfig(**encoder["config"]), str(encoder["profile"]))
     except (KeyError, TypeError):  # a card from before encoders were cached, or a bad one

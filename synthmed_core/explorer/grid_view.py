@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from .. import catalog
 from ..analysis.corrections import DEFAULT_CORRECTION, adjust_p
@@ -75,7 +75,7 @@ def _intervals(mean: pd.Series, std: pd.Series, n: pd.Series, confidence: float 
     point itself when std is 0)."""
     n = n.astype("float64")
     with np.errstate(invalid="ignore", divide="ignore"):
-        half = stats.t.ppf(0.5 + confidence / 2, n - 1) * std / np.sqrt(n)
+        half = special.stdtrit(n - 1, 0.5 + confidence / 2) * std / np.sqrt(n)  # t.ppf
     half = np.where(n < 2, np.nan, np.where(std == 0, 0.0, half))
     return mean - half, mean + half
 

@@ -10,8 +10,6 @@ data changed. ``train_classifier`` is also what TSTR trains on a synthetic set.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -21,7 +19,6 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from torch import nn
 
-from .. import paths
 from ..analysis.metrics import run_metrics
 from ..data.real import IMAGE_SIZE, Split, load_real
 from ..errors import SpecError
@@ -29,22 +26,8 @@ from ..training import checkpoints as ck
 from ..training.compose import real_subset
 from ..training.loop import Preprocess, predict_logits, resolve_device, to_device, train_epoch
 from ..training.models import build_model, model_input_stats
+from .encoder_files import ClassifierConfig, encoder_path
 from .generators import fingerprint
-
-
-@dataclass(frozen=True)
-class ClassifierConfig:
-    """How a measuring classifier is trained: the project's recipe (AdamW, warm-up + cosine)
-    with a higher lr than ``quick`` because these schedules are a few epochs long."""
-
-    arch: str = "resnet18"
-    epochs: int = 8
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_epochs: int = 1
-    train_limit: int | None = None  # class-stratified subset (smoke only)
-    seed: int = 0
 
 
 ENCODER_PROFILES: dict[str, ClassifierConfig] = {
@@ -135,16 +118,6 @@ class DomainEncoder:
         """Softmax over (normal, pneumonia), N x 2."""
         logits = predict_logits(self.model, to_device(images, self.device), self.model.preprocess)
         return torch.softmax(logits, 1).numpy()
-
-
-def encoder_dir() -> Path:
-    """The folder of cached domain encoders."""
-    return paths.data_root() / "encoders"
-
-
-def encoder_path(cfg: ClassifierConfig, profile: str) -> Path:
-    """Where the domain encoder of a profile and seed is cached."""
-    return encoder_dir() / f"domain-{cfg.arch}-{profile}-seed{cfg.seed}.pt"
 
 
 def domain_encoder(profile: str = "quick", seed: int = 0, device: str | None = None,
