@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's result tables, generated from the shipped bundles in results/ (never typed):
 # a fresh, temporary data root imports them on first open, then `report` and `claims` print
-# markdown for each profile x arch found there (and, where a profile holds several recipes of
+# markdown for each profile x arch found there, and `compare` each cell against its base (and, where a profile holds several recipes of
 # one cell, e.g. an ablation, their val figures: what a recipe is chosen on).
 #
 #   bash scripts/results_tables.sh [--profile P] [--arch A]   # print; default: every one shipped
@@ -84,4 +84,29 @@ while read -r p a several; do
   echo "#### The study's conclusions on these runs ($a, profile $p)"
   echo
   $py -m synthmed_core claims --profile "$p" --arch "$a"
+  echo
+  echo "<details><summary>Every cell against base, image by image (<code>compare</code>, $a, profile $p)</summary>"
+  echo
+  echo '```'
+  for cell in $($py - "$p" "$a" <<'EOF'
+import sys
+from synthmed_core.store import Store
+profile, arch = sys.argv[1:]
+runs = Store().runs("finished")
+runs = runs[(runs["profile"] == profile) & (runs["arch"] == arch) & (runs["setting"] != "base")]
+names = set()
+for r in runs.to_dict("records"):
+    ratio = "" if r["ratio"] != r["ratio"] or r["ratio"] is None else f"@{r['ratio']:g}"
+    synthetic = "" if not isinstance(r["synthetic"], str) else f"/{r['synthetic']}"
+    names.add(f"{r['arch']}/{r['init']}/{r['setting']}{ratio}{synthetic}")
+print("\n".join(sorted(names)))
+EOF
+  ); do
+    $py -m synthmed_core compare "$cell" "${cell%%/*}/$(echo "$cell" | cut -d/ -f2)/base" \
+      --profile "$p"
+    echo
+  done
+  echo '```'
+  echo
+  echo "</details>"
 done <<< "$pairs"
