@@ -95,8 +95,8 @@ class SnapshotMixin(StoreBase):
                     return read(con)
                 finally:
                     con.close()
-            except (duckdb.IOException, duckdb.InvalidInputException):
-                pass  # pruned by a newer generation while we read: the database has it all
+            except duckdb.Error:  # pruned (files or views) by newer generations while we read:
+                pass  # the database has it all, and a real error in ``read`` recurs there
         with self._connect() as con:
             return read(con)
 
