@@ -190,3 +190,23 @@ def test_a_run_recorded_by_another_process_shows_at_the_next_rerun_and_an_unchan
     assert_ok(at)
     assert calls and ran(at) == ["resnet50/scratch/base (smoke)",
                                  "resnet50/scratch/synthetic_base/s (smoke)"]
+
+
+def test_a_run_finished_by_a_writer_that_does_not_publish_the_snapshot_still_shows(
+        data_root, monkeypatch):
+    """A worker still running older code records results without publishing the results
+    snapshot; the app's periodic check (every CHECK_SNAPSHOT_S) finds the snapshot behind the
+    database, drops it, and the grid shows what the database holds."""
+    store = Store()
+    y = labels()
+    add_run(store, "base", 0, probs_with_accuracy(y, 0.8, 0), y)
+    add_run(store, "synthetic_base", 0, probs_with_accuracy(y, 0.5, 1), y, synthetic="s")
+    at = run_app(PAGE)
+    assert len(ran(at)) == 2
+    with store._connect(write=True) as con:  # what an older writer does: no publish
+        con.execute("UPDATE runs SET status = 'failed' WHERE setting = 'synthetic_base'")
+    monkeypatch.setattr(readers, "CHECK_SNAPSHOT_S", 0.0)
+    time.sleep(readers.FRESH_CHECK_S)
+    at.run()
+    assert_ok(at)
+    assert ran(at) == ["resnet50/scratch/base (smoke)"]

@@ -125,3 +125,22 @@ def test_old_generations_are_pruned(store):
         add_run(store, "base", seed, probs_with_accuracy(y, 0.8, seed), y)
     folders = [p for p in store.results_snapshot_dir.iterdir() if p.is_dir()]
     assert len(folders) == 2 and store.results_generation() in {p.name for p in folders}
+
+
+def test_a_snapshot_left_behind_by_a_writer_that_does_not_publish_is_dropped(store):
+    """A worker still running older code writes results without publishing: the check finds
+    the database moved on, drops the snapshot, and reads (and the version) come from the
+    database until the next publish."""
+    fill_contrast(store, seeds=(0,))
+    assert store.check_results_snapshot()
+    before = store.results_version()
+    with store._connect(write=True) as con:  # as an older writer would: no publish
+        con.execute("UPDATE runs SET status = 'failed' WHERE setting = 'synthetic_base'")
+    assert store.grid_cell_stats("accuracy")["setting"].eq("synthetic_base").any()  # stale
+    assert not store.check_results_snapshot()
+    assert store.results_generation() is None and store.results_version() != before
+    assert not store.grid_cell_stats("accuracy")["setting"].eq("synthetic_base").any()
+    y = labels()
+    add_run(store, "base", 5, probs_with_accuracy(y, 0.9, 5), y)  # the next publish
+    assert store.check_results_snapshot()
+    _assert_snapshot_is_the_database(store)

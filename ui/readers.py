@@ -285,17 +285,24 @@ def _warm() -> None:
 
 FRESH_CHECK_S = 0.5  # keep_fresh looks at the store at most this often (a file read; the
 # database, under its lock, where the data root keeps no results snapshot)
+CHECK_SNAPSHOT_S = 30.0  # and checks the snapshot against the database this often (locked)
 _seen_version: dict[str, tuple[str, float]] = {}  # per database: version the caches hold, when
+_snapshot_checked: dict[str, float] = {}
 
 
 def keep_fresh(db: str) -> None:
     """Drop the cached results reads if the store's results changed since the last look (at
     most one small read per FRESH_CHECK_S), so a cached claims table (seconds at 10k runs) is
-    reused for as long as it is true, not for a fixed time."""
+    reused for as long as it is true, not for a fixed time. Every CHECK_SNAPSHOT_S it also
+    has the store compare its results snapshot with the database (a writer running older code
+    does not publish one): a stale snapshot is dropped, which changes the version."""
     seen, at = _seen_version.get(db, (None, -FRESH_CHECK_S))
     if time.monotonic() - at < FRESH_CHECK_S:
         return
     try:
+        if time.monotonic() - _snapshot_checked.get(db, -CHECK_SNAPSHOT_S) >= CHECK_SNAPSHOT_S:
+            _snapshot_checked[db] = time.monotonic()
+            store(db).check_results_snapshot()
         version = store(db).results_version()
     except SynthmedError:  # a busy or unreadable store: the pages say so themselves
         return

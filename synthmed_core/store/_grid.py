@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import StoreError
-from ._snapshot import SnapshotMixin
+from ._snapshot import SnapshotMixin, fingerprint
 
 # A cell: arch, init, training data (setting, ratio, set) and one resolved recipe (the
 # profile named, plus any overrides and weights files: RunSpec.recipe). Seeds vary within it.
@@ -179,14 +179,7 @@ class GridMixin(SnapshotMixin):
         if generation is not None:
             return f"snapshot:{generation}"
         with self._connect() as con:
-            row = con.execute(
-                """SELECT (SELECT count(*) || ':' || coalesce(sum(hash(run_id, status, checkpoint,
-                                  recipe_label, origin)), 0) FROM runs),
-                          (SELECT count(*) FROM bundles), (SELECT count(*) FROM replicates),
-                          (SELECT count(*) || ':' || coalesce(sum(hash(name, card_json)), 0)
-                           FROM synthetic_sets),
-                          (SELECT count(*) FROM pretrains)""").fetchone()
-        return "/".join(map(str, row))
+            return fingerprint(con)
 
     def store_counts(self) -> dict[str, int]:
         """How much the store holds: runs (and finished runs), synthetic sets, pretrains, jobs
