@@ -16,7 +16,8 @@
    last message, the download of Streamlit's chart chunk: Plotly's is 4.7 MB of JavaScript,
    Vega's is smaller). "cold" loads follow a clear of Streamlit's caches (the app's "Clear
    caches" command), "warm" loads come straight after one; "first" is the first grid load
-   after the server started (only Home ran before it).
+   after the server started (only Home ran before it). "nav" is what a user does between
+   pages: in an open tab on the Jobs page, a click on the sidebar's "Accuracy grid" link.
 
 Aim (issue 15): query under 100 ms, grid visible under 1 s (median of warm loads), script
 done under 2 s. Needs chromium (scripts/setup_browser.sh) and the playwright package
@@ -131,6 +132,26 @@ def _load(context, url: str, timeout_ms: int, renderer: str) -> dict[str, float]
         page.close()
 
 
+def _navigate(context, url: str, timeout_ms: int, renderer: str) -> dict[str, float]:
+    """What a user does between pages: from the Jobs page (no chart) of an open tab, a click
+    on the sidebar's "Accuracy grid" link. Seconds to the first rendered square and to the
+    script's end; Streamlit swaps the page in place (no new tab, its JavaScript is loaded)."""
+    selector, _ = RENDERED[renderer]
+    page = context.new_page()
+    try:
+        page.goto(f"{url}/jobs", wait_until="domcontentloaded")
+        page.wait_for_selector(IDLE, state="attached", timeout=timeout_ms)
+        t = time.perf_counter()
+        page.get_by_role("link", name="Accuracy grid").click()
+        page.get_by_role("heading", name="Accuracy grid").wait_for(timeout=timeout_ms)
+        page.locator(selector).first.wait_for(state="visible", timeout=timeout_ms)
+        markers = time.perf_counter() - t
+        page.wait_for_selector(IDLE, state="attached", timeout=timeout_ms)
+        return {"markers": markers, "done": time.perf_counter() - t}
+    finally:
+        page.close()
+
+
 def _clear_caches(context, url: str) -> None:
     """Streamlit's "Clear caches" (its keyboard shortcut C, then the dialog's button): empties
     st.cache_data and st.cache_resource in the server."""
@@ -172,12 +193,18 @@ def bench_browser(data: Path, loads: int, timeout_s: float, renderer: str
         warm_up.wait_for_selector(IDLE, state="attached", timeout=timeout_ms)
         warm_up.close()
         _summary(renderer, "first", [_load(context, server.url, timeout_ms, renderer)])
-        cold, warm = [], []
+        cold, warm, nav = [], [], []
         for _ in range(loads):
             _clear_caches(context, server.url)
             cold.append(_load(context, server.url, timeout_ms, renderer))
             warm.append(_load(context, server.url, timeout_ms, renderer))
+            nav.append(_navigate(context, server.url, timeout_ms, renderer))
         context.close()
+        marks = [r["markers"] for r in nav]
+        print(f"browser {renderer:6s} nav   grid rendered median {statistics.median(marks):5.2f} "
+              f"s (min {min(marks):.2f}, max {max(marks):.2f}, n={len(nav)}) after a click on "
+              f"the sidebar's link from the Jobs page, script done "
+              f"{statistics.median(r['done'] for r in nav):4.2f} s")
         return _summary(renderer, "cold", cold), _summary(renderer, "warm", warm)
 
 
