@@ -144,3 +144,15 @@ def test_a_snapshot_left_behind_by_a_writer_that_does_not_publish_is_dropped(sto
     add_run(store, "base", 5, probs_with_accuracy(y, 0.9, 5), y)  # the next publish
     assert store.check_results_snapshot()
     _assert_snapshot_is_the_database(store)
+
+
+def test_correct_bits_are_each_images_rightness_at_one_half_in_image_order(store):
+    y = labels()
+    ids = [add_run(store, "base", seed, probs_with_accuracy(y, 0.7, seed), y)
+           for seed in (0, 1)]
+    bits = store.correct_bits(ids + ["no-such-run"])
+    assert sorted(bits) == sorted(ids)
+    preds = store.predictions(ids)
+    for rid in ids:
+        rows = preds[preds["run_id"] == rid]
+        assert bits[rid].tolist() == ((rows["prob"] >= 0.5) == (rows["label"] == 1)).tolist()

@@ -191,23 +191,28 @@ def paired_compare(labels: Any, probs_a: Any, probs_b: Any, threshold: float = 0
     ok_a = (pa >= threshold) == y
     ok_b = (pb >= threshold) == y
     mean_a, mean_b = pa.mean(axis=0), pb.mean(axis=0)
-    e = ok_a.astype(np.int64) - ok_b.astype(np.int64)  # +1 only a right, -1 only b right
     return {
         "n_seeds": int(pa.shape[0]), "n_images": int(y.size),
-        "accuracy_a": float(ok_a.mean()), "accuracy_b": float(ok_b.mean()),
+        **accuracy_compare(ok_a, ok_b),
         "auroc_a": float(auroc_rows(y[None], mean_a[None])[0]),
         "auroc_b": float(auroc_rows(y[None], mean_b[None])[0]),
         "mcnemar": mcnemar(ok_a, ok_b),
         "per_seed_p": mcnemar_p((ok_a & ~ok_b).sum(axis=1), (~ok_a & ok_b).sum(axis=1)).tolist(),
-        "accuracy_diff": _accuracy_diff(e),
         "auroc": bootstrap_auroc_diff(y, mean_a, mean_b, n_boot=n_boot, seed=seed),
     }
 
 
-def _accuracy_diff(e: np.ndarray) -> dict[str, Any]:
-    """``paired_accuracy_test`` of one pair of cells from its (seeds, images) +1/0/-1 array."""
+def accuracy_compare(ok_a: Any, ok_b: Any) -> dict[str, Any]:
+    """The accuracy part of ``paired_compare`` from correctness alone: ``ok_a``/``ok_b`` are
+    (n_seeds, n_images) booleans of MATCHED seeds (image right at the threshold). Each
+    cell's accuracy (mean over seeds) and ``accuracy_diff``: ``paired_accuracy_test`` of
+    the difference (diff, lo, hi, p and the test used)."""
+    ok_a, ok_b = np.atleast_2d(ok_a), np.atleast_2d(ok_b)
+    e = ok_a.astype(np.int64) - ok_b.astype(np.int64)  # +1 only a right, -1 only b right
     res = paired_accuracy_test((e == 1).sum(), (e == -1).sum(), (e.sum(axis=0) ** 2).sum(),
                                e.shape[0], e.shape[1])
-    out = {k: float(res[k]) for k in ("diff", "lo", "hi", "p")}
-    return {**out, "test": MCNEMAR_TEST if bool(res["one_seed"]) else IMAGE_T_TEST}
+    diff = {k: float(res[k]) for k in ("diff", "lo", "hi", "p")}
+    return {"accuracy_a": float(ok_a.mean()), "accuracy_b": float(ok_b.mean()),
+            "accuracy_diff": {**diff, "test": MCNEMAR_TEST if bool(res["one_seed"])
+                              else IMAGE_T_TEST}}
 

@@ -134,6 +134,18 @@ class GridMixin(SnapshotMixin):
             _cell_stats(con, metric, split, profile, origin),
             con.execute("SELECT * FROM synthetic_sets ORDER BY name").df()))
 
+    def correct_bits(self, run_ids: list[str], split: str = "test") -> dict[str, np.ndarray]:
+        """Per finished run, a boolean per image of ``split`` (in image order): classified right
+        at 0.5 (``run_correct``; from the results snapshot, no lock). Runs without bits are
+        left out. 10,000 runs cost a few MB, where their predictions are 6 M rows."""
+        def read(con):
+            return con.execute(
+                """SELECT run_id, n, correct::BLOB FROM run_correct WHERE split = ?
+                   AND run_id IN (SELECT unnest(?::VARCHAR[]))""",
+                [split, list(run_ids)]).fetchall()
+        rows = self._read_results(read)
+        return {rid: _bits([blob], int(n))[0] for rid, n, blob in rows}
+
     def cell_runs(self, cell: dict, split: str = "test") -> pd.DataFrame:
         """The finished runs of one cell (a dict of CELL_KEYS), by seed, each with its
         ``split`` metrics of SUMMARY_METRICS as columns, its origin (with the bundle's name and
