@@ -127,7 +127,8 @@ def matched_seeds(ra: pd.DataFrame, rb: pd.DataFrame) -> list[int]:
 
 
 def pair_run_ids(ra: pd.DataFrame, rb: pd.DataFrame, seeds: list[int]) -> list[str]:
-    return [ra.loc[s, "run_id"] for s in seeds] + [rb.loc[s, "run_id"] for s in seeds]
+    """The run ids of ``seeds`` in ``ra``, then in ``rb`` (one lookup per cell, not per seed)."""
+    return ra.loc[seeds, "run_id"].tolist() + rb.loc[seeds, "run_id"].tolist()
 
 
 def by_run(preds: pd.DataFrame) -> dict[str, pd.DataFrame]:
