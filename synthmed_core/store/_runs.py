@@ -296,15 +296,14 @@ class RunsMixin(SnapshotMixin):
 
     def cell_values(self, metric: str, split: str = "test") -> pd.DataFrame:
         """One row per finished run: its cell, seed, profile, recipe (and its label), ``value``
-        of ``metric`` and wall_s."""
-        with self._connect() as con:
-            return con.execute(
-                """SELECT r.run_id, r.arch, r.init, r.setting, r.ratio, r.synthetic, r.seed,
-                          r.profile, r.recipe, r.recipe_label, m.value, r.wall_s
-                   FROM runs r LEFT JOIN run_metrics m
-                        ON m.run_id = r.run_id AND m.split = ? AND m.name = ?
-                   WHERE r.status = ? ORDER BY r.arch, r.setting, r.init, r.ratio, r.seed""",
-                [split, metric, "finished"]).df()
+        of ``metric`` and wall_s. From the results snapshot (no lock)."""
+        return self._read_results(lambda con: con.execute(
+            """SELECT r.run_id, r.arch, r.init, r.setting, r.ratio, r.synthetic, r.seed,
+                      r.profile, r.recipe, r.recipe_label, m.value, r.wall_s
+               FROM runs r LEFT JOIN run_metrics m
+                    ON m.run_id = r.run_id AND m.split = ? AND m.name = ?
+               WHERE r.status = ? ORDER BY r.arch, r.setting, r.init, r.ratio, r.seed, r.run_id""",
+            [split, metric, "finished"]).df())
 
     def reference(self) -> pd.DataFrame:
         """The study's 36 published test accuracies (never mixed into ``runs``)."""

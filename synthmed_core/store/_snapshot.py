@@ -4,8 +4,8 @@ so a page refresh never waits for the lock while job workers write.
 Every write that changes results (a run started, finished, failed, cancelled or deleted, a
 synthetic set or pretrain registered, a bundle imported, a migration) republishes it inside the
 lock, after its commit: the finished runs, their metrics and correctness bits, and the synthetic
-sets, into a new generation folder ``<db>.results/<generation>/``, then ``current`` names it
-(an atomic rename). Readers run the same SQL on an in-memory DuckDB whose tables are views of
+sets (what the grid, ``claims`` and ``report`` read), into a new generation folder
+``<db>.results/<generation>/``, then ``current`` names it (an atomic rename). Readers run the same SQL on an in-memory DuckDB whose tables are views of
 those files; a missing or half-deleted generation, or a data root that cannot be written, is
 read from the database instead. The generation doubles as the results version, so asking
 "did anything change?" costs one small file read. ``current`` also records the database's
@@ -33,7 +33,7 @@ _FINISHED_IDS = "SELECT run_id FROM runs WHERE status = 'finished'"
 # the grid reads them as BLOBs from the database too.
 SNAPSHOT_TABLES = {
     "runs": """SELECT run_id, arch, init, setting, ratio, synthetic, seed, profile, recipe,
-                      recipe_label, status, started_at, origin FROM runs
+                      recipe_label, status, started_at, origin, wall_s FROM runs
                WHERE status = 'finished'""",
     "run_metrics": f"SELECT * FROM run_metrics WHERE run_id IN ({_FINISHED_IDS})",
     "run_correct": f"""SELECT run_id, split, n, correct::BLOB AS correct FROM run_correct
