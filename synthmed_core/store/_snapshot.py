@@ -94,7 +94,10 @@ class SnapshotMixin(StoreBase):
             os.replace(pointer, root / "current")
         except (OSError, duckdb.Error):  # no stale generation may stay current
             shutil.rmtree(tmp, ignore_errors=True)
-            (root / "current").unlink(missing_ok=True)
+            try:
+                (root / "current").unlink(missing_ok=True)
+            except OSError:  # a folder we cannot write to holds no snapshot of ours anyway
+                pass
             return
         self._prune_generations(root, generation)
 
