@@ -105,7 +105,7 @@ def running_app(env: dict[str, str], log: Path, start_timeout_s: float = 60.0
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+            [sys.executable, "-m", "ui.serve", "--server.port", str(port),  # as scripts/app.sh
              "--server.address", "127.0.0.1", "--server.headless", "true",
              "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
             cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,

@@ -1,0 +1,41 @@
+"""Start the explorer: ``python -m ui.serve [streamlit run options]`` is ``streamlit run app.py``
+with the app's own modules imported while the server starts, not when the first visitor
+arrives. Streamlit runs app.py only when a browser connects; its imports (pandas, DuckDB,
+Arrow, the store, the readers and the sidebar: ~0.7 s on the 2-core box) then delayed every
+fresh server's first page. ``scripts/app.sh`` and the browser tests start the app this way.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+
+
+def preload() -> None:
+    """Import what app.py imports. Outside a running server, st.cache_data's decorators warn
+    that they check their parameters against a stand-in cache; the caches themselves are made
+    on first call, inside the server, so the warning is silenced here."""
+    import pandas  # noqa: F401  every page reads with it
+    import streamlit  # noqa: F401  sets up its loggers, which the next lines quieten
+
+    log = logging.getLogger("streamlit.runtime.caching.cache_data_api")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        from ui import readers, sidebar  # noqa: F401  app.py's own imports
+    finally:
+        log.setLevel(level)
+
+
+def main(argv: list[str] | None = None) -> None:
+    preload()
+    from streamlit.web import cli  # the `streamlit` command itself
+
+    sys.argv = ["streamlit", "run", str(APP), *(sys.argv[1:] if argv is None else argv)]
+    cli.main()
+
+
+if __name__ == "__main__":
+    main()
