@@ -63,8 +63,7 @@ def sources_section(db: str) -> None:
     sources = readers.sources(db)
     if sources.empty or (len(sources) == 1 and sources["origin"].iloc[0] == LOCAL_ORIGIN):
         return
-    parts = ", ".join(f"{r['runs']} from {r['source']}" for r in sources.to_dict("records"))
-    st.caption(f"Finished runs by source: {parts}. Shipped results were measured by the "
+    st.caption(f"Finished runs by source: {views.sources_line(sources)}. Shipped results were measured by the "
                "synthmed project and came with this copy; `Reproduce here` in a cell's detail "
                "trains one again on this machine.")
     with st.expander("Results bundles imported (provenance)"):

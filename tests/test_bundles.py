@@ -315,7 +315,7 @@ def test_two_processes_opening_a_fresh_data_root_at_once_import_the_shipped_bund
 
 def test_a_bundle_exported_again_with_more_runs_adds_only_them_and_both_are_told_apart(
         tmp_path, monkeypatch, real_data):
-    from synthmed_core.explorer.views import sources_table
+    from synthmed_core.explorer.views import sources_line, sources_table
     src = Store(tmp_path / "src.duckdb")
     y = labels()
     add_run(src, "base", 0, probs_with_accuracy(y, 0.8, 0), y)
@@ -329,3 +329,5 @@ def test_a_bundle_exported_again_with_more_runs_adds_only_them_and_both_are_told
     sources = sources_table(target.origins())
     assert len(sources) == 2 and sources["source"].nunique() == 2
     assert all(s.startswith("bundle: grid (") for s in sources["source"])
+    # said in one sentence (Home), the versions are counted together
+    assert sources_line(sources) == "2 from bundle: grid (2 versions)"

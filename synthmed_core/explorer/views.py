@@ -49,13 +49,24 @@ def synthetic_sets_table(sets: pd.DataFrame) -> pd.DataFrame:
 def sources_table(origins: pd.DataFrame) -> pd.DataFrame:
     """``Store.origins()`` for people: source (``source_label``), origin (the id a filter
     takes) and runs; this machine first."""
-    labels = [source_label(o, b, s) for o, b, s in
-              zip(origins["origin"], origins["name"], origins["shipped"])]
+    names = [source_label(o, b, s) for o, b, s in
+             zip(origins["origin"], origins["name"], origins["shipped"])]
     # A bundle exported again under its name (more runs) is another bundle: tell them apart.
-    repeated = {lab for lab in labels if labels.count(lab) > 1}
-    labels = [f"{lab} ({str(o)[:8]})" if lab in repeated else lab
-              for lab, o in zip(labels, origins["origin"])]
-    return pd.DataFrame({"source": labels, "origin": origins["origin"], "runs": origins["runs"]})
+    repeated = {name for name in names if names.count(name) > 1}
+    labels = [f"{name} ({str(o)[:8]})" if name in repeated else name
+              for name, o in zip(names, origins["origin"])]
+    return pd.DataFrame({"source": labels, "origin": origins["origin"], "runs": origins["runs"],
+                         "name": names})
+
+
+def sources_line(sources: pd.DataFrame) -> str:
+    """``sources_table`` in a sentence, one part per source name: the versions of a bundle
+    exported again under its name (a shipped one after each update) are counted together."""
+    parts = []
+    for name, rows in sources.groupby("name", sort=False):
+        versions = f" ({len(rows)} versions)" if len(rows) > 1 else ""
+        parts.append(f"{int(rows['runs'].sum())} from {name}{versions}")
+    return ", ".join(parts)
 
 
 def bundles_table(bundles: pd.DataFrame) -> pd.DataFrame:
