@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
+import sys
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -244,9 +246,7 @@ def _medmnist_info() -> dict:
     """``medmnist.INFO``. Importing the package imports torch, torchvision and scikit-learn
     (~3 s on the 2-core box) for what is a plain dict in its ``info`` module, so that module is
     read on its own unless medmnist is imported already (or cannot be found this way)."""
-    import sys
     if "medmnist" not in sys.modules:
-        import importlib.util
         found = importlib.util.find_spec("medmnist")  # locates the package, runs nothing
         info = Path(found.submodule_search_locations[0]) / "info.py" if found else None
         if info is not None and info.is_file():

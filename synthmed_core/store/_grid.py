@@ -1,6 +1,7 @@
 """Reads behind the explorer's accuracy grid: one aggregate query for every cell, and the few
 rows one cell's detail needs. Per-image pairing with ``base`` uses ``run_correct`` (one bit
-string per run, read as packed bytes), never the prediction rows themselves, so it stays fast at 10,000 runs."""
+string per run, read as packed bytes), never the prediction rows themselves, so it stays fast
+at 10,000 runs."""
 from __future__ import annotations
 
 import numpy as np
@@ -60,8 +61,8 @@ _PAIR_COLUMNS = ("paired_seeds", "wins", "losses", "pairs", "q")
 
 def _pairing(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with the pairing columns computed from each cell's k pairs of correctness bit
-    blobs (run, its base) in place of them: paired_seeds (k; 0 when unpaired), wins and losses summed over seeds,
-    pairs (k x images) and q = sum over images of (wins - losses over the k seeds) squared, the
+    blobs (run, its base) in place of them: paired_seeds (k; 0 when unpaired), wins and
+    losses summed over seeds, pairs (k x images) and q = sum over images of (wins - losses over the k seeds) squared, the
     spread an image-level test needs. In numpy, O(k x images) per cell; the same sums in SQL
     took k x k bit counts per cell (10x slower at 10,000 runs)."""
     out = []

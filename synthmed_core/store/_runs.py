@@ -176,10 +176,9 @@ class RunsMixin(SnapshotMixin):
 
     def fail_run(self, run_id: str, error: str) -> None:
         """Mark a started run failed with its error text (a run never started is ignored)."""
-        with self._connect(write=True) as con:
+        with self._transaction(then=self._publish_results) as con:
             con.execute("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?",
                         ["failed", error, _now(), run_id])
-            self._publish_results(con)
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run and its metrics, epochs and predictions (its files on disk stay)."""
@@ -190,10 +189,9 @@ class RunsMixin(SnapshotMixin):
     def cancel_run(self, run_id: str, reason: str) -> None:
         """Mark a started run cancelled (its epoch rows and checkpoints stay; a resubmitted
         run resumes from them). A run never started is ignored."""
-        with self._connect(write=True) as con:
+        with self._transaction(then=self._publish_results) as con:
             con.execute("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?",
                         ["cancelled", reason, _now(), run_id])
-            self._publish_results(con)
 
     # ---- runs: read by the app and the report -----------------------------------------------
     def finished_run_ids(self) -> set[str]:
@@ -341,11 +339,10 @@ class RunsMixin(SnapshotMixin):
 
     def register_pretrain(self, name: str, card: dict, path: str) -> None:
         """Add or replace a pretraining checkpoint (init ``chestmnist``)."""
-        with self._connect(write=True) as con:
+        with self._transaction(then=self._publish_results) as con:
             con.execute("INSERT OR REPLACE INTO pretrains (name, card_json, path, created_at) "
                         "VALUES (?, ?, ?, ?)",
                         [name, json.dumps(card, sort_keys=True), str(path), _now()])
-            self._publish_results(con)
 
     def pretrains(self) -> pd.DataFrame:
         """Every registered pretraining checkpoint, by name."""

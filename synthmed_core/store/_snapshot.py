@@ -5,9 +5,10 @@ Every write that changes results (a run started, finished, failed, cancelled or 
 synthetic set or pretrain registered, a bundle imported, a migration) republishes it inside the
 lock, after its commit: the finished runs, their metrics and correctness bits, and the synthetic
 sets (what the grid, ``claims`` and ``report`` read), into a new generation folder
-``<db>.results/<generation>/``, then ``current`` names it (an atomic rename). Readers run the same SQL on an in-memory DuckDB whose tables are views of
-those files; a missing or half-deleted generation, or a data root that cannot be written, is
-read from the database instead. The generation doubles as the results version, so asking
+``<db>.results/<generation>/``, then ``current`` names it (an atomic rename). Readers run the
+same SQL on an in-memory DuckDB whose tables are views of those files; a missing or
+half-deleted generation, or a data root that cannot be written, is read from the database
+instead. The generation doubles as the results version, so asking
 "did anything change?" costs one small file read. ``current`` also records the database's
 results fingerprint at publish time: ``check_results_snapshot`` drops a snapshot that a
 writer outside this discipline (e.g. a worker still running older code) left behind.
