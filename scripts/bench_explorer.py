@@ -18,6 +18,9 @@
    caches" command), "warm" loads come straight after one; "first" is the first grid load
    after the server started (only Home ran before it). "nav" is what a user does between
    pages: in an open tab on the Jobs page, a click on the sidebar's "Accuracy grid" link.
+   "floor" (altair only) is the least any Vega grid can take in this browser on this machine:
+   a second server runs a one-file app of a title and one 48-square Altair chart, nothing of
+   synthmed, and its new-tab loads alternate with the grid's warm ones.
 
 Aim (issue 15): query under 100 ms, grid visible under 1 s (median of warm loads), script
 done under 2 s. Needs chromium (scripts/setup_browser.sh) and the playwright package
@@ -26,6 +29,7 @@ done under 2 s. Needs chromium (scripts/setup_browser.sh) and the playwright pac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import pstats
@@ -47,6 +51,17 @@ GRID_PATH = "accuracy_grid"
 AIM_BROWSER_S, AIM_DONE_S, AIM_QUERY_MS = 1.0, 2.0, 100.0
 # what shows a renderer's squares, and the name of the JavaScript chunk that draws them
 RENDERED = {"plotly": (PLOT_MARKERS, "PlotlyChart"), "altair": (VEGA_MARKERS, "VegaLite")}
+FLOOR_APP = """import altair as alt
+import pandas as pd
+import streamlit as st
+
+st.set_page_config(layout="wide")
+st.title("Accuracy grid")
+cells = pd.DataFrame({"init": ["scratch", "imagenet", "chestmnist"] * 16,
+                      "row": [f"setting {i // 3}" for i in range(48)], "mean": range(48)})
+st.altair_chart(alt.Chart(cells).mark_square(size=56 ** 2).encode(
+    x="init:N", y="row:N", color="mean:Q"), width=500)
+"""
 
 
 def fill(data: Path, n_runs: int, n_preds: int, seed: int = 0):
@@ -105,7 +120,8 @@ def bench_query(store, metric: str, n: int, profile_query: bool) -> float:
     return med
 
 
-def _load(context, url: str, timeout_ms: int, renderer: str) -> dict[str, float]:
+def _load(context, url: str, timeout_ms: int, renderer: str, path: str = GRID_PATH
+          ) -> dict[str, float]:
     """One navigation to the grid in a new tab: seconds to the first rendered square
     (``markers``), to the script's end (``done``), and where the time went: the last message
     from the server before the squares showed (``server``: the script ran and sent the
@@ -117,7 +133,7 @@ def _load(context, url: str, timeout_ms: int, renderer: str) -> dict[str, float]
                                           lambda _: frames.append(time.perf_counter())))
     try:
         t = time.perf_counter()
-        page.goto(f"{url}/{GRID_PATH}", wait_until="commit")
+        page.goto(f"{url}/{path}", wait_until="commit")
         page.locator(selector).first.wait_for(state="visible", timeout=timeout_ms)
         markers = time.perf_counter() - t
         page.wait_for_selector(IDLE, state="attached", timeout=timeout_ms)
@@ -185,7 +201,14 @@ def bench_browser(data: Path, loads: int, timeout_s: float, renderer: str
     log = data / f"bench-streamlit-{renderer}.log"
     # the scratch store alone: the shipped bundles would add their runs to it on first open
     env = {**app_env(data), RENDERER_ENV: renderer, "SYNTHMED_SHIPPED": "none"}
-    with running_app(env, log) as server, chromium_browser() as browser:
+    floor_app = data / "bench-floor-app.py"
+    floor_app.write_text(FLOOR_APP)
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(running_app(env, log))
+        floor = (stack.enter_context(running_app(env, data / "bench-streamlit-floor.log",
+                                                 script=floor_app))
+                 if renderer == "altair" else None)
+        browser = stack.enter_context(chromium_browser())
         context = browser.new_context(viewport={"width": 1600, "height": 1000})
         # Home first: the first load of a fresh server is not counted (server warm-up).
         warm_up = context.new_page()
@@ -193,19 +216,29 @@ def bench_browser(data: Path, loads: int, timeout_s: float, renderer: str
         warm_up.wait_for_selector(IDLE, state="attached", timeout=timeout_ms)
         warm_up.close()
         _summary(renderer, "first", [_load(context, server.url, timeout_ms, renderer)])
-        cold, warm, nav = [], [], []
+        cold, warm, nav, bare = [], [], [], []
+        if floor:
+            _load(context, floor.url, timeout_ms, renderer, path="")  # its server's first run
         for _ in range(loads):
             _clear_caches(context, server.url)
             cold.append(_load(context, server.url, timeout_ms, renderer))
             warm.append(_load(context, server.url, timeout_ms, renderer))
             nav.append(_navigate(context, server.url, timeout_ms, renderer))
+            if floor:
+                bare.append(_load(context, floor.url, timeout_ms, renderer, path=""))
         context.close()
         marks = [r["markers"] for r in nav]
         print(f"browser {renderer:6s} nav   grid rendered median {statistics.median(marks):5.2f} "
               f"s (min {min(marks):.2f}, max {max(marks):.2f}, n={len(nav)}) after a click on "
               f"the sidebar's link from the Jobs page, script done "
               f"{statistics.median(r['done'] for r in nav):4.2f} s")
-        return _summary(renderer, "cold", cold), _summary(renderer, "warm", warm)
+        cold, warm = _summary(renderer, "cold", cold), _summary(renderer, "warm", warm)
+        if bare:
+            low = _summary(renderer, "floor", bare)
+            print(f"browser {renderer:6s} floor: a title and one 48-square chart alone, same "
+                  f"browser; the grid page's warm load takes {warm['markers'] - low['markers']:+.2f}"
+                  f" s more")
+        return cold, warm
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,6 +94,27 @@ def test_each_cell_shows_its_mean_and_n_over_seeds_for_the_chosen_metric(names):
     assert study_only(at).empty  # no grey squares: the study published accuracy only
 
 
+def test_a_rerun_sends_the_same_panels_without_building_them_again(names, monkeypatch):
+    import streamlit as st
+
+    from ui import grid_chart
+    st.cache_data.clear()  # another test may have drawn the same grid in this process
+    built = []
+    panel = grid_chart.altair_panel
+    monkeypatch.setattr(grid_chart, "altair_panel", lambda *a: built.append(a[1]) or panel(*a))
+    at = run_app(PAGE)
+    first = [panel_data(c) for c in grid_panels(at)]
+    assert built == ["resnet50"]
+    at.run()  # what every widget change, click and new tab does
+    assert_ok(at)
+    assert built == ["resnet50"]
+    for before, after in zip(first, [panel_data(c) for c in grid_panels(at)], strict=True):
+        pd.testing.assert_frame_equal(before, after)
+    at.selectbox(key="grid_metric").set_value("auroc").run()  # another grid: built anew
+    assert built == ["resnet50", "resnet50"]
+    assert "study" not in " ".join(panel_data(grid_panels(at)[0])["text"])
+
+
 def test_the_grid_downloads_as_csv(names):
     at = run_app(PAGE)
     assert [b.label for b in at.download_button] == ["Download the grid (CSV)"]

@@ -1,7 +1,9 @@
-"""The accuracy grid as Plotly figures: one panel per arch, rows = setting (x ratio, set),
-columns = init, one square marker per cell coloured by the metric.
+"""The accuracy grid's panels: one per arch, rows = setting (x ratio, set), columns = init, one
+square per cell coloured by the metric. Drawn with Vega-Lite (Altair, the default: Streamlit
+ships Vega in its own bundle, and a point selection returns the clicked cell) or Plotly
+(``SYNTHMED_GRID_CHART=plotly``; scripts/bench_explorer.py times both).
 
-A scatter of square markers, not a ``go.Heatmap``: Streamlit 1.67 returns no selected points
+Plotly: a scatter of square markers, not a ``go.Heatmap``: Streamlit 1.67 returns no selected points
 for a heatmap, and a click on a cell is how the page opens its detail. Each marker carries its
 cell name in ``customdata[0]``; ``selected_cell`` reads it back from the chart's event.
 """
@@ -11,6 +13,7 @@ import math
 
 import pandas as pd
 import plotly.graph_objects as go
+import streamlit as st
 
 from synthmed_core.grid import INITS
 
@@ -234,7 +237,6 @@ def altair_selected_cell(event) -> str | None:
 
 # ---- drawing a panel on the page ------------------------------------------------------------------
 def _draw_plotly(cells, arch, metric, show_study, scale, key, selectable) -> str | None:
-    import streamlit as st
     fig = panel(cells, arch, metric, show_study, scale)
     opts = {"key": key, "width": "content", "config": {"displayModeBar": False}}
     if not selectable:
@@ -243,15 +245,34 @@ def _draw_plotly(cells, arch, metric, show_study, scale, key, selectable) -> str
     return selected_cell(st.plotly_chart(fig, on_select="rerun", selection_mode="points", **opts))
 
 
+def altair_spec(cells: pd.DataFrame, arch: str, metric: str, show_study: bool,
+                color_range: tuple[float, float]) -> dict:
+    """``altair_panel`` as its Vega-Lite spec, data inline. Altair builds and validates a panel
+    against the Vega-Lite schema in ~0.1 s; the page caches this per grid (see ``draw``), so
+    reruns and new tabs send the same spec without building it again."""
+    return altair_panel(cells, arch, metric, show_study, color_range).to_dict()
+
+
 def _draw_altair(cells, arch, metric, show_study, scale, key, selectable) -> str | None:
-    import streamlit as st
-    chart = altair_panel(cells, arch, metric, show_study, scale)
+    spec = _cached_spec(cells, arch, metric, show_study, scale)
     opts = {"key": key, "width": altair_width(cells, arch, show_study)}
     if not selectable:
-        st.altair_chart(chart, **opts)
+        st.vega_lite_chart(spec, **opts)
         return None
-    return altair_selected_cell(st.altair_chart(chart, on_select="rerun",
-                                                selection_mode=SELECTION, **opts))
+    return altair_selected_cell(st.vega_lite_chart(spec, on_select="rerun",
+                                                   selection_mode=SELECTION, **opts))
+
+
+_SPECS = []  # altair_spec behind st.cache_data, made on first use (see _cached_spec)
+
+
+def _cached_spec(*args) -> dict:
+    """``altair_spec`` cached per grid; each call returns its own copy, which Streamlit changes
+    as it sends it. The cache is made on the first call, in the server: made at import, it
+    would warn in every process that imports this module outside Streamlit."""
+    if not _SPECS:
+        _SPECS.append(st.cache_data(max_entries=64, show_spinner=False)(altair_spec))
+    return _SPECS[0](*args)
 
 
 RENDERERS = {"altair": _draw_altair, "plotly": _draw_plotly}

@@ -97,15 +97,17 @@ class AppServer:
 
 
 @contextmanager
-def running_app(env: dict[str, str], log: Path, start_timeout_s: float = 60.0
-                ) -> Iterator[AppServer]:
-    """Start the explorer on a free local port with ``env``, wait for /_stcore/health, yield
-    it, stop it. Raises RuntimeError (with the log's end) when it does not come up."""
+def running_app(env: dict[str, str], log: Path, start_timeout_s: float = 60.0,
+                script: Path | None = None) -> Iterator[AppServer]:
+    """Start the explorer (or another Streamlit ``script``) on a free local port with ``env``,
+    wait for /_stcore/health, yield it, stop it. Raises RuntimeError (with the log's end) when
+    it does not come up."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    start = ["-m", "ui.serve"] if script is None else ["-m", "streamlit", "run", str(script)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ui.serve", "--server.port", str(port),  # as scripts/app.sh
+            [sys.executable, *start, "--server.port", str(port),  # as scripts/app.sh
              "--server.address", "127.0.0.1", "--server.headless", "true",
              "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
             cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
