@@ -32,6 +32,7 @@ from synthmed_core.store import Store
 from synthmed_core.training.events import EpochEnd, Event, Finished, Progress, Started
 
 from ._queue import Doorbell
+from ._sweep import Sweeper
 
 
 def _num(x: Any) -> float | None:
@@ -143,11 +144,12 @@ class JobMonitor:
     def _loop(self) -> None:
         last_flush = -math.inf  # the first event is written at once
         last_beat = last_look = time.monotonic()  # the claim was a heartbeat and a look
-        next_sweep = last_beat + self.stale_s / 2
+        sweeper = Sweeper(self.stale_s, grace_s=2 * self.heartbeat_s)
         while True:
             flush_s = max(self.flush_s, self._gap)
             with self._cond:
-                due = [last_beat + self.heartbeat_s, last_look + self.poll_s, next_sweep]
+                due = [last_beat + self.heartbeat_s, last_look + self.poll_s,
+                       time.monotonic() + sweeper.seconds_left()]
                 if self._buffer:
                     due.append(last_flush + flush_s)
                 wait = min(due) - time.monotonic()
@@ -166,8 +168,7 @@ class JobMonitor:
                     if self._bell.changed():  # a cancel or requeue rang: read the flags
                         self._react(*self.store.job_flags(self.job["id"], self.worker))
                     last_look = now
-                if now >= next_sweep:
-                    next_sweep = now + self.stale_s / 2
+                if sweeper.due():
                     if self.store.requeue_stale(self.stale_s) and self.on_requeue is not None:
                         self.on_requeue()  # other workers' lost jobs: wake idle workers
             except Exception:  # a busy database: try again at the next tick, keep training

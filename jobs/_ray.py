@@ -33,6 +33,7 @@ from synthmed_core.training.recorder import StoreRecorder
 from . import _queue
 from ._monitor import JobMonitor
 from ._procs import workers_per_gpu
+from ._sweep import Sweeper
 from ._worker import STOPPED_STATUS, JobLog, event_logger, settle
 from .kinds import REMOTE_KINDS, get_kind
 
@@ -190,7 +191,8 @@ class RayHead:
         Returns the number of jobs it ran."""
         self.store.register_worker(self.id, socket.gethostname(), os.getpid(), "ray", "ray")
         bell, ran, idle_since, next_claim = _queue.Doorbell(self.store), 0, time.monotonic(), 0.0
-        next_beat = next_sweep = 0.0
+        next_beat = 0.0
+        sweeper = Sweeper(self.stale_s, grace_s=2 * self.heartbeat_s, at_once=True)
         try:
             while not (self.stopping and not self.running):
                 now = time.monotonic()
@@ -212,10 +214,9 @@ class RayHead:
                 if now >= next_beat:
                     self.store.heartbeat(self.id, None)
                     next_beat = now + self.heartbeat_s
-                if now >= next_sweep:  # jobs of dead workers go back to the queue
+                if sweeper.due():  # jobs of dead workers go back to the queue
                     if self.store.requeue_stale(self.stale_s):
                         _queue.ring(self.store)
-                    next_sweep = now + self.stale_s / 2
                 time.sleep(self.poll_s)
         finally:
             self.store.worker_stopped(self.id)

@@ -23,6 +23,7 @@ from synthmed_core.training.events import EpochEnd, Event, Finished, Started
 from . import _queue
 from ._context import JobContext
 from ._monitor import JobMonitor
+from ._sweep import Sweeper
 from .kinds import runnable
 
 # What a stopped job becomes, by why it stopped: a user's cancel ends it; a worker shutdown
@@ -77,7 +78,8 @@ class Worker:
         self.stopping = False
         self.monitor: JobMonitor | None = None
         self.bell = _queue.Doorbell(store)
-        self._next_beat = self._next_sweep = self._next_claim = 0.0
+        self._next_beat = self._next_claim = 0.0
+        self._sweeper = Sweeper(stale_s, grace_s=2 * heartbeat_s, at_once=True)
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT: finish gracefully — the running job goes back to the queue."""
@@ -121,10 +123,9 @@ class Worker:
         if now >= self._next_beat:
             self.store.heartbeat(self.id, None)
             self._next_beat = now + self.heartbeat_s
-        if now >= self._next_sweep:  # jobs of dead workers go back to the queue
+        if self._sweeper.due():  # jobs of dead workers go back to the queue
             if self.store.requeue_stale(self.stale_s):
                 _queue.ring(self.store)
-            self._next_sweep = now + self.stale_s / 2
         if not (self.bell.changed() or now >= self._next_claim):
             return None
         self._next_claim = now + self.claim_every_s

@@ -93,6 +93,23 @@ def test_a_job_whose_worker_went_silent_is_requeued_then_failed_after_max_attemp
     assert store.claim_job("w3", 1) is None
 
 
+def test_dead_workers_are_looked_for_every_half_stale_period_but_not_on_waking_from_a_pause():
+    from jobs._sweep import Sweeper
+    clock = [1000.0]
+    sweeper = Sweeper(stale_s=30, grace_s=10, at_once=True, clock=lambda: clock[0])
+
+    def tick(after_s: float) -> bool:
+        clock[0] += after_s
+        return sweeper.due()
+
+    assert tick(0) and not tick(1)  # a worker that starts sweeps at once, then waits
+    assert [tick(1) for _ in range(15)].count(True) == 1  # every 15 s while it runs
+    assert not tick(3600)  # it was stopped for an hour (SIGSTOP, a sleeping laptop): so were
+    assert not tick(5)  # the others; they get `grace_s` to beat again
+    assert tick(5)  # then it sweeps as usual
+    assert not Sweeper(stale_s=30, grace_s=10, clock=lambda: clock[0]).due()  # a monitor: later
+
+
 def test_a_worker_that_lost_its_job_cannot_finish_it(store):
     job_id = jobs.submit("train", smoke_job(), store).ids[0]
     store.claim_job("old", 1)

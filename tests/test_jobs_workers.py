@@ -45,6 +45,35 @@ def test_a_worker_killed_mid_run_is_detected_and_its_job_resumes_from_the_last_e
     assert store.run(run_id)["status"] == "finished"
 
 
+def test_workers_paused_together_longer_than_stale_after_keep_their_job_and_its_attempt(
+        real_data):
+    """What a suspended laptop or a frozen VM does: every worker stops for longer than
+    --stale-after (3 s here) and resumes, one a little before the other. Nobody died: the job
+    keeps its worker and its attempt (it used to be requeued, and three pauses failed it)."""
+    store = Store()
+    job_id = submit_train(store, epochs=3, train_limit=256)
+    run_id = store.job(job_id)["run_id"]
+    first = worker(idle_exit=30)
+    wait_for(lambda: status(store, job_id) == "running", 120, "the first worker to claim it")
+    second = worker(idle_exit=30)  # idle beside it: the one that looks for dead workers
+    wait_for(lambda: len(store.live_workers(3.0)) == 2, 60, "both workers to beat")
+    wait_for(lambda: len(store.epochs(run_id)) >= 1, 180, "the first epoch row")
+    for proc in (first, second):
+        os.killpg(proc.pid, signal.SIGSTOP)
+    time.sleep(8)
+    os.killpg(second.pid, signal.SIGCONT)  # the sweeper wakes first
+    time.sleep(0.5)
+    os.killpg(first.pid, signal.SIGCONT)
+
+    wait_for(lambda: status(store, job_id) in ("finished", "failed", "queued"), 240,
+             "the job to end")
+    job = store.job(job_id)
+    assert (job["status"], job["attempts"], job["pid"]) == ("finished", 1, first.pid), (
+        job["error"], worker_output(second))
+    for proc in (first, second):
+        proc.wait(timeout=60)
+
+
 def test_a_cancelled_job_stops_within_seconds_and_keeps_its_epochs_marked_cancelled(real_data):
     store = Store()
     job_id = submit_train(store, epochs=30, train_limit=256)
