@@ -39,6 +39,7 @@ HOW_TO_START = f"""\
 3. **Browse**: *Accuracy grid* for every cell with intervals and tests against base, *Jobs* for
    the queue and logs, *Gallery* / *Grad-CAM* / *Predict* for images and models."""
 
+RUNS_SHOWN = 500  # newest first; at 10,000 runs the whole list was 1.8 MB sent to every new tab
 CELL_LEGEND = ("Each cell: mean ± standard deviation over seeds, [95% interval of the mean], "
                "n = finished runs; (study x) = the study's published single run. "
                "— = only the study ran this cell. The study published test accuracy only.")
@@ -112,7 +113,13 @@ def runs_section(db: str) -> None:
         return
     status = st.selectbox("Status", ["all", *RUN_STATUSES], key="run_status")
     shown = views.runs_table(runs, None if status == "all" else status)
-    st.caption(f"{len(shown)} of {len(runs)} runs, newest first.")
+    if len(shown) > RUNS_SHOWN:
+        which = "" if status == "all" else f" {status}"
+        st.caption(f"The newest {RUNS_SHOWN} of {len(shown)}{which} runs ({len(runs)} in all); "
+                   "every one: `python -m synthmed_core runs list`.")
+        shown = shown.head(RUNS_SHOWN)
+    else:
+        st.caption(f"{len(shown)} of {len(runs)} runs, newest first.")
     st.dataframe(shown, hide_index=True, placeholder="", key="home_runs", column_config={
         "accuracy": st.column_config.NumberColumn(format="%.3f"),
         "auroc": st.column_config.NumberColumn(format="%.3f"),

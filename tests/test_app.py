@@ -144,6 +144,19 @@ def test_the_status_filter_keeps_only_runs_of_that_status(runs, status):
     assert set(at.dataframe[0].value["status"]) == {status}
 
 
+def test_a_store_of_thousands_of_runs_lists_the_newest_and_says_where_the_rest_are(data_root):
+    from synthmed_core.store._bench import fill_scratch_store
+    store = Store()
+    fill_scratch_store(store, n_runs=1200, n_preds_per_run=4)
+    at = run_app()
+    listed = at.dataframe[0].value
+    assert len(listed) == 500
+    newest = store.runs().sort_values("started_at", ascending=False)["started_at"].head(500)
+    assert listed["started_at"].min() == newest.min()
+    assert any("The newest 500 of 1200 runs (1200 in all)" in c and "runs list" in c
+               for c in texts(at.caption))
+
+
 def test_a_database_that_cannot_be_read_is_a_warning_not_a_traceback(tmp_path, monkeypatch):
     bad = tmp_path / "not-a-database.duckdb"
     bad.write_text("this is not a DuckDB file\n")
