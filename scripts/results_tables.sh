@@ -85,10 +85,7 @@ while read -r p a several; do
   echo
   $py -m synthmed_core claims --profile "$p" --arch "$a"
   echo
-  echo "<details><summary>Every cell against base, image by image (<code>compare</code>, $a, profile $p)</summary>"
-  echo
-  echo '```'
-  for cell in $($py - "$p" "$a" <<'EOF'
+  cells=$($py - "$p" "$a" <<'EOF'
 import sys
 from synthmed_core.store import Store
 profile, arch = sys.argv[1:]
@@ -101,7 +98,12 @@ for r in runs.to_dict("records"):
     names.add(f"{r['arch']}/{r['init']}/{r['setting']}{ratio}{synthetic}")
 print("\n".join(sorted(names)))
 EOF
-  ); do
+  )
+  [ -z "$cells" ] && continue  # only base so far: nothing to compare
+  echo "<details><summary>Every cell against base, image by image (<code>compare</code>, $a, profile $p)</summary>"
+  echo
+  echo '```'
+  for cell in $cells; do
     $py -m synthmed_core compare "$cell" "${cell%%/*}/$(echo "$cell" | cut -d/ -f2)/base" \
       --profile "$p"
     echo
