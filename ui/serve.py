@@ -1,6 +1,6 @@
 """Start the explorer: ``python -m ui.serve [streamlit run options]`` is ``streamlit run app.py``
-with the app's own modules imported while the server starts, not when the first visitor
-arrives. Streamlit runs app.py only when a browser connects; its imports (pandas, DuckDB,
+with the app's own modules imported, and the data root's store opened, while the server starts,
+not when the first visitor arrives. Streamlit runs app.py only when a browser connects; its imports (pandas, DuckDB,
 Arrow, the store, the readers and the sidebar: ~0.7 s on the 2-core box) then delayed every
 fresh server's first page. ``scripts/app.sh`` and the browser tests start the app this way.
 """
@@ -29,8 +29,23 @@ def preload() -> None:
         log.setLevel(level)
 
 
+def open_store() -> None:
+    """Open the data root's store once. Its first open ever migrates it and imports the shipped
+    results bundles (1.1-1.35 s for the three in results/), which the first page otherwise
+    waited for; later opens find them imported. A store that cannot be opened now (locked by a
+    writer, a folder we cannot write) is left to the pages, which say why."""
+    from synthmed_core.errors import SynthmedError
+    from synthmed_core.store import Store
+    try:
+        Store(lock_timeout=10.0)  # a busy store: the app says so, the server starts anyway
+    except (SynthmedError, OSError) as exc:
+        print(f"synthmed: the results database is not ready yet ({exc}); the app will retry",
+              file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     preload()
+    open_store()
     from streamlit.web import cli  # the `streamlit` command itself
 
     sys.argv = ["streamlit", "run", str(APP), *(sys.argv[1:] if argv is None else argv)]
