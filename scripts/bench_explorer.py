@@ -235,9 +235,9 @@ def bench_browser(data: Path, loads: int, timeout_s: float, renderer: str
         cold, warm = _summary(renderer, "cold", cold), _summary(renderer, "warm", warm)
         if bare:
             low = _summary(renderer, "floor", bare)
+            extra = warm["markers"] - low["markers"]
             print(f"browser {renderer:6s} floor: a title and one 48-square chart alone, same "
-                  f"browser; the grid page's warm load takes {warm['markers'] - low['markers']:+.2f}"
-                  f" s more")
+                  f"browser; the grid page's warm load takes {extra:+.2f} s more")
         return cold, warm
 
 
