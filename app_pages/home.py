@@ -65,8 +65,8 @@ def sources_section(db: str) -> None:
     if sources.empty or (len(sources) == 1 and sources["origin"].iloc[0] == LOCAL_ORIGIN):
         return
     st.caption(f"Finished runs by source: {views.sources_line(sources)}. Shipped results were "
-               "measured by the synthmed project and came with this copy; `Reproduce here` in a cell's detail "
-               "trains one again on this machine.")
+               "measured by the synthmed project and came with this copy; `Reproduce here` in "
+               "a cell's detail trains one again on this machine.")
     with st.expander("Results bundles imported (provenance)"):
         st.dataframe(readers.bundles(db), hide_index=True, placeholder="", key="home_bundles")
 

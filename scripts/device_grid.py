@@ -65,6 +65,9 @@ def prepare(a: argparse.Namespace) -> int:
 
 
 def _env(data: Path) -> dict[str, str]:
+    """The environment of every command ``run`` starts: the fresh data root ``data``, the
+    carried real data, offline; and, where this python lacks duckdb or medmnist (the device's),
+    those installed from the carried wheels into /tmp and put on PYTHONPATH."""
     env = {**os.environ, "SYNTHMED_DATA": str(data), "SYNTHMED_DB": "",
            "SYNTHMED_MEDMNIST_ROOT": str(CARRY / "medmnist"), "SYNTHMED_SHIPPED": "none",
            "SYNTHMED_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}

@@ -3,12 +3,14 @@ square per cell coloured by the metric. Drawn with Vega-Lite (Altair, the defaul
 ships Vega in its own bundle, and a point selection returns the clicked cell) or Plotly
 (``SYNTHMED_GRID_CHART=plotly``; scripts/bench_explorer.py times both).
 
-Plotly: a scatter of square markers, not a ``go.Heatmap``: Streamlit 1.67 returns no selected points
-for a heatmap, and a click on a cell is how the page opens its detail. Each marker carries its
-cell name in ``customdata[0]``; ``selected_cell`` reads it back from the chart's event.
+Plotly: a scatter of square markers, not a ``go.Heatmap``: Streamlit 1.67 returns no selected
+points for a heatmap, and a click on a cell is how the page opens its detail. Each marker
+carries its cell name in ``customdata[0]``; ``selected_cell`` reads it back from the chart's
+event.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import pandas as pd
@@ -254,7 +256,7 @@ def altair_spec(cells: pd.DataFrame, arch: str, metric: str, show_study: bool,
 
 
 def _draw_altair(cells, arch, metric, show_study, scale, key, selectable) -> str | None:
-    spec = _cached_spec(cells, arch, metric, show_study, scale)
+    spec = _spec_cache()(cells, arch, metric, show_study, scale)
     opts = {"key": key, "width": altair_width(cells, arch, show_study)}
     if not selectable:
         st.vega_lite_chart(spec, **opts)
@@ -263,16 +265,12 @@ def _draw_altair(cells, arch, metric, show_study, scale, key, selectable) -> str
                                                    selection_mode=SELECTION, **opts))
 
 
-_SPECS = []  # altair_spec behind st.cache_data, made on first use (see _cached_spec)
-
-
-def _cached_spec(*args) -> dict:
-    """``altair_spec`` cached per grid; each call returns its own copy, which Streamlit changes
-    as it sends it. The cache is made on the first call, in the server: made at import, it
-    would warn in every process that imports this module outside Streamlit."""
-    if not _SPECS:
-        _SPECS.append(st.cache_data(max_entries=64, show_spinner=False)(altair_spec))
-    return _SPECS[0](*args)
+@functools.cache
+def _spec_cache():
+    """``altair_spec`` behind st.cache_data: one spec per grid, each call its own copy (Streamlit
+    changes it as it sends it). Made on first use, in the server: made at import, it would warn
+    in every process that imports this module outside Streamlit (tests, the bench)."""
+    return st.cache_data(max_entries=64, show_spinner=False)(altair_spec)
 
 
 RENDERERS = {"altair": _draw_altair, "plotly": _draw_plotly}

@@ -62,9 +62,10 @@ _PAIR_COLUMNS = ("paired_seeds", "wins", "losses", "pairs", "q")
 def _pairing(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with the pairing columns computed from each cell's k pairs of correctness bit
     blobs (run, its base) in place of them: paired_seeds (k; 0 when unpaired), wins and
-    losses summed over seeds, pairs (k x images) and q = sum over images of (wins - losses over the k seeds) squared, the
-    spread an image-level test needs. In numpy, O(k x images) per cell; the same sums in SQL
-    took k x k bit counts per cell (10x slower at 10,000 runs)."""
+    losses summed over seeds, pairs (k x images) and q = sum over images of (wins - losses
+    over the k seeds) squared, the spread an image-level test needs. In numpy, O(k x images)
+    per cell; the same sums in SQL took k x k bit counts per cell (10x slower at 10,000
+    runs)."""
     out = []
     for k, n, n_min, run, base in zip(rows["k"], rows["n_images"], rows["n_min"], rows["r"],
                                       rows["b"]):
