@@ -72,8 +72,12 @@ def test_overhead_is_trainer_time_over_pure_time_of_the_same_batches(monkeypatch
     assert out["overhead_cpu"] == pytest.approx(1.15)
 
 
-def test_trainer_pass_trains_through_train_epoch_and_its_progress_hook():
+def test_trainer_pass_trains_through_train_epoch_and_its_progress_hook(monkeypatch):
     import torch
+
+    from synthmed_core.training.loop import Throttle
+    # An hour's throttle: on a loaded machine one step can take longer than the bench's 1 s.
+    monkeypatch.setattr(_trainer, "Throttle", lambda seconds: Throttle(3600.0))
     rig = _trainer.build_rig("resnet18", 28, torch.device("cpu"), *_tiny_arrays(16),
                              batch_size=8, augment=True)
     before = [p.detach().clone() for p in rig.model.parameters()]
