@@ -104,6 +104,22 @@ def test_only_accuracy_carries_the_study_value_and_study_only_cells_can_be_added
     assert study_only["study"].notna().all()
 
 
+def test_the_studys_squares_sit_on_the_row_of_our_runs_of_that_setting(store):
+    # Our deit_tiny synthetic_base on a set, scratch only: the study's imagenet and chestmnist
+    # squares of synthetic_base go on that row, not on a set-less row of their own.
+    y = labels()
+    add_run(store, "synthetic_base", 0, probs_with_accuracy(y, 0.8, 0), y, arch="deit_tiny",
+            synthetic="cg")
+    add_run(store, "base", 0, probs_with_accuracy(y, 0.8, 1), y, arch="deit_tiny")
+    wide = grid_cells(store, "accuracy", with_study_only=True)
+    synthetic_base = wide[wide["setting"] == "synthetic_base"]
+    assert synthetic_base["row"].nunique() == 1
+    assert sorted(synthetic_base["init"]) == ["chestmnist", "imagenet", "scratch"]
+    assert set(synthetic_base["synthetic"]) == {"cg"}
+    nobody = wide[wide["setting"] == "synthetic_ft"]  # a row nobody ran: the study's alone
+    assert len(nobody) == 3 and nobody["synthetic"].isna().all() and nobody["n"].eq(0).all()
+
+
 def test_a_profile_filter_and_an_unknown_metric(store):
     fill_contrast(store)
     assert grid_cells(store, "accuracy", profile="quick").empty

@@ -93,12 +93,24 @@ def _study_key(row: dict) -> tuple:
             None if _missing(row["ratio"]) else float(row["ratio"]))
 
 
-def _study_only(study: dict[tuple, float], have: set[tuple], archs: set[str] | None) -> list[dict]:
+def _study_only(study: dict[tuple, float], records: list[dict], archs: set[str] | None
+                ) -> list[dict]:
+    """The study's cells nobody has run, each on the row of the runs of its arch, setting and
+    ratio: once per synthetic set those runs used (a square beside ours, not a row of its own
+    with the set left out), or on a set-less row when nobody ran the row."""
+    have = {_study_key(r) for r in records}
+    sets: dict[tuple, set] = {}
+    for r in records:
+        arch, setting, _, ratio = _study_key(r)
+        sets.setdefault((arch, setting, ratio), set()).add(
+            None if _missing(r["synthetic"]) else r["synthetic"])
     rows = []
     for (arch, setting, init, ratio), value in study.items():
-        if (arch, setting, init, ratio) not in have and (archs is None or arch in archs):
+        if (arch, setting, init, ratio) in have or (archs is not None and arch not in archs):
+            continue
+        for synthetic in sorted(sets.get((arch, setting, ratio), {None}), key=str):
             rows.append({"arch": arch, "init": init, "setting": setting, "ratio": ratio,
-                         "synthetic": None, "profile": None, "n": 0, "runs": 0,
+                         "synthetic": synthetic, "profile": None, "n": 0, "runs": 0,
                          "study": value})
     return rows
 
@@ -132,9 +144,8 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
         _paired_test(df)
         df["study"] = [study.get(_study_key(r), math.nan) for r in df.to_dict("records")]
     if with_study_only and study:
-        have = {_study_key(r) for r in df.to_dict("records")}
         archs = set(df["arch"]) if not df.empty else None
-        extra = pd.DataFrame(_study_only(study, have, archs))
+        extra = pd.DataFrame(_study_only(study, df.to_dict("records"), archs))
         df = extra if df.empty else pd.concat([df, extra], ignore_index=True)
     df = df.reindex(columns=COLUMNS)
     if df.empty:
