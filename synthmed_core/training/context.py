@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -18,7 +19,12 @@ from typing import Any
 from .. import paths
 
 # What must be equal for two runs to count as computed in the same context.
-CONTEXT_KEYS = ("device_type", "device_name", "threads", "torch", "timm", "commit")
+# ``cpu_capability`` is the kernel family PyTorch (and so oneDNN) dispatches to: AVX2 and AVX512
+# machines of one model name pick other kernels and give other last bits.
+CONTEXT_KEYS = ("device_type", "device_name", "cpu_capability", "threads", "torch", "timm",
+                "commit")
+# CPU flags that change which kernels oneDNN and PyTorch pick (recorded, shown when they differ).
+_ISA_FLAGS = re.compile(r"^(avx2|fma|f16c|avx512\w*|avx_vnni\w*|amx\w*)$")
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,6 +57,32 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_isa() -> list[str]:
+    """The vector-instruction flags of this CPU that kernel choice depends on (Linux; [] where
+    /proc/cpuinfo is absent), e.g. ``["avx2", "avx512_bf16", "avx512f", "fma"]``."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return sorted(f for f in line.split(":", 1)[1].split() if _ISA_FLAGS.match(f))
+    except OSError:
+        pass
+    return []
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_kernels() -> dict[str, Any]:
+    """What decides which CPU kernels torch runs: ``cpu_capability`` (torch's dispatch level,
+    e.g. AVX2 or AVX512), the CPU's ISA flags, and the oneDNN and MKL versions it was built with."""
+    import torch
+    config = torch.__config__.show()
+    onednn = re.search(r"MKL-DNN v([\w.]+)", config)
+    mkl = re.search(r"Math Kernel Library Version ([\w.]+)", config)
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_isa": cpu_isa(),
+            "onednn": onednn.group(1) if onednn else None, "mkl": mkl.group(1) if mkl else None}
+
+
 def _version(package: str) -> str | None:
     try:
         return metadata.version(package)
@@ -71,9 +103,10 @@ def device_description(device: str = "cpu") -> dict[str, Any]:
 
 def execution_context(device: str = "cpu") -> dict[str, Any]:
     """Everything about this process that can change a run's numbers: the device, the torch
-    thread count, library versions, the code commit (and whether the checkout was edited)."""
+    thread count, the CPU's kernel family (and its oneDNN/MKL versions), library versions, the
+    code commit (and whether the checkout was edited)."""
     import torch
-    return {**device_description(device), "threads": torch.get_num_threads(),
+    return {**device_description(device), **cpu_kernels(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "timm": _version("timm"), "numpy": _version("numpy"),
             "python": sys.version.split()[0], **code_version()}
 
@@ -90,6 +123,7 @@ def describe(ctx: dict | None) -> str:
     if not ctx:
         return "context not recorded"
     commit = (ctx.get("commit") or "?")[:7] + ("+edits" if ctx.get("dirty") else "")
-    return (f"{ctx.get('device_type', '?')} ({ctx.get('device_name', '?')}, "
+    isa = f" {ctx['cpu_capability']}" if ctx.get("cpu_capability") else ""
+    return (f"{ctx.get('device_type', '?')} ({ctx.get('device_name', '?')}{isa}, "
             f"{ctx.get('threads', '?')} threads), torch {ctx.get('torch', '?')}, "
             f"timm {ctx.get('timm', '?')}, commit {commit}")
