@@ -21,7 +21,7 @@ from synthmed_core.training.events import Emit
 
 from .._context import JobContext
 from .._errors import JobError
-from . import generate, grid, pretrain, quality, reproduce, train
+from . import generate, grid, pretrain, quality, rebuild, reproduce, train
 from ._plan import Plan
 from .train import train_summary
 
@@ -51,6 +51,9 @@ KINDS: dict[str, Kind] = {
     "generate": Kind("generate", "train a generator and sample a synthetic set (as "
                      "`synthmed_core synth generate`)", generate.add_arguments, generate.plan,
                      generate.run),
+    "rebuild": Kind("rebuild", "make a synthetic set again from its card (method, profile, "
+                    "seeds, count, generator settings) and check its content hash",
+                    rebuild.add_arguments, rebuild.plan, rebuild.run),
     "quality": Kind("quality", "measure a synthetic set: FID, KID, precision/recall, TSTR, "
                     "memorisation (as `synthmed_core synth quality`)", quality.add_arguments,
                     quality.plan, quality.run),

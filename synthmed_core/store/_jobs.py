@@ -147,7 +147,8 @@ class JobsMixin(StoreBase):
         """The queued or running generate job that makes synthetic set ``name``, if any."""
         with self._connect() as con:
             row = con.execute(
-                """SELECT id FROM jobs WHERE kind = 'generate' AND status IN ('queued', 'running')
+                """SELECT id FROM jobs WHERE kind IN ('generate', 'rebuild')
+                   AND status IN ('queued', 'running')
                    AND json_extract_string(spec_json, '$.generate.name') = ?
                    ORDER BY id LIMIT 1""", [name]).fetchone()
         return int(row[0]) if row else None
