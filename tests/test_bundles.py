@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from synthmed_core import bundle as bd
-from synthmed_core.analysis.claims import check_claims, format_claims
+from synthmed_core.analysis.claims import check_claims
+from synthmed_core.analysis.claims_text import format_claims
 from synthmed_core.analysis.compare import CellKey, compare_cells, format_comparison
 from synthmed_core.analysis.report import format_table, report_table
 from synthmed_core.cli import main as cli

@@ -224,7 +224,8 @@ def _head(claim: Claim, arch: str, init: str, profile: str, recipe: str, synthet
 def _method_rows(store: Store, pending: list[tuple], pairs: list[Pair]) -> list[dict]:
     """Rows with the generator as the unit (``generators``): per claim and group, each method
     whose sets were checked on two or more sets."""
-    methods = dict(zip(*(store.synthetic_sets()[c] for c in ("name", "method"))))
+    sets = store.synthetic_sets()
+    methods = dict(zip(sets["name"], sets["method"]))
     found: dict[tuple, list] = {}
     for (claim, group, synthetic, ra, *_), pair in zip(pending, pairs):
         if synthetic is not None and methods.get(synthetic):
