@@ -90,7 +90,7 @@ def cell_detail(store: Store, cell: dict) -> CellDetail:
         {"val": store.predictions(ids, split="val"), "test": preds})
     replicated = [rid for rid, n in zip(runs["run_id"], runs["replicates"]) if n]
     lines = tuple(f"{rid} (seed {seeds[rid]}): {line}" for rid in replicated
-                  for line in reproduction(store.run(rid)))
+                  for line in reproduction(store.run(rid), store))
     shown = runs.drop(columns=["origin", "bundle", "shipped", "checkpoint"])
     return CellDetail(runs=shown, epochs=epochs,
                       confusion=confusion(preds["label"].to_numpy(), preds["prob"].to_numpy()),
