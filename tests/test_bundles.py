@@ -109,6 +109,15 @@ def test_imported_runs_remember_their_bundle_and_local_ones_this_machine(
     assert set(runs.loc[runs["origin"] != "local", "bundle"]) == {"contrast"}
 
 
+def _one_run_bundle(tmp_path, context: dict) -> str:
+    """Bundle ``tmp_path/b``: one base run (seed 0, ~80% right) computed in ``context``; its id."""
+    src = Store(tmp_path / "src.duckdb")
+    y = labels()
+    rid = add_run(src, "base", 0, probs_with_accuracy(y, 0.8, 0), y, context=context)
+    bd.export_bundle(src, tmp_path / "b")
+    return rid
+
+
 def _same_spec_other_numbers(store: Store, context: dict) -> str:
     y = labels()
     return add_run(store, "base", 0, probs_with_accuracy(y, 0.6, 99), y, context=context)
@@ -116,10 +125,7 @@ def _same_spec_other_numbers(store: Store, context: dict) -> str:
 
 def test_other_numbers_in_the_same_context_are_a_conflict_and_the_local_run_is_kept(
         tmp_path, monkeypatch, real_data):
-    src = Store(tmp_path / "src.duckdb")
-    y = labels()
-    rid = add_run(src, "base", 0, probs_with_accuracy(y, 0.8, 0), y, context=CPU_1)
-    bd.export_bundle(src, tmp_path / "b")
+    rid = _one_run_bundle(tmp_path, CPU_1)
     target = fresh_root(tmp_path, monkeypatch)
     assert _same_spec_other_numbers(target, CPU_1) == rid
     before = target.run(rid)["metrics"]
@@ -355,11 +361,9 @@ def test_a_reproduction_names_the_context_fields_that_differ_and_old_records_say
 
 def test_a_reproduction_says_whether_each_difference_is_within_its_cells_seed_spread(
         tmp_path, monkeypatch, real_data):
-    src = Store(tmp_path / "src.duckdb")
-    y = labels()
-    rid = add_run(src, "base", 0, probs_with_accuracy(y, 0.8, 0), y, context=CPU_2)
-    bd.export_bundle(src, tmp_path / "b")
+    rid = _one_run_bundle(tmp_path, CPU_2)
     target = fresh_root(tmp_path, monkeypatch)
+    y = labels()
     probs = probs_with_accuracy(y, 0.8, 0)
     first_right = np.flatnonzero((probs >= 0.5) == y)[0]
     probs[first_right] = 0.49 if y[first_right] == 1 else 0.5  # one image flips: 0.005

@@ -29,6 +29,14 @@ def store(tmp_path) -> Store:
     return Store(tmp_path / "claims.duckdb")
 
 
+def add_seeds(store: Store, setting: str, accuracy: float, offset: int, **cell) -> None:
+    """Seeds 0-2 of a cell whose runs each get ``accuracy`` of the images right (drawn with
+    seeds offset + 0..2)."""
+    y = labels()
+    for seed in (0, 1, 2):
+        add_run(store, setting, seed, probs_with_accuracy(y, accuracy, offset + seed), y, **cell)
+
+
 def claim_rows(df, key, metric="accuracy"):
     return df[(df["claim"] == key) & (df["metric"] == metric)]
 
@@ -143,11 +151,8 @@ def test_a_verdict_carried_by_one_metric_says_so(store):
 
 
 def test_a_synthetic_only_cell_better_than_base_contradicts_it(store):
-    y = labels()
-    for seed in (0, 1, 2):
-        add_run(store, "base", seed, probs_with_accuracy(y, 0.70, seed), y)
-        add_run(store, "synthetic_base", seed, probs_with_accuracy(y, 0.95, 50 + seed), y,
-                synthetic="good-set")
+    add_seeds(store, "base", 0.70, 0)
+    add_seeds(store, "synthetic_base", 0.95, 50, synthetic="good-set")
     only = claim_rows(check_claims(store), "synthetic_only").iloc[0]
     assert only["verdict"] == "contradicted" and only["lo"] > 0
 
@@ -222,13 +227,9 @@ def _register(store: Store, name: str, method: str) -> None:
 
 
 def test_two_sets_of_one_generator_method_add_a_row_with_the_set_as_the_unit(store):
-    y = labels()
-    for seed in (0, 1, 2):
-        add_run(store, "base", seed, probs_with_accuracy(y, 0.80, seed), y)
-        add_run(store, "synthetic_base", seed, probs_with_accuracy(y, 0.70, 10 + seed), y,
-                synthetic="gan-a")
-        add_run(store, "synthetic_base", seed, probs_with_accuracy(y, 0.76, 20 + seed), y,
-                synthetic="gan-b")
+    add_seeds(store, "base", 0.80, 0)
+    add_seeds(store, "synthetic_base", 0.70, 10, synthetic="gan-a")
+    add_seeds(store, "synthetic_base", 0.76, 20, synthetic="gan-b")
     _register(store, "gan-a", "cyclegan")
     _register(store, "gan-b", "cyclegan")
     df = check_claims(store)
@@ -248,10 +249,7 @@ def test_two_sets_of_one_generator_method_add_a_row_with_the_set_as_the_unit(sto
 
 def test_sets_of_different_methods_are_not_pooled(store):
     fill_contrast(store)
-    y = labels()
-    for seed in (0, 1, 2):
-        add_run(store, "synthetic_base", seed, probs_with_accuracy(y, 0.6, 30 + seed), y,
-                synthetic="other-set")
+    add_seeds(store, "synthetic_base", 0.6, 30, synthetic="other-set")
     _register(store, "fake-set", "cyclegan")
     _register(store, "other-set", "ddpm")
     assert "generator" not in set(check_claims(store)["unit"])
