@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from synthmed_core.analysis.claims import MARGINS
+from synthmed_core.analysis.claims_text import claims_table
 from synthmed_core.analysis.corrections import CORRECTIONS
+from synthmed_core.analysis.evidence import METRICS as CLAIM_METRICS
 from synthmed_core.errors import SynthmedError
 from synthmed_core.explorer import grid_view
 from ui import cell_view, grid_chart, readers
@@ -13,12 +16,15 @@ from ui import cell_view, grid_chart, readers
 ALPHAS = (0.05, 0.01, 0.001)
 LEGEND = ("Each square: mean over seeds and n (hover for the 95% interval). A black outline "
           "and ▲/▼ mark a cell significantly better/worse than `base` of the same arch and "
-          "init, on per-image correctness at 0.5 on the real test split with the image as the "
-          "unit: exact McNemar for one matched seed; for several, a paired t-test over images "
-          "of the seed-averaged difference (an image is not counted once per seed). The study "
-          "published one run per cell, test accuracy only. A row ending in ⚠ test copies "
-          "trained on a set that holds copies of real test images (left out of the claims); "
-          "[...] after a row names what its recipe overrides in the profile.")
+          "init, on per-image correctness at 0.5 on the real test split, with the trained "
+          "model as the unit: for two or more matched seeds, the seed-aware test (the "
+          "difference's seed-to-seed spread plus the image noise the seeds share; the hover "
+          "shows its seed-level interval and the image-only p beside it); for one seed there "
+          "is no seed-level test, and the mark is the image-only exact McNemar (about these "
+          "trained models, not the recipe). The study published one run per cell, test "
+          "accuracy only. A row ending in ⚠ test copies trained on a set that holds copies of "
+          "real test images (left out of the claims); [...] after a row names what its recipe "
+          "overrides in the profile.")
 
 
 def controls(db: str) -> tuple[str, str | None, str | None, bool, float, str]:
@@ -77,13 +83,14 @@ def cell_picker(cells, clicked: str | None) -> str | None:
 
 CLAIM_COLUMNS = {
     "statement": st.column_config.TextColumn("Claim (a vs b)", width="large"),
-    "verdict": st.column_config.TextColumn("Here"),
-    "difference": st.column_config.TextColumn("a - b [95%]"),
-    "p": st.column_config.NumberColumn("p", format="%.2g", help="each test on its own"),
-    "p_adjusted": st.column_config.NumberColumn("p adjusted", format="%.2g",
-                                                help="for every claim checked at once (the "
-                                                     "correction picked above); verdicts "
-                                                     "read this one"),
+    "verdict": st.column_config.TextColumn("Here", help="whether the three metrics agree "
+                                                        "(robust) or which carries which verdict"),
+    **{name: st.column_config.TextColumn(f"{metric.label}: a - b [95%]", width="medium",
+                                         help="p (each test on its own), adjusted p (for every "
+                                              "claim on this metric, the correction picked "
+                                              "above: verdicts read this one), minimal "
+                                              "detectable difference, verdict")
+       for name, metric in CLAIM_METRICS.items()},
     "synthetic": st.column_config.TextColumn("Set"),
     "seeds": st.column_config.NumberColumn("Seeds"),
     "arch": st.column_config.TextColumn("Arch"),
@@ -93,13 +100,18 @@ CLAIM_COLUMNS = {
 
 
 def claims_section(db: str, profile: str | None, origin: str | None, correction: str) -> None:
-    """The study's conclusions as paired contrasts, with our verdicts (accuracy)."""
+    """The study's conclusions as paired contrasts, with our verdicts on every metric."""
     with st.expander("The study's conclusions, checked on these runs"):
-        st.caption("Each claim compares two cells of one arch and init on the real test images: "
-                   "a - b is the accuracy difference over matched seeds with its 95% interval "
-                   "and p, by the test that marks the grid's cells. Supported / contradicted when "
-                   "a - b is significant (p < 0.05) on the claimed / other side; inconclusive "
-                   "otherwise. Claims marked beyond ask what the study did not.")
+        st.caption("Each claim compares two cells of one arch and init on the real test images, "
+                   "on accuracy at 0.5, accuracy at each run's val-picked threshold and AUROC "
+                   "side by side: a - b over matched seeds with its 95% interval and p from the "
+                   "seed-aware test (the trained model is the unit; † one seed: the image-only "
+                   "test, about these trained models). Supported / contradicted when a - b is "
+                   "significant on the claimed / other side after the correction; 'no clear "
+                   "gain' is supported only when a TOST puts a - b inside its margin (≡ 0: "
+                   f"{', '.join(f'±{m:g} {CLAIM_METRICS[k].label}' for k, m in MARGINS.items())});"
+                   " inconclusive otherwise. MDD: the smallest difference these seeds would find "
+                   "4 times in 5. Claims marked beyond ask what the study did not.")
         table = readers.claims(db, profile, origin, correction)
         left_out = table.attrs.get("left_out_sets")
         if left_out:
@@ -109,13 +121,8 @@ def claims_section(db: str, profile: str | None, origin: str | None, correction:
             st.info("No claim can be checked yet: each needs both of its cells with matching "
                     "seeds, e.g. base and synthetic_base of one arch and init.")
             return
-        rows = table.to_dict("records")
-        table = table.assign(
-            statement=[f"{r['statement']} ({r['a']} vs {r['b']})"
-                       + (" · beyond" if r["source"] != "study" else "") for r in rows],
-            difference=[f"{r['diff']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]" for r in rows])
-        st.dataframe(table[list(CLAIM_COLUMNS)], hide_index=True, column_config=CLAIM_COLUMNS,
-                     key="grid_claims")
+        st.dataframe(claims_table(table)[list(CLAIM_COLUMNS)], hide_index=True,
+                     column_config=CLAIM_COLUMNS, key="grid_claims")
 
 
 def main() -> None:

@@ -184,7 +184,8 @@ def test_the_studys_conclusions_are_checked_on_the_runs_shown(names):
     assert_ok(at)
     claims = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
     only = claims[claims["statement"].str.startswith("Training on synthetic images alone")]
-    assert only["verdict"].tolist() == ["supported"]  # the clearly worse cell
+    # the clearly worse cell: on accuracy at 0.5 and AUROC (its val thresholds are all over)
+    assert only["verdict"].str.startswith("supported on accuracy at 0.5, AUROC").tolist() == [True]
     assert only["synthetic"].tolist() == ["fake-set"] and only["seeds"].tolist() == [3]
     assert "resnet50 scratch 0.662 vs 0.837" in only["study"].iloc[0]
 

@@ -7,11 +7,13 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from synthmed_core import bundle as bd
-from synthmed_core.analysis.claims import check_claims, format_claims
+from synthmed_core.analysis.claims import check_claims
+from synthmed_core.analysis.claims_text import format_claims
 from synthmed_core.analysis.compare import CellKey, compare_cells, format_comparison
 from synthmed_core.analysis.report import format_table, report_table
 from synthmed_core.cli import main as cli
@@ -107,6 +109,15 @@ def test_imported_runs_remember_their_bundle_and_local_ones_this_machine(
     assert set(runs.loc[runs["origin"] != "local", "bundle"]) == {"contrast"}
 
 
+def _one_run_bundle(tmp_path, context: dict) -> str:
+    """Bundle ``tmp_path/b``: one base run (seed 0, ~80% right) computed in ``context``; its id."""
+    src = Store(tmp_path / "src.duckdb")
+    y = labels()
+    rid = add_run(src, "base", 0, probs_with_accuracy(y, 0.8, 0), y, context=context)
+    bd.export_bundle(src, tmp_path / "b")
+    return rid
+
+
 def _same_spec_other_numbers(store: Store, context: dict) -> str:
     y = labels()
     return add_run(store, "base", 0, probs_with_accuracy(y, 0.6, 99), y, context=context)
@@ -114,10 +125,7 @@ def _same_spec_other_numbers(store: Store, context: dict) -> str:
 
 def test_other_numbers_in_the_same_context_are_a_conflict_and_the_local_run_is_kept(
         tmp_path, monkeypatch, real_data):
-    src = Store(tmp_path / "src.duckdb")
-    y = labels()
-    rid = add_run(src, "base", 0, probs_with_accuracy(y, 0.8, 0), y, context=CPU_1)
-    bd.export_bundle(src, tmp_path / "b")
+    rid = _one_run_bundle(tmp_path, CPU_1)
     target = fresh_root(tmp_path, monkeypatch)
     assert _same_spec_other_numbers(target, CPU_1) == rid
     before = target.run(rid)["metrics"]
@@ -331,3 +339,40 @@ def test_a_bundle_exported_again_with_more_runs_adds_only_them_and_both_are_told
     assert all(s.startswith("bundle: grid (") for s in sources["source"])
     # said in one sentence (Home), the versions are counted together
     assert sources_line(sources) == "2 from bundle: grid (2 versions)"
+
+
+CPU_AVX2 = {**CPU_1, "cpu_capability": "AVX2", "cpu_isa": ["avx2", "fma"], "onednn": "3.7.1",
+            "mkl": "2024.2"}
+
+
+def test_a_reproduction_names_the_context_fields_that_differ_and_old_records_say_not_recorded():
+    old, new = dict(CPU_1), {**CPU_1, "cpu_capability": "AVX512", "cpu_isa": ["avx512f"],
+                             "onednn": "3.7.1", "mkl": "2024.2"}
+    assert bd.context_differences(new, old) == [
+        "cpu_capability AVX512 here vs not recorded in the other record",
+        "cpu_isa avx512f here vs not recorded in the other record",
+        "onednn 3.7.1 here vs not recorded in the other record",
+        "mkl 2024.2 here vs not recorded in the other record"]
+    assert bd.context_differences(new, CPU_AVX2) == [
+        "cpu_capability AVX512 here vs AVX2 in the other record",
+        "cpu_isa avx512f here vs avx2 fma in the other record"]
+    assert bd.context_differences(new, new) == [] and bd.context_differences(None, None) == []
+
+
+def test_a_reproduction_says_whether_each_difference_is_within_its_cells_seed_spread(
+        tmp_path, monkeypatch, real_data):
+    rid = _one_run_bundle(tmp_path, CPU_2)
+    target = fresh_root(tmp_path, monkeypatch)
+    y = labels()
+    probs = probs_with_accuracy(y, 0.8, 0)
+    first_right = np.flatnonzero((probs >= 0.5) == y)[0]
+    probs[first_right] = 0.49 if y[first_right] == 1 else 0.5  # one image flips: 0.005
+    add_run(target, "base", 0, probs, y, context=CPU_AVX2)
+    for seed, acc in ((1, 0.70), (2, 0.90)):  # the cell's other seeds: sd about 0.07
+        add_run(target, "base", seed, probs_with_accuracy(y, acc, seed), y, context=CPU_AVX2)
+    bd.import_bundle(target, tmp_path / "b")
+    line = bd.reproduction(target.run(rid), target)[0]
+    assert "different numbers" in line and "cpu_capability AVX2 here vs not recorded" in line
+    assert "threads 1 here vs 2 in the other record" in line
+    assert "test accuracy differs by 0.0050, within the seed-to-seed spread of its cell" in line
+    assert "over 2 other runs" in line

@@ -106,3 +106,53 @@ def test_the_new_profile_field_leaves_every_earlier_run_id_unchanged():
     assert RunSpec.from_dict(earlier).profile.val_threshold == "youden"
     other = make_run_spec("resnet18", "scratch", "base", 0, "quick", val_threshold="sens95")
     assert other.run_id != spec.run_id and other.recipe_label == "quick val_threshold=sens95"
+
+
+def test_sensitivity_and_specificity_on_val_and_test_show_which_class_the_gap_is_in():
+    import pandas as pd
+
+    from synthmed_core.analysis.shift import rates_by_split
+
+    def rows(run, labels, probs):
+        return pd.DataFrame({"run_id": run, "idx": range(len(labels)), "label": labels,
+                             "prob": probs})
+    # val: every image right at 0.5; test: the same pneumonia images, but half the normal
+    # images scored 0.6 (called pneumonia): only specificity falls
+    val = rows("r", [1, 1, 1, 0], [0.9, 0.8, 0.7, 0.2])
+    test = rows("r", [1, 1, 1, 0, 0], [0.9, 0.8, 0.7, 0.2, 0.6])
+    out = rates_by_split({"val": val, "test": test}, {"r": 0.65}).set_index(
+        ["threshold", "split"])
+    assert out.loc[("0.5", "val"), ["sensitivity", "specificity"]].tolist() == [1.0, 1.0]
+    assert out.loc[("0.5", "test"), ["sensitivity", "specificity"]].tolist() == [1.0, 0.5]
+    assert out.loc[("val's", "test"), ["sensitivity", "specificity"]].tolist() == [1.0, 1.0]
+    assert out.loc[("0.5", "test"), "normal_share"] == pytest.approx(0.4)
+
+
+def test_report_prints_each_cells_sensitivity_and_specificity_on_val_and_test(data_root,
+                                                                              capsys):
+    from grid_helpers import fill_contrast
+
+    from synthmed_core.cli import main as cli
+    from synthmed_core.store import Store
+    fill_contrast(Store())
+    assert cli(["report", "--sens-spec", "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "| cell | seeds | threshold | val sensitivity | val specificity | test sensitivity |" \
+        in out
+    assert "| resnet50/scratch/base (smoke) | 3 | 0.5 |" in out
+    assert "| resnet50/scratch/base (smoke) | 3 | val's |" in out
+
+
+def test_a_cells_detail_carries_its_val_and_test_rates_at_both_thresholds(tmp_path):
+    from grid_helpers import fill_contrast
+
+    from synthmed_core.explorer.cell_detail import cell_detail
+    from synthmed_core.store import Store
+    store = Store(tmp_path / "r.duckdb")
+    fill_contrast(store)
+    detail = cell_detail(store, {"arch": "resnet50", "init": "scratch", "setting": "base",
+                                 "ratio": None, "synthetic": None, "profile": "smoke",
+                                 "recipe": store.runs()["recipe"].iloc[0]})
+    assert detail.rates[["threshold", "split"]].values.tolist() == [
+        ["0.5", "val"], ["0.5", "test"], ["val's", "val"], ["val's", "test"]]
+    assert (detail.rates["runs"] == 3).all()

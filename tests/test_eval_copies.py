@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synthmed_core.analysis.claims import check_claims, format_claims
+from synthmed_core.analysis.claims import check_claims
+from synthmed_core.analysis.claims_text import format_claims
 from synthmed_core.cli import main
 from synthmed_core.data.real import load_real
 from synthmed_core.errors import SpecError

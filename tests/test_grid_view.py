@@ -10,12 +10,11 @@ from scipy import stats
 
 import synthmed_core.store as store_mod
 from synthmed_core.analysis.compare import CellKey, compare_cells
-from synthmed_core.analysis.metrics import IMAGE_T_TEST as IMAGE_T
-from synthmed_core.analysis.metrics import MCNEMAR_TEST as MCNEMAR
 from synthmed_core.analysis.metrics import aggregate, mcnemar_p
+from synthmed_core.analysis.seeds import SEED_AWARE_TEST
 from synthmed_core.errors import SpecError
 from synthmed_core.explorer.cell_detail import cell_detail, wrong_images
-from synthmed_core.explorer.grid_view import cell_keys, grid_cells, grid_csv
+from synthmed_core.explorer.grid_view import ONE_SEED_TEST, cell_keys, grid_cells, grid_csv
 from synthmed_core.store import Store
 from synthmed_core.store._bench import fill_scratch_store
 
@@ -37,7 +36,8 @@ def test_a_cell_clearly_worse_than_base_is_marked_and_an_identical_one_is_not(st
     names = fill_contrast(store)
     cells = grid_cells(store, "accuracy")
     worse, same, base = (row(cells, names[k]) for k in ("worse", "same", "base"))
-    assert worse["significant"] and worse["direction"] == "worse" and worse["p_value"] < 1e-6
+    assert worse["significant"] and worse["direction"] == "worse" and worse["p_value"] < 0.01
+    assert worse["image_p"] < 1e-6  # three seeds, two degrees of freedom: seeds are the unit
     assert not same["significant"] and same["wins"] == 0 and same["losses"] == 0
     assert same["p_value"] == 1.0 and same["direction"] is None
     assert not base["significant"] and math.isnan(base["p_value"])
@@ -49,26 +49,28 @@ def test_the_grid_test_matches_the_core_paired_comparison_image_by_image(store):
     res = compare_cells(store, CellKey.parse("resnet50/scratch/synthetic_base/fake-set", "smoke"),
                         CellKey.parse("resnet50/scratch/base", "smoke"), n_boot=10)
     assert (cell["wins"], cell["losses"]) == (res["mcnemar"]["b"], res["mcnemar"]["c"])
-    assert cell["paired_seeds"] == 3 and cell["test"] == IMAGE_T
-    acc = res["accuracy_diff"]  # from per-image predictions in numpy, not from SQL bit counts
+    assert cell["paired_seeds"] == 3 and cell["test"] == SEED_AWARE_TEST
+    seed = res["evidence"]["accuracy"]  # from per-image predictions, not from the store's sums
     assert cell[["diff", "diff_lo", "diff_hi", "p_value"]].tolist() == pytest.approx(
-        [acc["diff"], acc["lo"], acc["hi"], acc["p"]])
-    assert acc["diff"] == pytest.approx(res["accuracy_a"] - res["accuracy_b"])
+        [seed["diff"], seed["lo"], seed["hi"], seed["p"]])
+    assert cell["image_p"] == pytest.approx(res["accuracy_diff"]["p"])  # the image-only test
+    assert seed["diff"] == pytest.approx(res["accuracy_a"] - res["accuracy_b"])
 
 
-def test_one_seed_is_tested_with_exact_mcnemar(store):
+def test_one_seed_is_marked_by_the_image_only_exact_mcnemar_named_so(store):
     names = fill_contrast(store, seeds=(0,))
     cell = row(grid_cells(store, "accuracy"), names["worse"])
     res = compare_cells(store, CellKey.parse("resnet50/scratch/synthetic_base/fake-set", "smoke"),
                         CellKey.parse("resnet50/scratch/base", "smoke"), n_boot=10)
-    assert cell["test"] == MCNEMAR and cell["paired_seeds"] == 1
+    assert cell["test"] == ONE_SEED_TEST and cell["paired_seeds"] == 1
+    assert cell["test"].startswith("image-only, 1 seed: these trained models")
     assert cell["p_value"] == pytest.approx(res["mcnemar"]["p_value"])
 
 
 def test_repeating_a_seed_does_not_make_a_difference_more_significant(store):
     """Three copies of one seed are one seed's evidence: the image-level test gives them the
     p-value of one seed's paired t, where a McNemar pooled over seed x image pairs would
-    shrink it (the reason the grid does not pool)."""
+    shrink it; the seed-aware test sees no seed spread but only two degrees of freedom."""
     y = labels()
     base, cell = probs_with_accuracy(y, 0.80, 0), probs_with_accuracy(y, 0.74, 1)
     for seed in (0, 1, 2):
@@ -77,8 +79,24 @@ def test_repeating_a_seed_does_not_make_a_difference_more_significant(store):
     three = row(grid_cells(store, "accuracy"), "resnet50/scratch/synthetic_base/fake-set (smoke)")
     d = ((cell >= 0.5) == y).astype(float) - ((base >= 0.5) == y).astype(float)
     one_seed_t = stats.ttest_1samp(d, 0.0).pvalue
-    assert three["p_value"] == pytest.approx(one_seed_t)
+    assert three["image_p"] == pytest.approx(one_seed_t)
+    assert three["p_value"] > one_seed_t
     assert mcnemar_p(three["wins"], three["losses"]) < one_seed_t / 5  # pooled: optimistic
+
+
+def test_seeds_that_disagree_leave_a_cell_unmarked_where_the_image_only_test_would_mark_it(
+        store):
+    """The same mean loss, once from seeds that agree and once from seeds that scatter: the
+    image-only test sees the same images either way; the seed-aware one sees the scatter."""
+    y = labels()
+    for seed, acc in zip((0, 1, 2), (0.60, 0.78, 0.80)):
+        add_run(store, "base", seed, probs_with_accuracy(y, 0.80, seed), y)
+        add_run(store, "synthetic_base", seed, probs_with_accuracy(y, acc, 10 + seed), y,
+                synthetic="scatter-set")
+    cell = row(grid_cells(store, "accuracy"),
+               "resnet50/scratch/synthetic_base/scatter-set (smoke)")
+    assert cell["image_p"] < 0.05 and cell["p_value"] > 0.05
+    assert not cell["significant"] and cell["diff_lo"] < 0 < cell["diff_hi"]
 
 
 def test_each_cell_has_mean_interval_and_n_over_seeds_of_the_chosen_metric(store):

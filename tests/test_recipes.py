@@ -5,7 +5,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from synthmed_core.analysis.claims import check_claims, format_claims
+from synthmed_core.analysis.claims import check_claims
+from synthmed_core.analysis.claims_text import format_claims
 from synthmed_core.analysis.compare import CellKey, compare_cells
 from synthmed_core.analysis.report import format_table, report_table
 from synthmed_core.explorer.grid_view import grid_cells

@@ -76,6 +76,22 @@ def _calibration(detail: CellDetail) -> None:
                "peak at different thresholds, a threshold tuned on val would not carry over to "
                "test; every stored test figure uses 0.5, fixed in advance.")
     st.plotly_chart(calibration_figure(detail), key="cell_calibration")
+    _rates(detail)
+
+
+def _rates(detail: CellDetail) -> None:
+    """Sensitivity and specificity on val and on test, at 0.5 and at val's threshold."""
+    rates = detail.rates
+    if rates is None or rates.empty:
+        return
+    lines = [f"at {r['threshold']} — val: sensitivity {r['sensitivity']:.3f}, specificity "
+             f"{r['specificity']:.3f}" if r["split"] == "val" else
+             f"test: sensitivity {r['sensitivity']:.3f}, specificity {r['specificity']:.3f}"
+             for r in rates.to_dict("records")]
+    pairs = [" → ".join(lines[i:i + 2]) for i in range(0, len(lines), 2)]
+    st.caption("Val vs test, mean over the cell's runs (prevalence alone moves neither rate: a "
+               "drop on test is in that class's images): " + "; ".join(pairs))
+    st.dataframe(rates, hide_index=True, key="cell_rates")
 
 
 def _wrong_images(detail: CellDetail) -> None:

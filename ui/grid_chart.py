@@ -69,9 +69,16 @@ def _hover(row: dict) -> str:
         lines.append(f"vs base ({seeds} paired seed{'s' if seeds > 1 else ''}): "
                      f"{int(row['wins'])} image results only this cell got right, "
                      f"{int(row['losses'])} only base")
-        lines.append(f"accuracy {row['diff']:+.3f} [{row['diff_lo']:+.3f}, "
-                     f"{row['diff_hi']:+.3f}]; {row['test']} p={row['p_value']:.3g}, "
-                     f"adjusted {row['p_adjusted']:.3g}")
+        if seeds > 1:  # the interval of the recipe's difference: seeds are the unit
+            lines.append(f"accuracy {row['diff']:+.3f}, seed-level 95% interval "
+                         f"[{row['diff_lo']:+.3f}, {row['diff_hi']:+.3f}]; seed-aware "
+                         f"p={row['p_value']:.3g}, adjusted {row['p_adjusted']:.3g}")
+            lines.append(f"(image-only p={row['image_p']:.3g}: these trained models)")
+        else:
+            lines.append(f"accuracy {row['diff']:+.3f} [{row['diff_lo']:+.3f}, "
+                         f"{row['diff_hi']:+.3f}]; 1 seed, no seed-level test: image-only "
+                         f"exact McNemar p={row['p_value']:.3g}, adjusted "
+                         f"{row['p_adjusted']:.3g}")
     if not _missing(row["study"]):
         lines.append(f"study (one run): {row['study']:.3f}")
     return "<br>".join(lines)

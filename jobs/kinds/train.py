@@ -50,7 +50,8 @@ def run(ctx: JobContext) -> str:
                      should_stop=ctx.should_stop, emit=ctx.emit, progress=False)
     if reproduce:
         from synthmed_core.bundle import reproduction
-        return "; ".join([train_summary(result), *reproduction(ctx.store.run(spec.run_id))])
+        return "; ".join([train_summary(result),
+                          *reproduction(ctx.store.run(spec.run_id), ctx.store)])
     return train_summary(result)
 
 

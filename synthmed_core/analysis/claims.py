@@ -3,18 +3,24 @@ left open, as paired contrasts checked on this store's runs.
 
 A claim compares two cells of the same arch, init and profile (and the same synthetic set when
 a cell uses one) on the same real test images: ``a`` is the cell the claim is about, ``b`` what
-it is compared with. The evidence is the accuracy difference a - b over matched seeds, its 95%
-interval and p from ``metrics.paired_accuracy_test`` (the test the accuracy grid marks cells
-with: an image counts once however many seeds). The verdict reads p and the sign of a - b
-against the claim's direction, at ``ALPHA``:
+it is compared with. Its evidence is read on three metrics side by side (``evidence.METRICS``:
+accuracy at 0.5, accuracy at each run's val-picked threshold, AUROC), each with the seed-aware
+test (the trained model is the unit; ``seeds``), or with one seed the image-only test, named so.
+p-values are adjusted across the claims within each metric (Holm by default). The verdict of
+one metric reads the adjusted p and the sign of a - b against the claim's direction, at ALPHA:
 
 - ``worse`` / ``better``: *supported* when a - b is significant on the claimed side,
-  *contradicted* when significant on the other side, *inconclusive* otherwise;
-- ``not better``: *contradicted* only by a significant gain, else *supported* (no gain shown).
+  *contradicted* when significant on the other side, *inconclusive* otherwise (and the row says
+  when a non-significant difference is shown equivalent to zero within the metric's margin);
+- ``not better`` ("brings no clear gain"): *contradicted* by a significant gain; *supported*
+  only when a TOST shows the difference inside +-MARGINS[metric] (or a significant loss shows
+  there is no gain); *inconclusive* otherwise: absence of evidence is not evidence of no effect.
 
-The study's own figures behind each claim come from its published grid (one run per cell).
-Runs on a synthetic set that holds copies of real test images are left out (``synth.copies``):
-a model that saw the images it is scored on proves nothing.
+``overall`` says whether the metrics agree (robust) or which metric carries which verdict.
+Where two or more sets of one generator method were checked, a row per method treats the set
+as the random unit (``generators``). The study's own figures behind each claim come from its
+published grid. Runs on a synthetic set that holds copies of real test images are left out
+(``synth.copies``): a model that saw the images it is scored on proves nothing.
 """
 from __future__ import annotations
 
@@ -28,13 +34,19 @@ import pandas as pd
 from ..grid import SETTINGS, reference_rows
 from ..store import Store
 from ..synth.copies import sets_with_test_copies
-from .compare import CellKey, cell_runs, matched_seeds, pair_run_ids
-from .corrections import CORRECTIONS, DEFAULT_CORRECTION, adjust_p
-from .metrics import accuracy_compare
+from . import seeds as seed_tests
+from .calibration import VAL_THRESHOLD_SPLIT
+from .compare import CellKey, by_run, cell_runs, matched_seeds, pair_run_ids
+from .corrections import DEFAULT_CORRECTION, adjust_p
+from .evidence import METRICS, Pair, all_evidence
+from .generators import method_evidence
 
 EXPECTATIONS = ("worse", "better", "not better")
 ALPHA = 0.05
 VERDICTS = ("supported", "contradicted", "inconclusive")
+# The equivalence margins, declared once: a difference inside +-margin is "no real difference"
+# (TOST). Two points of accuracy are 12 of the 624 test images; AUROC moves less.
+MARGINS = {"accuracy": 0.02, "accuracy_val": 0.02, "auroc": 0.01}
 
 
 @dataclass(frozen=True)
@@ -64,19 +76,39 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 COLUMNS = ["claim", "statement", "source", "expect", "arch", "init", "profile", "recipe",
-           "synthetic",
-           "a", "b", "seeds", "accuracy_a", "accuracy_b", "diff", "lo", "hi", "p", "p_adjusted", "test",
-           "verdict", "study"]
+           "synthetic", "unit", "a", "b", "seeds", "metric", "value_a", "value_b", "diff", "lo",
+           "hi", "se", "df", "p", "p_adjusted", "test", "image_p", "seed_sd", "mdd", "margin",
+           "tost_p", "tost_p_adjusted", "equivalent", "verdict", "overall", "note", "study"]
+# Rows of one checked contrast (its metrics): the unit is "seed" (k >= 2 matched seeds),
+# "model" (one seed: the image-only test) or "generator" (sets of one method as the unit).
+GROUP = ["claim", "arch", "init", "profile", "recipe", "synthetic", "unit"]
 
 
-def verdict(expect: str, diff: float, p: float, alpha: float = ALPHA) -> str:
-    """Supported / contradicted / inconclusive from a - b and its p-value."""
+def verdict(expect: str, diff: float, p: float, equivalent: bool = False,
+            alpha: float = ALPHA) -> str:
+    """Supported / contradicted / inconclusive from a - b, its (adjusted) p-value and whether a
+    TOST showed it inside the metric's margin (module docstring)."""
     if expect not in EXPECTATIONS:
         raise ValueError(f"unknown expectation {expect!r}; choose one of {EXPECTATIONS}")
     side = ("better" if diff > 0 else "worse") if p < alpha else None
     if expect == "not better":
-        return "contradicted" if side == "better" else "supported"
+        if side == "better":
+            return "contradicted"
+        return "supported" if side == "worse" or equivalent else "inconclusive"
     return "inconclusive" if side is None else "supported" if side == expect else "contradicted"
+
+
+def overall(verdicts: dict[str, str]) -> str:
+    """``robust: supported`` when all three metrics give one verdict (``inconclusive on every
+    metric`` when that verdict is inconclusive), else which metric carries which, e.g.
+    ``contradicted on accuracy at 0.5; inconclusive on AUROC``."""
+    if len(set(verdicts.values())) == 1 and len(verdicts) == len(METRICS):
+        only = next(iter(verdicts.values()))
+        return "inconclusive on every metric" if only == "inconclusive" else f"robust: {only}"
+    by = {}
+    for name, v in verdicts.items():
+        by.setdefault(v, []).append(METRICS[name].label)
+    return "; ".join(f"{v} on {', '.join(labels)}" for v, labels in by.items())
 
 
 @functools.lru_cache(maxsize=1)
@@ -123,12 +155,14 @@ def _key(group: tuple, side: tuple[str, float | None], synthetic: str | None) ->
 def check_claims(store: Store, profile: str | None = None, archs: Iterable[str] | None = None,
                  claims: Iterable[Claim] = CLAIMS, origin: str | None = None,
                  correction: str = DEFAULT_CORRECTION) -> pd.DataFrame:
-    """One row per claim and (arch, init, recipe, synthetic set) where both of its cells have
-    finished runs with matching seeds: the cells, matched seeds, each cell's seed-mean
-    accuracy, diff / lo / hi / p / test of a - b (``paired_accuracy_test``), the verdict and the
-    study's figures. Rows in claim order; empty (with COLUMNS) when nothing can be checked.
-    ``attrs["left_out_sets"]`` names the sets whose runs were left out for holding copies of
-    real test images."""
+    """One row per claim, (arch, init, recipe, synthetic set or generator method) where both of
+    its cells have finished runs with matching seeds, and metric (``evidence.METRICS``): the
+    cells, seeds, each cell's seed-mean value, the evidence on a - b (``evidence.evidence``),
+    p adjusted by ``correction`` across the claims of that metric, the TOST p against
+    MARGINS (adjusted the same way), the metric's verdict, ``overall`` (do the metrics agree?)
+    and the study's figures. Rows in claim order; empty (with COLUMNS) when nothing can be
+    checked. ``attrs["left_out_sets"]`` names the sets whose runs were left out for holding
+    copies of real test images."""
     runs, left_out = _without_test_copies(store, store.runs(status="finished"))
     if profile is not None:
         runs = runs[runs["profile"] == profile]
@@ -136,7 +170,24 @@ def check_claims(store: Store, profile: str | None = None, archs: Iterable[str] 
         runs = runs[runs["arch"].isin(list(archs))]
     if origin is not None:  # the runs of one source (this machine, or one bundle)
         runs = runs[runs["origin"] == origin]
-    pending = []  # (claim, group, set, runs of a, runs of b, seeds)
+    pending = _pending(runs, claims)
+    if not pending:
+        return _noted(pd.DataFrame(columns=COLUMNS), left_out)
+    pairs = _pairs(store, pending)
+    rows = []
+    for (claim, (arch, init, prof, _recipe), synthetic, ra, rb, seeds), pair in zip(pending, pairs):
+        head = _head(claim, arch, init, prof, ra["recipe_label"].iloc[0], synthetic,
+                     "seed" if len(seeds) > 1 else "model", len(seeds))
+        rows += [{**head, **ev} for ev in all_evidence(pair).values()]
+    rows += _method_rows(store, pending, pairs)
+    df = _judged(pd.DataFrame(rows, columns=COLUMNS), correction)
+    df.attrs["correction"] = correction
+    return _noted(df, left_out)
+
+
+def _pending(runs: pd.DataFrame, claims: Iterable[Claim]) -> list[tuple]:
+    """(claim, group, set, runs of a, runs of b, matched seeds) of every checkable contrast."""
+    pending = []
     for claim in claims:
         for group, cells in runs.groupby(["arch", "init", "profile", "recipe"], sort=True):
             for synthetic in _synthetic_sets(cells, claim):
@@ -145,32 +196,77 @@ def check_claims(store: Store, profile: str | None = None, archs: Iterable[str] 
                 seeds = matched_seeds(ra, rb)
                 if seeds:
                     pending.append((claim, group, synthetic, ra, rb, seeds))
-    if not pending:
-        return _noted(pd.DataFrame(columns=COLUMNS), left_out)
-    # accuracy at 0.5 needs only whether each image was right: the store's bits per run, not
-    # the predictions (6 M rows at 10,000 runs)
-    correct = store.correct_bits(sorted({rid for *_, ra, rb, seeds in pending
-                                         for rid in pair_run_ids(ra, rb, seeds)}))
+    return pending
+
+
+def _pairs(store: Store, pending: list[tuple]) -> list[Pair]:
+    """The test predictions and val-picked thresholds of every pending contrast, read once."""
+    ids = sorted({rid for *_, ra, rb, seeds in pending for rid in pair_run_ids(ra, rb, seeds)})
+    preds = by_run(store.predictions(ids))
+    thresholds = store.metric_of(ids, VAL_THRESHOLD_SPLIT, "threshold")
+    out = []
+    for *_, ra, rb, seeds in pending:
+        ia, ib = ra.loc[seeds, "run_id"].tolist(), rb.loc[seeds, "run_id"].tolist()
+        probs = [np.stack([preds[r]["prob"].to_numpy() for r in side]) for side in (ia, ib)]
+        ts = [np.array([thresholds.get(r, np.nan) for r in side]) for side in (ia, ib)]
+        out.append(Pair(preds[ia[0]]["label"].to_numpy(), *probs, *ts, tuple(seeds)))
+    return out
+
+
+def _head(claim: Claim, arch: str, init: str, profile: str, recipe: str, synthetic, unit: str,
+          k: int) -> dict:
+    return {"claim": claim.key, "statement": claim.statement, "source": claim.source,
+            "expect": claim.expect, "arch": arch, "init": init, "profile": profile,
+            "recipe": recipe, "synthetic": synthetic, "unit": unit, "a": _label(*claim.a),
+            "b": _label(*claim.b), "seeds": k, "study": study_figures(claim)}
+
+
+def _method_rows(store: Store, pending: list[tuple], pairs: list[Pair]) -> list[dict]:
+    """Rows with the generator as the unit (``generators``): per claim and group, each method
+    whose sets were checked on two or more sets."""
+    sets = store.synthetic_sets()
+    methods = dict(zip(sets["name"], sets["method"]))
+    found: dict[tuple, list] = {}
+    for (claim, group, synthetic, ra, *_), pair in zip(pending, pairs):
+        if synthetic is not None and methods.get(synthetic):
+            key = (claim, group, methods[synthetic], ra["recipe_label"].iloc[0])
+            found.setdefault(key, []).append((synthetic, pair))
     rows = []
-    for claim, (arch, init, prof, _recipe), synthetic, ra, rb, seeds in pending:
-        res = accuracy_compare(*(np.stack([correct[rid] for rid in side.loc[seeds, "run_id"]])
-                                 for side in (ra, rb)))
-        acc = res["accuracy_diff"]
-        rows.append({"claim": claim.key, "statement": claim.statement, "source": claim.source,
-                     "expect": claim.expect, "arch": arch, "init": init, "profile": prof,
-                     "recipe": ra["recipe_label"].iloc[0],
-                     "synthetic": synthetic, "a": _label(*claim.a), "b": _label(*claim.b),
-                     "seeds": len(seeds), "accuracy_a": res["accuracy_a"],
-                     "accuracy_b": res["accuracy_b"], "diff": acc["diff"], "lo": acc["lo"],
-                     "hi": acc["hi"], "p": acc["p"], "test": acc["test"],
-                     "study": study_figures(claim)})
-    df = pd.DataFrame(rows, columns=COLUMNS)
-    # The family: every contrast checked here; verdicts read the adjusted p.
-    df["p_adjusted"] = adjust_p(df["p"].astype("float64"), correction)
-    df["verdict"] = [verdict(e, d, p) for e, d, p in zip(df["expect"], df["diff"],
-                                                         df["p_adjusted"])]
-    df.attrs["correction"] = correction
-    return _noted(df, left_out)
+    for (claim, (arch, init, prof, _), method, recipe), sets in found.items():
+        if len(sets) < 2:
+            continue
+        names, set_pairs = [s for s, _ in sets], [p for _, p in sets]
+        head = _head(claim, arch, init, prof, recipe, f"{method} ({len(sets)} sets)",
+                     "generator", min(p.k for p in set_pairs))
+        for name in METRICS:
+            ev = method_evidence(name, set_pairs, names)
+            if ev is not None:
+                rows.append({**head, **ev})
+    return rows
+
+
+def _judged(df: pd.DataFrame, correction: str) -> pd.DataFrame:
+    """Adjusted p, TOST and verdict per metric (the family: every contrast of that metric),
+    then ``overall`` per checked contrast; rows in claim, group, metric order."""
+    if df.empty:
+        return df
+    df["margin"] = df["metric"].map(MARGINS)
+    df["tost_p"] = seed_tests.tost(df["diff"], df["se"], df["df"], df["margin"])
+    for _, idx in df.groupby("metric").groups.items():
+        df.loc[idx, "p_adjusted"] = adjust_p(df.loc[idx, "p"].astype("float64"), correction)
+        df.loc[idx, "tost_p_adjusted"] = adjust_p(df.loc[idx, "tost_p"].astype("float64"),
+                                                  correction)
+    df["equivalent"] = (df["tost_p_adjusted"].astype("float64") < ALPHA).astype(bool)
+    df["verdict"] = [verdict(e, d, p, q) for e, d, p, q in
+                     zip(df["expect"], df["diff"], df["p_adjusted"], df["equivalent"])]
+    keys = [df[c].map(lambda v: "" if v is None or v != v else str(v)) for c in GROUP]
+    groups = df.groupby(keys, sort=False)
+    df["overall"] = groups["verdict"].transform(lambda v: overall(
+        dict(zip(df.loc[v.index, "metric"], v))))
+    order = {c.key: i for i, c in enumerate(CLAIMS)}
+    rank = pd.DataFrame({"c": df["claim"].map(lambda k: order.get(k, len(order))),
+                         "g": df["unit"].eq("generator")}, index=df.index)
+    return df.loc[rank.sort_values(["c", "g"], kind="stable").index].reset_index(drop=True)
 
 
 def _without_test_copies(store: Store, runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -182,34 +278,3 @@ def _without_test_copies(store: Store, runs: pd.DataFrame) -> tuple[pd.DataFrame
 def _noted(df: pd.DataFrame, left_out: list[str]) -> pd.DataFrame:
     df.attrs["left_out_sets"] = left_out
     return df
-
-
-def format_claims(df: pd.DataFrame) -> str:
-    """Markdown: per claim, its statement and the study's figures, then one line per checked
-    group with our difference, interval, p, seeds and verdict; last, the sets whose runs were
-    left out for holding test images."""
-    left_out = df.attrs.get("left_out_sets")
-    note = (f"\n\nLeft out: the runs on {', '.join(left_out)}, which hold copies of real test "
-            "images (`synth show NAME`)." if left_out else "")
-    if df.empty:
-        return ("No claim can be checked yet: each needs finished runs of both its cells with "
-                "matching seeds (e.g. base and synthetic_base of one arch, init and profile)."
-                + note)
-    correction = df.attrs.get("correction", DEFAULT_CORRECTION)
-    out = [f"Verdicts read p adjusted for the {len(df)} contrasts checked together: "
-           f"{CORRECTIONS[correction][0]}; p beside it is each test on its own, and the "
-           "intervals are not adjusted.", ""]
-    for key, rows in df.groupby("claim", sort=False):
-        first = rows.iloc[0]
-        tag = "" if first["source"] == "study" else " (beyond the study)"
-        out += [f"**{first['statement']}**{tag}: {first['a']} vs {first['b']}, expected "
-                f"{first['expect']}" + (f". Study: {first['study']}" if first["study"] else ""),
-                "", "| arch | init | profile | set | seeds | a | b | a - b [95%] | p | "
-                f"p ({correction}) | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in rows.itertuples():
-            out.append(f"| {r.arch} | {r.init} | {r.recipe} | {r.synthetic or '—'} | {r.seeds} "
-                       f"| {r.accuracy_a:.3f} | {r.accuracy_b:.3f} | {r.diff:+.3f} "
-                       f"[{r.lo:+.3f}, {r.hi:+.3f}] | {r.p:.3g} | {r.p_adjusted:.3g} "
-                       f"| {r.verdict} |")
-        out.append("")
-    return "\n".join(out).rstrip() + note

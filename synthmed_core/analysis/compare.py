@@ -17,6 +17,7 @@ import pandas as pd
 from ..errors import SpecError
 from ..grid import SETTINGS
 from .calibration import VAL_THRESHOLD_SPLIT, at_half
+from .evidence import METRICS, Pair, all_evidence
 from .metrics import paired_compare
 
 
@@ -97,9 +98,12 @@ def shared_recipe(runs: pd.DataFrame, a: CellKey, b: CellKey) -> str:
 
 
 def compare_cells(store, a: CellKey, b: CellKey, n_boot: int = 2000) -> dict[str, Any]:
-    """The accuracy difference with the grid's paired test (``metrics.paired_accuracy_test``),
+    """Cells ``a`` and ``b`` on the real test images both were scored on: ``evidence`` (per
+    metric of ``evidence.METRICS``: the seed-aware test, or with one seed the image-only one,
+    with the minimal detectable difference), and the image-only figures beside it: the
+    accuracy difference with the paired t over images (``metrics.paired_accuracy_test``),
     McNemar (pooled over matched seeds, and per seed) and a bootstrap interval of the AUROC
-    difference between cells ``a`` and ``b``, on the real test images both were scored on."""
+    difference of the seed-mean scores."""
     runs = store.runs(status="finished")
     recipe = shared_recipe(runs, a, b)
     a, b = a.with_recipe(recipe), b.with_recipe(recipe)
@@ -119,6 +123,12 @@ def compare_cells(store, a: CellKey, b: CellKey, n_boot: int = 2000) -> dict[str
                  for rid, df in preds.items()}
         out["val_threshold"] = {**paired_on(moved, ra, rb, seeds, n_boot=0),
                                 "thresholds": [thresholds[rid] for rid in ids]}
+    k = len(seeds)
+    ts = np.array([thresholds.get(rid, np.nan) for rid in ids])
+    out["evidence"] = all_evidence(Pair(
+        preds[ids[0]]["label"].to_numpy(), *(np.stack([preds[r]["prob"].to_numpy() for r in side])
+                                             for side in (ids[:k], ids[k:])),
+        ts[:k], ts[k:], tuple(seeds)))
     return out
 
 
@@ -172,6 +182,8 @@ def format_comparison(res: dict[str, Any]) -> str:
         f"A = {res['a']}", f"B = {res['b']}",
         *([f"recipe {res['recipe']}"] if " " in str(res.get("recipe", "")) else []),
         f"matched seeds {res['seeds']} on {res['n_images']} real test images",
+        *_evidence_lines(res),
+        "image-only figures (the trained models held fixed: about these models, not the recipe):",
         f"accuracy  A {res['accuracy_a']:.4f}  B {res['accuracy_b']:.4f}  "
         f"(mean over seeds, threshold 0.5)  difference {ac['diff']:+.4f}  95% interval "
         f"[{ac['lo']:+.4f}, {ac['hi']:+.4f}]  p = {ac['p']:.3g} ({ac['test']})",
@@ -183,6 +195,25 @@ def format_comparison(res: dict[str, Any]) -> str:
         f"difference {au['diff']:+.4f}  95% bootstrap interval [{au['lo']:+.4f}, {au['hi']:+.4f}]"
         f"  {bootstrap_p_text(au)}",
     ])
+
+
+def _evidence_lines(res: dict[str, Any]) -> list[str]:
+    """The verdict tests: per metric, a - b with its interval and p, by the seed-aware test
+    (or the image-only one, named so, with one seed), and the minimal detectable difference."""
+    ev = res.get("evidence") or {}
+    k = len(res["seeds"])
+    head = (f"seed-aware tests (the trained model is the unit: {k} matched seeds, "
+            f"Obuchowski-Rockette variance, {k - 1} df):" if k > 1 else
+            "one matched seed: no seed-level test; image-only tests (these trained models, not "
+            "the recipe):")
+    lines = [head]
+    for name, e in ev.items():
+        mdd = "" if e["mdd"] != e["mdd"] else f"  minimal detectable difference {e['mdd']:.4f}"
+        lines.append(f"  {METRICS[name].label:<28} A {e['value_a']:.4f}  B {e['value_b']:.4f}  "
+                     f"difference {e['diff']:+.4f}  95% interval [{e['lo']:+.4f}, "
+                     f"{e['hi']:+.4f}]  p = {e['p']:.3g}{mdd}"
+                     + (f"  (seed sd of the difference {e['seed_sd']:.4f})" if k > 1 else ""))
+    return lines
 
 
 def _val_threshold_line(res: dict[str, Any]) -> list[str]:

@@ -23,8 +23,9 @@ from ._export import export_bundle, sample_rows, strip_per_image
 from ._format import (BUNDLE_SCHEMA, FILES, MANIFEST, SAMPLE_SUFFIX, Bundle, bundle_id,
                       read_bundle)
 from ._import import ImportReport, import_bundle, import_shipped, metric_diff
-from ._reproduce import rebuild_hint, reproduction
+from ._reproduce import context_differences, rebuild_hint, reproduction, seed_spread
 
 __all__ = ["export_bundle", "import_bundle", "import_shipped", "read_bundle", "reproduction",
+           "context_differences", "seed_spread",
            "rebuild_hint", "metric_diff", "bundle_id", "sample_rows", "strip_per_image", "Bundle",
            "ImportReport", "BUNDLE_SCHEMA", "FILES", "MANIFEST", "SAMPLE_SUFFIX"]

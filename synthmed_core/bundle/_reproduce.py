@@ -5,17 +5,72 @@ from __future__ import annotations
 import json
 
 from ..catalog import GENERATOR_METHODS
-from ..store import LOCAL_ORIGIN, Store
-from ..training.context import describe, same_context
+from ..store import CELL_KEYS, LOCAL_ORIGIN, Store
+from ..training.context import CONTEXT_KEYS, describe, same_context
 from ._import import metric_diff
 
 
-def reproduction(run: dict) -> list[str]:
+# What a reproduction names when two records' contexts differ: "the same context" (CONTEXT_KEYS)
+# and what decides the CPU kernels beside it. Records older than a field say "not recorded".
+CONTEXT_FIELDS = (*CONTEXT_KEYS, "cpu_isa", "onednn", "mkl", "numpy", "python")
+SPREAD_METRICS = ("accuracy", "auroc")  # test metrics whose difference is set against the seeds'
+
+
+def context_differences(here: dict | None, there: dict | None) -> list[str]:
+    """The context fields (CONTEXT_FIELDS) two records disagree on, e.g. ``cpu_capability
+    AVX512 here vs AVX2 in the other record``; a field one record lacks (made before it was
+    recorded) reads ``not recorded``. Empty when they agree or neither recorded a context."""
+    here, there = here or {}, there or {}
+    if not here and not there:
+        return []
+    out = []
+    for key in CONTEXT_FIELDS:
+        a, b = here.get(key), there.get(key)
+        if a == b:
+            continue
+        def say(v):
+            return "not recorded" if v is None else (" ".join(v) if isinstance(v, list) else str(v))
+        out.append(f"{key} {say(a)} here vs {say(b)} in the other record")
+    return out
+
+
+def seed_spread(store: Store, run: dict) -> dict[str, tuple[float, int]]:
+    """Per test metric of SPREAD_METRICS, (sd over seeds, runs) of the run's cell (same cell and
+    recipe) over its OTHER finished runs; metrics with fewer than two such runs are left out."""
+    cell = {k: run.get(k) for k in CELL_KEYS}
+    others = store.cell_runs(cell)
+    others = others[others["run_id"] != run["run_id"]]
+    out = {}
+    for name in SPREAD_METRICS:
+        values = others[name].dropna() if name in others else []
+        if len(values) >= 2:
+            out[name] = (float(values.std(ddof=1)), len(values))
+    return out
+
+
+def _within_spread(here: dict, theirs: dict, spread: dict[str, tuple[float, int]]) -> str:
+    """``test accuracy differs by 0.0004, within the seed-to-seed spread of its cell (sd 0.012
+    over 2 other runs)`` per metric of ``spread``."""
+    parts = []
+    for name, (sd, n) in spread.items():
+        a, b = here.get(("test", name)), theirs.get(("test", name))
+        if a is None or b is None or a == b:
+            continue
+        where = "within" if abs(a - b) <= sd else "OUTSIDE"
+        parts.append(f"test {name} differs by {abs(a - b):.4f}, {where} the seed-to-seed spread "
+                     f"of its cell (sd {sd:.4f} over {n} other runs)")
+    return "; ".join(parts)
+
+
+def reproduction(run: dict, store: Store | None = None) -> list[str]:
     """How a run's current record compares with each of its replicates (e.g. the shipped
     numbers after it was reproduced here), one line each: equal, or the differences, with
-    both contexts and whether they ran on the same kind of device."""
+    both contexts, whether they ran on the same kind of device, the context fields that differ
+    (``context_differences``) and, given the ``store``, whether each metric's difference is
+    within the seed-to-seed spread of the run's cell (``seed_spread``)."""
     lines = []
     here = {(s, n): v for s, d in run["metrics_by_split"].items() for n, v in d.items()}
+    spread = seed_spread(store, run) if store is not None else {}
     for rep in run.get("replicates", []):
         theirs = {(s, n): v for s, d in rep["metrics"].items() for n, v in d.items()}
         diff = metric_diff(here, theirs).replace("in the bundle", "in the other record")
@@ -26,7 +81,12 @@ def reproduction(run: dict) -> list[str]:
         verdict = ("identical numbers" if not diff else
                    f"different numbers: {diff}" + (" (same context: a conflict)"
                                                    if same_context(a, b) else ""))
-        lines.append(f"vs the record from {where} ({describe(b)}), {kind}: {verdict}")
+        why = context_differences(a, b) if diff else []
+        lines.append(f"vs the record from {where} ({describe(b)}), {kind}: {verdict}"
+                     + (f"; context differs: {', '.join(why)}" if why else
+                        "; no recorded context field differs" if diff else "")
+                     + (f"; {spread_text}" if diff and (spread_text := _within_spread(
+                         here, theirs, spread)) else ""))
     return lines
 
 

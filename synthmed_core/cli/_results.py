@@ -103,6 +103,6 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     print(f"run {spec.run_id} ({spec.cell.key} seed={spec.seed} {spec.profile.name}) trained "
           f"here: test accuracy {run['metrics']['accuracy']:.4f}, AUROC "
           f"{run['metrics']['auroc']:.4f}")
-    for line in reproduction(run) or ["no earlier record of this run to compare with"]:
+    for line in reproduction(run, store) or ["no earlier record of this run to compare with"]:
         print("  " + line)
     return 0

@@ -50,6 +50,10 @@ def register(sub) -> None:
                         "is at 0.5 only, since a val-picked threshold on val itself is circular")
     p.add_argument("--digits", type=int, default=3, choices=range(1, 7), metavar="N",
                    help="decimals shown (default 3; val AUROC near 1 may need 4)")
+    p.add_argument("--sens-spec", action="store_true",
+                   help="instead: each cell's sensitivity and specificity on val and on test, at "
+                        "0.5 and at the val-picked threshold (means over seeds): which class "
+                        "the val-to-test gap is in")
     p.add_argument("--out", type=Path, help="write to this file instead of stdout")
     p.set_defaults(func=cmd_report)
 
@@ -133,6 +137,11 @@ def cmd_report(a: argparse.Namespace) -> int:
     from ..analysis.calibration import VAL_THRESHOLD_SPLIT
     from ..analysis.report import format_table, report_table
     store = _store()
+    if a.sens_spec:
+        from ..analysis.shift import shift_table
+        text = "\n\n".join(shift_table(store, a.profile, arch) for arch in (a.arch or [None]))
+        a.out.write_text(text) if a.out else print(text)
+        return 0
     splits = {"0.5": ["test"], "val": [VAL_THRESHOLD_SPLIT],
               "both": ["test", VAL_THRESHOLD_SPLIT]}[a.threshold]
     if not catalog.METRICS[a.metric].thresholded:  # AUROC: one figure, whatever the threshold

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.calibration import VAL_THRESHOLD_SPLIT, cell_calibration
+from ..analysis.shift import rates_by_split
 from ..bundle import reproduction
 from ..data.real import CLASS_NAMES
 from ..store import Store
@@ -29,7 +30,8 @@ class CellDetail:
     columns = predicted) and ``images`` (one row per test image: idx, label, mean_prob over
     seeds, seeds_wrong, wrong = the seed-mean probability is on the wrong side of 0.5);
     ``reliability``, ``thresholds`` and ``ece``: calibration on val and test, seeds pooled
-    (``calibration.cell_calibration``)."""
+    (``calibration.cell_calibration``); ``rates``: sensitivity and specificity on val and on
+    test, at 0.5 and at each run's val-picked threshold (``shift.rates_by_split``)."""
 
     runs: pd.DataFrame
     epochs: pd.DataFrame
@@ -39,6 +41,7 @@ class CellDetail:
     reliability: pd.DataFrame | None = None  # calibration.cell_calibration, val and test
     thresholds: pd.DataFrame | None = None
     ece: dict[str, float] | None = None
+    rates: pd.DataFrame | None = None  # shift.rates_by_split: sens/spec on val and test
 
 
 def confusion(labels: np.ndarray, probs: np.ndarray, threshold: float = THRESHOLD
@@ -79,23 +82,25 @@ def cell_detail(store: Store, cell: dict) -> CellDetail:
                       zip(runs["origin"], runs["bundle"], runs["shipped"])]
     runs["weights_here"] = [isinstance(c, str) and Path(c).is_file() for c in runs["checkpoint"]]
     ids = runs["run_id"].tolist()
+    picked = {}
     for name, column in (("threshold", "val_threshold"), ("accuracy", "accuracy_at_val_threshold")):
-        values = store.metric_of(ids, VAL_THRESHOLD_SPLIT, name)  # beside the 0.5 figures
-        runs[column] = [values.get(rid, float("nan")) for rid in ids]
+        picked[name] = store.metric_of(ids, VAL_THRESHOLD_SPLIT, name)  # beside the 0.5 figures
+        runs[column] = [picked[name].get(rid, float("nan")) for rid in ids]
     seeds = dict(zip(runs["run_id"], runs["seed"]))
     epochs = store.epochs_of(ids)
     epochs.insert(1, "seed", epochs["run_id"].map(seeds))
     preds = store.predictions(ids)
-    reliability, thresholds, ece = cell_calibration(
-        {"val": store.predictions(ids, split="val"), "test": preds})
+    by_split = {"val": store.predictions(ids, split="val"), "test": preds}
+    reliability, thresholds, ece = cell_calibration(by_split)
     replicated = [rid for rid, n in zip(runs["run_id"], runs["replicates"]) if n]
     lines = tuple(f"{rid} (seed {seeds[rid]}): {line}" for rid in replicated
-                  for line in reproduction(store.run(rid)))
+                  for line in reproduction(store.run(rid), store))
     shown = runs.drop(columns=["origin", "bundle", "shipped", "checkpoint"])
     return CellDetail(runs=shown, epochs=epochs,
                       confusion=confusion(preds["label"].to_numpy(), preds["prob"].to_numpy()),
                       images=per_image(preds), replicates=lines, reliability=reliability,
-                      thresholds=thresholds, ece=ece)
+                      thresholds=thresholds, ece=ece,
+                      rates=rates_by_split(by_split, picked["threshold"]))
 
 
 def wrong_images(detail: CellDetail, limit: int = 24) -> pd.DataFrame:

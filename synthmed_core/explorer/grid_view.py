@@ -2,12 +2,14 @@
 interval, n), its paired test against ``base`` of the same arch and init, and the study's
 published value.
 
-The test is on per-image correctness at threshold 0.5 on the real test split, the image being
-the unit: with one matched seed, exact McNemar; with several, a paired t-test over images of
-the cell-minus-base correctness averaged over the seeds (``metrics.image_paired_test``, as
-``compare`` prints it), which does not count an image once per seed as a McNemar pooled over
-seed x image pairs would. Both come from bit counts the store sums in SQL, so the whole grid is
-one query however many runs there are.
+The test is on per-image correctness at threshold 0.5 on the real test split. With two or more
+matched seeds it is the seed-aware test (``analysis.seeds.seed_aware``: the trained model is
+the unit, as in ``claims`` and ``compare``); with one, there is no seed-level test and the mark
+comes from the image-only exact McNemar, named so (it speaks of these trained models, not the
+recipe). ``image_p`` keeps the image-only test's p of every cell (with several seeds: the
+paired t over images of the seed-averaged difference). All of it comes from counts the store
+sums in one numpy pass over the bit strings, so the whole grid is one query however many runs
+there are.
 """
 from __future__ import annotations
 
@@ -19,17 +21,20 @@ import pandas as pd
 from scipy import special
 
 from .. import catalog
+from ..analysis import seeds
 from ..analysis.corrections import DEFAULT_CORRECTION, adjust_p
-from ..analysis.metrics import IMAGE_T_TEST, MCNEMAR_TEST, paired_accuracy_test
+from ..analysis.evidence import ONE_SEED
+from ..analysis.metrics import paired_accuracy_test
 from ..grid import INITS, SETTINGS, reference_rows
 from ..store import CELL_KEYS, Store
 from ..synth.copies import GRID_FLAG, sets_with_test_copies
 
 METRICS = tuple(catalog.METRICS)
 ALPHA = 0.05
-COLUMNS = [*CELL_KEYS, "recipe_label", "row", "cell", "mean", "std", "lo", "hi", "n", "runs", "paired_seeds",
-           "wins", "losses", "diff", "diff_lo", "diff_hi", "test", "p_value", "p_adjusted", "significant",
-           "direction", "study", "test_copies"]
+ONE_SEED_TEST = f"{ONE_SEED} (exact McNemar)"  # the grid's mark with one matched seed
+COLUMNS = [*CELL_KEYS, "recipe_label", "row", "cell", "mean", "std", "lo", "hi", "n", "runs",
+           "paired_seeds", "wins", "losses", "diff", "diff_lo", "diff_hi", "test", "p_value",
+           "p_adjusted", "significant", "direction", "image_p", "study", "test_copies"]
 
 
 def _missing(x: object) -> bool:
@@ -125,7 +130,8 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
     name), mean, std, lo/hi (95% t-interval over seeds), n (runs with a value), runs, and
     against base of the same arch/init/profile matched by seed: paired_seeds, wins (images
     only this cell got right, summed over seeds), losses, diff/diff_lo/diff_hi (accuracy
-    difference and its 95% interval), test (which one), p_value (uncorrected) and p_adjusted
+    difference and its 95% interval: seed-aware with two or more seeds), test (which one),
+    image_p (the image-only test's p), p_value (uncorrected) and p_adjusted
     (by ``correction`` over every tested cell of the table), significant (p_adjusted <
     ``alpha``) and
     direction (``better``/``worse`` than base, None when not significant). ``study`` is the
@@ -172,15 +178,21 @@ def _flag_test_copies(df: pd.DataFrame, sets: pd.DataFrame) -> None:
 
 def _paired_test(df: pd.DataFrame) -> None:
     """Columns diff, diff_lo, diff_hi (cell minus base accuracy on the paired seeds, 95%
-    interval), test and p_value from the store's counts; NaN/None where nothing is paired."""
-    wins, losses, q, k, pairs = (df[c].astype("float64")
-                                 for c in ("wins", "losses", "q", "paired_seeds", "pairs"))
-    res = paired_accuracy_test(wins, losses, q, k, pairs / k)
-    df["diff"], df["diff_lo"], df["diff_hi"], df["p_value"] = (res[k] for k in
-                                                             ("diff", "lo", "hi", "p"))
-    df["test"] = pd.Series(np.where(res["one_seed"], MCNEMAR_TEST,
-                                    np.where(np.isnan(res["p"]), None, IMAGE_T_TEST)),
-                           index=df.index, dtype=object)
+    interval of the seed-aware test; the image-only one with one seed), test, p_value and
+    image_p from the store's counts; NaN/None where nothing is paired."""
+    wins, losses, q, seed_sq, k, pairs = (df[c].astype("float64") for c in (
+        "wins", "losses", "q", "seed_sq", "paired_seeds", "pairs"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = pairs / k
+    image = paired_accuracy_test(wins, losses, q, k, n)
+    seed = seeds.seed_aware(seeds.accuracy_units(wins, losses, q, seed_sq, k, n))
+    one = image["one_seed"]
+    df["diff"] = image["diff"]
+    for col, key in (("diff_lo", "lo"), ("diff_hi", "hi"), ("p_value", "p")):
+        df[col] = np.where(one, image[key], seed[key])
+    df["image_p"] = image["p"]
+    df["test"] = pd.Series(np.where(one, ONE_SEED_TEST, np.where(
+        np.isnan(df["p_value"]), None, seeds.SEED_AWARE_TEST)), index=df.index, dtype=object)
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:

@@ -56,21 +56,23 @@ paired AS (
 SELECT c.*, p.n_images, p.n_min, p.k, p.r, p.b
 FROM cells c LEFT JOIN paired p ON {_SAME_CELL}"""
 
-_PAIR_COLUMNS = ("paired_seeds", "wins", "losses", "pairs", "q")
+_PAIR_COLUMNS = ("paired_seeds", "wins", "losses", "pairs", "q", "seed_sq")
 
 
 def _pairing(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with the pairing columns computed from each cell's k pairs of correctness bit
     blobs (run, its base) in place of them: paired_seeds (k; 0 when unpaired), wins and
-    losses summed over seeds, pairs (k x images) and q = sum over images of (wins - losses
-    over the k seeds) squared, the spread an image-level test needs. In numpy, O(k x images)
-    per cell; the same sums in SQL took k x k bit counts per cell (10x slower at 10,000
-    runs)."""
+    losses summed over seeds, pairs (k x images), q = sum over images of (wins - losses
+    over the k seeds) squared, the spread an image-level test needs, and seed_sq = sum over
+    seeds of (wins - losses over the images) squared, the seed-to-seed spread of the
+    differences (with q, the seed-aware test's cross-seed image covariance: ``analysis.seeds.
+    accuracy_units``). In numpy, O(k x images) per cell; the same sums in SQL took k x k bit
+    counts per cell (10x slower at 10,000 runs)."""
     out = []
     for k, n, n_min, run, base in zip(rows["k"], rows["n_images"], rows["n_min"], rows["r"],
                                       rows["b"]):
         if not isinstance(run, (list, np.ndarray)):
-            out.append((0, np.nan, np.nan, np.nan, np.nan))
+            out.append((0, np.nan, np.nan, np.nan, np.nan, np.nan))
             continue
         k, n = int(k), int(n)
         if int(n_min) != n:  # every run scores the whole real test split
@@ -80,8 +82,9 @@ def _pairing(rows: pd.DataFrame) -> pd.DataFrame:
         wins = (run & ~base).sum(0, dtype=np.int64)  # per image: seeds only the run got right
         losses = (base & ~run).sum(0, dtype=np.int64)  # ... only its base got right
         per_image = wins - losses
+        per_seed = (run.sum(1, dtype=np.int64) - base.sum(1, dtype=np.int64))  # wins - losses
         out.append((k, int(wins.sum()), int(losses.sum()), k * n,
-                    int((per_image * per_image).sum())))
+                    int((per_image * per_image).sum()), int((per_seed * per_seed).sum())))
     pairing = pd.DataFrame(out, columns=list(_PAIR_COLUMNS), index=rows.index)
     return pd.concat([rows.drop(columns=["n_images", "n_min", "k", "r", "b"]), pairing], axis=1)
 
@@ -123,8 +126,9 @@ class GridMixin(SnapshotMixin):
         std (ddof=1) and n of ``metric`` over its runs, ``runs``, and against ``base`` of the
         same arch, init and recipe matched by seed: ``paired_seeds``, ``wins`` (images only the
         cell classified right, summed over seeds), ``losses`` (only base right), ``pairs``
-        (seed x image pairs) and ``q`` (sum over images of the squared per-image sum over seeds
-        of win = +1 / loss = -1). Pairing columns are NULL for base cells and unmatched cells.
+        (seed x image pairs), ``q`` (sum over images of the squared per-image sum over seeds
+        of win = +1 / loss = -1) and ``seed_sq`` (sum over seeds of the squared per-seed sum
+        over images). Pairing columns are NULL for base cells and unmatched cells.
         Read from the results snapshot (no lock)."""
         return self._read_results(lambda con: _cell_stats(con, metric, split, profile, origin))
 
