@@ -75,8 +75,7 @@ def reproduction(run: dict, store: Store | None = None) -> list[str]:
         theirs = {(s, n): v for s, d in rep["metrics"].items() for n, v in d.items()}
         diff = metric_diff(here, theirs).replace("in the bundle", "in the other record")
         a, b = run.get("context") or {}, rep.get("context") or {}
-        kind = ("the same kind of device" if a.get("device_name") and
-                a.get("device_name") == b.get("device_name") else "another kind of device")
+        kind = _device_kind(a, b)
         where = "this machine" if rep["origin"] == LOCAL_ORIGIN else f"bundle {rep['origin']}"
         verdict = ("identical numbers" if not diff else
                    f"different numbers: {diff}" + (" (same context: a conflict)"
@@ -88,6 +87,20 @@ def reproduction(run: dict, store: Store | None = None) -> list[str]:
                      + (f"; {spread_text}" if diff and (spread_text := _within_spread(
                          here, theirs, spread)) else ""))
     return lines
+
+
+def _device_kind(a: dict, b: dict) -> str:
+    """Whether two contexts ran on the same kind of device: the same model name AND, on a CPU,
+    the same kernel family (an AVX2 and an AVX-512 machine of one model name pick other
+    kernels), which older records did not note."""
+    if not a.get("device_name") or a.get("device_name") != b.get("device_name"):
+        return "another kind of device"
+    caps = a.get("cpu_capability"), b.get("cpu_capability")
+    if caps[0] == caps[1]:
+        return "the same kind of device"
+    if None in caps:
+        return "the same device model (its CPU kernel family was not recorded in one record)"
+    return f"the same device model with another CPU kernel family ({caps[0]} vs {caps[1]})"
 
 
 def rebuild_hint(store: Store, name: str) -> str:
