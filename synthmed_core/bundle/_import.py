@@ -205,6 +205,7 @@ def _sample_sets(bundle: Bundle) -> dict[str, tuple[np.ndarray, np.ndarray, dict
     """The sample sets this bundle brings, by set name (``NAME-sample``): images, labels and
     a card whose content hash is filled in. BundleError for damaged sample rows or a sample
     name taken by other images here."""
+    from ..synth.copies import CARD_KEY
     from ..synth.sets import content_sha256, list_sets, validate_name
     samples, sets = bundle.tables["samples"], bundle.tables["sets"]
     on_disk = {c.get("name"): c for c in list_sets() if "error" not in c}
@@ -226,6 +227,7 @@ def _sample_sets(bundle: Bundle) -> dict[str, tuple[np.ndarray, np.ndarray, dict
                           f"{bundle.name} ({bundle.id}); rebuild the whole set with the "
                           "generator, seed and parameters below",
                 "content_sha256": content_sha256(images, labels)}
+        card[CARD_KEY] = _recount_copies(bundle, s, images)
         there = on_disk.get(name)
         if there is not None and there.get("content_sha256") != card["content_sha256"]:
             raise BundleError(f"synthetic set {name!r} exists here with other images; it "
@@ -233,6 +235,25 @@ def _sample_sets(bundle: Bundle) -> dict[str, tuple[np.ndarray, np.ndarray, dict
                               "delete it first; nothing was imported")
         out[name] = (images, labels, card)
     return out
+
+
+def _recount_copies(bundle: Bundle, s, images: np.ndarray) -> dict:
+    """The copies of real eval images in a bundle's sample, counted here (its card's count is
+    the sender's word, made by whatever guard it ran). BundleError when the sample holds more
+    copies of real TEST images than its set's card records: runs on that set would be scored
+    on images they saw, unflagged."""
+    from ..synth.copies import count_eval_copies, test_copies
+    record = count_eval_copies(images)
+    found = record["test"]["exact"] + record["test"]["near"]
+    claimed = test_copies(json.loads(s.card_json)) or 0
+    if found > claimed:
+        raise BundleError(f"{bundle.path / FILES['samples']}: the sample of {s.name!r} holds "
+                          f"{found} copies of real TEST images (sample rows "
+                          f"{[r for r, _ in record['test']['examples']]}), but its set's card "
+                          f"records {claimed}: runs on it would be scored on images they saw. "
+                          "Nothing was imported")
+    record["test_copies_allowed"] = bool(found)
+    return record
 
 
 def _write_sample(name: str, images: np.ndarray, labels: np.ndarray, card: dict) -> None:
