@@ -37,13 +37,7 @@ def dicom_bytes(pixels: np.ndarray | None, photometric: str = "MONOCHROME2",
                 slope: float = 1.0, intercept: float = 0.0,
                 syntax: str = ExplicitVRLittleEndian) -> bytes:
     """A DICOM file of 16-bit ``pixels``: rows x columns, or frames x rows x columns."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = syntax
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds = new_dataset(syntax)
     ds.Modality, ds.PatientName = "CR", "Test^Upload"
     if pixels is not None:
         ds.Rows, ds.Columns = pixels.shape[-2:]
@@ -53,6 +47,22 @@ def dicom_bytes(pixels: np.ndarray | None, photometric: str = "MONOCHROME2",
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
         ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
         ds.PixelData = pixels.astype(np.uint16).tobytes()
+    return saved(ds)
+
+
+def new_dataset(syntax: str) -> Dataset:
+    """An empty secondary-capture dataset with its file meta, in transfer syntax ``syntax``."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = syntax
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    return ds
+
+
+def saved(ds: Dataset) -> bytes:
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
@@ -272,21 +282,13 @@ def jpeg_dicom(frame: Image.Image, rows: int, cols: int) -> bytes:
     frame is ``frame`` saved as JPEG, whatever its size."""
     from pydicom.encaps import encapsulate
     from pydicom.uid import JPEGBaseline8Bit
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = JPEGBaseline8Bit
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds = new_dataset(JPEGBaseline8Bit)
     ds.Rows, ds.Columns = rows, cols
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
     ds.PixelData = encapsulate([encode(frame, "JPEG")])
     ds["PixelData"].VR = "OB"
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+    return saved(ds)
 
 
 def test_a_jpeg_dicom_whose_frame_matches_its_header_is_decoded():
