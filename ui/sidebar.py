@@ -11,6 +11,7 @@ import streamlit as st
 import jobs
 from synthmed_core.catalog import INITS, PROFILE_HELP, SETTINGS
 from synthmed_core.errors import SynthmedError
+from synthmed_core.text import md_literal
 
 from . import launch, readers
 
@@ -55,7 +56,7 @@ def _submit(db: str, *values) -> None:
         request = launch.build_request(*values)
         done = launch.launch(request, readers.store(db))
     except SynthmedError as exc:
-        st.error(f"Nothing queued: {exc}")
+        st.error(f"Nothing queued: {md_literal(exc)}")
         return
     if done.ids:
         st.success(done.message)
@@ -70,7 +71,7 @@ def live_jobs(db: str) -> None:
     try:
         table = readers.jobs(db)
     except SynthmedError as exc:
-        st.caption(f"Jobs cannot be read right now: {exc}")
+        st.caption(f"Jobs cannot be read right now: {md_literal(exc)}")
         return
     active = table[table["status"].isin(jobs.ACTIVE)]
     ids = set(active["id"].tolist())

@@ -33,6 +33,9 @@ class Limits:
     json_depth: int = 32
     file_bytes: int = 64 << 20  # each Parquet file on disk
     table_bytes: int = 256 << 20  # each table unpacked, as its Parquet footer declares it
+    # ... and per row it declares (a sample row holds one image of at most image_side^2 px)
+    row_bytes: tuple = (("runs", 64 << 10), ("metrics", 256), ("epochs", 512),
+                        ("predictions", 256), ("sets", 2 << 20), ("samples", 256 * 256 + 1024))
     runs: int = 5000
     rows_per_run: tuple = (("metrics", 64), ("epochs", 1000), ("predictions", 2048))
     sets: int = 64
@@ -43,6 +46,7 @@ class Limits:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows_per_run", dict(self.rows_per_run))
+        object.__setattr__(self, "row_bytes", dict(self.row_bytes))
 
 
 LIMITS = Limits()
@@ -100,7 +104,8 @@ class Bundle:
 
 def refusal(path: Path, reasons: list[str]) -> BundleError:
     """One BundleError listing every reason a bundle is refused (at most LIMITS.reasons)."""
-    shown = reasons[:LIMITS.reasons]
+    from ..text import plain
+    shown = [plain(r) for r in reasons[:LIMITS.reasons]]
     more = len(reasons) - len(shown)
     lines = "\n".join(f"  - {r}" for r in shown) + (f"\n  - ... and {more} more" if more else "")
     return BundleError(f"results bundle {path} refused, nothing imported "
@@ -143,8 +148,6 @@ def read_bundle(path: Path) -> Bundle:
         reasons.append(f"{mpath}: bundle_id {manifest.get('bundle_id')!r} does not match its "
                        f"files ({expected})")
     if reasons:
-        if len(reasons) == 1:
-            raise BundleError(reasons[0])
         raise refusal(path, reasons)
     return Bundle(path, manifest, tables)
 
@@ -214,9 +217,10 @@ def _read_parquet(fpath: Path, data: bytes, table: str, entry: dict, cap: int) -
         if meta.num_rows > cap:
             raise BundleError(f"{fpath} holds {meta.num_rows:,} rows, over its limit of "
                               f"{cap:,} for this bundle")
-        if declared > LIMITS.table_bytes:
-            raise BundleError(f"{fpath} unpacks to {declared:,} bytes, over the "
-                              f"{LIMITS.table_bytes:,}-byte limit of a bundle table")
+        most = min(LIMITS.table_bytes, max(1, meta.num_rows) * LIMITS.row_bytes[table])
+        if declared > most:
+            raise BundleError(f"{fpath} unpacks to {declared:,} bytes, over its limit of "
+                              f"{most:,} for {meta.num_rows:,} rows")
         arrow = pfile.read()
     except BundleError:
         raise

@@ -5,7 +5,8 @@ Every open of a data root's store imports the bundles under ``results/`` (or
 stop the app, the CLI or a worker: it is skipped with one line saying why, and the refusal is
 recorded beside the database with a fingerprint of the bundle's files, so it is not checked
 again on every open until its files change (``refused_shipped`` lists them for Home and
-``results list``). The call site may move (e.g. out of ``Store.__init__``): everything is here.
+``results list``). A shipped bundle removed (``remove_bundle``) is recorded the same way, so it
+stays removed. The call site may move (e.g. out of ``Store.__init__``): everything is here.
 """
 from __future__ import annotations
 
@@ -44,9 +45,8 @@ def import_shipped(store: Store, folder: Path | None = None) -> list[ImportRepor
                 if _manifest_id(sub) in done:
                     changed |= refused.pop(key, None) is not None
                     continue
-                stamp = fingerprint(sub)
-                if before and before.get("fingerprint") == stamp:
-                    continue  # refused before, files unchanged
+                if isinstance(before, dict) and before.get("fingerprint") == fingerprint(sub):
+                    continue  # refused (or removed) before, its files unchanged
                 reports.append(import_bundle(store, sub, shipped=True))
                 changed |= refused.pop(key, None) is not None
             except Exception as exc:  # noqa: BLE001 - a shipped bundle never stops the store
@@ -73,7 +73,8 @@ def refused_shipped(store: Store, folder: Path | None = None) -> list[dict]:
     here = {str(p.resolve()) for p in Path(folder).glob("*") if p.is_dir()} \
         if Path(folder).is_dir() else set()
     return [{"name": r.get("name"), "path": k, "reason": r.get("reason")}
-            for k, r in sorted(_read_record(store).items()) if k in here]
+            for k, r in sorted(_read_record(store).items())
+            if k in here and isinstance(r, dict) and not r.get("removed")]
 
 
 def _manifest_id(sub: Path) -> object:
@@ -156,6 +157,14 @@ def remove_bundle(store: Store, which: str) -> dict:
     bundle_id, name = hit["bundle_id"].iloc[0], hit["name"].iloc[0]
     settle(store)
     done = store.remove_bundle(bundle_id)
+    folder = Path(str(hit["path"].iloc[0]))
+    if bool(hit["shipped"].iloc[0]) and (folder / MANIFEST).is_file():
+        # Removed stays removed: the next open does not import it again (until it changes).
+        record = _read_record(store)
+        record[str(folder.resolve())] = {"fingerprint": fingerprint(folder), "name": name,
+                                         "reason": "removed with `results remove`",
+                                         "removed": True}
+        _write_record(store, record)
     root = paths.synthetic_dir().resolve()
     for s in done["sets"]:
         folder = Path(s["path"]).resolve() if s["path"] else None

@@ -58,6 +58,7 @@ def settle(store: Store) -> None:
             continue
         if store.bundle_imported(bundle_id):
             move_in(folder)
+            store.check_results_snapshot()  # killed before it published: drop a stale one
         else:
             discard(folder)
 
