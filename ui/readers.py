@@ -80,6 +80,13 @@ def bundles(db: str) -> pd.DataFrame:
     return views.bundles_table(store(db).bundles())
 
 
+def refused_bundles(db: str) -> list[dict]:
+    """The shipped bundles this data root skipped, and why (one small file read: not cached,
+    so a fixed bundle's warning goes as soon as it imports)."""
+    from synthmed_core.bundle import refused_shipped
+    return refused_shipped(store(db))
+
+
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def profiles(db: str) -> list[str]:
     """Profiles with finished runs, the most used first."""
