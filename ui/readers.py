@@ -26,6 +26,7 @@ from synthmed_core import paths
 from synthmed_core.analysis import claims as claims_mod
 from synthmed_core.analysis import report
 from synthmed_core.analysis.corrections import DEFAULT_CORRECTION
+from synthmed_core.bundle import weights_file
 from synthmed_core.data.real import Split, load_real
 from synthmed_core.data.uploads import to_dataset_image
 from synthmed_core.errors import DataError, SpecError, SynthmedError
@@ -147,10 +148,12 @@ def run_model(db_path: str, run_id: str, finished_at: str):
 
 
 def has_weights(run: Any) -> bool:
-    """Whether a finished run's checkpoint file is on this machine (runs trained on another
-    machine, or whose files were deleted, are in the store without it)."""
+    """Whether a finished run's weights are on this machine: its checkpoint file, or weights
+    a bundle brought (runs trained on another machine, or whose files were deleted, are in
+    the store without either)."""
     path = run.get("checkpoint")
-    return isinstance(path, str) and bool(path) and Path(path).is_file()
+    return ((isinstance(path, str) and bool(path) and Path(path).is_file())
+            or weights_file(run["run_id"]) is not None)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)

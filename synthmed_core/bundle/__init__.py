@@ -3,7 +3,8 @@
 A bundle holds finished runs (frozen spec, status, execution context, test and val metrics,
 epochs, every test and val per-image probability), the cards of the synthetic sets those runs
 used (with each set's content hash) and a small fixed sample of each set's images; never
-checkpoints. Its id is a hash of its files, so exporting the same runs twice gives the same id,
+checkpoints, except the weights of runs chosen with ``--with-weights`` (``_weights``:
+safetensors, hashed, checked against the run's predictions). Its id is a hash of its files, so exporting the same runs twice gives the same id,
 and run ids are spec hashes, so merging bundles from many machines is a union:
 
 - a run not in the store is added, remembering the bundle it came from (its *origin*);
@@ -24,8 +25,10 @@ from ._format import (BUNDLE_SCHEMA, FILES, MANIFEST, SAMPLE_SUFFIX, Bundle, bun
                       read_bundle)
 from ._import import ImportReport, import_bundle, import_shipped, metric_diff
 from ._reproduce import context_differences, rebuild_hint, reproduction, seed_spread
+from ._weights import weights_file, weights_total
 
 __all__ = ["export_bundle", "import_bundle", "import_shipped", "read_bundle", "reproduction",
            "context_differences", "seed_spread",
            "rebuild_hint", "metric_diff", "bundle_id", "sample_rows", "strip_per_image", "Bundle",
-           "ImportReport", "BUNDLE_SCHEMA", "FILES", "MANIFEST", "SAMPLE_SUFFIX"]
+           "ImportReport", "BUNDLE_SCHEMA", "FILES", "MANIFEST", "SAMPLE_SUFFIX", "weights_file",
+           "weights_total"]

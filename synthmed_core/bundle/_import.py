@@ -16,6 +16,7 @@ from ..errors import BundleError, DataError, SpecError
 from ..store import LOCAL_ORIGIN, ImportPlan, Store
 from ..training.context import describe, same_context
 from ._format import FILES, MANIFEST, SAMPLE_SUFFIX, Bundle, read_bundle
+from ._weights import check_weights, install_weights
 
 
 @dataclass
@@ -33,6 +34,7 @@ class ImportReport:
     conflicts: list[dict] = field(default_factory=list)  # {"run_id", "diff", "context"}
     running: list[str] = field(default_factory=list)  # being trained here now: left alone
     samples: list[str] = field(default_factory=list)  # sample sets written
+    weights: list[str] = field(default_factory=list)  # runs whose weights were installed
 
     def lines(self) -> list[str]:
         """The report for people, one line per fact."""
@@ -45,6 +47,7 @@ class ImportReport:
                   if self.replaced else "")
                + (f", {len(self.running)} left alone (running here)" if self.running else "")]
         out += [f"  sample images: synthetic set {s}" for s in self.samples]
+        out += [f"  model weights: run {r}" for r in self.weights]
         out += [f"  replicate {r['run_id']}: {r['diff']} ({r['contexts']})"
                 for r in self.replicates]
         out += [f"  CONFLICT {c['run_id']}: same context ({c['context']}) but {c['diff']}; "
@@ -62,12 +65,14 @@ def import_bundle(store: Store, path: Path, shipped: bool = False) -> ImportRepo
         report.already_imported = True
         return report
     samples = _sample_sets(bundle)
+    weights = check_weights(bundle, defer_fidelity=shipped)
     plan = ImportPlan(bundle.id, bundle.name, report.path, shipped, bundle.manifest,
                       bundle.tables, sets=_set_rows(store, bundle, samples))
     _classify(store, plan, report)
     for name, (images, labels, card) in samples.items():
         _write_sample(name, images, labels, card)
         report.samples.append(name)
+    report.weights = install_weights(weights)
     if not store.apply_import(plan):  # another process imported it meanwhile
         return ImportReport(bundle.id, bundle.name, report.path, already_imported=True)
     return report

@@ -23,7 +23,8 @@ from torch import nn
 
 from .. import catalog
 from ..data.real import CLASS_NAMES
-from ..errors import ModelError, SpecError
+from ..bundle import _weights as bundle_weights
+from ..errors import BundleError, ModelError, SpecError
 from ..grid import RunSpec
 from ..training import checkpoints as ck
 from ..training.loop import Preprocess, predict_logits
@@ -50,7 +51,8 @@ def load_run_model(store, run_id: str, device: str = "cpu") -> nn.Module:
     """Rebuild a finished run's classifier from its stored spec and checkpoint, in eval mode.
 
     The architecture and input size come from the run's spec, the weights from the checkpoint
-    path the store recorded (init files are not needed: the checkpoint holds every weight).
+    path the store recorded (init files are not needed: the checkpoint holds every weight)
+    or, when that is not here, from the weights a bundle brought (``bundle._weights``).
     ``model.synthmed`` gains ``run_id``, ``setting``, ``ratio``, ``synthetic``, ``seed`` and
     ``profile``. Raises SpecError for an unknown or unfinished run, DataError for a missing or
     unreadable checkpoint and ModelError when its weights do not fit the architecture.
@@ -58,10 +60,12 @@ def load_run_model(store, run_id: str, device: str = "cpu") -> nn.Module:
     run = store.run(run_id)
     if run is None:
         raise SpecError(f"run {run_id!r} is not in the store {store.path}")
-    if run["status"] != "finished" or not run.get("checkpoint"):
+    if run["status"] != "finished":
         raise SpecError(f"run {run_id} is {run['status']}: only finished runs have a checkpoint")
     spec = RunSpec.from_dict(run["spec"])
-    path = Path(run["checkpoint"])
+    path = Path(run.get("checkpoint") or "")
+    if not path.is_file() and bundle_weights.weights_file(run_id) is not None:
+        return _with_meta(_bundle_model(spec), spec, device)
     state = ck.load(path, map_location=device)
     if state.get("run_id") not in (None, run_id):
         raise ModelError(f"{path} belongs to run {state.get('run_id')}, not {run_id}")
@@ -71,7 +75,22 @@ def load_run_model(store, run_id: str, device: str = "cpu") -> nn.Module:
     except (KeyError, RuntimeError) as exc:
         raise ModelError(f"checkpoint {path} does not fit {spec.cell.arch} at "
                          f"{spec.profile.input_size} px: {str(exc)[:600]}") from exc
-    model.synthmed.update(run_id=run_id, init=spec.cell.init, setting=spec.cell.setting,
+    return _with_meta(model, spec, device)
+
+
+def _bundle_model(spec: RunSpec) -> nn.Module:
+    """A run's model from the weights a bundle brought (``bundle._weights.load_state``: hash,
+    spec and, on the first use, fidelity checked); ModelError when they are refused."""
+    try:
+        model, record = bundle_weights.load_state(spec)
+    except BundleError as exc:
+        raise ModelError(f"the bundle weights of run {spec.run_id} cannot be used: {exc}") from exc
+    model.synthmed["weights_from"] = f"bundle {record.get('bundle')}"
+    return model
+
+
+def _with_meta(model: nn.Module, spec: RunSpec, device: str) -> nn.Module:
+    model.synthmed.update(run_id=spec.run_id, init=spec.cell.init, setting=spec.cell.setting,
                           ratio=spec.cell.ratio, synthetic=spec.cell.synthetic, seed=spec.seed,
                           profile=spec.profile.name, data_size=spec.profile.data_size)
     return model.to(device).eval()
