@@ -30,7 +30,7 @@ from ..training import checkpoints as ck
 from ..training.loop import Preprocess, predict_logits
 from ..training.models import build_model, model_input_stats
 from .layers import cam_reshape_transform, cam_target_layer
-from .overlays import DISPLAY_SIZE, CamResult, is_constant, overlay
+from .overlays import DISPLAY_SIZE, CamResult, is_constant
 
 # The catalog's CAM names -> pytorch-grad-cam classes (the names and targets live in catalog).
 CAM_METHODS: dict[str, type] = {name: getattr(pytorch_grad_cam, cls)
@@ -135,9 +135,9 @@ def cam_overlays(model: nn.Module, images: np.ndarray, method: str = "GradCAM",
         probs = torch.softmax(cam.outputs.detach().float(), dim=1)[:, PNEUMONIA].cpu().numpy()
     model.zero_grad(set_to_none=True)  # gradient-based methods leave .grad on every weight
     explained = [CLASS_NAMES[int(p > 0.5) if fixed is None else fixed] for p in probs]
-    return [CamResult(overlay=overlay(img, m, display_size), cam=m.astype(np.float32),
-                      image=np.asarray(img, np.uint8), layer=name, map_side=int(side), prob=float(p), method=method, target=t,
-                      constant=is_constant(m))
+    return [CamResult(cam=m.astype(np.float32), image=np.asarray(img, np.uint8), layer=name,
+                      map_side=int(side), prob=float(p), method=method, target=t,
+                      constant=is_constant(m), display_size=display_size)
             for img, m, p, t in zip(images, maps, probs, explained)]
 
 
@@ -213,23 +213,31 @@ def cam_bench(archs: tuple[str, ...] = ("resnet50", "deit_tiny"), input_size: in
               ) -> list[dict]:
     """CAM latency per image on this machine's CPU for each arch and method: models built by
     ``models.build_model`` at ``input_size`` with random (seeded) weights, which cost the same
-    as trained ones; one 28 px image, resized by the model's preprocessing. Returns one dict
-    per (arch, method): arch, input_size, layer, map_side, method, ms (``cam_overlays``, the
-    median of ``n``), library_ms (pytorch-grad-cam's own call, ``library_cam_ms``) and ratio;
-    the two are timed in alternating rounds, side by side."""
+    as trained ones; one 28 px image, resized by the model's preprocessing. Returns
+    ``bench_model``'s rows with ``arch`` and ``input_size``."""
     image = np.random.default_rng(seed).integers(0, 256, (28, 28), dtype=np.uint8)
     rows = []
     for arch in archs:
         torch.manual_seed(seed)
         model = build_model(arch, "scratch", input_size).eval()
-        _, layer, side = _target_layer(model, input_size)
-        for method in methods or tuple(CAM_METHODS):
-            ours, lib = [], []
-            for _ in range(max(1, n)):  # alternating: both see the same machine load
-                ours.append(cam_latency_ms(model, image, method, n=1))
-                lib.append(library_cam_ms(model, image, method, n=1))
-            ms, library_ms = statistics.median(ours), statistics.median(lib)
-            rows.append({"arch": arch, "input_size": input_size, "layer": layer,
-                         "map_side": side, "method": method, "ms": ms,
-                         "library_ms": library_ms, "ratio": ms / library_ms})
+        rows += [{"arch": arch, "input_size": input_size, **r}
+                 for r in bench_model(model, image, methods, n)]
+    return rows
+
+
+def bench_model(model: nn.Module, image: np.ndarray, methods: tuple[str, ...] | None = None,
+                n: int = 5) -> list[dict]:
+    """Per method: layer, map_side, method, ms (``cam_overlays`` on ``image``, the median of
+    ``n``), library_ms (pytorch-grad-cam's own call, ``library_cam_ms``) and their ratio; the
+    two are timed in alternating rounds, side by side."""
+    _, layer, side = _target_layer(model, int(model.synthmed["input_size"]))
+    rows = []
+    for method in methods or tuple(CAM_METHODS):
+        ours, lib = [], []
+        for _ in range(max(1, n)):  # alternating: both see the same machine load
+            ours.append(cam_latency_ms(model, image, method, n=1))
+            lib.append(library_cam_ms(model, image, method, n=1))
+        ms, library_ms = statistics.median(ours), statistics.median(lib)
+        rows.append({"layer": layer, "map_side": side, "method": method, "ms": ms,
+                     "library_ms": library_ms, "ratio": ms / library_ms})
     return rows
