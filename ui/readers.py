@@ -169,10 +169,18 @@ def runs_with_weights(db_path: str) -> tuple[list[dict], list[dict]]:
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def val_thresholds(db_path: str) -> dict[str, float]:
-    """Each finished run's decision threshold picked on val (its recipe's rule), by run id."""
+    """Each finished run's decision threshold picked on val (its recipe's rule), by run id;
+    for a shipped model, that of the record its weights came with (another record of the
+    same run, e.g. made on another CPU, may have picked another)."""
     from synthmed_core.analysis.calibration import VAL_THRESHOLD_SPLIT
+    from synthmed_core.bundle._weights import weights_record
     ids = list(finished_runs(db_path)["run_id"])
-    return store(db_path).metric_of(ids, VAL_THRESHOLD_SPLIT, "threshold")
+    out = store(db_path).metric_of(ids, VAL_THRESHOLD_SPLIT, "threshold")
+    for run_id in shipped_model_ids(db_path):
+        record = weights_record(run_id) or {}
+        if record.get("val_threshold") is not None:
+            out[run_id] = float(record["val_threshold"])
+    return out
 
 
 def shipped_model_ids(db_path: str) -> list[str]:

@@ -174,7 +174,8 @@ def export_weights(store, run_ids: list[str], out: Path, tables: dict) -> dict[s
         model = model_from(spec, _state_from(data, name), name)
         labels, stored = _stored_test(tables["predictions"], rid)
         fid = check_fidelity(fidelity(model, labels, stored), f"the {DTYPE} weights of {rid}")
-        entries[name] = {**meta, "sha256": sha, "bytes": len(data), "fidelity": fid}
+        entries[name] = {**meta, "sha256": sha, "bytes": len(data), "fidelity": fid,
+                         "val_threshold": _val_threshold(tables["metrics"], rid)}
         blobs[name] = data
     _check_caps({n: e["bytes"] for n, e in entries.items()}, "exported")
     if blobs:
@@ -186,6 +187,14 @@ def export_weights(store, run_ids: list[str], out: Path, tables: dict) -> dict[s
         if f"{WEIGHTS_DIR}/{old.name}" not in entries:
             old.unlink()
     return entries
+
+
+def _val_threshold(metrics, run_id: str) -> float | None:
+    """The decision threshold the run's recipe picked on val (its record's), when recorded."""
+    from ..analysis.calibration import VAL_THRESHOLD_SPLIT
+    hit = metrics[(metrics["run_id"] == run_id) & (metrics["split"] == VAL_THRESHOLD_SPLIT)
+                  & (metrics["name"] == "threshold")]["value"]
+    return float(hit.iloc[0]) if len(hit) else None
 
 
 def _check_caps(sizes: dict[str, int], verb: str) -> None:
@@ -286,6 +295,13 @@ def weights_file(run_id: str) -> Path | None:
         return None
     hits = sorted(p for p in folder.glob(f"{run_id}-*.safetensors") if _sidecar(p).is_file())
     return hits[-1] if hits else None
+
+
+def weights_record(run_id: str) -> dict | None:
+    """The sidecar of a run's installed weights (what they are, the bundle they came from,
+    the val threshold and test predictions of the record they belong to), or None."""
+    path = weights_file(run_id)
+    return json.loads(_sidecar(path).read_text(encoding="utf-8")) if path else None
 
 
 def load_state(spec) -> tuple[Any, dict]:
