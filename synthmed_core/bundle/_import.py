@@ -17,6 +17,7 @@ from ..training.context import describe, same_context
 from ._checks import validate
 from ._format import FILES, SAMPLE_SUFFIX, Bundle, read_bundle
 from ._staging import discard, move_in, settle, stage_set, staging_dir
+from ._weights import check_weights, install_weights
 
 
 @dataclass
@@ -35,6 +36,7 @@ class ImportReport:
     running: list[str] = field(default_factory=list)  # being trained here now: left alone
     samples: list[str] = field(default_factory=list)  # sample sets written
     metadata_conflict: list[str] = field(default_factory=list)  # PROVENANCE fields differing
+    weights: list[str] = field(default_factory=list)  # runs whose weights were installed
 
     def lines(self) -> list[str]:
         """The report for people, one line per fact."""
@@ -51,6 +53,7 @@ class ImportReport:
                   if self.replaced else "")
                + (f", {len(self.running)} left alone (running here)" if self.running else "")]
         out += [f"  sample images: synthetic set {s}" for s in self.samples]
+        out += [f"  model weights: run {r}" for r in self.weights]
         out += [f"  replicate {r['run_id']}: {r['diff']} ({r['contexts']})"
                 for r in self.replicates]
         out += [f"  CONFLICT {c['run_id']}: same context ({c['context']}) but {c['diff']}; "
@@ -75,7 +78,12 @@ def import_bundle(store: Store, path: Path, shipped: bool = False) -> ImportRepo
         return report
     validate(bundle)
     samples = _sample_sets(bundle)
+    weights = check_weights(bundle, defer_fidelity=shipped)
     staging = staging_dir(bundle.id)
+
+    def on_commit() -> None:
+        move_in(staging)
+        report.weights = install_weights(weights)  # content-named files: idempotent
     try:
         for name, (images, labels, card) in samples.items():
             stage_set(staging, name, images, labels,
@@ -83,7 +91,7 @@ def import_bundle(store: Store, path: Path, shipped: bool = False) -> ImportRepo
             report.samples.append(name)
         plan = ImportPlan(bundle.id, bundle.name, report.path, shipped, bundle.manifest,
                           bundle.tables, sets=_set_rows(store, bundle, samples),
-                          on_commit=lambda: move_in(staging))
+                          on_commit=on_commit)
         _classify(store, plan, report)
         if not store.apply_import(plan):  # another process imported it meanwhile
             return ImportReport(bundle.id, bundle.name, report.path, already_imported=True)
