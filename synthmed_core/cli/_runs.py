@@ -60,7 +60,7 @@ def register(sub) -> None:
     runs = sub.add_parser("runs", help="list runs or show one").add_subparsers(
         dest="runs_verb", required=True, metavar="{list,show}")
     p = runs.add_parser("list", help="one line per run, newest first")
-    p.add_argument("--status", choices=["running", "finished", "failed", "cancelled"])
+    p.add_argument("--status", choices=catalog.RUN_STATUSES)
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_runs_list)
     p = runs.add_parser("show", help="a run's spec, metrics and epochs")
@@ -170,11 +170,10 @@ def cmd_runs_list(a: argparse.Namespace) -> int:
     if df.empty:
         print("no runs yet: try `python -m synthmed_core train --profile smoke`")
         return 0
-    from ..explorer.views import with_source
-    cols = ["run_id", "arch", "init", "setting", "ratio", "synthetic", "seed", "profile",
-            "status", "accuracy", "auroc", "wall_s", "started_at", "source"]
+    from ..explorer.views import RUN_COLUMNS, with_source
     df = with_source(df.sort_values("started_at", ascending=False).head(a.limit))
-    print(df[[col for col in cols if col in df.columns]].to_string(index=False, float_format="%.4f"))
+    print(df[[col for col in RUN_COLUMNS if col in df.columns]].to_string(
+        index=False, float_format="%.4f"))
     return 0
 
 

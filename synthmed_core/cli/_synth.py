@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+from .. import catalog
 from . import options as c
 from .options import add_generate_args, add_quality_args, generate_overrides
 
@@ -61,7 +62,7 @@ def register(sub) -> None:
     p.add_argument("--by", required=True, choices=["centroid", "confidence"])
     p.add_argument("--keep", required=True, type=float, help="fraction kept per class, (0, 1]")
     p.add_argument("--out", required=True, help="name of the new set")
-    p.add_argument("--profile", default="quick", choices=c.GENERATOR_PROFILES,
+    p.add_argument("--profile", default="quick", choices=list(catalog.GENERATOR_PROFILES),
                    help="domain encoder size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="replace a set named --out")
