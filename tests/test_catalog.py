@@ -59,6 +59,7 @@ def test_every_metric_is_in_the_grid_picker_and_reported(metric, tmp_path, monke
 # ---- archs, profiles, generators, CAM methods -------------------------------------------------
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("arch", list(catalog.ARCHS))
 def test_every_arch_builds_and_is_offered_by_the_sidebar(arch):
     from synthmed_core.training.models import build_model, get_arch
