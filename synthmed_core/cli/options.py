@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 from .. import catalog, grid, paths
+from ..operations.specs import grid_specs, train_spec
+from ..operations.synth import GenerateRequest
 
 OVERRIDES = grid.PROFILE_OVERRIDABLE
 
@@ -67,12 +69,15 @@ def overrides(a: argparse.Namespace) -> dict:
 
 
 def run_spec(a: argparse.Namespace) -> grid.RunSpec:
-    """The run spec of `train` options (a ratio defaults to 1 where the setting needs one)."""
-    ratio = a.ratio
-    if ratio is None and catalog.SETTINGS[a.setting].ratio == "required":
-        ratio = 1.0
-    return grid.make_run_spec(a.arch, a.init, a.setting, a.seed, a.profile, ratio, a.synthetic,
-                              extra=extra(a), **overrides(a))
+    """The run spec of `train` options (``operations.specs.train_spec``)."""
+    return train_spec(a.arch, a.init, a.setting, a.seed, a.profile, a.ratio, a.synthetic,
+                      extra(a), **overrides(a))
+
+
+def grid_run_specs(a: argparse.Namespace) -> list[grid.RunSpec]:
+    """The checked run specs of `grid` options (``operations.specs.grid_specs``)."""
+    return grid_specs(a.arch, a.init, a.setting, a.ratio, a.seeds, a.profile, a.synthetic,
+                      extra(a), **overrides(a))
 
 
 def add_init_files(p: argparse.ArgumentParser) -> None:
@@ -130,9 +135,13 @@ def add_generate_args(p: argparse.ArgumentParser) -> None:
     add_device(p)
 
 
-def generate_overrides(a: argparse.Namespace) -> dict | None:
-    """The generator config fields overridden on the command line (``generate(overrides=)``)."""
-    return {"epochs": a.epochs} if a.epochs is not None else None
+def generate_request(a: argparse.Namespace) -> GenerateRequest:
+    """The request of `synth generate` options (and of a `generate` job)."""
+    return GenerateRequest(
+        a.method, a.profile, a.name, count=a.count, per_class=a.per_class, seed=a.seed,
+        sample_seed=a.sample_seed, overrides={"epochs": a.epochs} if a.epochs is not None else None,
+        retrain=a.retrain, force=a.force, allow_test_copies=a.allow_test_copies,
+        checkpoint=str(Path(a.checkpoint).expanduser().resolve()) if a.checkpoint else None)
 
 
 def add_quality_args(p: argparse.ArgumentParser) -> None:
