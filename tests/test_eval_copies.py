@@ -155,12 +155,14 @@ def test_allowed_test_copies_are_written_and_counted_in_the_card(real_data, tmp_
     assert copies.test_copies(card) == 20
 
 
+@pytest.mark.train
 def test_a_generated_set_is_checked_and_its_card_holds_the_counts(real_data):
     from synthmed_core.synth.generate import generate
     _, card = generate("cyclegan", "smoke", "cg", per_class=4, device="cpu")
     assert copies.test_copies(card) == 0 and card["eval_copies"]["val"]["exact"] == 0
 
 
+@pytest.mark.train
 def test_a_generator_that_outputs_test_images_is_refused(real_data, monkeypatch):
     from synthmed_core.synth.generate import generate
     from synthmed_core.synth.generators import CycleGAN, Samples
@@ -172,6 +174,7 @@ def test_a_generator_that_outputs_test_images_is_refused(real_data, monkeypatch)
     assert list_sets() == []
 
 
+@pytest.mark.train
 def test_a_selection_from_a_set_holding_test_images_is_checked(real_data, tiny_encoder):
     from synthmed_core.synth.select import select
     test = load_real("test")

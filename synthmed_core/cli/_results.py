@@ -133,20 +133,10 @@ def cmd_remove(a: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(a: argparse.Namespace) -> int:
-    import shutil
-
-    from .. import paths
-    from ..bundle import reproduction
     from ..grid import RunSpec
-    from ..training.runner import run_one
+    from ..operations.train import reproduce
     store = _store()
     spec = RunSpec.from_dict(store.run(store.resolve_run_id(a.run_id))["spec"])
-    shutil.rmtree(paths.run_dir(spec.run_id), ignore_errors=True)  # start from zero, not a resume
-    run_one(spec, store, a.device, progress=not a.no_progress)
-    run = store.run(spec.run_id)
-    print(f"run {spec.run_id} ({spec.cell.key} seed={spec.seed} {spec.profile.name}) trained "
-          f"here: test accuracy {run['metrics']['accuracy']:.4f}, AUROC "
-          f"{run['metrics']['auroc']:.4f}")
-    for line in reproduction(run, store) or ["no earlier record of this run to compare with"]:
-        print("  " + line)
+    outcome = reproduce(spec, store, a.device, progress=not a.no_progress)
+    print("\n".join([outcome.summary, *("  " + line for line in outcome.details)]))
     return 0

@@ -25,7 +25,8 @@ from ..analysis import seeds
 from ..analysis.corrections import DEFAULT_CORRECTION, adjust_p
 from ..analysis.evidence import ONE_SEED
 from ..analysis.metrics import paired_accuracy_test
-from ..grid import INITS, SETTINGS, reference_rows
+from ..catalog import INITS, SETTINGS
+from ..grid import reference_rows
 from ..store import CELL_KEYS, Store
 from ..synth.copies import GRID_FLAG, sets_with_test_copies
 
