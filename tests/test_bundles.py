@@ -330,7 +330,9 @@ def test_two_processes_opening_a_fresh_data_root_at_once_import_the_shipped_bund
     code = "from synthmed_core.store import Store; Store()"
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
              for _ in range(3)]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0], [p.stderr.read() for p in procs]
+    # A hang guard, not a timing: each process imports torch and recounts the sample's copies
+    # of real test images (synth.copies), minutes on a 2-core machine under load 20+.
+    assert [p.wait(timeout=600) for p in procs] == [0, 0, 0], [p.stderr.read() for p in procs]
     store = Store(tmp_path / "d" / "synthmed.duckdb")
     assert store.store_counts()["finished_runs"] == 9 and len(store.bundles()) == 1
 
