@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from synthmed_core.analysis.claims import MARGINS
-from synthmed_core.analysis.claims_text import claims_table
+from synthmed_core.explorer.claims import MARGINS
+from synthmed_core.explorer.claims_text import claims_table
 from synthmed_core.analysis.corrections import CORRECTIONS
 from synthmed_core.analysis.evidence import METRICS as CLAIM_METRICS
 from synthmed_core.errors import SynthmedError

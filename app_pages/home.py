@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from synthmed_core.analysis import report
+from synthmed_core.explorer import report
 from synthmed_core.catalog import METRICS, RUN_STATUSES
 from synthmed_core.errors import SynthmedError
 from synthmed_core.explorer import grid_view, views

@@ -13,7 +13,7 @@ import pytest
 from synthmed_core.analysis.metrics import aggregate, run_metrics
 from synthmed_core.grid import make_run_spec
 from synthmed_core.store import Store
-from synthmed_core.training.events import RunResult
+from synthmed_core.records.events import RunResult
 
 from app_helpers import assert_ok, grid_panels, run_app, run_entry, texts
 

@@ -111,7 +111,7 @@ def test_the_new_profile_field_leaves_every_earlier_run_id_unchanged():
 def test_sensitivity_and_specificity_on_val_and_test_show_which_class_the_gap_is_in():
     import pandas as pd
 
-    from synthmed_core.analysis.shift import rates_by_split
+    from synthmed_core.explorer.shift import rates_by_split
 
     def rows(run, labels, probs):
         return pd.DataFrame({"run_id": run, "idx": range(len(labels)), "label": labels,

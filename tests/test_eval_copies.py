@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synthmed_core.analysis.claims import check_claims
-from synthmed_core.analysis.claims_text import format_claims
+from synthmed_core.explorer.claims import check_claims
+from synthmed_core.explorer.claims_text import format_claims
 from synthmed_core.cli import main
 from synthmed_core.data.real import load_real
 from synthmed_core.errors import SpecError
@@ -19,7 +19,7 @@ from synthmed_core.explorer.grid_view import grid_cells
 from synthmed_core.store import Store
 from synthmed_core.synth import copies
 from synthmed_core.synth.importer import import_folder
-from synthmed_core.synth.sets import list_sets, load_set, write_set
+from synthmed_core.data.synthetic import list_sets, load_set, write_set
 
 from grid_helpers import fill_contrast
 

@@ -23,17 +23,16 @@ import pandas as pd
 import streamlit as st
 
 from synthmed_core import paths
-from synthmed_core.analysis import claims as claims_mod
-from synthmed_core.analysis import report
 from synthmed_core.analysis.corrections import DEFAULT_CORRECTION
 from synthmed_core.data.real import Split, load_real
 from synthmed_core.data.uploads import to_dataset_image
 from synthmed_core.errors import DataError, SpecError, SynthmedError
 from synthmed_core.explain import overlays
-from synthmed_core.explorer import gallery, grid_view, views
+from synthmed_core.explorer import claims as claims_mod
+from synthmed_core.explorer import gallery, grid_view, report, views
 from synthmed_core.explorer.cell_detail import CellDetail, cell_detail
 from synthmed_core.store import Store
-from synthmed_core.synth.sets import load_set
+from synthmed_core.data.synthetic import load_set
 
 CACHE_TTL_S = 3600  # bounds memory, not staleness: keep_fresh() drops them when results change
 LIVE_TTL_S = 1  # the queue: the sidebar polls it every couple of seconds
@@ -47,8 +46,14 @@ def db() -> str:
 
 @st.cache_resource(show_spinner=False)
 def store(db: str) -> Store:
-    """One Store per database file and server: its constructor migrates, which needs a write."""
-    return Store(Path(db), lock_timeout=LOCK_TIMEOUT_S)
+    """One Store per database file and server: its constructor migrates, which needs a write.
+    The data root's own store also imports the shipped results bundles it lacks (the app is an
+    entry point, like ``ui.serve``, the CLI and a job worker)."""
+    opened = Store(Path(db), lock_timeout=LOCK_TIMEOUT_S)
+    if opened.path == paths.db_path():
+        from synthmed_core.bundle import import_shipped  # reads Parquet: only where it may be needed
+        import_shipped(opened)
+    return opened
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)

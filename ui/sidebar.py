@@ -20,7 +20,7 @@ NO_SET = "(none)"
 
 
 def _synthetic_names() -> list[str]:
-    from synthmed_core.synth.sets import list_sets  # light: reads cards only
+    from synthmed_core.data.synthetic import list_sets  # light: reads cards only
     return [c["name"] for c in list_sets() if "error" not in c and c.get("name")]
 
 

@@ -78,7 +78,7 @@ def store_query_ms(n_runs: int = 1000, reps: int = 5) -> tuple[float | None, str
             query, what = (lambda: store.grid_cell_stats("accuracy"),
                            f"Store.grid_cell_stats on {n_runs} scratch runs")
         else:
-            from ..analysis.report import report_table
+            from ..explorer.report import report_table
             query, what = (lambda: report_table(store, "accuracy"),
                            "report.report_table on an empty scratch store "
                            "(no grid query function found)")

@@ -6,7 +6,7 @@ import json
 
 from ..catalog import GENERATOR_METHODS
 from ..store import CELL_KEYS, LOCAL_ORIGIN, Store
-from ..training.context import CONTEXT_KEYS, describe, same_context
+from ..records.context import CONTEXT_KEYS, describe, same_context
 from ._import import metric_diff
 
 

@@ -7,7 +7,7 @@ read from its header before anything is decoded: a DICOM's rows x columns x fram
 must fit ``MAX_PIXELS``, a Deflated-transfer-syntax DICOM is refused before pydicom would
 inflate it whole, and only the first frame of a multi-frame file is decoded
 (``read_upload`` says how many it held). Colour, alpha and
-16-bit images are converted the way the importer converts them (``synth.importer.to_gray``:
+16-bit images are converted the way the importer converts them (``data.images.to_gray``:
 alpha over black, high bit depth scaled by its own range). ``to_dataset_image`` then makes the
 28x28 image MedMNIST would have made (centre square, bicubic); each run's own preprocessing
 resizes that to its input size exactly as in training.
@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import SynthmedError
-from ..synth.importer import SIZE, preprocess, to_gray
+from .images import SIZE, preprocess, to_gray
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 # A 4k x 4k DICOM is 16 Mpx; a file declaring more pixel values than this (all its frames and

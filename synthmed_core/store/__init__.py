@@ -32,9 +32,10 @@ __all__ = ["Store", "MIGRATIONS", "RUN_STATUSES", "JOB_STATUSES", "SUMMARY_METRI
 
 class Store(RunsMixin, JobsMixin, GridMixin, BundlesMixin):
     """The results database at ``path`` (default ``paths.db_path()``), created and migrated on
-    first use; the data root's database also imports the shipped results bundles it has not
-    imported yet (``bundle.import_shipped``). Safe to use from many processes at once: each call holds a cross-process lock
-    for its few milliseconds; ``lock_timeout`` bounds the wait for it."""
+    first use. (The entry points, not the store, import the shipped results bundles into the
+    data root's database: ``bundle.import_shipped``.) Safe to use from many processes at once:
+    each call holds a cross-process lock for its few milliseconds; ``lock_timeout`` bounds the
+    wait for it."""
 
     def __init__(self, path: Path | None = None, lock_timeout: float = 120.0):
         self.path = Path(path) if path is not None else paths.db_path()
@@ -49,7 +50,3 @@ class Store(RunsMixin, JobsMixin, GridMixin, BundlesMixin):
             changed |= refresh_recipe_labels(con)  # one small read unless the profiles changed
             if changed or self.results_generation() is None:
                 self._publish_results(con)
-        if self.path == paths.db_path() and paths.shipped_results_dir() is not None:
-            # The data root's own database: it holds the shipped results from its first open.
-            from ..bundle import import_shipped  # reads Parquet: only where it may be needed
-            import_shipped(self)
