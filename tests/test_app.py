@@ -145,7 +145,7 @@ def test_the_status_filter_keeps_only_runs_of_that_status(runs, status):
 
 
 def test_a_store_of_thousands_of_runs_lists_the_newest_and_says_where_the_rest_are(data_root):
-    from synthmed_core.store._bench import fill_scratch_store
+    from synthmed_core.store._fill import fill_scratch_store
     store = Store()
     fill_scratch_store(store, n_runs=1200, n_preds_per_run=4)
     at = run_app()

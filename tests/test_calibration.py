@@ -35,7 +35,7 @@ def test_a_probability_of_one_falls_in_the_last_bin():
 
 def test_the_cell_detail_has_calibration_for_val_and_test(data_root):
     from synthmed_core.explorer.cell_detail import cell_detail
-    from synthmed_core.explorer.grid_view import cell_keys, grid_cells
+    from synthmed_core.explorer.heatmap_view import cell_keys, grid_cells
     from synthmed_core.store import Store
 
     from grid_helpers import fill_contrast

@@ -16,7 +16,7 @@ from synthmed_core.explorer.claims_text import claims_table, format_claims
 from synthmed_core.analysis.compare import CellKey, compare_cells
 from synthmed_core.analysis.corrections import adjust_p
 from synthmed_core.cli import main as cli
-from synthmed_core.explorer.grid_view import grid_cells
+from synthmed_core.explorer.heatmap_view import grid_cells
 from synthmed_core.store import Store
 
 from grid_helpers import add_run, fill_contrast, labels, probs_with_accuracy

@@ -15,7 +15,7 @@ from synthmed_core.explorer.claims_text import format_claims
 from synthmed_core.cli import main
 from synthmed_core.data.real import load_real
 from synthmed_core.errors import SpecError
-from synthmed_core.explorer.grid_view import grid_cells
+from synthmed_core.explorer.heatmap_view import grid_cells
 from synthmed_core.store import Store
 from synthmed_core.synth import copies
 from synthmed_core.synth.importer import import_folder

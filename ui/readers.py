@@ -29,7 +29,7 @@ from synthmed_core.data.uploads import to_dataset_image
 from synthmed_core.errors import DataError, SpecError, SynthmedError
 from synthmed_core.explain import overlays
 from synthmed_core.explorer import claims as claims_mod
-from synthmed_core.explorer import gallery, grid_view, report, views
+from synthmed_core.explorer import gallery, heatmap_view, report, views
 from synthmed_core.explorer.cell_detail import CellDetail, cell_detail
 from synthmed_core.store import Store
 from synthmed_core.data.synthetic import load_set
@@ -60,7 +60,7 @@ def store(db: str) -> Store:
 def grid_cells(db: str, metric: str, profile: str | None, alpha: float,
                with_study_only: bool = False, origin: str | None = None,
                correction: str = DEFAULT_CORRECTION) -> pd.DataFrame:
-    return grid_view.grid_cells(store(db), metric, profile, alpha, with_study_only, origin,
+    return heatmap_view.grid_cells(store(db), metric, profile, alpha, with_study_only, origin,
                                 correction)
 
 
@@ -86,7 +86,7 @@ def bundles(db: str) -> pd.DataFrame:
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def profiles(db: str) -> list[str]:
     """Profiles with finished runs, the most used first."""
-    return grid_view.profiles(store(db))
+    return heatmap_view.profiles(store(db))
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=32)

@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 import pandas as pd
 
 from ..errors import SynthmedError
-from .grid_view import recipe_tag, row_label
+from .heatmap_view import recipe_tag, row_label
 from ..catalog import INITS, SETTINGS
 from ..store import Store
 from ..analysis.calibration import VAL_THRESHOLD_SPLIT

@@ -55,7 +55,7 @@ def cell_rates(store: Store, run_ids: list[str]) -> pd.DataFrame:
 def shift_table(store: Store, profile: str | None = None, arch: str | None = None) -> str:
     """Markdown: per cell of finished runs (of ``profile`` and ``arch``), sensitivity and
     specificity on val and on test, at 0.5 and at the val-picked threshold, means over seeds."""
-    from .grid_view import cell_name
+    from .heatmap_view import cell_name
     runs = store.runs(status="finished")
     if profile is not None:
         runs = runs[runs["profile"] == profile]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ui.grid_chart import LABEL_CHARS, LABELS_PX, panel, text_color
+from ui.heatmap_chart import LABEL_CHARS, LABELS_PX, panel, text_color
 
 
 @pytest.mark.parametrize("value, color", [
@@ -44,7 +44,7 @@ def test_a_long_row_label_is_shortened_in_the_middle_and_the_panel_keeps_its_wid
 
 
 def test_the_altair_panel_draws_one_fixed_size_square_per_cell_and_a_click_selects_its_cell():
-    from ui.grid_chart import (CELL_PX, SELECTION, STEP_X, STEP_Y, altair_panel,
+    from ui.heatmap_chart import (CELL_PX, SELECTION, STEP_X, STEP_Y, altair_panel,
                                altair_selected_cell)
     long_row = "augment ×1 · a_synthetic_set_with_a_long_name_centroid"
     cells = pd.DataFrame([_cell("base", 0.85), _cell(long_row, 0.86)])
@@ -65,15 +65,15 @@ def test_the_altair_panel_draws_one_fixed_size_square_per_cell_and_a_click_selec
 
 def test_the_grid_draws_with_the_renderer_the_environment_names_and_altair_by_default(
         monkeypatch):
-    from ui import grid_chart
+    from ui import heatmap_chart
     drawn = []
-    monkeypatch.setattr(grid_chart, "RENDERERS", {
-        name: (lambda *a, name=name: drawn.append(name)) for name in grid_chart.RENDERERS})
+    monkeypatch.setattr(heatmap_chart, "RENDERERS", {
+        name: (lambda *a, name=name: drawn.append(name)) for name in heatmap_chart.RENDERERS})
     cells = pd.DataFrame([_cell("base", 0.85)])
     for env in (None, "plotly", "no-such-renderer"):
         if env is None:
-            monkeypatch.delenv(grid_chart.RENDERER_ENV, raising=False)
+            monkeypatch.delenv(heatmap_chart.RENDERER_ENV, raising=False)
         else:
-            monkeypatch.setenv(grid_chart.RENDERER_ENV, env)
-        grid_chart.draw(cells, "resnet18", "accuracy", False, (0.8, 0.9), key="k")
+            monkeypatch.setenv(heatmap_chart.RENDERER_ENV, env)
+        heatmap_chart.draw(cells, "resnet18", "accuracy", False, (0.8, 0.9), key="k")
     assert drawn == ["altair", "plotly", "altair"]
