@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from synthmed_core.analysis.claims import MARGINS
-from synthmed_core.analysis.claims_text import claims_table
+from synthmed_core.explorer.claims import MARGINS
+from synthmed_core.explorer.claims_text import claims_table
 from synthmed_core.analysis.corrections import CORRECTIONS
 from synthmed_core.analysis.evidence import METRICS as CLAIM_METRICS
 from synthmed_core.errors import SynthmedError
-from synthmed_core.explorer import grid_view
+from synthmed_core.explorer import heatmap_view as grid_view
 from synthmed_core.text import md_literal
-from ui import cell_view, grid_chart, readers
+from ui import cell_view, heatmap_chart as grid_chart, readers
 
 ALPHAS = (0.05, 0.01, 0.001)
 LEGEND = ("Each square: mean over seeds and n (hover for the 95% interval). A black outline "

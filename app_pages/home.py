@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from synthmed_core.analysis import report
+from synthmed_core.explorer import report
 from synthmed_core.catalog import METRICS, RUN_STATUSES
 from synthmed_core.errors import SynthmedError
-from synthmed_core.explorer import grid_view, views
+from synthmed_core.explorer import heatmap_view as grid_view
+from synthmed_core.explorer import views
 from synthmed_core.explorer.views import LOCAL_ORIGIN
 from synthmed_core.text import md_literal
-from ui import grid_chart, launch, readers
+from ui import heatmap_chart as grid_chart
+from ui import launch, readers
 
 FIRST_RUN = ("python -m synthmed_core train --arch resnet18 --init scratch --setting base "
              "--seed 0 --profile smoke")

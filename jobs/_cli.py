@@ -166,7 +166,7 @@ def cmd_workers(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    from ._bench import bench
+    from ._latency import bench
     return bench(a.jobs, a.threads)
 
 

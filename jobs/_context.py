@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from synthmed_core.store import Store
-from synthmed_core.training.events import Emit
+from synthmed_core.records.events import Emit
 
 
 @dataclass

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from synthmed_core.store import Store
-from synthmed_core.training.events import EpochEnd, Event, Finished, Progress, Started
+from synthmed_core.records.events import EpochEnd, Event, Finished, Progress, Started
 
 from ._queue import Doorbell
 from ._sweep import Sweeper

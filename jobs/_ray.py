@@ -27,7 +27,7 @@ from ray.util.queue import Queue
 
 from synthmed_core import grid, paths
 from synthmed_core.store import Store, yield_to_readers
-from synthmed_core.training.events import Event, Finished, Started
+from synthmed_core.records.events import Event, Finished, Started
 from synthmed_core.operations.recorder import StoreRecorder
 
 from . import _queue

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from synthmed_core.errors import SynthmedError
 from synthmed_core.store import Store
-from synthmed_core.training.events import EpochEnd, Event, Finished, Started
+from synthmed_core.records.events import EpochEnd, Event, Finished, Started
 
 from . import _queue
 from ._context import JobContext

@@ -40,7 +40,7 @@ def _cli(argv: list[str]) -> str:
 
 def _explorer_cells():
     # The explorer's heatmap table, under its old or new module name.
-    for name in ("synthmed_core.explorer.heatmap_view", "synthmed_core.explorer.grid_view"):
+    for name in ("synthmed_core.explorer.heatmap_view", "synthmed_core.explorer.heatmap_view"):
         with contextlib.suppress(ModuleNotFoundError):
             module = importlib.import_module(name)
             return getattr(module, "heatmap_cells", None) or module.grid_cells

@@ -3,7 +3,7 @@
     python scripts/bench_bundles.py [--runs 1000] [--preds 1148] [--repeat 3]
 
 Fills a scratch store (a temporary folder) with ``--runs`` fake finished runs made by
-``synthmed_core.store._bench.fill_scratch_store``, each with ``--preds`` prediction rows (1,148
+``synthmed_core.store._fill.fill_scratch_store``, each with ``--preds`` prediction rows (1,148
 = a real run's 624 test + 524 val images), then times, median of ``--repeat``:
 export into a bundle; import into an empty store; the same import again (already imported:
 nothing to do); and the shipped-bundle check an open of the data root pays when nothing is new.
@@ -27,7 +27,7 @@ os.environ["SYNTHMED_SHIPPED"] = "none"  # only the bundles this script makes
 
 from synthmed_core import bundle  # noqa: E402
 from synthmed_core.store import Store  # noqa: E402
-from synthmed_core.store._bench import fill_scratch_store  # noqa: E402
+from synthmed_core.store._fill import fill_scratch_store  # noqa: E402
 
 
 def timed(fn) -> tuple[float, object]:

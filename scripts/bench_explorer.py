@@ -5,8 +5,8 @@
 
 1. Fills a scratch store (a temporary folder, or ``--data DIR``, reused when it already holds
    the requested counts) with ``--runs`` fake finished runs and ``--preds`` test prediction rows
-   in total (``synthmed_core.store._bench.fill_scratch_store``).
-2. Server side: times ``grid_view.grid_cells(store, metric, profile)`` (what the page calls)
+   in total (``synthmed_core.store._fill.fill_scratch_store``).
+2. Server side: times ``heatmap_view.grid_cells(store, metric, profile)`` (what the page calls)
    and the store query under it, ``Store.grid_cell_stats``, median of ``--queries`` calls,
    each on a fresh connection as in the app.
 3. Browser, once per grid renderer (``--renderers``, default altair and plotly, side by side
@@ -67,7 +67,7 @@ st.altair_chart(alt.Chart(cells).mark_square(size=56 ** 2).encode(
 def fill(data: Path, n_runs: int, n_preds: int, seed: int = 0):
     """A Store at ``data`` holding ``n_runs`` fake runs (reused when it already does)."""
     from synthmed_core.store import Store
-    from synthmed_core.store._bench import fill_scratch_store
+    from synthmed_core.store._fill import fill_scratch_store
 
     store = Store(data / "synthmed.duckdb")
     counts = store.store_counts()
@@ -95,15 +95,15 @@ def _median_ms(fn, n: int) -> tuple[float, float, float]:
 
 
 def bench_query(store, metric: str, n: int, profile_query: bool) -> float:
-    from synthmed_core.explorer import grid_view
+    from synthmed_core.explorer import heatmap_view
 
-    profile = (grid_view.profiles(store) or [None])[0]
+    profile = (heatmap_view.profiles(store) or [None])[0]
     t = time.perf_counter()
-    cells = grid_view.grid_cells(store, metric, profile=profile)
+    cells = heatmap_view.grid_cells(store, metric, profile=profile)
     first = (time.perf_counter() - t) * 1000
     print(f"query   grid_cells(store, {metric!r}, profile={profile!r}): {len(cells)} cells; "
           f"first call {first:.0f} ms")
-    med, lo, hi = _median_ms(lambda: grid_view.grid_cells(store, metric, profile=profile), n)
+    med, lo, hi = _median_ms(lambda: heatmap_view.grid_cells(store, metric, profile=profile), n)
     print(f"query   grid_cells            median {med:6.1f} ms  (min {lo:.1f}, max {hi:.1f}, "
           f"n={n})")
     sql, slo, shi = _median_ms(lambda: store.grid_cell_stats(metric, profile=profile), n)
@@ -112,7 +112,7 @@ def bench_query(store, metric: str, n: int, profile_query: bool) -> float:
     if profile_query:
         prof = cProfile.Profile()
         prof.enable()
-        grid_view.grid_cells(store, metric, profile=profile)
+        heatmap_view.grid_cells(store, metric, profile=profile)
         prof.disable()
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(15)
@@ -196,7 +196,7 @@ def _summary(renderer: str, label: str, rows: list[dict[str, float]]) -> dict[st
 
 def bench_browser(data: Path, loads: int, timeout_s: float, renderer: str
                   ) -> tuple[dict[str, float], dict[str, float]]:
-    from ui.grid_chart import RENDERER_ENV
+    from ui.heatmap_chart import RENDERER_ENV
     timeout_ms = int(timeout_s * 1000)
     log = data / f"bench-streamlit-{renderer}.log"
     # the scratch store alone: the shipped bundles would add their runs to it on first open

@@ -105,7 +105,7 @@ def run(a: argparse.Namespace) -> int:
         target = data / "synthetic" / name
         shutil.copytree(CARRY / "synthetic" / name, target, dirs_exist_ok=True)
         _py(env, "-c", "import sys; from synthmed_core.store import Store; "
-                       "from synthmed_core.synth.sets import load_set; "
+                       "from synthmed_core.data.synthetic import load_set; "
                        "_, card = load_set(sys.argv[1]); "
                        "Store().register_synthetic_set(sys.argv[1], card, sys.argv[2])",
             name, str(target))

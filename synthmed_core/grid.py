@@ -62,6 +62,13 @@ SETTINGS: dict[str, SettingInfo] = {
 }
 
 STUDY_SETTINGS = ("base", "synthetic_base", "augment", "synthetic_ft")
+
+# How val may pick the decision threshold reported beside 0.5 (Profile.val_threshold): name ->
+# how to say it. Each rule's code is analysis.calibration.THRESHOLD_RULES, keyed by these.
+VAL_THRESHOLD_RULES: dict[str, str] = {
+    "youden": "Youden's J on val",
+    "sens95": "sensitivity >= 0.95 on val",
+}
 INITS = ("scratch", "imagenet", "chestmnist")
 
 
@@ -87,11 +94,11 @@ class Profile:
     select_on: str = "val_auroc"  # checkpoint selection metric, always on val
     progress_every_s: float = 1.0
     # How the val split picks the decision threshold reported BESIDE the fixed 0.5 (never
-    # instead of it): a calibration.THRESHOLD_RULES name, fixed before training.
+    # instead of it): a VAL_THRESHOLD_RULES name, fixed before training.
     val_threshold: str = "youden"
     # The side of the real MedMNIST images trained on: 28 (pneumoniamnist.npz) or a MedMNIST+
     # size (pneumoniamnist_64.npz ...). A synthetic set of another size is refused unless
-    # resize_synthetic, which resizes it the importer's way (synth.importer.preprocess).
+    # resize_synthetic, which resizes it the importer's way (data.images.preprocess).
     data_size: int = 28
     resize_synthetic: bool = False
     # timm's LabelSmoothingCrossEntropy on training batches (0 = plain cross-entropy); val and
@@ -163,10 +170,9 @@ def get_profile(name: str, **overrides: Any) -> Profile:
         if key in clean and int(clean[key]) <= 0:
             raise SpecError(f"{key} must be a positive integer, got {clean[key]!r}")
     if "val_threshold" in clean:
-        from .analysis.calibration import THRESHOLD_RULES  # numpy/pandas: only when one is named
-        if clean["val_threshold"] not in THRESHOLD_RULES:
+        if clean["val_threshold"] not in VAL_THRESHOLD_RULES:
             raise SpecError(f"unknown val threshold rule {clean['val_threshold']!r}; choose one "
-                            f"of {list(THRESHOLD_RULES)}")
+                            f"of {list(VAL_THRESHOLD_RULES)}")
     if "data_size" in clean:
         from .data.real import SIZES
         if int(clean["data_size"]) not in SIZES:

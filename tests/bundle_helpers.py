@@ -30,7 +30,7 @@ def make_tiny_bundle(out: Path, root: Path, medmnist: Path) -> Path:
     try:
         store = Store(root / "synthmed.duckdb")
         write_blurred_real_set(SET, 20, "bundle test")
-        from synthmed_core.synth.sets import load_set, set_dir
+        from synthmed_core.data.synthetic import load_set, set_dir
         store.register_synthetic_set(SET, load_set(SET)[1], str(set_dir(SET)))
         y, y_val = real_labels("test"), real_labels("val")
         for seed, setting, kw in ((0, "base", {}), (1, "base", {}),

@@ -14,7 +14,7 @@ from synthmed_core.analysis.metrics import run_metrics
 from synthmed_core.grid import make_run_spec
 from synthmed_core.store import Store
 from synthmed_core.training import checkpoints as ck
-from synthmed_core.training.events import RunResult
+from synthmed_core.records.events import RunResult
 from synthmed_core.training.models import build_model
 
 

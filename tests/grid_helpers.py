@@ -7,7 +7,7 @@ import numpy as np
 from synthmed_core.analysis.metrics import run_metrics
 from synthmed_core.grid import make_run_spec
 from synthmed_core.store import Store
-from synthmed_core.training.events import RunResult
+from synthmed_core.records.events import RunResult
 
 N_IMAGES = 200
 

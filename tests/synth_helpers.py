@@ -12,7 +12,7 @@ def write_blurred_real_set(name: str, per_class: int, method: str) -> Path:
     from scipy.ndimage import gaussian_filter
 
     from synthmed_core.data.real import load_real
-    from synthmed_core.synth.sets import write_set
+    from synthmed_core.data.synthetic import write_set
 
     train = load_real("train")
     rng = np.random.default_rng(0)

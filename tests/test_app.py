@@ -13,7 +13,7 @@ import pytest
 from synthmed_core.analysis.metrics import aggregate, run_metrics
 from synthmed_core.grid import make_run_spec
 from synthmed_core.store import Store
-from synthmed_core.training.events import RunResult
+from synthmed_core.records.events import RunResult
 
 from app_helpers import assert_ok, grid_panels, run_app, run_entry, texts
 
@@ -145,7 +145,7 @@ def test_the_status_filter_keeps_only_runs_of_that_status(runs, status):
 
 
 def test_a_store_of_thousands_of_runs_lists_the_newest_and_says_where_the_rest_are(data_root):
-    from synthmed_core.store._bench import fill_scratch_store
+    from synthmed_core.store._fill import fill_scratch_store
     store = Store()
     fill_scratch_store(store, n_runs=1200, n_preds_per_run=4)
     at = run_app()
@@ -195,7 +195,7 @@ def test_the_launch_form_defaults_to_quick_and_says_smoke_is_a_seconds_long_try(
 def test_before_queueing_the_form_estimates_the_chosen_cell_from_epochs_trained_here(data_root):
     from test_estimate import _local_run
 
-    from synthmed_core.explorer.estimate import real_count
+    from synthmed_core.bench.estimate import real_count
     at = run_app()  # nothing trained here yet: it offers to measure instead
     assert any("No resnet18 run was trained here yet" in c for c in texts(at.sidebar.caption))
     assert "Measure resnet18 here (a short run)" in [b.label for b in at.sidebar.button]

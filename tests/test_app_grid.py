@@ -97,11 +97,11 @@ def test_each_cell_shows_its_mean_and_n_over_seeds_for_the_chosen_metric(names):
 def test_a_rerun_sends_the_same_panels_without_building_them_again(names, monkeypatch):
     import streamlit as st
 
-    from ui import grid_chart
+    from ui import heatmap_chart
     st.cache_data.clear()  # another test may have drawn the same grid in this process
     built = []
-    panel = grid_chart.altair_panel
-    monkeypatch.setattr(grid_chart, "altair_panel", lambda *a: built.append(a[1]) or panel(*a))
+    panel = heatmap_chart.altair_panel
+    monkeypatch.setattr(heatmap_chart, "altair_panel", lambda *a: built.append(a[1]) or panel(*a))
     at = run_app(PAGE)
     first = [panel_data(c) for c in grid_panels(at)]
     assert built == ["resnet50"]
@@ -201,8 +201,8 @@ def test_a_run_recorded_by_another_process_shows_at_the_next_rerun_and_an_unchan
     at = run_app(PAGE)
     assert ran(at) == ["resnet50/scratch/base (smoke)"]
     calls = []
-    real = readers.grid_view.grid_cells
-    monkeypatch.setattr(readers.grid_view, "grid_cells",
+    real = readers.heatmap_view.grid_cells
+    monkeypatch.setattr(readers.heatmap_view, "grid_cells",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     at.run()
     assert calls == []  # unchanged: from the cache

@@ -17,7 +17,7 @@ from synthmed_core.data.real import load_real
 from synthmed_core.explain import cams as explain
 from synthmed_core.paths import REPO_ROOT
 from synthmed_core.store import Store
-from synthmed_core.synth.sets import set_dir, update_card, write_set
+from synthmed_core.data.synthetic import set_dir, update_card, write_set
 
 from explain_helpers import flatten_layer2, record_model_run
 

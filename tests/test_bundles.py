@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from synthmed_core import bundle as bd
-from synthmed_core.analysis.claims import check_claims
-from synthmed_core.analysis.claims_text import format_claims
+from synthmed_core.explorer.claims import check_claims
+from synthmed_core.explorer.claims_text import format_claims
 from synthmed_core.analysis.compare import CellKey, compare_cells, format_comparison
-from synthmed_core.analysis.report import format_table, report_table
+from synthmed_core.explorer.report import format_table, report_table
 from synthmed_core.cli import main as cli
 from synthmed_core.errors import BundleError
 from synthmed_core.grid import RunSpec
@@ -47,7 +47,7 @@ def source(real_data) -> Store:
     """A store with 9 finished runs (3 cells x 3 seeds) on a registered 40-image set."""
     store = Store(real_data / "source.duckdb")
     write_blurred_real_set("fake-set", 20, "bundle test")
-    from synthmed_core.synth.sets import load_set, set_dir
+    from synthmed_core.data.synthetic import load_set, set_dir
     store.register_synthetic_set("fake-set", load_set("fake-set")[1], str(set_dir("fake-set")))
     fill_contrast(store, real=True)
     return store
@@ -237,7 +237,7 @@ def test_a_set_with_the_same_name_but_other_images_here_refuses_the_bundle(
 
 def test_the_bundle_brings_a_sample_of_its_set_and_the_sets_card(exported, tmp_path,
                                                                  monkeypatch):
-    from synthmed_core.synth.sets import load_set
+    from synthmed_core.data.synthetic import load_set
     target = fresh_root(tmp_path, monkeypatch)
     report = bd.import_bundle(target, exported)
     assert report.samples == ["fake-set-sample"]
@@ -256,10 +256,12 @@ def test_shipped_bundles_are_imported_once_when_a_data_root_is_first_opened(
     monkeypatch.setenv("SYNTHMED_SHIPPED", str(shipped))
     monkeypatch.setenv("SYNTHMED_DATA", str(tmp_path / "fresh"))
     monkeypatch.delenv("SYNTHMED_DB", raising=False)
+    assert cli(["runs", "list"]) == 0  # an entry point opens the data root
     first = Store()
     assert first.store_counts()["finished_runs"] == 9
     assert bool(first.bundles()["shipped"].iloc[0])
     first.delete_run(first.runs()["run_id"].iloc[0])  # a user's later change is not undone
+    assert cli(["runs", "list"]) == 0
     assert Store().store_counts()["finished_runs"] == 8
 
 
@@ -327,7 +329,7 @@ def test_two_processes_opening_a_fresh_data_root_at_once_import_the_shipped_bund
     env = {**os.environ, "SYNTHMED_SHIPPED": str(shipped), "SYNTHMED_DATA": str(tmp_path / "d"),
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     env.pop("SYNTHMED_DB", None)
-    code = "from synthmed_core.store import Store; Store()"
+    code = "from synthmed_core.cli import main; main(['runs', 'list'])"
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
              for _ in range(3)]
     # A hang guard, not a timing: each process imports torch and recounts the sample's copies

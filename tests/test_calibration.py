@@ -35,7 +35,7 @@ def test_a_probability_of_one_falls_in_the_last_bin():
 
 def test_the_cell_detail_has_calibration_for_val_and_test(data_root):
     from synthmed_core.explorer.cell_detail import cell_detail
-    from synthmed_core.explorer.grid_view import cell_keys, grid_cells
+    from synthmed_core.explorer.heatmap_view import cell_keys, grid_cells
     from synthmed_core.store import Store
 
     from grid_helpers import fill_contrast
@@ -111,7 +111,7 @@ def test_the_new_profile_field_leaves_every_earlier_run_id_unchanged():
 def test_sensitivity_and_specificity_on_val_and_test_show_which_class_the_gap_is_in():
     import pandas as pd
 
-    from synthmed_core.analysis.shift import rates_by_split
+    from synthmed_core.explorer.shift import rates_by_split
 
     def rows(run, labels, probs):
         return pd.DataFrame({"run_id": run, "idx": range(len(labels)), "label": labels,

@@ -9,7 +9,7 @@ import pytest
 
 from synthmed_core import catalog
 from synthmed_core.cli import build_parser, main
-from synthmed_core.explorer import grid_view
+from synthmed_core.explorer import heatmap_view
 from synthmed_core.store import Store
 
 from grid_helpers import add_run, labels, probs_with_accuracy
@@ -47,7 +47,7 @@ def test_every_metric_is_computed_for_a_run_and_recorded_by_the_store(tmp_path):
 
 @pytest.mark.parametrize("metric", list(catalog.METRICS))
 def test_every_metric_is_in_the_grid_picker_and_reported(metric, tmp_path, monkeypatch, capsys):
-    assert metric in grid_view.METRICS
+    assert metric in heatmap_view.METRICS
     assert metric in _choices(build_parser(), ["report"], "--metric")
     monkeypatch.setenv("SYNTHMED_DATA", str(tmp_path))
     y = labels()

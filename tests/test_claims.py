@@ -10,13 +10,13 @@ import json
 import numpy as np
 import pytest
 
-from synthmed_core.analysis.claims import (CLAIMS, COLUMNS, MARGINS, check_claims, overall,
+from synthmed_core.explorer.claims import (CLAIMS, COLUMNS, MARGINS, check_claims, overall,
                                            study_figures, verdict)
-from synthmed_core.analysis.claims_text import claims_table, format_claims
+from synthmed_core.explorer.claims_text import claims_table, format_claims
 from synthmed_core.analysis.compare import CellKey, compare_cells
 from synthmed_core.analysis.corrections import adjust_p
 from synthmed_core.cli import main as cli
-from synthmed_core.explorer.grid_view import grid_cells
+from synthmed_core.explorer.heatmap_view import grid_cells
 from synthmed_core.store import Store
 
 from grid_helpers import add_run, fill_contrast, labels, probs_with_accuracy

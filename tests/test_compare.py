@@ -9,7 +9,7 @@ from synthmed_core.analysis.metrics import mcnemar, run_metrics
 from synthmed_core.errors import SpecError
 from synthmed_core.grid import make_run_spec
 from synthmed_core.store import Store
-from synthmed_core.training.events import RunResult
+from synthmed_core.records.events import RunResult
 
 LABELS = np.r_[np.zeros(40), np.ones(60)].astype(np.int64)
 

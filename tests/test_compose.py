@@ -7,7 +7,7 @@ import pytest
 from synthmed_core.data.real import Split, load_real
 from synthmed_core.errors import DataError, SpecError
 from synthmed_core.grid import SETTINGS, make_run_spec
-from synthmed_core.synth.sets import write_set
+from synthmed_core.data.synthetic import write_set
 from synthmed_core.training.compose import (allocate, build_plan, compose,
                                             load_synthetic_for_training)
 

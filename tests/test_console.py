@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from synthmed_core.training.console import ConsoleProgress
-from synthmed_core.training.events import EpochEnd, Started
+from synthmed_core.records.events import EpochEnd, Started
 
 
 def _events(n: int = 2):

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from synthmed_core.data.real import Split, load_real
-from synthmed_core.explorer import estimate as est
+from synthmed_core.bench import estimate as est
 from synthmed_core.grid import SETTINGS, get_profile, make_run_spec
 from synthmed_core.store import Store
 from synthmed_core.training.compose import compose
 
 from grid_helpers import labels, probs_with_accuracy
 from synthmed_core.analysis.metrics import run_metrics
-from synthmed_core.training.events import RunResult
+from synthmed_core.records.events import RunResult
 
 
 @pytest.mark.parametrize("setting, ratio, profile", [

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synthmed_core.analysis.claims import check_claims
-from synthmed_core.analysis.claims_text import format_claims
+from synthmed_core.explorer.claims import check_claims
+from synthmed_core.explorer.claims_text import format_claims
 from synthmed_core.cli import main
 from synthmed_core.data.real import load_real
 from synthmed_core.errors import SpecError
-from synthmed_core.explorer.grid_view import grid_cells
+from synthmed_core.explorer.heatmap_view import grid_cells
 from synthmed_core.store import Store
 from synthmed_core.synth import copies
 from synthmed_core.synth.importer import import_folder
-from synthmed_core.synth.sets import list_sets, load_set, write_set
+from synthmed_core.data.synthetic import list_sets, load_set, write_set
 
 from grid_helpers import fill_contrast
 
@@ -117,7 +117,7 @@ def test_a_bundle_whose_sample_holds_edited_test_images_its_card_does_not_record
     from synthmed_core import bundle as bd
     from synthmed_core.errors import BundleError
     from synthmed_core.synth.copy_edits import edited_copy
-    from synthmed_core.synth.sets import set_dir
+    from synthmed_core.data.synthetic import set_dir
     test = load_real("test")
     rng = np.random.default_rng(5)
     images = np.stack([edited_copy(im, "all", rng) for im in test.images[:8]])

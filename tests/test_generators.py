@@ -14,9 +14,9 @@ from synthmed_core.store import Store
 from synthmed_core.synth import generators as G
 from synthmed_core.synth.generate import generate, plan_counts
 from synthmed_core.synth.generators import _base
-from synthmed_core.synth.sets import list_sets, load_set
+from synthmed_core.data.synthetic import list_sets, load_set
 from synthmed_core.training import checkpoints as ck
-from synthmed_core.training.events import EpochEnd, Progress, Started
+from synthmed_core.records.events import EpochEnd, Progress, Started
 from synthmed_core.training.train import Stopped
 
 pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_thread")]
@@ -233,7 +233,7 @@ def test_cli_generate_off_a_terminal_prints_a_line_per_epoch_and_per_tenth_sampl
 def test_a_set_known_only_by_its_card_is_rebuilt_with_the_same_content(real_data, capsys):
     import shutil
 
-    from synthmed_core.synth.sets import set_dir
+    from synthmed_core.data.synthetic import set_dir
     _, card = generate("cyclegan", "smoke", "shipped-cg", count=16, seed=3, device="cpu")
     shutil.rmtree(set_dir("shipped-cg"))  # as on a fresh clone: the card came in a bundle,
     G.default_checkpoint("cyclegan", "smoke", 3).unlink()  # no images, no generator

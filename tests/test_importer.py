@@ -9,7 +9,7 @@ from PIL import Image, features
 
 from synthmed_core.errors import DataError, SpecError
 from synthmed_core.synth.importer import import_csv, import_folder, load_image
-from synthmed_core.synth.sets import load_set
+from synthmed_core.data.synthetic import load_set
 
 # Every import counts copies of the real val and test images: the shared real file, never a
 # download.

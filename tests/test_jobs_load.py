@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _reader(db: str, out: str, seconds: str) -> None:
     """Poll the queue every ~200 ms and the grid every GRID_EVERY-th poll; time each read."""
-    from synthmed_core.explorer import grid_view
+    from synthmed_core.explorer import heatmap_view
 
     store, end = Store(Path(db)), time.time() + float(seconds)
     got: dict = {"reads": 0, "errors": [], "ms": [], "grid_ms": [], "finished_seen": 0,
@@ -52,7 +52,7 @@ def _reader(db: str, out: str, seconds: str) -> None:
         if got["reads"] % GRID_EVERY == 0:
             t0 = time.perf_counter()
             try:
-                grid_view.grid_cells(store, "accuracy", None)
+                heatmap_view.grid_cells(store, "accuracy", None)
             except Exception as exc:
                 got["errors"].append(repr(exc))
             got["grid_ms"].append((time.perf_counter() - t0) * 1000)

@@ -17,7 +17,7 @@ from jobs._monitor import JobMonitor
 from synthmed_core.paths import REPO_ROOT
 from synthmed_core.store import Store
 from synthmed_core.store._jobs import PUBLISH_PROGRESS_S
-from synthmed_core.training.events import EpochEnd, Progress
+from synthmed_core.records.events import EpochEnd, Progress
 
 from jobs_helpers import grid_job, smoke_job, wait_for
 

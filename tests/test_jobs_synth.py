@@ -18,8 +18,8 @@ from jobs._worker import Worker
 from jobs.kinds import runnable
 from synthmed_core.errors import ModelError, SpecError
 from synthmed_core.store import Store
-from synthmed_core.synth.sets import load_set, set_dir, write_set
-from synthmed_core.training.events import Started
+from synthmed_core.data.synthetic import load_set, set_dir, write_set
+from synthmed_core.records.events import Started
 from synthmed_core.training.loop import Stopped
 
 from jobs_helpers import accounted

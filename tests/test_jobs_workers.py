@@ -119,11 +119,11 @@ def test_jobs_bench_ends_with_the_error_of_a_failed_job_and_stops_its_worker(tmp
     import time
 
     from jobs import JobError
-    from jobs import _bench, _procs
+    from jobs import _latency, _procs
     monkeypatch.setenv("SYNTHMED_MEDMNIST_ROOT", str(tmp_path / "no-data-here"))
     monkeypatch.setenv("SYNTHMED_OFFLINE", "1")
     t0 = time.monotonic()
     with pytest.raises(JobError, match="failed: DataError"):
-        _bench.bench(n_jobs=1)
+        _latency.bench(n_jobs=1)
     assert time.monotonic() - t0 < 120
     assert all(p.poll() is not None for p in _procs._STARTED)

@@ -78,8 +78,9 @@ def test_finding_a_sets_encoder_file_imports_no_torch():
 
 
 def test_the_grids_statistics_import_no_scipy_stats():
-    assert _heavy_after("from synthmed_core.explorer import grid_view\n"
-                        "from synthmed_core.analysis import claims, compare") == []
+    assert _heavy_after("from synthmed_core.explorer import heatmap_view\n"
+                        "from synthmed_core.analysis import compare\n"
+                        "from synthmed_core.explorer import claims") == []
 
 
 if __name__ == "__main__":  # python tests/test_layers.py: the import time of each page

@@ -12,7 +12,7 @@ from synthmed_core.errors import ModelError, SpecError
 from synthmed_core.store import Store
 from synthmed_core.synth.quality import (ClassifierConfig, fid_kid, measure_quality, memorisation,
                                          precision_recall, resolve_feature, tstr)
-from synthmed_core.synth.sets import load_set, update_card
+from synthmed_core.data.synthetic import load_set, update_card
 
 pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_thread")]
 

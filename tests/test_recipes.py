@@ -5,11 +5,11 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from synthmed_core.analysis.claims import check_claims
-from synthmed_core.analysis.claims_text import format_claims
+from synthmed_core.explorer.claims import check_claims
+from synthmed_core.explorer.claims_text import format_claims
 from synthmed_core.analysis.compare import CellKey, compare_cells
-from synthmed_core.analysis.report import format_table, report_table
-from synthmed_core.explorer.grid_view import grid_cells
+from synthmed_core.explorer.report import format_table, report_table
+from synthmed_core.explorer.heatmap_view import grid_cells
 from synthmed_core.grid import make_run_spec
 from synthmed_core.store import Store
 

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from synthmed_core.analysis.metrics import aggregate
-from synthmed_core.analysis.report import format_table, report_table
+from synthmed_core.explorer.report import format_table, report_table
 from synthmed_core.errors import SynthmedError
 from synthmed_core.grid import make_run_spec
 from synthmed_core.store import Store
-from synthmed_core.training.events import RunResult
+from synthmed_core.records.events import RunResult
 
 
 def add_run(store, accuracy, arch="resnet50", init="scratch", setting="base", seed=0,
@@ -205,7 +205,7 @@ def test_val_figures_are_their_own_table_and_may_show_more_decimals(store, capsy
 def test_the_quality_table_gives_each_sets_card_figures_and_leaves_out_shipped_samples():
     import json
 
-    from synthmed_core.analysis.report import quality_table
+    from synthmed_core.explorer.report import quality_table
     card = {"quality": {"fid": 11.2682, "kid_mean": 0.0312, "precision": 0.824, "recall": 0.665,
                         "baseline_real_val": {"fid": 7.433},
                         "memorisation": {"near_copy_share": 0.00347},

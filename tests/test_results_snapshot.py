@@ -11,7 +11,7 @@ import pytest
 
 from grid_helpers import add_run, fill_contrast, labels, probs_with_accuracy
 from synthmed_core.store import Store
-from synthmed_core.store._grid import CELL_KEYS
+from synthmed_core.store._heatmap import CELL_KEYS
 from test_store import result, spec
 
 
@@ -27,7 +27,7 @@ def _from_database(store: Store, read):
 
 
 def _grid_both_ways(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from synthmed_core.store._grid import _cell_stats
+    from synthmed_core.store._heatmap import _cell_stats
     snap = store.grid_cell_stats("accuracy")
     db = _from_database(store, lambda con: _cell_stats(con, "accuracy", "test", None, None))
     return snap, db

@@ -9,7 +9,7 @@ from synthmed_core.data.real import load_real
 from synthmed_core.errors import SpecError
 from synthmed_core.store import Store
 from synthmed_core.synth.select import keep_rows, select
-from synthmed_core.synth.sets import load_set, write_set
+from synthmed_core.data.synthetic import load_set, write_set
 
 pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_thread")]
 

@@ -14,7 +14,7 @@ from synthmed_core.analysis.metrics import run_metrics
 from synthmed_core.errors import SpecError, StoreError
 from synthmed_core.grid import make_run_spec
 from synthmed_core.store import Store
-from synthmed_core.training.events import RunResult
+from synthmed_core.records.events import RunResult
 
 
 def spec(seed=0, setting="base", **kw):

@@ -9,7 +9,7 @@ import pytest
 
 from synthmed_core import paths
 from synthmed_core.errors import DataError, SpecError
-from synthmed_core.synth.sets import list_sets, load_set, set_dir, write_set
+from synthmed_core.data.synthetic import list_sets, load_set, set_dir, write_set
 
 
 def _arrays(n_normal=3, n_pneu=5, size=28, seed=0):

@@ -23,8 +23,6 @@ import pandas as pd
 import streamlit as st
 
 from synthmed_core import paths
-from synthmed_core.analysis import claims as claims_mod
-from synthmed_core.analysis import report
 from synthmed_core.analysis.corrections import DEFAULT_CORRECTION
 from synthmed_core.bundle import weights_file
 from synthmed_core.data.real import Split, load_real
@@ -32,11 +30,12 @@ from synthmed_core.data.uploads import to_dataset_image
 from synthmed_core.errors import DataError, SpecError, SynthmedError
 from synthmed_core.grid import get_profile
 from synthmed_core.explain import overlays
-from synthmed_core.explorer import estimate as est
-from synthmed_core.explorer import gallery, grid_view, views
+from synthmed_core.explorer import claims as claims_mod
+from synthmed_core.bench import estimate as est
+from synthmed_core.explorer import gallery, heatmap_view, report, views
 from synthmed_core.explorer.cell_detail import CellDetail, cell_detail
 from synthmed_core.store import Store
-from synthmed_core.synth.sets import load_set
+from synthmed_core.data.synthetic import load_set
 
 CACHE_TTL_S = 3600  # bounds memory, not staleness: keep_fresh() drops them when results change
 LIVE_TTL_S = 1  # the queue: the sidebar polls it every couple of seconds
@@ -50,15 +49,21 @@ def db() -> str:
 
 @st.cache_resource(show_spinner=False)
 def store(db: str) -> Store:
-    """One Store per database file and server: its constructor migrates, which needs a write."""
-    return Store(Path(db), lock_timeout=LOCK_TIMEOUT_S)
+    """One Store per database file and server: its constructor migrates, which needs a write.
+    The data root's own store also imports the shipped results bundles it lacks (the app is an
+    entry point, like ``ui.serve``, the CLI and a job worker)."""
+    opened = Store(Path(db), lock_timeout=LOCK_TIMEOUT_S)
+    if opened.path == paths.db_path():
+        from synthmed_core.bundle import import_shipped  # reads Parquet: only where it may be needed
+        import_shipped(opened)
+    return opened
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def grid_cells(db: str, metric: str, profile: str | None, alpha: float,
                with_study_only: bool = False, origin: str | None = None,
                correction: str = DEFAULT_CORRECTION) -> pd.DataFrame:
-    return grid_view.grid_cells(store(db), metric, profile, alpha, with_study_only, origin,
+    return heatmap_view.grid_cells(store(db), metric, profile, alpha, with_study_only, origin,
                                 correction)
 
 
@@ -91,7 +96,7 @@ def refused_bundles(db: str) -> list[dict]:
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def profiles(db: str) -> list[str]:
     """Profiles with finished runs, the most used first."""
-    return grid_view.profiles(store(db))
+    return heatmap_view.profiles(store(db))
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=32)

@@ -35,10 +35,11 @@ def open_store() -> None:
     results bundles (1.1-1.35 s for the three in results/), which the first page otherwise
     waited for; later opens find them imported. A store that cannot be opened now (locked by a
     writer, a folder we cannot write) is left to the pages, which say why."""
+    from synthmed_core.bundle import import_shipped
     from synthmed_core.errors import SynthmedError
     from synthmed_core.store import Store
     try:
-        Store(lock_timeout=10.0)  # a busy store: the app says so, the server starts anyway
+        import_shipped(Store(lock_timeout=10.0))  # busy: the app says so, the server starts
     except (SynthmedError, OSError) as exc:
         print(f"synthmed: the results database is not ready yet ({exc}); the app will retry",
               file=sys.stderr)

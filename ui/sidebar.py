@@ -11,7 +11,7 @@ import streamlit as st
 import jobs
 from synthmed_core.catalog import INITS, PROFILE_HELP, SETTINGS
 from synthmed_core.errors import SynthmedError
-from synthmed_core.explorer import estimate
+from synthmed_core.bench import estimate
 from synthmed_core.text import md_literal
 
 from . import launch, readers
@@ -22,7 +22,7 @@ NO_SET = "(none)"
 
 
 def _synthetic_names() -> list[str]:
-    from synthmed_core.synth.sets import list_sets  # light: reads cards only
+    from synthmed_core.data.synthetic import list_sets  # light: reads cards only
     return [c["name"] for c in list_sets() if "error" not in c and c.get("name")]
 
 

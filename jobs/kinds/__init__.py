@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from synthmed_core.errors import SpecError
 from synthmed_core.store import Store
-from synthmed_core.training.events import Emit
+from synthmed_core.records.events import Emit
 
 from .._context import JobContext
 from .._errors import JobError

@@ -9,7 +9,7 @@ from typing import Any
 from synthmed_core.cli import options
 from synthmed_core.operations.specs import check_archs
 from synthmed_core.store import Store
-from synthmed_core.training.events import Emit
+from synthmed_core.records.events import Emit
 
 from .._context import JobContext
 from ._plan import Plan, gpu

@@ -15,7 +15,7 @@ add_arguments = options.add_quality_args
 
 
 def plan(a: argparse.Namespace, store: Store) -> Plan:
-    from synthmed_core.synth.sets import set_dir
+    from synthmed_core.data.synthetic import set_dir
     active = store.active_generate_job(a.name)
     if active is not None and not set_dir(a.name).exists():
         raise JobError(f"synthetic set {a.name!r} does not exist yet: generate job {active} "

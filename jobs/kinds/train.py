@@ -8,7 +8,7 @@ from synthmed_core import grid, paths
 from synthmed_core.cli import options
 from synthmed_core.operations.specs import check_run_spec
 from synthmed_core.store import Store
-from synthmed_core.training.events import Emit
+from synthmed_core.records.events import Emit
 
 from .._context import JobContext
 from ._plan import Plan, train_job

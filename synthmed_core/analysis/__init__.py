@@ -1,8 +1,10 @@
-"""Analysis of finished runs: what the numbers say and how sure we are.
+"""The statistics of finished runs, pure functions of arrays and tables (no store here: the
+tables that read it, ``claims`` and ``report``, are in ``explorer``).
 
 - ``metrics``: per-run metrics, aggregation over seeds, paired tests over images;
-- ``compare``: two cells on the same test images; ``claims``: the study's conclusions checked;
-- ``report``: the setting x init table beside the study; ``calibration``: reliability, ECE and
-  thresholds picked on val; ``corrections``: Holm / Benjamini-Hochberg over many tests.
+- ``compare``: two cells on the same test images; ``seeds``, ``evidence``, ``delong``: the
+  seed-aware tests; ``calibration``: reliability, ECE and thresholds picked on val;
+  ``corrections``: Holm / Benjamini-Hochberg over many tests.
 """
-__all__ = ["calibration", "claims", "compare", "corrections", "metrics", "report"]
+__all__ = ["calibration", "compare", "corrections", "delong", "evidence", "generators",
+           "metrics", "seeds"]

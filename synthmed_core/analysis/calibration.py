@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..grid import VAL_THRESHOLD_RULES
+
 N_BINS = 10
 THRESHOLDS = np.round(np.linspace(0.0, 1.0, 101), 2)
 
@@ -98,11 +100,11 @@ def sensitivity_threshold(labels: Any, probs: Any, target: float = 0.95) -> floa
     return float(min(1.0, thresholds[ok].max())) if ok.any() else 0.0
 
 
-# name (Profile.val_threshold) -> (how to say it, the rule on val labels and probabilities)
+# name (Profile.val_threshold) -> (how to say it, the rule on val labels and probabilities);
+# a name of grid.VAL_THRESHOLD_RULES without its rule here fails at import.
+_RULES = {"youden": youden_threshold, "sens95": sensitivity_threshold}
 THRESHOLD_RULES: dict[str, tuple[str, Any]] = {
-    "youden": ("Youden's J on val", youden_threshold),
-    "sens95": ("sensitivity >= 0.95 on val", sensitivity_threshold),
-}
+    name: (label, _RULES[name]) for name, label in VAL_THRESHOLD_RULES.items()}
 VAL_THRESHOLD_SPLIT = "test@val"  # run_metrics split of test metrics at the val-chosen threshold
 
 

@@ -61,7 +61,7 @@ def _direct_cam_ms(model: torch.nn.Module, image: np.ndarray, n: int) -> tuple[f
 
 def store_query_ms(n_runs: int = 1000, reps: int = 5) -> tuple[float | None, str]:
     """Median ms of the explorer's grid query (``Store.grid_cell_stats``) on a scratch store of
-    ``n_runs`` fake finished runs (``store._bench.fill_scratch_store``). Where those do not
+    ``n_runs`` fake finished runs (``store._fill.fill_scratch_store``). Where those do not
     exist yet, ``report.report_table`` over a scratch store of a few real-format runs is timed
     instead, and the note says so."""
     gone = _missing("duckdb", "filelock", "pandas")
@@ -72,13 +72,13 @@ def store_query_ms(n_runs: int = 1000, reps: int = 5) -> tuple[float | None, str
     with tempfile.TemporaryDirectory(prefix="synthmed-bench-store-") as tmp:
         store = Store(Path(tmp) / "scratch.duckdb")
         if hasattr(store, "grid_cell_stats") and \
-                importlib.util.find_spec("synthmed_core.store._bench") is not None:
-            from ..store._bench import fill_scratch_store
+                importlib.util.find_spec("synthmed_core.store._fill") is not None:
+            from ..store._fill import fill_scratch_store
             fill_scratch_store(store, n_runs=n_runs)
             query, what = (lambda: store.grid_cell_stats("accuracy"),
                            f"Store.grid_cell_stats on {n_runs} scratch runs")
         else:
-            from ..analysis.report import report_table
+            from ..explorer.report import report_table
             query, what = (lambda: report_table(store, "accuracy"),
                            "report.report_table on an empty scratch store "
                            "(no grid query function found)")

@@ -24,7 +24,7 @@ from ._format import LIMITS, SAMPLE_SUFFIX, Bundle, load_json_capped, refusal
 
 RUN_ID = re.compile(r"[0-9a-f]{12}")
 # Bundle, profile, arch and set names: what a folder and a command-line word may be
-# (synth.sets.validate_name's rule; any timm model name fits it).
+# (data.synthetic.validate_name's rule; any timm model name fits it).
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 PREDICTION_SPLITS = ("test", "val")

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..errors import BundleError, DataError
 from ..store import Store
-from ..training.context import code_version, describe, device_description
+from ..records.context import code_version, describe, device_description
 from ._format import (_PER_IMAGE_LIMIT, BUNDLE_SCHEMA, FILES, MANIFEST, SAMPLE_COLUMNS,
                       SAMPLE_PER_CLASS, SET_COLUMNS, bundle_id, parquet_bytes)
 from ._weights import export_weights
@@ -139,7 +139,7 @@ def _trained_on(runs: pd.DataFrame, name: str) -> str | None:
 def _set_card(store: Store, name: str) -> tuple[dict | None, Any]:
     """The set's card and images when it is here, its registered card only when it came from
     a bundle, (None, None) when this machine does not know it."""
-    from ..synth.sets import load_set
+    from ..data.synthetic import load_set
     try:
         split, card = load_set(name)
         return card, split

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..errors import BundleError
 from ..store import LOCAL_ORIGIN, ImportPlan, Store
-from ..training.context import describe, same_context
+from ..records.context import describe, same_context
 from ._checks import validate
 from ._format import FILES, SAMPLE_SUFFIX, Bundle, read_bundle
 from ._staging import discard, move_in, settle, stage_set, staging_dir
@@ -183,7 +183,7 @@ def _json(value: Any) -> dict | None:
 def _local_set_hash(store_sets: pd.DataFrame, name: str) -> tuple[str | None, str | None]:
     """(content hash, origin) of the set ``name`` as this machine knows it: its registry row,
     else its folder on disk; (None, None) when unknown."""
-    from ..synth.sets import list_sets
+    from ..data.synthetic import list_sets
     hit = store_sets[store_sets["name"] == name]
     if len(hit) and isinstance(hit["content_sha256"].iloc[0], str):
         return hit["content_sha256"].iloc[0], hit["origin"].iloc[0]
@@ -191,7 +191,7 @@ def _local_set_hash(store_sets: pd.DataFrame, name: str) -> tuple[str | None, st
         if card.get("name") == name and "error" not in card:
             if card.get("content_sha256"):
                 return card["content_sha256"], LOCAL_ORIGIN
-            from ..synth.sets import load_set
+            from ..data.synthetic import load_set
             return load_set(name)[1].get("content_sha256"), LOCAL_ORIGIN
     return None, None
 
@@ -213,7 +213,7 @@ def _set_rows(store: Store, bundle: Bundle, samples: dict) -> list[dict]:
             rows.append({"name": s.name, "card": json.loads(s.card_json), "path": None,
                          "origin": bundle.id})
     for name, (_images, _labels, card) in samples.items():
-        from ..synth.sets import set_dir
+        from ..data.synthetic import set_dir
         rows.append({"name": name, "card": card, "path": str(set_dir(name)),
                      "origin": bundle.id})
     return rows
@@ -223,8 +223,8 @@ def _sample_sets(bundle: Bundle) -> dict[str, tuple[np.ndarray, np.ndarray, dict
     """The sample sets this bundle brings, by set name (``NAME-sample``): images, labels and
     a card whose content hash is filled in. BundleError for damaged sample rows or a sample
     name taken by other images here."""
+    from ..data.synthetic import content_sha256, list_sets, validate_name
     from ..synth.copies import CARD_KEY
-    from ..synth.sets import content_sha256, list_sets, validate_name
     samples, sets = bundle.tables["samples"], bundle.tables["sets"]
     on_disk = {c.get("name"): c for c in list_sets() if "error" not in c}
     out = {}

@@ -6,7 +6,7 @@ import json
 
 from ..catalog import GENERATOR_METHODS, PROFILES
 from ..store import CELL_KEYS, LOCAL_ORIGIN, Store
-from ..training.context import CONTEXT_KEYS, describe, same_context
+from ..records.context import CONTEXT_KEYS, describe, same_context
 from ._import import metric_diff
 
 
@@ -109,7 +109,7 @@ def rebuild_hint(store: Store, name: str) -> str:
     import shlex
 
     from ..errors import SpecError
-    from ..synth.sets import validate_name
+    from ..data.synthetic import validate_name
     try:
         validate_name(name)
     except SpecError:  # never suggest a command around a name no command takes

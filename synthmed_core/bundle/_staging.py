@@ -26,7 +26,7 @@ def staging_dir(bundle_id: str) -> Path:
 def stage_set(folder: Path, name: str, images: np.ndarray, labels: np.ndarray,
               card: dict) -> None:
     """Write set ``name`` into the staging ``folder``."""
-    from ..synth.sets import write_set
+    from ..data.synthetic import write_set
     write_set(name, images, labels.reshape(-1, 1), card, root=folder)
 
 

@@ -109,7 +109,7 @@ def fidelity(model, labels: np.ndarray, stored: np.ndarray) -> dict:
     ``stored`` ones (same order): max |delta p|, the stored and new accuracy at 0.5, the
     accuracy difference in images and how many decisions flipped."""
     from ..data.real import load_real
-    from ..explain.cams import predict_proba
+    from ..training.predict import predict_proba
     test = load_real("test", size=int(model.synthmed.get("data_size", 28)))
     new = np.concatenate([predict_proba(model, test.images[i:i + 256])
                           for i in range(0, len(test.images), 256)])

@@ -33,6 +33,7 @@ def run_verb(args: argparse.Namespace) -> int:
     """Run a parsed verb; user errors print one clear line and exit 2, no traceback.
     Shared by ``python -m synthmed_core`` and ``python -m jobs``."""
     try:
+        _import_shipped()
         return args.func(args) or 0
     except SynthmedError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -40,3 +41,13 @@ def run_verb(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to resume", file=sys.stderr)
         return 130
+
+
+def _import_shipped() -> None:
+    """The data root's store holds the shipped results bundles from the first command on
+    (every ``python -m synthmed_core`` and ``python -m jobs`` verb, job workers included)."""
+    from .. import paths
+    if paths.shipped_results_dir() is not None:
+        from ..bundle import import_shipped  # reads Parquet: only where it may be needed
+        from ..store import Store
+        import_shipped(Store())

@@ -60,8 +60,8 @@ def register_claims(sub) -> None:
 
 
 def cmd_claims(a: argparse.Namespace) -> int:
-    from ..analysis.claims import check_claims
-    from ..analysis.claims_text import format_claims
+    from ..explorer.claims import check_claims
+    from ..explorer.claims_text import format_claims
     from ..store import Store
     df = check_claims(Store(), profile=a.profile, archs=a.arch, correction=a.correction)
     if a.metric:

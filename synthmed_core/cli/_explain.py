@@ -104,7 +104,7 @@ def cmd_cam_stats(a: argparse.Namespace) -> int:
     from ..explain import stats as cs
     from ..explain.cams import load_run_model
     from ..store import Store
-    from ..synth.sets import load_set
+    from ..data.synthetic import load_set
     store = Store()
     model = load_run_model(store, store.resolve_run_id(a.run, status="finished"))
     cls = CLASS_NAMES.index(a.cls)

@@ -101,10 +101,10 @@ def cmd_grid(a: argparse.Namespace) -> int:
 
 def cmd_report(a: argparse.Namespace) -> int:
     from ..analysis.calibration import VAL_THRESHOLD_SPLIT
-    from ..analysis.report import format_table, report_table
+    from ..explorer.report import format_table, report_table
     store = _store()
     if a.sens_spec:
-        from ..analysis.shift import shift_table
+        from ..explorer.shift import shift_table
         text = "\n\n".join(shift_table(store, a.profile, arch) for arch in (a.arch or [None]))
         a.out.write_text(text) if a.out else print(text)
         return 0

@@ -92,7 +92,7 @@ def cmd_import(a: argparse.Namespace) -> int:
     from ..store import Store
     from ..synth import copies
     from ..synth.importer import import_csv, import_folder
-    from ..synth.sets import load_set
+    from ..data.synthetic import load_set
     source = a.source.expanduser()
     if source.is_file() and source.suffix.lower() in {".csv", ".tsv", ".txt"}:
         importer = import_csv
@@ -185,21 +185,13 @@ def cmd_select(a: argparse.Namespace) -> int:
     return 0
 
 
-def _shipped_sets_here() -> None:
-    """Open the data root's store once: on a fresh root that imports the shipped bundles and
-    writes their sample sets, which the set verbs then list like any other."""
-    from ..store import Store
-    Store()
-
-
 def cmd_list(a: argparse.Namespace) -> int:
-    from ..synth.sets import list_sets
+    from ..data.synthetic import list_sets
     if a.markdown:
         from ..store import Store
-        from ..analysis.report import quality_table
+        from ..explorer.report import quality_table
         print(quality_table(Store().synthetic_sets()))
         return 0
-    _shipped_sets_here()
     cards = list_sets()
     if not cards:
         print("no synthetic sets yet: `python -m synthmed_core synth import FOLDER --name NAME` "
@@ -213,8 +205,7 @@ def cmd_list(a: argparse.Namespace) -> int:
 
 def cmd_show(a: argparse.Namespace) -> int:
     from ..synth import copies
-    from ..synth.sets import load_set
-    _shipped_sets_here()
+    from ..data.synthetic import load_set
     _, card = load_set(a.name)
     c.print_json(card if a.full else _shorten(card))
     print(copies.summary(card), file=sys.stderr)  # stdout stays one JSON document

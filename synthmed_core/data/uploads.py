@@ -9,7 +9,7 @@ inflate it whole, a compressed (JPEG, JPEG-LS, JPEG 2000) frame must declare in 
 the size the header does, read before decoding (``_frame_size``), PIL's decompression-bomb
 warning is an error on every path, and only the first frame of a multi-frame file is decoded
 (``read_upload`` says how many it held). Colour, alpha and
-16-bit images are converted the way the importer converts them (``synth.importer.to_gray``:
+16-bit images are converted the way the importer converts them (``data.images.to_gray``:
 alpha over black, high bit depth scaled by its own range). ``to_dataset_image`` then makes the
 28x28 image MedMNIST would have made (centre square, bicubic); each run's own preprocessing
 resizes that to its input size exactly as in training.
@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import SynthmedError
-from ..synth.importer import SIZE, preprocess, to_gray
+from .images import SIZE, preprocess, to_gray
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 # A 4k x 4k DICOM is 16 Mpx; a file declaring more pixel values than this (all its frames and

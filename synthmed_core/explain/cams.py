@@ -27,8 +27,10 @@ from ..bundle import _weights as bundle_weights
 from ..errors import BundleError, ModelError, SpecError
 from ..grid import RunSpec
 from ..training import checkpoints as ck
-from ..training.loop import Preprocess, predict_logits
-from ..training.models import build_model, model_input_stats
+from ..training.models import build_model
+from ..training.predict import PNEUMONIA, model_preprocess, predict_proba
+from ..training.predict import as_batch as _batch
+from ..training.predict import model_lock as _lock
 from .layers import cam_reshape_transform, cam_target_layer
 from .overlays import DISPLAY_SIZE, CamResult, is_constant
 
@@ -36,12 +38,8 @@ from .overlays import DISPLAY_SIZE, CamResult, is_constant
 CAM_METHODS: dict[str, type] = {name: getattr(pytorch_grad_cam, cls)
                                 for name, cls in catalog.CAM_METHODS.items()}
 CAM_TARGETS = catalog.CAM_TARGETS
-PNEUMONIA = CAM_TARGETS["pneumonia"]  # the app shows P(pneumonia) of every image
 
-# Grad-CAM registers hooks on the model: one CAM at a time per model, even when the app shares
-# a cached model between sessions.
-_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.Lock]" = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
+_LOCKS_GUARD = threading.Lock()  # guards _TARGETS
 
 
 # ---- models -----------------------------------------------------------------------------------
@@ -96,21 +94,6 @@ def _with_meta(model: nn.Module, spec: RunSpec, device: str) -> nn.Module:
     return model.to(device).eval()
 
 
-def model_preprocess(model: nn.Module) -> Preprocess:
-    """The evaluation preprocessing of a model built by ``models.build_model``: its timm
-    mean/std and its input size (bilinear resize on the device, as in training)."""
-    mean, std = model_input_stats(model)
-    return Preprocess(mean, std, int(model.synthmed["input_size"]), channels_last=False)
-
-
-def predict_proba(model: nn.Module, images: np.ndarray) -> np.ndarray:
-    """P(pneumonia) of each uint8 image (N x H x W, or one H x W) as float64 (N,)."""
-    x = _batch(images, model)
-    with _lock(model):
-        logits = predict_logits(model, x, model_preprocess(model))
-    return torch.softmax(logits, dim=1)[:, PNEUMONIA].double().numpy()
-
-
 # ---- CAMs -------------------------------------------------------------------------------------
 
 
@@ -163,14 +146,6 @@ def _method(name: str) -> type:
     return CAM_METHODS[name]
 
 
-def _batch(images: np.ndarray, model: nn.Module) -> torch.Tensor:
-    arr = np.asarray(images)
-    arr = arr[None] if arr.ndim == 2 else arr
-    if arr.dtype != np.uint8 or arr.ndim != 3 or len(arr) == 0:
-        raise SpecError(f"images must be uint8 H x W or N x H x W, got {arr.dtype} {arr.shape}")
-    return torch.from_numpy(np.array(arr)).to(next(model.parameters()).device)
-
-
 _TARGETS: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 
@@ -182,11 +157,6 @@ def _target_layer(model: nn.Module, input_size: int) -> tuple[nn.Module, str, in
     if input_size not in per_model:
         per_model[input_size] = cam_target_layer(model, input_size)
     return per_model[input_size]
-
-
-def _lock(model: nn.Module) -> threading.Lock:
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(model, threading.Lock())
 
 
 def library_cam_ms(model: nn.Module, image: np.ndarray, method: str = "GradCAM", n: int = 10,

@@ -31,7 +31,9 @@ from scipy import stats
 
 from ..analysis.metrics import aggregate
 from ..data.real import CLASS_NAMES
-from .cams import _batch, _lock, model_preprocess
+from ..training.predict import as_batch as _batch
+from ..training.predict import model_lock as _lock
+from ..training.predict import model_preprocess
 from .overlays import CamResult
 
 # The library's default is every 10th percentile; at 28 px a 4x4 map ranks 16 blocks, so steps

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.calibration import VAL_THRESHOLD_SPLIT, cell_calibration
-from ..analysis.shift import rates_by_split
+from ..explorer.shift import rates_by_split
 from ..bundle import reproduction
 from ..data.real import CLASS_NAMES
 from ..store import Store

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..store import Store
 from ..training.console import ConsoleProgress
-from ..training.events import Emit
+from ..records.events import Emit
 from ._outcome import Outcome
 from .recorder import fan_out
 from .specs import check_archs

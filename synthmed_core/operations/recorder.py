@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 
 from ..grid import RunSpec
 from ..store import Store
-from ..training.events import EpochEnd, Event, Finished, Started
+from ..records.events import EpochEnd, Event, Finished, Started
 
 
 class StoreRecorder:

@@ -46,7 +46,7 @@ def check_archs(archs: list[str]) -> None:
 def check_synthetic(name: str | None) -> None:
     """The synthetic set ``name`` (if any) is here: DataError naming the known sets otherwise."""
     if name:
-        from ..synth.sets import load_set
+        from ..data.synthetic import load_set
         load_set(name)
 
 

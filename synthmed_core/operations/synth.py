@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..store import Store
-from ..training.events import Emit
+from ..records.events import Emit
 from ._outcome import Outcome
 
 
@@ -92,7 +92,7 @@ def rebuild_request(store: Store, name: str) -> tuple[GenerateRequest, str | Non
 def rebuilt_verdict(name: str, want: str | None) -> tuple[bool, str]:
     """Whether the rebuilt set ``name`` holds the images of the card's hash ``want`` (True when
     the card had none), and a line saying so."""
-    from ..synth.sets import load_set
+    from ..data.synthetic import load_set
     got = load_set(name)[1].get("content_sha256")
     if want and got != want:
         return False, (f"content hash {str(got)[:12]} differs from the card's {str(want)[:12]}: "

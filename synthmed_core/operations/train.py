@@ -16,7 +16,7 @@ from ..grid import RunSpec
 from ..store import Store
 from ..training.compose import build_plan
 from ..training.console import ConsoleProgress
-from ..training.events import Emit, RunResult, Started
+from ..records.events import Emit, RunResult, Started
 from ..training.loop import Stopped
 from ._outcome import Outcome
 from .recorder import StoreRecorder, fan_out

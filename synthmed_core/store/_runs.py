@@ -11,8 +11,8 @@ import pandas as pd
 from .. import catalog
 from ..errors import StoreError
 from ..grid import RunSpec
-from ..training.context import CONTEXT_KEYS, same_context
-from ..training.events import RunResult
+from ..records.context import CONTEXT_KEYS, same_context
+from ..records.events import RunResult
 from ._schema import (CORRECT_FROM_PREDICTIONS, CORRECT_THRESHOLD, LOCAL_ORIGIN,
                       add_val_threshold_metrics)
 from ._schema import now as _now

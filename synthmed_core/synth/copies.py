@@ -33,8 +33,8 @@ from PIL import Image
 
 from ..data.real import IMAGE_SIZE, load_real
 from ..errors import SpecError
+from ..data.synthetic import load_set, set_dir, update_card
 from ._alignment import ANGLES, CANDIDATES, MARGIN, MAX_SHIFT, aligned_ncc
-from .sets import load_set, set_dir, update_card
 
 CARD_KEY = "eval_copies"
 GRID_FLAG = " ⚠ test copies"  # appended to a grid row whose set holds test images

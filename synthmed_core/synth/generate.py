@@ -19,12 +19,12 @@ from ..catalog import GENERATOR_METHODS
 from ..data.real import CLASS_NAMES, load_real
 from ..errors import SpecError
 from ..training.compose import allocate
-from ..training.events import Emit, ignore
+from ..records.events import Emit, ignore
 from ..training.loop import Stopped
 from .copies import CARD_KEY, check_eval_copies
 from .generators import (default_checkpoint, generator_config, make_generator,
                          read_generator_checkpoint)
-from .sets import load_set, set_dir, validate_name, write_set
+from ..data.synthetic import load_set, set_dir, validate_name, write_set
 
 # Images per set when neither count nor per_class is given. None = as many as the real train
 # split, class-stratified like it: exactly what `augment` at ratio 1 draws.

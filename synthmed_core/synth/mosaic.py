@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .sets import load_set
+from ..data.synthetic import load_set
 
 
 def image_grid(images: np.ndarray, labels: np.ndarray, side: int = 8, seed: int = 0,

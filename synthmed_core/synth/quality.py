@@ -32,7 +32,7 @@ from ..errors import ModelError, SpecError
 from .distances import nearest, pixels
 from .encoder import (ClassifierConfig, DomainEncoder, domain_encoder, evaluate_classifier,
                       train_classifier)
-from .sets import load_set, set_dir, update_card
+from ..data.synthetic import load_set, set_dir, update_card
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"  # torch-fidelity's FID Inception weights
 

@@ -19,7 +19,7 @@ from ..data.real import CLASS_NAMES, Split, load_real
 from ..errors import SpecError
 from .copies import CARD_KEY, check_eval_copies
 from .encoder import DomainEncoder, domain_encoder
-from .sets import class_counts, load_set, set_dir, validate_name, write_set
+from ..data.synthetic import class_counts, load_set, set_dir, validate_name, write_set
 
 Scorer = Callable[[DomainEncoder, Split], np.ndarray]  # higher = more worth keeping
 

@@ -5,11 +5,10 @@
 - ``loop``: the primitives both share (device-resident data, batched preprocessing, one epoch);
 - ``compose``: the data of every phase (real, synthetic, duplicates) from a spec;
 - ``models``: timm architectures and initialisations; ``checkpoints``: weights-only files;
-- ``augment``: on-device augmentation; ``events``: what the loop emits (it knows no database);
-- ``console``: progress bars for those events on a terminal;
-- ``context``: where a run was computed (device, threads, versions, commit).
+- ``augment``: on-device augmentation; ``console``: progress bars for the events the loop
+  emits (``records.events``: it knows no database) on a terminal.
 
-Nothing is imported here: ``from synthmed_core.training import events`` loads no torch.
+Nothing is imported here.
 """
-__all__ = ["augment", "checkpoints", "compose", "context", "events", "loop", "models",
-           "pretrain", "progress", "console", "train"]
+__all__ = ["augment", "checkpoints", "compose", "console", "epochs", "loop", "models",
+           "pretrain", "progress", "train"]

@@ -224,7 +224,7 @@ def load_synthetic_for_training(name: str | None, root: Path | None = None,
     """A validated synthetic set whose images have the side ``size`` of the real data trained
     on; a set of another size is resized the importer's way when ``resize``, else refused.
     With ``with_hash``, (split, the content hash of its card: of the set as stored)."""
-    from ..synth.sets import load_set  # sets imports Split from here: import late, no cycle
+    from ..data.synthetic import load_set
 
     if not name:
         raise SpecError("this setting needs a synthetic set (--synthetic NAME)")
@@ -243,5 +243,5 @@ def load_synthetic_for_training(name: str | None, root: Path | None = None,
 def _resized(images: np.ndarray, size: int) -> np.ndarray:
     from PIL import Image
 
-    from ..synth.importer import preprocess
+    from ..data.images import preprocess
     return np.stack([preprocess(Image.fromarray(im), size) for im in images])

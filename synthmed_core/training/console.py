@@ -6,7 +6,7 @@ import sys
 
 from tqdm.auto import tqdm
 
-from .events import EpochEnd, Event, Finished, Progress, Started
+from ..records.events import EpochEnd, Event, Finished, Progress, Started
 
 
 class ConsoleProgress:

@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from .events import Emit, EpochEnd
+from ..records.events import Emit, EpochEnd
 from .loop import Preprocess, Throttle, train_epoch
 from .progress import Eta, step_hook
 

@@ -25,7 +25,7 @@ from ..errors import SpecError
 from ..catalog import PROFILES
 from . import checkpoints as ck
 from .epochs import Fit, fit_epochs
-from .events import Emit, Started, ignore
+from ..records.events import Emit, Started, ignore
 from .loop import Preprocess, Throttle, batch_slices, predict_logits, resolve_device, to_device
 from .models import build_model, chestmnist_checkpoint_path, model_input_stats
 from .progress import Eta

@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from .events import Emit, Progress
+from ..records.events import Emit, Progress
 from .loop import StepHook, Throttle
 
 

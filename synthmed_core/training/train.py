@@ -24,9 +24,9 @@ from ..data.real import TrainPlan
 from ..errors import DataError, SpecError
 from ..grid import RunSpec
 from . import checkpoints as ck
-from .context import execution_context
+from ..records.context import execution_context
 from .epochs import Fit, fit_epochs
-from .events import Emit, Finished, RunResult, Started, ignore
+from ..records.events import Emit, Finished, RunResult, Started, ignore
 from .loop import (Preprocess, Stopped, Throttle, batch_slices, compile_model, make_ema, make_loss,
                    make_optimizer, predict_logits, resolve_device, to_device, tune_backend)
 from .models import build_model, chestmnist_checkpoint_path, model_input_stats

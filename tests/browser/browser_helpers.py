@@ -32,7 +32,7 @@ IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 PLOT_MARKERS = ".js-plotly-plot .scatterlayer path.point"
 VEGA_MARKERS = '[data-testid="stVegaLiteChart"] svg g.mark-symbol.role-mark path'  # an Altair grid's squares
 VEGA_TEXTS = '[data-testid="stVegaLiteChart"] svg g.mark-text.role-mark text'
-GRID_SQUARES, GRID_TEXTS = VEGA_MARKERS, VEGA_TEXTS  # the grid's renderer (ui.grid_chart)
+GRID_SQUARES, GRID_TEXTS = VEGA_MARKERS, VEGA_TEXTS  # the grid's renderer (ui.heatmap_chart)
 
 
 def find_chromium() -> str | None:

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: synth_he
 from synthmed_core.analysis.metrics import run_metrics  # noqa: E402
 from synthmed_core.grid import RunSpec, make_run_spec  # noqa: E402
 from synthmed_core.store import Store  # noqa: E402
-from synthmed_core.training.events import RunResult  # noqa: E402
+from synthmed_core.records.events import RunResult  # noqa: E402
 
 SYNTH = "browser-synth"
 SEEDS = (0, 1, 2)
@@ -42,7 +42,7 @@ TRAINED = dict(arch="resnet18", init="scratch", setting="base", seed=0, profile=
 
 
 def write_synthetic_set(store: Store) -> str:
-    from synthmed_core.synth.sets import load_set
+    from synthmed_core.data.synthetic import load_set
 
     from synth_helpers import write_blurred_real_set
 

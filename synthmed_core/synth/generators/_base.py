@@ -23,7 +23,7 @@ import torch
 from ...data.real import Split
 from ...errors import ModelError
 from ...training import checkpoints as ck
-from ...training.events import Emit, EpochEnd, Progress, Started, ignore
+from ...records.events import Emit, EpochEnd, Progress, Started, ignore
 from ...training.loop import Stopped, Throttle, resolve_device
 
 CHECKPOINT_EVERY_S = 60.0  # a crash loses at most about a minute of generator training

@@ -1,4 +1,4 @@
-"""The explorer's accuracy grid as one tidy table: every cell's metric over seeds (mean, 95%
+"""The explorer's accuracy heatmap as one tidy table: every cell's metric over seeds (mean, 95%
 interval, n), its paired test against ``base`` of the same arch and init, and the study's
 published value.
 

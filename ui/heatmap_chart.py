@@ -152,7 +152,7 @@ def _trace(rows: list[dict], show_study: bool, study_only: bool,
 
 def panel(cells: pd.DataFrame, arch: str, metric: str, show_study: bool,
           color_range: tuple[float, float], colour: str = DEFAULT_COLOURING) -> go.Figure:
-    """The figure of one arch from ``grid_view.grid_cells`` rows: trace 0 = our cells, trace 1
+    """The figure of one arch from ``heatmap_view.grid_cells`` rows: trace 0 = our cells, trace 1
     (when ``show_study`` and there are any) = cells only the study ran."""
     records = cells[cells["arch"] == arch].to_dict("records")
     inits = [i for i in INITS if i in {r["init"] for r in records}]

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import paths
-from ..data.real import CLASS_NAMES, Split
+from .real import CLASS_NAMES, Split
 from ..errors import DataError, SpecError
 
 IMAGES_FILE, CARD_FILE = "images.npz", "card.json"

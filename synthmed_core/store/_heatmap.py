@@ -1,4 +1,4 @@
-"""Reads behind the explorer's accuracy grid: one aggregate query for every cell, and the few
+"""Reads behind the explorer's accuracy heatmap: one aggregate query for every cell, and the few
 rows one cell's detail needs. Per-image pairing with ``base`` uses ``run_correct`` (one bit
 string per run, read as packed bytes), never the prediction rows themselves, so it stays fast
 at 10,000 runs."""
@@ -119,7 +119,7 @@ def _cell_stats(con, metric: str, split: str, profile: str | None,
     return _pairing(con.execute(_GRID_SQL, params).df())
 
 
-class GridMixin(SnapshotMixin):
+class HeatmapMixin(SnapshotMixin):
     """The accuracy grid's query and one cell's runs and epochs."""
 
     def grid_cell_stats(self, metric: str, split: str = "test", profile: str | None = None,

@@ -15,10 +15,10 @@ from synthmed_core.analysis.metrics import aggregate, mcnemar_p
 from synthmed_core.analysis.seeds import SEED_AWARE_TEST
 from synthmed_core.errors import SpecError
 from synthmed_core.explorer.cell_detail import cell_detail, wrong_images
-from synthmed_core.explorer.grid_view import (ONE_SEED_TEST, archs_by_seeds, cell_keys,
-                                              grid_cells, grid_csv)
+from synthmed_core.explorer.heatmap_view import (ONE_SEED_TEST, archs_by_seeds, cell_keys,
+                                                 grid_cells, grid_csv)
 from synthmed_core.store import Store
-from synthmed_core.store._bench import fill_scratch_store
+from synthmed_core.store._fill import fill_scratch_store
 
 from grid_helpers import add_run, fill_contrast, labels, probs_with_accuracy
 

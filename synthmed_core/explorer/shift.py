@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..store import Store
-from .calibration import VAL_THRESHOLD_SPLIT
+from ..analysis.calibration import VAL_THRESHOLD_SPLIT
 
 COLUMNS = ["threshold", "split", "sensitivity", "specificity", "accuracy", "normal_share", "runs"]
 THRESHOLDS = ("0.5", "val's")
@@ -55,7 +55,7 @@ def cell_rates(store: Store, run_ids: list[str]) -> pd.DataFrame:
 def shift_table(store: Store, profile: str | None = None, arch: str | None = None) -> str:
     """Markdown: per cell of finished runs (of ``profile`` and ``arch``), sensitivity and
     specificity on val and on test, at 0.5 and at the val-picked threshold, means over seeds."""
-    from ..explorer.grid_view import cell_name
+    from .heatmap_view import cell_name
     runs = store.runs(status="finished")
     if profile is not None:
         runs = runs[runs["profile"] == profile]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ui.grid_chart import LABEL_CHARS, LABELS_PX, panel, text_color
+from ui.heatmap_chart import LABEL_CHARS, LABELS_PX, panel, text_color
 
 
 @pytest.mark.parametrize("value, color", [
@@ -32,7 +32,7 @@ def test_a_scale_of_one_value_or_a_missing_mean_gets_black_text():
 
 
 def test_both_colourings_are_colour_blind_safe_and_neither_is_red_green():
-    from ui.grid_chart import COLOURINGS
+    from ui.heatmap_chart import COLOURINGS
     assert {c.vega for c in COLOURINGS.values()} == {"viridis", "purpleorange"}
     assert {c.plotly for c in COLOURINGS.values()} == {"Viridis", "PuOr"}
     assert not any("green" in c.vega.lower() or "Gn" in c.plotly for c in COLOURINGS.values())
@@ -42,7 +42,7 @@ def _grid(means: dict[str, float], base: float | None = 0.85) -> pd.DataFrame:
     rows = ([] if base is None else [{**_cell("base", base), "setting": "base"}])
     rows += [{**_cell(row, mean), "setting": row} for row, mean in means.items()]
     cells = pd.DataFrame(rows)
-    from synthmed_core.explorer.grid_view import vs_base
+    from synthmed_core.explorer.heatmap_view import vs_base
     cells["profile"], cells["recipe"] = "quick", "r1"
     cells["vs_base"] = vs_base(cells)
     return cells
@@ -55,7 +55,7 @@ def test_the_difference_from_base_is_each_cells_mean_minus_its_bases_and_zero_fo
 
 
 def test_the_difference_scale_is_diverging_centred_on_zero_with_orange_below_base():
-    from ui.grid_chart import altair_spec, color_range
+    from ui.heatmap_chart import altair_spec, color_range
     cells = _grid({"augment": 0.87, "synthetic_base": 0.80})
     lo, hi = color_range(cells, "vs_base")
     assert (lo, hi) == pytest.approx((-0.05, 0.05))  # symmetric: 0 is the neutral middle
@@ -72,7 +72,7 @@ def test_the_difference_scale_is_diverging_centred_on_zero_with_orange_below_bas
 
 
 def test_plotly_draws_the_same_colourings():
-    from ui.grid_chart import color_range
+    from ui.heatmap_chart import color_range
     cells = _grid({"augment": 0.87})
     fig = panel(cells, "resnet18", "accuracy", False, color_range(cells, "vs_base"), "vs_base")
     marker = fig.data[0].marker
@@ -101,7 +101,7 @@ def test_a_long_row_label_is_shortened_in_the_middle_and_the_panel_keeps_its_wid
 
 
 def test_the_altair_panel_draws_one_fixed_size_square_per_cell_and_a_click_selects_its_cell():
-    from ui.grid_chart import (CELL_PX, SELECTION, STEP_X, STEP_Y, altair_panel,
+    from ui.heatmap_chart import (CELL_PX, SELECTION, STEP_X, STEP_Y, altair_panel,
                                altair_selected_cell)
     long_row = "augment ×1 · a_synthetic_set_with_a_long_name_centroid"
     cells = pd.DataFrame([_cell("base", 0.85), _cell(long_row, 0.86)])
@@ -122,15 +122,15 @@ def test_the_altair_panel_draws_one_fixed_size_square_per_cell_and_a_click_selec
 
 def test_the_grid_draws_with_the_renderer_the_environment_names_and_altair_by_default(
         monkeypatch):
-    from ui import grid_chart
+    from ui import heatmap_chart
     drawn = []
-    monkeypatch.setattr(grid_chart, "RENDERERS", {
-        name: (lambda *a, name=name: drawn.append(name)) for name in grid_chart.RENDERERS})
+    monkeypatch.setattr(heatmap_chart, "RENDERERS", {
+        name: (lambda *a, name=name: drawn.append(name)) for name in heatmap_chart.RENDERERS})
     cells = pd.DataFrame([_cell("base", 0.85)])
     for env in (None, "plotly", "no-such-renderer"):
         if env is None:
-            monkeypatch.delenv(grid_chart.RENDERER_ENV, raising=False)
+            monkeypatch.delenv(heatmap_chart.RENDERER_ENV, raising=False)
         else:
-            monkeypatch.setenv(grid_chart.RENDERER_ENV, env)
-        grid_chart.draw(cells, "resnet18", "accuracy", False, (0.8, 0.9), key="k")
+            monkeypatch.setenv(heatmap_chart.RENDERER_ENV, env)
+        heatmap_chart.draw(cells, "resnet18", "accuracy", False, (0.8, 0.9), key="k")
     assert drawn == ["altair", "plotly", "altair"]

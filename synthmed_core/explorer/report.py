@@ -12,11 +12,11 @@ from typing import Callable, Iterable
 import pandas as pd
 
 from ..errors import SynthmedError
-from ..explorer.grid_view import recipe_tag, row_label
+from .heatmap_view import recipe_tag, row_label
 from ..catalog import INITS, SETTINGS
 from ..store import Store
-from .calibration import VAL_THRESHOLD_SPLIT
-from .metrics import aggregate
+from ..analysis.calibration import VAL_THRESHOLD_SPLIT
+from ..analysis.metrics import aggregate
 
 # How a table title names a split's metrics (the fixed 0.5 threshold says nothing).
 SPLIT_TITLES = {"test": "test {metric}",

@@ -35,12 +35,12 @@ from ..catalog import SETTINGS
 from ..grid import reference_rows
 from ..store import Store
 from ..synth.copies import sets_with_test_copies
-from . import seeds as seed_tests
-from .calibration import VAL_THRESHOLD_SPLIT
-from .compare import CellKey, by_run, cell_runs, matched_seeds, pair_run_ids
-from .corrections import DEFAULT_CORRECTION, adjust_p
-from .evidence import METRICS, Pair, all_evidence
-from .generators import method_evidence
+from ..analysis import seeds as seed_tests
+from ..analysis.calibration import VAL_THRESHOLD_SPLIT
+from ..analysis.compare import CellKey, by_run, cell_runs, matched_seeds, pair_run_ids
+from ..analysis.corrections import DEFAULT_CORRECTION, adjust_p
+from ..analysis.evidence import METRICS, Pair, all_evidence
+from ..analysis.generators import method_evidence
 
 EXPECTATIONS = ("worse", "better", "not better")
 ALPHA = 0.05

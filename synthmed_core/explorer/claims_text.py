@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from .claims import MARGINS
-from .corrections import CORRECTIONS, DEFAULT_CORRECTION
-from .evidence import METRICS
+from ..analysis.corrections import CORRECTIONS, DEFAULT_CORRECTION
+from ..analysis.evidence import METRICS
 
 ONE_SEED_MARK = "†"
 NO_CLAIM = ("No claim can be checked yet: each needs finished runs of both its cells with "

@@ -130,7 +130,7 @@ def measured_speed(arch: str, input_size: int, batch_size: int) -> Speed | None:
 def measure(arch: str, input_size: int, batch_size: int) -> Speed:
     """Time a few training batches and an eval pass of ``arch`` here, in a subprocess, keep the
     result in ``<data root>/speed.json`` and return it. Raises SynthmedError when it fails."""
-    cmd = [sys.executable, "-m", "synthmed_core.explorer.estimate", arch, str(input_size),
+    cmd = [sys.executable, "-m", "synthmed_core.bench.estimate", arch, str(input_size),
            str(batch_size)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=MEASURE_TIMEOUT_S,
@@ -164,8 +164,8 @@ def _measure_here(arch: str, input_size: int, batch_size: int) -> dict:
     """Seconds per training image (the trainer's own epoch path) and per val pass."""
     import torch
 
-    from ..bench._data import bench_arrays
-    from ..bench._trainer import build_rig, measure_eval, measure_training
+    from ._data import bench_arrays
+    from ._trainer import build_rig, measure_eval, measure_training
 
     images, labels, _ = bench_arrays(MEASURE_IMAGES)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -207,5 +207,5 @@ def duration_text(s: float) -> str:
     return f"{int(s // 3600)} h {round(s % 3600 / 60):02d} min"
 
 
-if __name__ == "__main__":  # measure(): python -m synthmed_core.explorer.estimate ARCH SIZE B
+if __name__ == "__main__":  # measure(): python -m synthmed_core.bench.estimate ARCH SIZE B
     print(json.dumps(_measure_here(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))))
