@@ -1,5 +1,5 @@
 """Gallery: real and synthetic images by class and by set, paged; each synthetic image beside
-its nearest real training image and their distance; the set's card.
+its nearest real training image and their distance; below them, the set's card (folded).
 Logic: synthmed_core.explorer.gallery.
 """
 from __future__ import annotations
@@ -49,12 +49,16 @@ def pager(page: int, n_pages: int) -> None:
                args=(1,))
 
 
-def card_section(card: dict) -> None:
+def test_copies_warning(card: dict) -> None:
     n_test = copies.test_copies(card)
     if n_test:
         st.error(f"Set {md_literal(card.get('name'))} holds {n_test} copies of real TEST images: runs on it "
                  "are flagged in the accuracy grid and left out of the claims.")
-    with st.expander(f"Card of set {md_literal(card.get('name'))}", expanded=True):
+
+
+def card_section(card: dict) -> None:
+    """The set's card (how it was made, quality figures), folded: the images come first."""
+    with st.expander(f"Card of set {md_literal(card.get('name'))} (how it was made, quality)"):
         st.dataframe([{"field": k, "value": str(v)} for k, v in gallery.card_facts(card).items()],
                      hide_index=True)
         rows = gallery.quality_rows(card)
@@ -120,8 +124,9 @@ def main() -> None:
             spaces = ["pixel"] + (["feature"] if gallery.encoder_file(card) else [])
             space = st.selectbox("Distance", spaces, format_func=gallery.SPACES.get,
                                  key="gallery_space")
-            card_section(card)
+            test_copies_warning(card)
             pairs_section(name, folder, split, card, cls, size, space, train)
+            card_section(card)
         real_section(train, cls, size)
     except SynthmedError as exc:
         st.error(f"Cannot show the gallery: {md_literal(exc)}")

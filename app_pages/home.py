@@ -106,11 +106,14 @@ def headline(db: str) -> None:
     cells = readers.grid_cells(db, "accuracy", profile, 0.05, True)
     if cells.empty:
         return
-    st.caption(f"Profile {profile or '—'}; outlined = significantly different from base "
-               "(details, other metrics and profiles: Accuracy grid).")
+    st.caption(f"Profile {profile or '—'}; the arch with the most seeds per cell first; "
+               "outlined = significantly different from base (details, other metrics and "
+               "profiles: Accuracy grid).")
     scale = grid_chart.color_range(cells)
+    first, *others = grid_view.archs_by_seeds(cells)
+    grid_chart.draw(cells, first, "accuracy", True, scale, key=f"home_grid_{first}")
     with st.container(horizontal=True, wrap=True, gap="medium"):  # wraps when they do not fit
-        for arch in grid_view.archs(cells):
+        for arch in others:
             grid_chart.draw(cells, arch, "accuracy", True, scale, key=f"home_grid_{arch}")
     for line in grid_view.notes(cells):
         st.caption(f"Note: {md_literal(line)}")

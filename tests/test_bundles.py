@@ -298,6 +298,7 @@ def test_export_refuses_when_no_run_matches(source, tmp_path):
         bd.export_bundle(source, tmp_path / "x", profile="paper")
 
 
+@pytest.mark.train
 def test_a_run_reproduced_here_from_a_bundle_has_its_weights_and_the_same_numbers(
         real_data, tmp_path, monkeypatch, capsys):
     import torch

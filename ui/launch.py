@@ -16,7 +16,10 @@ from synthmed_core.errors import SpecError
 from synthmed_core.store import Store
 
 ARCH_CHOICES = tuple(ARCHS)
-PROFILE_CHOICES = tuple(PROFILES)  # cheapest first: smoke is the sidebar's default
+PROFILE_CHOICES = tuple(PROFILES)  # cheapest first
+DEFAULT_PROFILE = "quick"  # the cheapest that gives a model worth looking at
+# What the profile picker says beside a name (smoke's models mean nothing: it tries the form)
+PROFILE_LABELS = {"smoke": "smoke: a seconds-long try of the form"}
 MAX_SEEDS = 20
 MAX_SEED = 1_000_000
 MAX_RATIO = 20.0

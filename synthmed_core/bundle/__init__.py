@@ -3,7 +3,8 @@
 A bundle holds finished runs (frozen spec, status, execution context, test and val metrics,
 epochs, every test and val per-image probability), the cards of the synthetic sets those runs
 used (with each set's content hash) and a small fixed sample of each set's images; never
-checkpoints. Its id is a hash of its files, so exporting the same runs twice gives the same id,
+checkpoints, except the weights of runs chosen with ``--with-weights`` (``_weights``:
+safetensors, hashed, checked against the run's predictions). Its id is a hash of its files, so exporting the same runs twice gives the same id,
 and run ids are spec hashes, so merging bundles from many machines is a union:
 
 - a run not in the store is added, remembering the bundle it came from (its *origin*);
@@ -31,9 +32,11 @@ from ._checks import CHECKS, problems, validate
 from ._import import ImportReport, import_bundle, metric_diff
 from ._reproduce import context_differences, rebuild_hint, reproduction, seed_spread
 from ._shipped import import_shipped, one_line, refused_shipped, remove_bundle
+from ._weights import weights_file, weights_total
 
 __all__ = ["export_bundle", "import_bundle", "import_shipped", "read_bundle", "reproduction",
            "refused_shipped", "remove_bundle", "one_line", "CHECKS", "problems", "validate",
            "context_differences", "seed_spread",
            "rebuild_hint", "metric_diff", "bundle_id", "sample_rows", "strip_per_image", "Bundle",
-           "ImportReport", "BUNDLE_SCHEMA", "FILES", "MANIFEST", "SAMPLE_SUFFIX"]
+           "ImportReport", "BUNDLE_SCHEMA", "FILES", "MANIFEST", "SAMPLE_SUFFIX", "weights_file",
+           "weights_total"]

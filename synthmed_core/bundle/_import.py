@@ -18,6 +18,7 @@ from ..training.context import describe, same_context
 from ._checks import validate
 from ._format import FILES, SAMPLE_SUFFIX, Bundle, read_bundle
 from ._staging import discard, move_in, settle, stage_set, staging_dir
+from ._weights import check_weights, install_weights
 
 
 @dataclass
@@ -36,6 +37,7 @@ class ImportReport:
     running: list[str] = field(default_factory=list)  # being trained here now: left alone
     samples: list[str] = field(default_factory=list)  # sample sets written
     metadata_conflict: list[str] = field(default_factory=list)  # PROVENANCE fields differing
+    weights: list[str] = field(default_factory=list)  # runs whose weights were installed
 
     def lines(self) -> list[str]:
         """The report for people, one line per fact."""
@@ -52,6 +54,7 @@ class ImportReport:
                   if self.replaced else "")
                + (f", {len(self.running)} left alone (running here)" if self.running else "")]
         out += [f"  sample images: synthetic set {s}" for s in self.samples]
+        out += [f"  model weights: run {r}" for r in self.weights]
         out += [f"  replicate {r['run_id']}: {r['diff']} ({r['contexts']})"
                 for r in self.replicates]
         out += [f"  CONFLICT {c['run_id']}: same context ({c['context']}) but {c['diff']}; "
@@ -83,7 +86,12 @@ def import_bundle(store: Store, path: Path, shipped: bool = False) -> ImportRepo
         report.already_imported = True
         report.metadata_conflict = metadata_differences(known.get("manifest"), bundle.manifest)
         return report
+    weights = check_weights(bundle, defer_fidelity=shipped)
     staging = staging_dir(bundle.id)
+
+    def on_commit() -> None:
+        move_in(staging)
+        report.weights = install_weights(weights)  # content-named files: idempotent
     try:
         for name, (images, labels, card) in samples.items():
             stage_set(staging, name, images, labels,
@@ -91,7 +99,7 @@ def import_bundle(store: Store, path: Path, shipped: bool = False) -> ImportRepo
             report.samples.append(name)
         plan = ImportPlan(bundle.id, bundle.name, report.path, shipped, bundle.manifest,
                           bundle.tables, sets=_set_rows(store, bundle, samples),
-                          on_commit=lambda: move_in(staging))
+                          on_commit=on_commit)
         _classify(store, plan, report)
         if not store.apply_import(plan):  # another process imported it meanwhile
             return ImportReport(bundle.id, bundle.name, report.path, already_imported=True)
@@ -223,6 +231,7 @@ def _sample_sets(bundle: Bundle) -> dict[str, tuple[np.ndarray, np.ndarray, dict
     """The sample sets this bundle brings, by set name (``NAME-sample``): images, labels and
     a card whose content hash is filled in. BundleError for damaged sample rows or a sample
     name taken by other images here."""
+    from ..synth.copies import CARD_KEY
     from ..synth.sets import content_sha256, list_sets, validate_name
     samples, sets = bundle.tables["samples"], bundle.tables["sets"]
     on_disk = {c.get("name"): c for c in list_sets() if "error" not in c}
@@ -244,6 +253,7 @@ def _sample_sets(bundle: Bundle) -> dict[str, tuple[np.ndarray, np.ndarray, dict
                           f"{bundle.name} ({bundle.id}); rebuild the whole set with the "
                           "generator, seed and parameters below",
                 "content_sha256": content_sha256(images, labels)}
+        card[CARD_KEY] = _recount_copies(bundle, s, images)
         there = on_disk.get(name)
         if there is not None and there.get("content_sha256") != card["content_sha256"]:
             raise BundleError(f"synthetic set {name!r} exists here with other images; it "
@@ -251,3 +261,22 @@ def _sample_sets(bundle: Bundle) -> dict[str, tuple[np.ndarray, np.ndarray, dict
                               "delete it first; nothing was imported")
         out[name] = (images, labels, card)
     return out
+
+
+def _recount_copies(bundle: Bundle, s, images: np.ndarray) -> dict:
+    """The copies of real eval images in a bundle's sample, counted here (its card's count is
+    the sender's word, made by whatever guard it ran). BundleError when the sample holds more
+    copies of real TEST images than its set's card records: runs on that set would be scored
+    on images they saw, unflagged."""
+    from ..synth.copies import count_eval_copies, test_copies
+    record = count_eval_copies(images)
+    found = record["test"]["exact"] + record["test"]["near"]
+    claimed = test_copies(json.loads(s.card_json)) or 0
+    if found > claimed:
+        raise BundleError(f"{bundle.path / FILES['samples']}: the sample of {s.name!r} holds "
+                          f"{found} copies of real TEST images (sample rows "
+                          f"{[r for r, _ in record['test']['examples']]}), but its set's card "
+                          f"records {claimed}: runs on it would be scored on images they saw. "
+                          "Nothing was imported")
+    record["test_copies_allowed"] = bool(found)
+    return record

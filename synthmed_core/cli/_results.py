@@ -15,7 +15,9 @@ def register(sub) -> None:
                        description="Write the finished runs chosen (all by default) into a "
                                    "bundle: Parquet tables of runs, metrics, epochs, test and "
                                    "val predictions, the synthetic sets' cards and a small "
-                                   "sample of their images, and manifest.json. No checkpoints.")
+                                   "sample of their images, and manifest.json. No checkpoints, "
+                                   "except --with-weights: those runs' final weights as "
+                                   "float16 safetensors, checked against their predictions.")
     p.add_argument("--out", type=Path, required=True, help="the bundle folder, e.g. results/NAME")
     p.add_argument("--name", help="the bundle's name (default: the folder's)")
     p.add_argument("--profile", help="only runs of this profile")
@@ -23,6 +25,9 @@ def register(sub) -> None:
     p.add_argument("--synthetic", nargs="+", metavar="SET",
                    help="only runs on these sets (and runs that use none, e.g. base)")
     p.add_argument("--run", nargs="+", metavar="ID", help="only these runs (unique prefixes)")
+    p.add_argument("--with-weights", nargs="+", metavar="RUN", default=[],
+                   help="also ship these runs' weights (unique prefixes; their checkpoints "
+                        "must be here), so Grad-CAM and Predict work where the bundle goes")
     p.set_defaults(func=cmd_export)
 
     p = res.add_parser("import", help="import bundle folders into the store",
@@ -70,8 +75,14 @@ def _store():
 def cmd_export(a: argparse.Namespace) -> int:
     from ..bundle import export_bundle
     m = export_bundle(_store(), a.out, profile=a.profile, archs=a.arch, synthetic=a.synthetic,
-                      run_ids=a.run, name=a.name)
+                      run_ids=a.run, name=a.name, with_weights=a.with_weights)
     size = sum(f["bytes"] for f in m["files"].values())
+    for name, w in (m.get("weights") or {}).items():
+        f = w["fidelity"]
+        print(f"weights of run {w['run_id']}: {a.out}/{name} ({m['files'][name]['bytes'] / 1e6:.1f}"
+              f" MB, {w['dtype']}); on the real test split max |delta p| {f['max_abs_dp']:.2g}, "
+              f"accuracy {f['accuracy_here']:.4f} vs {f['accuracy_stored']:.4f} stored, "
+              f"{f['flipped']} decisions flipped")
     print(f"wrote bundle {m['name']} ({m['bundle_id']}) to {a.out}: {m['counts']['runs']} runs, "
           f"{m['counts']['predictions']} predictions, {m['counts']['sets']} synthetic sets "
           f"({m['counts']['samples']} sample images); {size / 1024:.0f} KiB, "
@@ -104,6 +115,11 @@ def cmd_list(a: argparse.Namespace) -> int:
           if not origins.empty else "no finished runs")
     for r in refused_shipped(store):
         print(plain(f"shipped bundle {r['name']} ({r['path']}) skipped: {r['reason']}"))
+    from ..bundle import weights_total
+    from ..bundle._weights import MAX_BUNDLE_BYTES
+    size, n = weights_total()
+    print(f"\nmodel weights in the repository's results/: {size / 1e6:.1f} MB in {n} files "
+          f"(budget {MAX_BUNDLE_BYTES / 1e6:.0f} MB)")
     return 0
 
 
@@ -117,20 +133,10 @@ def cmd_remove(a: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(a: argparse.Namespace) -> int:
-    import shutil
-
-    from .. import paths
-    from ..bundle import reproduction
     from ..grid import RunSpec
-    from ..training.runner import run_one
+    from ..operations.train import reproduce
     store = _store()
     spec = RunSpec.from_dict(store.run(store.resolve_run_id(a.run_id))["spec"])
-    shutil.rmtree(paths.run_dir(spec.run_id), ignore_errors=True)  # start from zero, not a resume
-    run_one(spec, store, a.device, progress=not a.no_progress)
-    run = store.run(spec.run_id)
-    print(f"run {spec.run_id} ({spec.cell.key} seed={spec.seed} {spec.profile.name}) trained "
-          f"here: test accuracy {run['metrics']['accuracy']:.4f}, AUROC "
-          f"{run['metrics']['auroc']:.4f}")
-    for line in reproduction(run, store) or ["no earlier record of this run to compare with"]:
-        print("  " + line)
+    outcome = reproduce(spec, store, a.device, progress=not a.no_progress)
+    print("\n".join([outcome.summary, *("  " + line for line in outcome.details)]))
     return 0

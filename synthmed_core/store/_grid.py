@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._jobs import ACTIVE, ACTIVE_SQL
 from ._snapshot import SnapshotMixin, fingerprint
 
 # A cell: arch, init, training data (setting, ratio, set) and one resolved recipe (the
@@ -206,13 +207,13 @@ class GridMixin(SnapshotMixin):
         (and active jobs), test prediction rows."""
         with self._connect() as con:
             row = con.execute(
-                """SELECT (SELECT count(*) FROM runs),
-                          (SELECT count(*) FROM runs WHERE status = 'finished'),
-                          (SELECT count(*) FROM synthetic_sets), (SELECT count(*) FROM pretrains),
-                          (SELECT count(*) FROM jobs),
-                          (SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')),
-                          (SELECT count(*) FROM predictions WHERE split = ?)""",
-                ["test"]).fetchone()
+                f"""SELECT (SELECT count(*) FROM runs),
+                           (SELECT count(*) FROM runs WHERE status = 'finished'),
+                           (SELECT count(*) FROM synthetic_sets), (SELECT count(*) FROM pretrains),
+                           (SELECT count(*) FROM jobs),
+                           (SELECT count(*) FROM jobs WHERE {ACTIVE_SQL}),
+                           (SELECT count(*) FROM predictions WHERE split = ?)""",
+                [*ACTIVE, "test"]).fetchone()
         keys = ("runs", "finished_runs", "synthetic_sets", "pretrains", "jobs", "active_jobs",
                 "predictions")
         return dict(zip(keys, map(int, row)))
