@@ -176,12 +176,11 @@ def test_the_grid_reads_a_store_whose_runs_differ_in_test_size(real_data):
     from synthmed_core.explorer.grid_view import grid_cells, notes
     store = Store()
     y = labels()
-    for seed in (0, 1):
-        add_run(store, "base", seed, probs_with_accuracy(y, 0.8, seed), y)
-    add_run(store, "synthetic_base", 0, probs_with_accuracy(y, 0.7, 3), y, synthetic="s")
-    short = y[:150]
-    add_run(store, "synthetic_base", 1, probs_with_accuracy(short, 0.7, 4), short,
-            synthetic="s")
+    short = y[:150]  # seed 1 of both cells scored on 150 images only (an old import)
+    for seed, yy in ((0, y), (1, short)):
+        add_run(store, "base", seed, probs_with_accuracy(yy, 0.8, seed), yy)
+        add_run(store, "synthetic_base", seed, probs_with_accuracy(yy, 0.7, 3 + seed), yy,
+                synthetic="s")
     cells = grid_cells(store)  # before: StoreError "test sets of different sizes"
     assert len(cells) == 2
     assert notes(cells) and "different sizes (150 to 200 images)" in notes(cells)[0]
