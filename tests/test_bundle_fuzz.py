@@ -22,7 +22,7 @@ from synthmed_core.store import Store
 
 from bundle_helpers import rehash, table, write_table
 
-N_MUTANTS = 300
+N_MUTANTS = 200
 TABLES = list(bd.FILES)
 ODD_VALUES = [None, np.nan, -1, 0, 1e12, -3.0, 7.5, "", "x" * 2000, "../../run_0\x00",
               "**bold** [link](https://evil.example)", True, "{", "[[[[", "\u202eevil"]
