@@ -2,6 +2,8 @@
 data root and a stand-in worker starter, are in conftest.py)."""
 from __future__ import annotations
 
+import re
+
 from streamlit.testing.v1 import AppTest
 
 from synthmed_core.paths import REPO_ROOT
@@ -44,7 +46,9 @@ def assert_ok(at: AppTest) -> None:
 
 
 def texts(elements) -> list[str]:
-    return [e.value for e in elements]
+    """What each element shows: its markdown with backslash escapes resolved (text from a
+    bundle or an error reaches the page escaped: ``synthmed_core.text.md_literal``)."""
+    return [re.sub(r"\\(.)", r"\1", e.value) for e in elements]
 
 
 def grid_panels(at: AppTest) -> list:

@@ -243,3 +243,22 @@ def test_the_shipped_bundles_pass_every_check(real_data):
     from synthmed_core.paths import REPO_ROOT
     for folder in sorted((REPO_ROOT / "results").iterdir()):
         assert bd.problems(bd.read_bundle(folder)) == [], folder.name
+
+
+def test_a_device_name_with_markdown_reaches_the_cell_detail_as_text(tiny_bundle, data_root):
+    from app_helpers import run_app
+    from grid_helpers import add_run, probs_with_accuracy, real_labels
+    context = {"device_type": "cuda", "device_name": EVIL_NAME, "threads": 1,
+               "torch": "2.14.1", "commit": "abc"}
+    edit(tiny_bundle, "runs", lambda r: r.assign(context_json=json.dumps(context)))
+    y, y_val = real_labels("test"), real_labels("val")
+    add_run(Store(), "base", 0, probs_with_accuracy(y, 0.7, 99), y, arch="resnet18",
+            val=(y_val, probs_with_accuracy(y_val, 0.7, 98)), context={"device_type": "cpu"})
+    report = bd.import_bundle(Store(), tiny_bundle)
+    assert len(report.replicates) == 1  # the bundle's record of that run, beside ours
+    at = run_app("app_pages/accuracy_grid.py")
+    at.selectbox(key="grid_cell").set_value("resnet18/scratch/base (smoke)").run()
+    shown = [c.value for c in at.caption if "Action" in c.value]
+    assert shown, "the replicate's device name is shown"
+    for raw in shown:  # the markdown source: nothing of it can render as markup
+        assert "**" not in raw and "](" not in raw and "![" not in raw

@@ -122,6 +122,9 @@ def read_bundle(path: Path) -> Bundle:
     if not mpath.is_file():
         raise BundleError(f"{path} is not a results bundle: {mpath} is missing")
     try:
+        size = mpath.stat().st_size
+        if size > LIMITS.manifest_bytes:  # not even read
+            raise ValueError(f"{size:,} bytes, over the {LIMITS.manifest_bytes:,}-byte limit")
         manifest = load_json_capped(mpath.read_bytes(), LIMITS.manifest_bytes)
         if not isinstance(manifest, dict):
             raise ValueError("not a JSON object")
@@ -142,7 +145,7 @@ def read_bundle(path: Path) -> Bundle:
             reasons.append(str(exc))
     try:
         expected = bundle_id(files)
-    except (AttributeError, TypeError):
+    except (AttributeError, TypeError, KeyError):
         expected = None
     if expected != manifest.get("bundle_id"):
         reasons.append(f"{mpath}: bundle_id {manifest.get('bundle_id')!r} does not match its "

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import BundleError
+from ..errors import BundleError, SynthmedError
 from ..store import LOCAL_ORIGIN, ImportPlan, Store
 from ..records.context import describe, same_context
+from ..text import plain
 from ._checks import validate
 from ._format import FILES, SAMPLE_SUFFIX, Bundle, read_bundle
 from ._staging import discard, move_in, settle, stage_set, staging_dir
@@ -69,15 +70,22 @@ def import_bundle(store: Store, path: Path, shipped: bool = False) -> ImportRepo
     that fails one or whose set clashes with one here. Files are staged and moved in only once
     the transaction has committed (``_staging``)."""
     settle(store)
-    bundle = read_bundle(path)
+    try:
+        bundle = read_bundle(path)
+        known = store.bundle_imported(bundle.id)
+        if not known:
+            validate(bundle)
+            samples = _sample_sets(bundle)
+    except SynthmedError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a stranger's file no check foresaw: refused
+        raise BundleError(f"results bundle {path} could not be checked ({type(exc).__name__}: "
+                          f"{plain(exc)[:300]}); nothing imported") from exc
     report = ImportReport(bundle.id, bundle.name, str(Path(path).resolve()))
-    known = store.bundle_imported(bundle.id)
     if known:
         report.already_imported = True
         report.metadata_conflict = metadata_differences(known.get("manifest"), bundle.manifest)
         return report
-    validate(bundle)
-    samples = _sample_sets(bundle)
     weights = check_weights(bundle, defer_fidelity=shipped)
     staging = staging_dir(bundle.id)
 
