@@ -105,6 +105,7 @@ def test_export_writes_float16_safetensors_named_by_run_and_content_hash(trained
     assert entry["input_size"] == 28 and entry["num_classes"] == 2
     assert entry["fidelity"]["accuracy_diff_images"] <= 1
     assert entry["fidelity"]["max_abs_dp"] < 0.01  # float16 of a float32 model
+    assert 0.0 <= entry["val_threshold"] <= 1.0  # its record's, for Predict
 
 
 def test_re_exporting_writes_the_same_file_and_no_second_copy(trained, monkeypatch,
