@@ -15,6 +15,7 @@ from synthmed_core.data.real import CLASS_NAMES
 from synthmed_core.errors import SynthmedError
 from synthmed_core.explain.overlays import panel_png
 from synthmed_core.explorer import gallery
+from synthmed_core.text import md_literal
 from ui import images as ux
 from ui import readers
 from ui.launch import parse_numbers
@@ -92,7 +93,7 @@ def show_run(db: str, run_id: str, label: str, images: list[tuple[str, object]],
         results = readers.cams(db, run_id, readers.finished_at(db, run_id), method, target,
                                tuple(img for _, img in images))
     except SynthmedError as exc:
-        st.error(f"No CAM for this run: {exc}")
+        st.error(f"No CAM for this run: {md_literal(exc)}")
         return None
     try:
         scores = readers.cam_faithfulness(db, run_id, readers.finished_at(db, run_id), method,
@@ -121,7 +122,7 @@ def main() -> None:
         with third:
             images += pick_synthetic(db)
     except SynthmedError as exc:
-        st.error(f"Cannot read the images or runs: {exc}")
+        st.error(f"Cannot read the images or runs: {md_literal(exc)}")
         return
     if not run_ids:
         return
@@ -169,7 +170,7 @@ def many_images(db: str, run_ids: list[str], method: str, target: str) -> None:
             res = readers.cam_summary(db, ids, versions, name, folder, CLASS_NAMES.index(cls), n,
                                       method, target)
         except SynthmedError as exc:
-            st.error(f"Cannot compute: {exc}")
+            st.error(f"Cannot compute: {md_literal(exc)}")
             return
         m = res["means"]
         st.image(res["png"], caption=f"mean {method} map of {ids[0][:8]} on {m.n_real} real "

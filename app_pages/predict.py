@@ -11,6 +11,7 @@ import streamlit as st
 from synthmed_core.catalog import CAM_METHODS, CAM_TARGETS
 from synthmed_core.data.uploads import FORMATS, MAX_UPLOAD_BYTES, read_upload
 from synthmed_core.errors import SynthmedError
+from synthmed_core.text import md_literal
 from ui import images as ux
 from ui import readers
 
@@ -38,10 +39,10 @@ def image_from_upload(name: str, data: bytes) -> np.ndarray | None:
     try:
         upload = read_upload(name, data)
     except SynthmedError as exc:
-        st.error(f"Cannot use this file: {exc}")
+        st.error(f"Cannot use this file: {md_literal(exc)}")
         return None
     if upload.note:
-        st.info(f"{name}: {upload.note}.")
+        st.info(f"{md_literal(name)}: {md_literal(upload.note)}.")
     return upload.image
 
 
@@ -72,12 +73,12 @@ def show_predictions(db: str, run_ids: list[str], title: str, image: np.ndarray,
     thresholds = readers.val_thresholds(db)
     for col, run_id in zip(st.columns(max(1, len(run_ids))), run_ids):
         with col:
-            st.markdown(f"**{labels.get(run_id, run_id)}**")
+            st.markdown(f"**{md_literal(labels.get(run_id, run_id))}**")
             try:
                 version = readers.finished_at(db, run_id)
                 result = readers.cams(db, run_id, version, method, target, (image,))[0]
             except SynthmedError as exc:
-                st.error(f"This run cannot predict: {exc}")
+                st.error(f"This run cannot predict: {md_literal(exc)}")
                 continue
             st.metric("P(pneumonia)", f"{result.prob:.3f}")
             st.markdown(ux.decisions(result.prob, thresholds.get(run_id)))
@@ -95,7 +96,7 @@ def main() -> None:
         target = right.selectbox("Class explained", list(CAM_TARGETS), key="predict_target")
         title, image = pick_image()
     except SynthmedError as exc:
-        st.error(f"Cannot read the runs or the test images: {exc}")
+        st.error(f"Cannot read the runs or the test images: {md_literal(exc)}")
         return
     if image is None:
         return

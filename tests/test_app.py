@@ -86,7 +86,7 @@ def charts(at) -> list:
 def test_the_entry_point_draws_the_sidebar_and_opens_on_home(data_root):
     at = run_entry()
     assert at.title[0].value == "synthmed"
-    assert [b.label for b in at.sidebar.form_submit_button] == ["Queue"]
+    assert "Queue" in [b.label for b in at.sidebar.button]
     assert "Nothing queued or running." in texts(at.sidebar.caption)
 
 
@@ -176,13 +176,39 @@ def queue(at, **values):
     """Fill the sidebar's launch form (keys without the ``launch_`` prefix) and press Queue."""
     for key, value in values.items():
         getattr(at, WIDGETS.get(key, "selectbox"))(key=f"launch_{key}").set_value(value)
-    at.sidebar.form_submit_button[0].click().run()
+    at.sidebar.button(key="launch_queue").click().run()
     assert_ok(at)
     return at
 
 
 def active_jobs(at) -> list[str]:
     return [p.proto.text for p in at.sidebar.get("progress")]
+
+
+def test_the_launch_form_defaults_to_quick_and_says_smoke_is_a_seconds_long_try(data_root):
+    at = run_app()
+    profile = at.selectbox(key="launch_profile")
+    assert profile.value == "quick"
+    assert "smoke: a seconds-long try of the form" in profile.options
+
+
+def test_before_queueing_the_form_estimates_the_chosen_cell_from_epochs_trained_here(data_root):
+    from test_estimate import _local_run
+
+    from synthmed_core.explorer.estimate import real_count
+    at = run_app()  # nothing trained here yet: it offers to measure instead
+    assert any("No resnet18 run was trained here yet" in c for c in texts(at.sidebar.caption))
+    assert "Measure resnet18 here (a short run)" in [b.label for b in at.sidebar.button]
+    _local_run(Store(), "resnet18", "base", epoch_s=real_count() * 0.002)  # 2 ms an image
+    at = run_app()
+    estimate = [c for c in texts(at.sidebar.caption) if c.startswith("About")]
+    assert estimate == ["About **3 min** a run here, from the finished epochs of 1 resnet18 "
+                        "run phase trained here."]  # quick: 20 epochs x 4708 x 2 ms = 188 s
+    at.selectbox(key="launch_profile").set_value("smoke")
+    at.text_input(key="launch_seeds").set_value("0 1 2").run()
+    assert [c for c in texts(at.sidebar.caption) if c.startswith("About")] == [
+        "About **1 s** a run here (3 runs: 3 s one after another), from the finished epochs "
+        "of 1 resnet18 run phase trained here."]
 
 
 @pytest.mark.parametrize("values, message", [

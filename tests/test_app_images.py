@@ -21,6 +21,8 @@ from synthmed_core.synth.sets import set_dir, update_card, write_set
 
 from explain_helpers import flatten_layer2, record_model_run
 
+pytestmark = pytest.mark.train
+
 APP = str(REPO_ROOT / "app.py")
 SET = "copies"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -14,7 +15,8 @@ from synthmed_core.analysis.metrics import aggregate, mcnemar_p
 from synthmed_core.analysis.seeds import SEED_AWARE_TEST
 from synthmed_core.errors import SpecError
 from synthmed_core.explorer.cell_detail import cell_detail, wrong_images
-from synthmed_core.explorer.grid_view import ONE_SEED_TEST, cell_keys, grid_cells, grid_csv
+from synthmed_core.explorer.grid_view import (ONE_SEED_TEST, archs_by_seeds, cell_keys,
+                                              grid_cells, grid_csv)
 from synthmed_core.store import Store
 from synthmed_core.store._bench import fill_scratch_store
 
@@ -221,3 +223,11 @@ def test_marks_read_p_adjusted_over_every_tested_cell_of_the_table(tmp_path):
         np.testing.assert_allclose(cells["p_adjusted"], want, equal_nan=True)
         assert (cells["significant"] == (cells["p_adjusted"] < 0.05)).all()
         assert (cells["p_adjusted"].dropna() >= cells["p_value"].dropna() - 1e-15).all()
+
+
+def test_the_headline_arch_is_the_one_with_the_most_seeds_per_cell_then_the_most_runs():
+    # grid order is alphabetical: deit_tiny (one seed per cell, four cells) would come first
+    cells = pd.DataFrame({
+        "arch": ["deit_tiny"] * 4 + ["resnet18"] * 2 + ["resnet50"] * 3 + ["vit_small"],
+        "n": [1, 1, 1, 1, 3, 3, 3, 0, 0, 0]})  # n = 0: cells only the study ran
+    assert archs_by_seeds(cells) == ["resnet18", "resnet50", "deit_tiny", "vit_small"]

@@ -7,17 +7,23 @@ Plotly: a scatter of square markers, not a ``go.Heatmap``: Streamlit 1.67 return
 points for a heatmap, and a click on a cell is how the page opens its detail. Each marker
 carries its cell name in ``customdata[0]``; ``selected_cell`` reads it back from the chart's
 event.
+
+Colours are colour-blind safe (``COLOURINGS``): the metric itself on viridis (sequential), or
+each cell's difference from its arch's base (same init and recipe) on purple-orange
+(ColorBrewer PuOr, diverging, centred on 0: orange worse, purple better than base).
 """
 from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import pandas as pd
+import plotly.colors as pcolors
 import plotly.graph_objects as go
 import streamlit as st
 
-from synthmed_core.grid import INITS
+from synthmed_core.catalog import INITS
 
 CELL_PX = 56  # marker side; the figure grows with the number of rows and columns
 LABELS_PX = 190  # room for the row labels, e.g. "synthetic_pretrain · my-set"
@@ -26,17 +32,42 @@ COLORBAR_PX = 60
 ARROWS = {"better": " ▲", "worse": " ▼"}
 
 
+@dataclass(frozen=True)
+class Colouring:
+    """What colours a panel's squares: a column of ``grid_view.grid_cells`` on a scale that
+    Vega-Lite (``vega``, ``reverse``) and Plotly (``plotly``) draw alike."""
+
+    field: str
+    label: str  # for the picker and the legend
+    vega: str
+    plotly: str
+    reverse: bool = False  # Vega's scheme runs the other way from Plotly's scale
+    diverging: bool = False  # centred on 0, its range symmetric
+
+
+COLOURINGS = {
+    "value": Colouring("mean", "the metric (viridis)", "viridis", "Viridis"),
+    "vs_base": Colouring("vs_base", "difference from the arch's base (purple-orange)",
+                         "purpleorange", "PuOr", reverse=True, diverging=True),
+}
+DEFAULT_COLOURING = "value"
+
+
 def _missing(x) -> bool:
     return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
 
 
-def cell_text(row: dict, show_study: bool) -> str:
-    """What a marker says: mean (and ▲/▼ when significantly better/worse than base), n, and
+def cell_text(row: dict, show_study: bool, colour: str = DEFAULT_COLOURING) -> str:
+    """What a marker says: mean (or, coloured by the difference from base, that difference
+    with a Δ; base keeps its mean) and ▲/▼ when significantly better/worse than base, n, and
     the study's value when asked."""
     if row["n"] == 0 or _missing(row["mean"]):
         text = "—"
     else:
-        text = f"{row['mean']:.3f}{ARROWS.get(row['direction'], '')}<br>n={int(row['n'])}"
+        diff = row.get("vs_base")
+        value = (f"Δ{diff:+.3f}" if COLOURINGS[colour].diverging and row.get("setting") != "base"
+                 and not _missing(diff) else f"{row['mean']:.3f}")
+        text = f"{value}{ARROWS.get(row['direction'], '')}<br>n={int(row['n'])}"
     if show_study and not _missing(row["study"]):
         text += f"<br>study {row['study']:.3f}"
     return text
@@ -51,11 +82,23 @@ def short_label(label: str, limit: int = LABEL_CHARS) -> str:
     return f"{label[:head]}…{label[-(limit - 1 - head):]}"
 
 
-def text_color(value: float, color_range: tuple[float, float]) -> str:
-    """Black on the scale's light middle, white on its dark red and dark green ends."""
+def _luminance(rgb: str) -> float:
+    """WCAG relative luminance of an ``rgb(r, g, b)`` colour."""
+    def lin(c: float) -> float:
+        c /= 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = pcolors.unlabel_rgb(rgb)
+    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
+
+
+def text_color(value: float, color_range: tuple[float, float],
+               colour: str = DEFAULT_COLOURING) -> str:
+    """White or black, whichever contrasts more with the square's colour on the scale
+    (WCAG: white below a relative luminance of 0.179)."""
     lo, hi = color_range
-    t = 0.5 if hi <= lo or _missing(value) else (value - lo) / (hi - lo)
-    return "white" if t < 0.15 or t > 0.85 else "black"
+    t = 0.5 if hi <= lo or _missing(value) else min(1.0, max(0.0, (value - lo) / (hi - lo)))
+    shade = pcolors.sample_colorscale(COLOURINGS[colour].plotly, [t])[0]
+    return "white" if _luminance(shade) < 0.179 else "black"
 
 
 def _hover(row: dict) -> str:
@@ -85,12 +128,14 @@ def _hover(row: dict) -> str:
 
 
 def _trace(rows: list[dict], show_study: bool, study_only: bool,
-           color_range: tuple[float, float], metric: str) -> go.Scatter:
+           color_range: tuple[float, float], metric: str,
+           colour: str = DEFAULT_COLOURING) -> go.Scatter:
+    how = COLOURINGS[colour]
     if study_only:  # cells only the study ran: grey squares with its value
         marker = {"symbol": "square", "size": CELL_PX, "color": "#e8e8e8"}
     else:
-        marker = {"symbol": "square", "size": CELL_PX, "color": [r["mean"] for r in rows],
-                  "colorscale": "RdYlGn", "cmin": color_range[0], "cmax": color_range[1],
+        marker = {"symbol": "square", "size": CELL_PX, "color": [r[how.field] for r in rows],
+                  "colorscale": how.plotly, "cmin": color_range[0], "cmax": color_range[1],
                   "showscale": True, "colorbar": {"thickness": 10, "xpad": 6},
                   "line": {"color": ["black" if r["significant"] else "rgba(0,0,0,0)"
                                      for r in rows],
@@ -98,15 +143,15 @@ def _trace(rows: list[dict], show_study: bool, study_only: bool,
     return go.Scatter(
         x=[r["init"] for r in rows], y=[r["row"] for r in rows], mode="markers+text",
         name="study only" if study_only else metric,
-        text=[cell_text(r, show_study) for r in rows],
+        text=[cell_text(r, show_study, colour) for r in rows],
         textfont={"size": 10, "color": "#555" if study_only else
-                  [text_color(r["mean"], color_range) for r in rows]},
+                  [text_color(r[how.field], color_range, colour) for r in rows]},
         customdata=[[r["cell"]] for r in rows], hovertext=[_hover(r) for r in rows],
         hoverinfo="text", marker=marker)
 
 
 def panel(cells: pd.DataFrame, arch: str, metric: str, show_study: bool,
-          color_range: tuple[float, float]) -> go.Figure:
+          color_range: tuple[float, float], colour: str = DEFAULT_COLOURING) -> go.Figure:
     """The figure of one arch from ``grid_view.grid_cells`` rows: trace 0 = our cells, trace 1
     (when ``show_study`` and there are any) = cells only the study ran."""
     records = cells[cells["arch"] == arch].to_dict("records")
@@ -114,10 +159,10 @@ def panel(cells: pd.DataFrame, arch: str, metric: str, show_study: bool,
     inits += [i for i in dict.fromkeys(r["init"] for r in records) if i not in inits]
     rows = list(dict.fromkeys(r["row"] for r in records))
     fig = go.Figure(_trace([r for r in records if r["n"] > 0], show_study, False, color_range,
-                           metric))
+                           metric, colour))
     study_only = [r for r in records if r["n"] == 0]
     if show_study and study_only:
-        fig.add_trace(_trace(study_only, True, True, color_range, metric))
+        fig.add_trace(_trace(study_only, True, True, color_range, metric, colour))
     # A fixed size: squares are fixed in pixels, so a narrower plot would overlap them.
     fig.update_layout(
         title={"text": arch, "x": 0}, showlegend=False,
@@ -134,12 +179,18 @@ def panel(cells: pd.DataFrame, arch: str, metric: str, show_study: bool,
     return fig
 
 
-def color_range(cells: pd.DataFrame) -> tuple[float, float]:
-    """One colour scale for every panel: the range of the cell means (0..1 when none)."""
-    means = cells["mean"].dropna()
-    if means.empty:
+def color_range(cells: pd.DataFrame, colour: str = DEFAULT_COLOURING) -> tuple[float, float]:
+    """One colour scale for every panel: the range of the cell means (0..1 when none); for a
+    diverging colouring, symmetric around 0 (so 0 is the scale's neutral middle)."""
+    how = COLOURINGS[colour]
+    values = cells[how.field].dropna() if how.field in cells else pd.Series(dtype=float)
+    if how.diverging:
+        reach = float(values.abs().max()) if len(values) else 0.0
+        reach = max(reach, 0.005)  # an all-zero grid still gets a scale
+        return (-reach, reach)
+    if values.empty:
         return (0.0, 1.0)
-    lo, hi = float(means.min()), float(means.max())
+    lo, hi = float(values.min()), float(values.max())
     return (lo, hi) if hi > lo else (lo - 0.01, hi + 0.01)
 
 
@@ -167,11 +218,12 @@ SELECTION = "cell"  # the point selection's name: a click returns {"cell": <cell
 
 
 def altair_panel(cells: pd.DataFrame, arch: str, metric: str, show_study: bool,
-                 color_range: tuple[float, float]):
+                 color_range: tuple[float, float], colour: str = DEFAULT_COLOURING):
     """The panel of ``panel`` as an Altair chart: one square per cell (grey where only the
     study ran), its text in it, outlined when significant; a click selects its ``cell``."""
     import altair as alt
 
+    how = COLOURINGS[colour]
     records = cells[cells["arch"] == arch].to_dict("records")
     if not show_study:
         records = [r for r in records if r["n"] > 0]
@@ -180,12 +232,15 @@ def altair_panel(cells: pd.DataFrame, arch: str, metric: str, show_study: bool,
     rows = list(dict.fromkeys(r["row"] for r in records))
     data = pd.DataFrame([{
         "cell": r["cell"], "init": r["init"], "row": r["row"],
-        # Vega-Lite drops a mark whose colour field is missing: a cell only the study ran
-        # gets the scale's low end there, and ``ran`` = False paints it grey instead
-        "ran": bool(r["n"]) and not _missing(r["mean"]),
-        "mean": color_range[0] if r["n"] == 0 or _missing(r["mean"]) else float(r["mean"]),
-        "text": cell_text(r, show_study).replace("<br>", "\n"),
-        "ink": "#555" if r["n"] == 0 else text_color(r["mean"], color_range),
+        # Vega-Lite drops a mark whose colour field is missing: a cell only the study ran (or
+        # without a base, coloured by the difference) gets the scale's low end there, and
+        # ``ran`` = False paints it grey instead
+        "ran": bool(r["n"]) and not _missing(r.get(how.field)),
+        "value": (color_range[0] if r["n"] == 0 or _missing(r.get(how.field))
+                  else float(r[how.field])),
+        "text": cell_text(r, show_study, colour).replace("<br>", "\n"),
+        "ink": ("#555" if r["n"] == 0 or _missing(r.get(how.field))
+                else text_color(r[how.field], color_range, colour)),
         "edge": 4 if r["n"] > 0 and r.get("significant") else 0,
         "about": _hover(r).split("<br>")} for r in records])
     # one text mark per line, centred on the square as a block (Vega starts a multi-line
@@ -205,8 +260,9 @@ def altair_panel(cells: pd.DataFrame, arch: str, metric: str, show_study: bool,
     squares = alt.Chart(data).mark_square(size=CELL_PX ** 2, opacity=1, stroke="black").encode(
         x=x, y=y,
         color=alt.condition("!datum.ran", alt.value("#e8e8e8"),
-                            alt.Color("mean:Q", title=metric, scale=alt.Scale(
-                                scheme="redyellowgreen", domain=list(color_range)),
+                            alt.Color("value:Q", title=f"Δ {metric}" if how.diverging else metric,
+                                      scale=alt.Scale(scheme=how.vega, reverse=how.reverse,
+                                                      domain=list(color_range)),
                                 legend=alt.Legend(gradientThickness=10, gradientLength=max(
                                     40, min(200, STEP_Y * len(rows) - 30))))),  # fits the panel
         strokeWidth=alt.StrokeWidth("edge:Q", scale=None),
@@ -245,8 +301,9 @@ def altair_selected_cell(event) -> str | None:
 
 
 # ---- drawing a panel on the page ------------------------------------------------------------------
-def _draw_plotly(cells, arch, metric, show_study, scale, key, selectable) -> str | None:
-    fig = panel(cells, arch, metric, show_study, scale)
+def _draw_plotly(cells, arch, metric, show_study, scale, key, selectable, colour
+                 ) -> str | None:
+    fig = panel(cells, arch, metric, show_study, scale, colour)
     opts = {"key": key, "width": "content", "config": {"displayModeBar": False}}
     if not selectable:
         st.plotly_chart(fig, **opts)
@@ -255,15 +312,16 @@ def _draw_plotly(cells, arch, metric, show_study, scale, key, selectable) -> str
 
 
 def altair_spec(cells: pd.DataFrame, arch: str, metric: str, show_study: bool,
-                color_range: tuple[float, float]) -> dict:
+                color_range: tuple[float, float], colour: str = DEFAULT_COLOURING) -> dict:
     """``altair_panel`` as its Vega-Lite spec, data inline. Altair builds and validates a panel
     against the Vega-Lite schema in ~0.1 s; the page caches this per grid (see ``draw``), so
     reruns and new tabs send the same spec without building it again."""
-    return altair_panel(cells, arch, metric, show_study, color_range).to_dict()
+    return altair_panel(cells, arch, metric, show_study, color_range, colour).to_dict()
 
 
-def _draw_altair(cells, arch, metric, show_study, scale, key, selectable) -> str | None:
-    spec = _spec_cache()(cells, arch, metric, show_study, scale)
+def _draw_altair(cells, arch, metric, show_study, scale, key, selectable, colour
+                 ) -> str | None:
+    spec = _spec_cache()(cells, arch, metric, show_study, scale, colour)
     opts = {"key": key, "width": altair_width(cells, arch, show_study)}
     if not selectable:
         st.vega_lite_chart(spec, **opts)
@@ -286,10 +344,12 @@ RENDERER_ENV = "SYNTHMED_GRID_CHART"  # plotly | altair: scripts/bench_explorer.
 
 
 def draw(cells: pd.DataFrame, arch: str, metric: str, show_study: bool,
-         scale: tuple[float, float], key: str, selectable: bool = False) -> str | None:
-    """Draw one arch's panel with the chosen renderer; the cell a click selected, if any."""
+         scale: tuple[float, float], key: str, selectable: bool = False,
+         colour: str = DEFAULT_COLOURING) -> str | None:
+    """Draw one arch's panel with the chosen renderer and colouring (a COLOURINGS key); the
+    cell a click selected, if any."""
     import os
     name = os.environ.get(RENDERER_ENV, DEFAULT_RENDERER)
     if name not in RENDERERS:
         name = DEFAULT_RENDERER
-    return RENDERERS[name](cells, arch, metric, show_study, scale, key, selectable)
+    return RENDERERS[name](cells, arch, metric, show_study, scale, key, selectable, colour)

@@ -12,6 +12,7 @@ from synthmed_core.data.real import CLASS_NAMES
 from synthmed_core.errors import SynthmedError
 from synthmed_core.explain import overlays
 from synthmed_core.explorer import gallery
+from synthmed_core.text import md_literal
 
 from . import launch
 from .readers import runs_with_weights, shipped_model_ids, store
@@ -51,9 +52,9 @@ def reproduce_offer(db_path: str, away: list[dict], key: str) -> None:
                      help="Queues its exact spec as a job here; when it finishes it is listed "
                           "above, and its numbers are compared with the shipped ones."):
             try:
-                st.caption(launch.reproduce(run_id, store(db_path)))
+                st.caption(md_literal(launch.reproduce(run_id, store(db_path))))
             except SynthmedError as exc:
-                st.error(f"Cannot reproduce {run_id} here: {exc}")
+                st.error(f"Cannot reproduce {run_id} here: {md_literal(exc)}")
 
 
 def run_label(run: Any) -> str:

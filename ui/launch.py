@@ -16,7 +16,10 @@ from synthmed_core.errors import SpecError
 from synthmed_core.store import Store
 
 ARCH_CHOICES = tuple(ARCHS)
-PROFILE_CHOICES = tuple(PROFILES)  # cheapest first: smoke is the sidebar's default
+PROFILE_CHOICES = tuple(PROFILES)  # cheapest first
+DEFAULT_PROFILE = "quick"  # the cheapest that gives a model worth looking at
+# What the profile picker says beside a name (smoke's models mean nothing: it tries the form)
+PROFILE_LABELS = {"smoke": "smoke: a seconds-long try of the form"}
 MAX_SEEDS = 20
 MAX_SEED = 1_000_000
 MAX_RATIO = 20.0
@@ -110,3 +113,12 @@ def reproduce(run_id: str, store: Store) -> str:
     if done.ids:
         jobs.ensure_worker(store, args=WORKER_ARGS)
     return done.message
+
+
+def remove_bundle(bundle_id: str, store: Store) -> str:
+    """Undo the import of bundle ``bundle_id`` (``bundle.remove_bundle``); the message."""
+    from synthmed_core.bundle import remove_bundle as remove
+    done = remove(store, bundle_id)
+    sets = ", ".join(s["name"] for s in done["sets"]) or "none"
+    return (f"Removed bundle {done['name']} ({done['bundle_id']}): {done['runs']} runs, "
+            f"{done['replicates']} replicate records, synthetic sets: {sets}.")

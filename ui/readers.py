@@ -30,7 +30,9 @@ from synthmed_core.bundle import weights_file
 from synthmed_core.data.real import Split, load_real
 from synthmed_core.data.uploads import to_dataset_image
 from synthmed_core.errors import DataError, SpecError, SynthmedError
+from synthmed_core.grid import get_profile
 from synthmed_core.explain import overlays
+from synthmed_core.explorer import estimate as est
 from synthmed_core.explorer import gallery, grid_view, views
 from synthmed_core.explorer.cell_detail import CellDetail, cell_detail
 from synthmed_core.store import Store
@@ -79,6 +81,13 @@ def bundles(db: str) -> pd.DataFrame:
     return views.bundles_table(store(db).bundles())
 
 
+def refused_bundles(db: str) -> list[dict]:
+    """The shipped bundles this data root skipped, and why (one small file read: not cached,
+    so a fixed bundle's warning goes as soon as it imports)."""
+    from synthmed_core.bundle import refused_shipped
+    return refused_shipped(store(db))
+
+
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def profiles(db: str) -> list[str]:
     """Profiles with finished runs, the most used first."""
@@ -110,6 +119,30 @@ def counts(db: str) -> dict[str, int]:
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def synthetic_sets(db: str) -> pd.DataFrame:
     return store(db).synthetic_sets()
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def local_epoch_times(db: str) -> pd.DataFrame:
+    return store(db).local_epoch_times()
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=256)
+def estimate(db: str, arch: str, setting: str, ratio: float | None, synthetic: str | None,
+             profile: str) -> est.Estimate | None:
+    """One run's estimated time here (``estimate.estimate_run``); None until the arch has a
+    speed here (a run trained here, or ``measure_speed``)."""
+    sets = synthetic_sets(db)
+    sizes = {name: int(n) for name, n in zip(sets["name"], sets["n"]) if pd.notna(n)}
+    return est.estimate_run(local_epoch_times(db), sizes, arch, setting, ratio, synthetic,
+                            profile)
+
+
+def measure_speed(arch: str, profile: str) -> None:
+    """Measure ``arch`` here once at the profile's input size and batch (seconds, in a
+    subprocess; kept in the data root), and drop the cached estimates."""
+    prof = get_profile(profile)
+    est.measure(arch, prof.input_size, prof.batch_size)
+    estimate.clear()
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
@@ -360,5 +393,5 @@ def refresh() -> None:
     a version, which cannot go stale)."""
     for reader in (grid_cells, claims, sources, bundles, profiles, detail, report_table, runs,
                    counts, synthetic_sets, jobs, finished_runs, runs_with_weights,
-                   val_thresholds):
+                   local_epoch_times, estimate, val_thresholds):
         reader.clear()

@@ -11,6 +11,8 @@ import streamlit as st
 import jobs
 from synthmed_core.catalog import INITS, PROFILE_HELP, SETTINGS
 from synthmed_core.errors import SynthmedError
+from synthmed_core.explorer import estimate
+from synthmed_core.text import md_literal
 
 from . import launch, readers
 
@@ -24,30 +26,65 @@ def _synthetic_names() -> list[str]:
     return [c["name"] for c in list_sets() if "error" not in c and c.get("name")]
 
 
+@st.fragment
 def launch_form(db: str) -> None:
-    with st.form("launch", border=False):
-        st.markdown("**Train a cell**")
-        arch = st.selectbox("Architecture", launch.ARCH_CHOICES, key="launch_arch")
-        other = st.text_input("…or any timm model", key="launch_arch_other",
-                              placeholder="e.g. efficientnet_b0", max_chars=80)
-        init = st.selectbox("Initialisation", INITS, key="launch_init")
-        setting = st.selectbox("Setting", list(SETTINGS), key="launch_setting",
-                               help="; ".join(f"{k}: {v.description}" for k, v in SETTINGS.items()))
-        ratio = st.number_input("Ratio synthetic : real", min_value=0.0,
-                                max_value=launch.MAX_RATIO, value=1.0, step=0.5,
-                                key="launch_ratio", help="augment and duplicate_control need "
-                                "one; 0 = the whole set for the other synthetic settings")
-        synthetic = st.selectbox("Synthetic set", [NO_SET, *_synthetic_names()],
-                                 key="launch_synthetic")
-        seeds = st.text_input("Seeds", value="0", key="launch_seeds", max_chars=200,
-                              help="e.g. `0`, `0 1 2` or `0-4`: one run per seed")
-        profile = st.selectbox("Profile", launch.PROFILE_CHOICES, key="launch_profile",
-                               help="; ".join(f"{name} = {text}" for name, text
-                                              in PROFILE_HELP.items()))
-        submitted = st.form_submit_button("Queue", type="primary", width="stretch")
-    if submitted:
-        _submit(db, other.strip() or arch, init, setting, ratio,
-                None if synthetic == NO_SET else synthetic, seeds, profile)
+    """The launch form. A fragment, not an st.form: a change reruns the form alone, so the
+    estimate below it follows the chosen cell before anything is queued."""
+    st.markdown("**Train a cell**")
+    arch = st.selectbox("Architecture", launch.ARCH_CHOICES, key="launch_arch")
+    other = st.text_input("…or any timm model", key="launch_arch_other",
+                          placeholder="e.g. efficientnet_b0", max_chars=80)
+    init = st.selectbox("Initialisation", INITS, key="launch_init")
+    setting = st.selectbox("Setting", list(SETTINGS), key="launch_setting",
+                           help="; ".join(f"{k}: {v.description}" for k, v in SETTINGS.items()))
+    ratio = st.number_input("Ratio synthetic : real", min_value=0.0,
+                            max_value=launch.MAX_RATIO, value=1.0, step=0.5,
+                            key="launch_ratio", help="augment and duplicate_control need "
+                            "one; 0 = the whole set for the other synthetic settings")
+    synthetic = st.selectbox("Synthetic set", [NO_SET, *_synthetic_names()],
+                             key="launch_synthetic")
+    seeds = st.text_input("Seeds", value="0", key="launch_seeds", max_chars=200,
+                          help="e.g. `0`, `0 1 2` or `0-4`: one run per seed")
+    profile = st.selectbox("Profile", launch.PROFILE_CHOICES, key="launch_profile",
+                           index=launch.PROFILE_CHOICES.index(launch.DEFAULT_PROFILE),
+                           format_func=lambda p: launch.PROFILE_LABELS.get(p, p),
+                           help="; ".join(f"{name} = {text}" for name, text
+                                          in PROFILE_HELP.items()))
+    values = (other.strip() or arch, init, setting, ratio,
+              None if synthetic == NO_SET else synthetic, seeds, profile)
+    estimate_line(db, *values)
+    if st.button("Queue", type="primary", width="stretch", key="launch_queue"):
+        _submit(db, *values)
+
+
+def estimate_line(db: str, arch: str, init: str, setting: str, ratio: float,
+                  synthetic: str | None, seeds: str, profile: str) -> None:
+    """The chosen cell's estimated time on this machine, or a button that measures the arch
+    here when no run of it was trained here yet."""
+    try:
+        done = readers.estimate(db, arch, setting, ratio, synthetic, profile)
+    except SynthmedError as exc:
+        st.caption(f"No time estimate: {exc}")
+        return
+    if done is None:
+        st.caption(f"No {arch} run was trained here yet, so its time here is unknown.")
+        if st.button(f"Measure {arch} here (a short run)", key="launch_measure"):
+            with st.spinner(f"Timing a few {arch} training batches..."):
+                try:
+                    readers.measure_speed(arch, profile)
+                except SynthmedError as exc:
+                    st.caption(f"Could not measure: {exc}")
+                    return
+            st.rerun(scope="fragment")
+        return
+    try:
+        n = len(launch.parse_seeds(seeds))
+    except SynthmedError:
+        n = 1
+    total = f" ({n} runs: {estimate.duration_text(n * done.seconds)} one after another)" \
+        if n > 1 else ""
+    st.caption(f"About **{estimate.duration_text(done.seconds)}** a run here{total}, from "
+               f"{done.speed.source}.")
 
 
 def _submit(db: str, *values) -> None:
@@ -55,7 +92,7 @@ def _submit(db: str, *values) -> None:
         request = launch.build_request(*values)
         done = launch.launch(request, readers.store(db))
     except SynthmedError as exc:
-        st.error(f"Nothing queued: {exc}")
+        st.error(f"Nothing queued: {md_literal(exc)}")
         return
     if done.ids:
         st.success(done.message)
@@ -70,7 +107,7 @@ def live_jobs(db: str) -> None:
     try:
         table = readers.jobs(db)
     except SynthmedError as exc:
-        st.caption(f"Jobs cannot be read right now: {exc}")
+        st.caption(f"Jobs cannot be read right now: {md_literal(exc)}")
         return
     active = table[table["status"].isin(jobs.ACTIVE)]
     ids = set(active["id"].tolist())

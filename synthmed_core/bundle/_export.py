@@ -30,6 +30,10 @@ def export_bundle(store: Store, out: Path, *, profile: str | None = None,
     manifest; ``with_weights`` (run ids or unique prefixes, among those runs) adds their
     weights (``_weights.export_weights``). BundleError when no run matches."""
     out = Path(out)
+    from ._checks import NAME
+    if not NAME.fullmatch(name or out.name):
+        raise BundleError(f"bundle name {name or out.name!r} is not valid: use 1-64 letters, "
+                          "digits, '.', '_' or '-', not starting with '.' or '-' (--name NAME)")
     ids = store.finished_run_rows(profile, archs, synthetic, _full_ids(store, run_ids))
     if not ids:
         raise BundleError("no finished run matches the filters given; nothing to export "

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from .. import catalog
 from . import options as c
-
-DEFAULT_ARCHS = ("resnet50", "deit_tiny")
-
 
 def register(sub) -> None:
     p = sub.add_parser("cam-bench", help="CAM latency per image on the CPU, per arch and method",
@@ -16,7 +14,7 @@ def register(sub) -> None:
                                    "--repeats, after one warm-up) for models built at a "
                                    "profile's input size. Weights are random: the cost of a CAM "
                                    "does not depend on their values.")
-    p.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS))
+    p.add_argument("--arch", nargs="+", default=list(catalog.STUDY_ARCHS))
     c.add_profile_name(p, "quick", "its input size is used")
     p.add_argument("--input-size", type=int, help="override the profile's input size")
     p.add_argument("--methods", nargs="+", help="default: every method of the registry")

@@ -208,7 +208,7 @@ def library_cam_ms(model: nn.Module, image: np.ndarray, method: str = "GradCAM",
     return statistics.median(times)
 
 
-def cam_bench(archs: tuple[str, ...] = ("resnet50", "deit_tiny"), input_size: int = 28,
+def cam_bench(archs: tuple[str, ...] = catalog.STUDY_ARCHS, input_size: int = 28,
               methods: tuple[str, ...] | None = None, n: int = 5, seed: int = 0
               ) -> list[dict]:
     """CAM latency per image on this machine's CPU for each arch and method: models built by

@@ -25,7 +25,8 @@ from ..analysis import seeds
 from ..analysis.corrections import DEFAULT_CORRECTION, adjust_p
 from ..analysis.evidence import ONE_SEED
 from ..analysis.metrics import paired_accuracy_test
-from ..grid import INITS, SETTINGS, reference_rows
+from ..catalog import INITS, SETTINGS
+from ..grid import reference_rows
 from ..store import CELL_KEYS, Store
 from ..synth.copies import GRID_FLAG, sets_with_test_copies
 
@@ -34,7 +35,9 @@ ALPHA = 0.05
 ONE_SEED_TEST = f"{ONE_SEED} (exact McNemar)"  # the grid's mark with one matched seed
 COLUMNS = [*CELL_KEYS, "recipe_label", "row", "cell", "mean", "std", "lo", "hi", "n", "runs",
            "paired_seeds", "wins", "losses", "diff", "diff_lo", "diff_hi", "test", "p_value",
-           "p_adjusted", "significant", "direction", "image_p", "study", "test_copies"]
+           "p_adjusted", "significant", "direction", "image_p", "study", "test_copies",
+           "vs_base", "note"]
+BASE_KEYS = ("arch", "init", "profile", "recipe")  # a cell's base: same arch, init and recipe
 
 
 def _missing(x: object) -> bool:
@@ -139,7 +142,8 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
     ``with_study_only`` adds, for accuracy, the study's cells nobody has run (n = 0).
     ``test_copies`` counts the copies of real test images in the cell's synthetic set; the row
     label of such a cell ends in ``copies.GRID_FLAG``: its runs saw the images they are
-    scored on."""
+    scored on. ``note`` says why a cell is not compared with its base though it has one
+    (e.g. its runs were scored on test sets of different sizes), else None."""
     if metric not in METRICS:
         from ..errors import SpecError
         raise SpecError(f"unknown metric {metric!r}; choose one of {list(METRICS)}")
@@ -167,7 +171,20 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
                  for r in records]
     df["cell"] = [cell_name(r) for r in records]
     _flag_test_copies(df, sets)
+    df["vs_base"] = vs_base(df)
     return _ordered(df)
+
+
+def vs_base(df: pd.DataFrame) -> np.ndarray:
+    """Each cell's mean minus the mean of its base (same arch, init and recipe): 0 for base
+    itself, NaN where that base has no run. What a reader compares, so the grid can colour
+    by it."""
+    keys = list(BASE_KEYS)
+    base = (df.loc[(df["setting"] == "base") & (df["n"].fillna(0) > 0), [*keys, "mean"]]
+            .drop_duplicates(keys).rename(columns={"mean": "base_mean"}))
+    base = base[base[keys].notna().all(axis=1)]
+    means = df[keys].merge(base, on=keys, how="left")["base_mean"]
+    return df["mean"].astype("float64").to_numpy() - means.astype("float64").to_numpy()
 
 
 def _flag_test_copies(df: pd.DataFrame, sets: pd.DataFrame) -> None:
@@ -221,6 +238,14 @@ def grid_csv(cells: pd.DataFrame, metric: str) -> str:
     return cells.assign(metric=metric).to_csv(index=False)
 
 
+def notes(cells: pd.DataFrame) -> list[str]:
+    """One line per cell with a ``note`` (e.g. not compared with its base: why)."""
+    if "note" not in cells:
+        return []
+    return [f"{cell}: {note}" for cell, note in zip(cells["cell"], cells["note"])
+            if isinstance(note, str)]
+
+
 def cell_names(cells: pd.DataFrame) -> list[str]:
     """Names of the cells that have runs, in grid order (what a cell picker offers)."""
     return cells.loc[cells["runs"] > 0, "cell"].tolist()
@@ -229,6 +254,17 @@ def cell_names(cells: pd.DataFrame) -> list[str]:
 def archs(cells: pd.DataFrame) -> list[str]:
     """The archs of a grid table, one panel each, in order."""
     return list(dict.fromkeys(cells["arch"]))
+
+
+def archs_by_seeds(cells: pd.DataFrame) -> list[str]:
+    """The archs of a grid table, the most complete evidence first: by the mean number of
+    seeds per cell that ran, then by the number of runs (ties keep grid order). Cells only
+    the study ran count for nothing. A headline shows the first one above the others."""
+    ran = cells[cells["n"].fillna(0) > 0]
+    seeds = ran.groupby("arch", sort=False)["n"].agg(["mean", "sum"])
+    order = archs(cells)
+    return sorted(order, key=lambda a: (-seeds["mean"].get(a, 0.0), -seeds["sum"].get(a, 0.0),
+                                        order.index(a)))
 
 
 def cell_keys(cells: pd.DataFrame, name: str) -> dict | None:

@@ -275,6 +275,18 @@ class RunsMixin(SnapshotMixin):
             return con.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch",
                                [run_id]).df()
 
+    def local_epoch_times(self) -> pd.DataFrame:
+        """Per phase of each finished run trained on this machine: run_id, spec_json, phase,
+        epochs (rows stored) and seconds (their sum): what a job's time estimate reads."""
+        with self._connect() as con:
+            return con.execute(
+                """SELECT r.run_id, r.spec_json, e.phase, count(*) AS epochs,
+                          sum(e.seconds) AS seconds
+                   FROM runs r JOIN epochs e ON e.run_id = r.run_id
+                   WHERE r.status = ? AND r.origin = ? AND e.seconds IS NOT NULL
+                   GROUP BY r.run_id, r.spec_json, e.phase ORDER BY r.run_id, e.phase""",
+                ["finished", LOCAL_ORIGIN]).df()
+
     def predictions(self, run_ids: list[str], split: str = "test") -> pd.DataFrame:
         """Per-image predictions (run_id, idx, label, prob) of the runs, ordered by run_id then
         idx (= the image's row in the official split)."""
