@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from browser_helpers import REPO_ROOT, assert_no_exception, open_page, shot
+from browser_helpers import (REPO_ROOT, SHARED_DATA, app_env, assert_no_exception, open_page,
+                             running_app, shot)
 
 IMAGES = '[data-testid="stImage"]'
 SLOW_MS = 240_000  # the first visit imports the shipped bundles, loads torch and the model
@@ -28,6 +29,20 @@ def explorer_data(tmp_path_factory):
             os.environ.pop("SYNTHMED_SHIPPED", None)
         else:
             os.environ["SYNTHMED_SHIPPED"] = before
+
+
+@pytest.fixture(scope="module")
+def app_server(browser, explorer_data):
+    """Overrides conftest's: the server imports every shipped bundle before it listens, which
+    on a loaded 2-core box takes longer than conftest's start timeout."""
+    root = explorer_data["root"]
+    try:
+        with running_app(app_env(root, SHARED_DATA), root.parent / "streamlit.log",
+                         start_timeout_s=SLOW_MS / 1000) as server:
+            server.data = explorer_data
+            yield server
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 def test_gradcam_opens_on_the_shipped_model_with_faithfulness_figures(page, app_server):
