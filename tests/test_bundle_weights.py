@@ -25,14 +25,14 @@ from conftest import SHARED_DATA
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, str]:
-    """A resnet18 smoke run trained here (1 epoch, 128 images: seconds) and exported with its
+    """A resnet18 smoke run trained here (3 epochs of 128 images: seconds) and exported with its
     weights: (bundle folder, run id)."""
     root = tmp_path_factory.mktemp("trainer")
     with pytest.MonkeyPatch.context() as mp:
         for key, value in {"SYNTHMED_DATA": str(root), "SYNTHMED_MEDMNIST_ROOT": str(SHARED_DATA),
                            "SYNTHMED_OFFLINE": "1", "SYNTHMED_SHIPPED": "none"}.items():
             mp.setenv(key, value)
-        assert cli(["train", "--arch", "resnet18", "--profile", "smoke", "--epochs", "1",
+        assert cli(["train", "--arch", "resnet18", "--profile", "smoke", "--epochs", "3",
                     "--train-limit", "128", "--no-progress"]) == 0
         store = Store()
         run_id = store.runs("finished")["run_id"].iloc[0]
