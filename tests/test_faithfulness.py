@@ -7,20 +7,17 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 
 from synthmed_core.data.real import load_real
 from synthmed_core.explain import faithfulness as fa
 from synthmed_core.explain.cams import cam_overlays
-from synthmed_core.training.models import build_model
+
+from explain_helpers import seeded_resnet18
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    m = build_model("resnet18", "scratch", 28).eval()
-    m.synthmed["data_size"] = 28
-    return m
+    return seeded_resnet18()
 
 
 @pytest.fixture
