@@ -216,3 +216,16 @@ def test_results_list_prints_the_repository_weights_total(trained, elsewhere, mo
     assert cli(["results", "list"]) == 0
     size = weights_path(trained[0]).stat().st_size
     assert f"{size / 1e6:.1f} MB in 1 files (budget 70 MB)" in capsys.readouterr().out
+
+
+def test_cam_bench_times_a_shipped_model_beside_the_bare_library_call(trained, elsewhere, capsys,
+                                                                      one_thread):
+    import_bundle(elsewhere, trained[0], shipped=True)
+    assert cli(["cam-bench", "--run", trained[1][:8], "--methods", "GradCAM",
+                "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "the runs' own weights" in lines[0]
+    row = lines[2].split()
+    assert row[:6] == ["resnet18", "28px", trained[1][:8], "layer2", "(4x4)", "GradCAM"]
+    ours, library, ratio = map(float, row[6:9])
+    assert ours > 0 and library > 0 and ratio == pytest.approx(ours / library, abs=0.01)
