@@ -47,7 +47,7 @@ def app_server(browser, explorer_data):
 
 
 def test_gradcam_opens_on_the_shipped_model_with_faithfulness_figures(page, app_server):
-    page.goto(f"{app_server.url}/gradcam", wait_until="domcontentloaded")
+    page.goto(f"{app_server.url}/gradcam", wait_until="domcontentloaded", timeout=SLOW_MS)
     page.get_by_role("heading", name="Grad-CAM").first.wait_for(timeout=SLOW_MS)
     captions = page.locator('[data-testid="stImageCaption"]').filter(has_text="map-kept change")
     captions.nth(5).wait_for(timeout=SLOW_MS)  # 6 maps: 2 real, 2 synthetic, 2 sources
@@ -64,7 +64,7 @@ def test_gradcam_opens_on_the_shipped_model_with_faithfulness_figures(page, app_
 
 def test_predict_opens_with_the_shipped_model_predicting_the_preselected_image(page,
                                                                                app_server):
-    page.goto(f"{app_server.url}/predict", wait_until="domcontentloaded")
+    page.goto(f"{app_server.url}/predict", wait_until="domcontentloaded", timeout=SLOW_MS)
     page.get_by_role("heading", name="Predict").first.wait_for(timeout=SLOW_MS)
     page.locator('[data-testid="stMarkdownContainer"]').filter(
         has_text="at its val threshold").first.wait_for(timeout=SLOW_MS)
