@@ -113,6 +113,8 @@ def main() -> int:
 
         open_page(page, app.url, "predict", timeout_ms=120_000)
         page.get_by_role("heading", name="Predict").first.wait_for()
+        page.get_by_text("Upload a file", exact=True).click()  # it opens on a test image
+        page.locator(UPLOAD).wait_for(state="attached", timeout=60_000)
         page.locator(UPLOAD).set_input_files({"name": "chest.dcm", "mimeType": "application/dicom",
                                               "buffer": dicom_of_a_test_image(medmnist)})
         prob = page.locator('[data-testid="stMetric"]').filter(has_text="P(pneumonia)").first

@@ -46,3 +46,12 @@ def flatten_layer2(model: nn.Module) -> None:
     with torch.no_grad():
         for p in model.layer2.parameters():
             p.zero_()
+
+
+def seeded_resnet18() -> nn.Module:
+    """A resnet18 at 28 px with seeded random weights, in eval mode, as a run's model (data
+    size 28)."""
+    torch.manual_seed(0)
+    model = build_model("resnet18", "scratch", 28).eval()
+    model.synthmed["data_size"] = 28
+    return model

@@ -6,10 +6,21 @@ from __future__ import annotations
 
 import shutil
 
+from streamlit.testing.v1 import AppTest
+
 from synthmed_core.store import Store
 
-from test_app_images import captions, explorer, open_page  # noqa: F401 - fixture
+from test_app_images import APP, captions, explorer  # noqa: F401 - fixture
 from test_bundle_weights import trained  # noqa: F401 - fixture
+
+
+def open_page(page: str) -> AppTest:
+    """As test_app_images.open_page, with room for the CAMs and faithfulness figures of every
+    model, which the page computes on its first run (minutes on a loaded 2-core box)."""
+    at = AppTest.from_file(APP, default_timeout=500).run()
+    at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
 
 
 def test_gradcam_opens_on_every_model_real_and_synthetic_with_faithfulness(explorer):

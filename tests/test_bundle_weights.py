@@ -25,14 +25,14 @@ from conftest import SHARED_DATA
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, str]:
-    """A resnet18 smoke run trained here (1 epoch, 128 images: seconds) and exported with its
+    """A resnet18 smoke run trained here (3 epochs of 128 images: seconds) and exported with its
     weights: (bundle folder, run id)."""
     root = tmp_path_factory.mktemp("trainer")
     with pytest.MonkeyPatch.context() as mp:
         for key, value in {"SYNTHMED_DATA": str(root), "SYNTHMED_MEDMNIST_ROOT": str(SHARED_DATA),
                            "SYNTHMED_OFFLINE": "1", "SYNTHMED_SHIPPED": "none"}.items():
             mp.setenv(key, value)
-        assert cli(["train", "--arch", "resnet18", "--profile", "smoke", "--epochs", "1",
+        assert cli(["train", "--arch", "resnet18", "--profile", "smoke", "--epochs", "3",
                     "--train-limit", "128", "--no-progress"]) == 0
         store = Store()
         run_id = store.runs("finished")["run_id"].iloc[0]
@@ -105,6 +105,7 @@ def test_export_writes_float16_safetensors_named_by_run_and_content_hash(trained
     assert entry["input_size"] == 28 and entry["num_classes"] == 2
     assert entry["fidelity"]["accuracy_diff_images"] <= 1
     assert entry["fidelity"]["max_abs_dp"] < 0.01  # float16 of a float32 model
+    assert 0.0 <= entry["val_threshold"] <= 1.0  # its record's, for Predict
 
 
 def test_re_exporting_writes_the_same_file_and_no_second_copy(trained, monkeypatch,
@@ -215,3 +216,16 @@ def test_results_list_prints_the_repository_weights_total(trained, elsewhere, mo
     assert cli(["results", "list"]) == 0
     size = weights_path(trained[0]).stat().st_size
     assert f"{size / 1e6:.1f} MB in 1 files (budget 70 MB)" in capsys.readouterr().out
+
+
+def test_cam_bench_times_a_shipped_model_beside_the_bare_library_call(trained, elsewhere, capsys,
+                                                                      one_thread):
+    import_bundle(elsewhere, trained[0], shipped=True)
+    assert cli(["cam-bench", "--run", trained[1][:8], "--methods", "GradCAM",
+                "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "the runs' own weights" in lines[0]
+    row = lines[2].split()
+    assert row[:6] == ["resnet18", "28px", trained[1][:8], "layer2", "(4x4)", "GradCAM"]
+    ours, library, ratio = map(float, row[6:9])
+    assert ours > 0 and library > 0 and ratio == pytest.approx(ours / library, abs=0.01)

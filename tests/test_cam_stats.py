@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from synthmed_core.data.real import load_real
 from synthmed_core.errors import SpecError
 from synthmed_core.explain import stats as cs
-from synthmed_core.training.models import build_model
+
+from explain_helpers import seeded_resnet18
 
 
 def test_top_overlap_is_the_shared_share_of_the_top_pixels():
@@ -31,10 +31,7 @@ def test_class_rows_are_the_first_n_of_the_class_and_a_bad_class_is_refused():
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    m = build_model("resnet18", "scratch", 28).eval()
-    m.synthmed["data_size"] = 28
-    return m
+    return seeded_resnet18()
 
 
 def test_a_run_agrees_with_itself_on_every_image(model, shared_medmnist, one_thread):

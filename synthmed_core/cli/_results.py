@@ -115,11 +115,14 @@ def cmd_list(a: argparse.Namespace) -> int:
           if not origins.empty else "no finished runs")
     for r in refused_shipped(store):
         print(plain(f"shipped bundle {r['name']} ({r['path']}) skipped: {r['reason']}"))
+    from .. import paths
     from ..bundle import weights_total
     from ..bundle._weights import MAX_BUNDLE_BYTES
-    size, n = weights_total()
-    print(f"\nmodel weights in the repository's results/: {size / 1e6:.1f} MB in {n} files "
-          f"(budget {MAX_BUNDLE_BYTES / 1e6:.0f} MB)")
+    folder = paths.shipped_results_dir() or paths.REPO_ROOT / "results"
+    size, n = weights_total(folder)
+    print(f"\nmodel weights in the shipped results ({folder}): {size / 1e6:.1f} MB in {n} "
+          f"files (budget {MAX_BUNDLE_BYTES / 1e6:.0f} MB"
+          + (", OVER IT)" if size > MAX_BUNDLE_BYTES else ")"))
     return 0
 
 
