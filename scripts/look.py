@@ -23,11 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "browser"))
 
-from browser_helpers import (IDLE, app_env, assert_no_exception, chromium_browser,  # noqa: E402
-                             running_app)
-
-PAGES = ("home", "accuracy_grid", "gallery", "gradcam", "predict", "jobs")
-FIRST_RENDER = '[data-testid="stMain"] h1'  # every page starts with its title
+from browser_helpers import (IDLE, PAGES, app_env, assert_no_exception,  # noqa: E402
+                             chromium_browser, running_app)
+from browser_helpers import TITLE as FIRST_RENDER  # noqa: E402
 
 
 def _server_seconds(log: Path) -> str:

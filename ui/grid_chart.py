@@ -338,6 +338,17 @@ def _spec_cache():
     return st.cache_data(max_entries=64, show_spinner=False)(altair_spec)
 
 
+def warm() -> None:
+    """Import Altair and build one tiny panel, as ``ui.serve`` starts: the first build loads
+    Vega-Lite's schema validator (with the import, 2.5 s on the loaded 2-core box), which the
+    first page with a grid paid otherwise."""
+    cells = pd.DataFrame([{"arch": "a", "init": "scratch", "setting": "base", "row": "base",
+                           "cell": "a/scratch/base", "n": 1, "mean": 0.5, "vs_base": 0.0,
+                           "direction": None, "study": math.nan, "lo": math.nan,
+                           "hi": math.nan, "p_value": math.nan, "significant": False}])
+    altair_spec(cells, "a", "accuracy", False, (0.0, 1.0))
+
+
 RENDERERS = {"altair": _draw_altair, "plotly": _draw_plotly}
 DEFAULT_RENDERER = "altair"
 RENDERER_ENV = "SYNTHMED_GRID_CHART"  # plotly | altair: scripts/bench_explorer.py times both
