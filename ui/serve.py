@@ -1,8 +1,9 @@
 """Start the explorer: ``python -m ui.serve [streamlit run options]`` is ``streamlit run app.py``
 with the app's and its pages' modules imported (Altair's chart validator warmed), and the data
-root's store opened, while the server starts, not when the first visitor arrives. Streamlit runs app.py only when a browser connects; its
-imports (pandas, DuckDB, Arrow, the store, the readers and the sidebar: ~0.7 s on the 2-core
-box) and a new data root's first open then delayed every fresh server's first page.
+root's store opened, while the server starts, not when the first visitor arrives. Streamlit
+runs app.py only when a browser connects; its imports (pandas, DuckDB, Arrow, the store, the
+readers and the sidebar: ~0.7 s on the 2-core box) and a new data root's first open then
+delayed every fresh server's first page.
 ``scripts/app.sh`` and the browser tests start the app this way.
 """
 from __future__ import annotations
