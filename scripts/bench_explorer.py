@@ -260,15 +260,23 @@ def bench_browser(data: Path, loads: int, timeout_s: float, renderer: str
         warm_up.close()
         _summary(renderer, "first", [_load(context, server.url, timeout_ms, renderer)])
         cold, warm, nav, bare = [], [], [], []
+        firsts: dict[str, float] = {}
         if floor:
             _load(context, floor.url, timeout_ms, renderer, path="")  # its server's first run
-        for _ in range(loads):
+            firsts = first_visits(browser, timeout_ms)
+            for name, seconds in firsts.items():
+                print(f"first   {name:14s} title after {seconds:5.2f} s on a fresh server, new "
+                      "root, 1280 px", flush=True)
+        for i in range(loads):
             _clear_caches(context, server.url)
             cold.append(_load(context, server.url, timeout_ms, renderer))
             warm.append(_load(context, server.url, timeout_ms, renderer))
             nav.append(_navigate(context, server.url, timeout_ms, renderer))
             if floor:
                 bare.append(_load(context, floor.url, timeout_ms, renderer, path=""))
+            print(f"load {i + 1}/{loads}: cold {cold[-1]['markers']:.2f} s, warm "
+                  f"{warm[-1]['markers']:.2f} s, nav {nav[-1]['markers']:.2f} s"
+                  + (f", floor {bare[-1]['markers']:.2f} s" if bare else ""), flush=True)
         context.close()
         marks = [r["markers"] for r in nav]
         print(f"browser {renderer:6s} nav   grid rendered median {statistics.median(marks):5.2f} "
@@ -281,10 +289,8 @@ def bench_browser(data: Path, loads: int, timeout_s: float, renderer: str
             extra = warm["markers"] - low["markers"]
             print(f"browser {renderer:6s} floor: a title and one 48-square chart alone, same "
                   f"browser; the grid page's warm load takes {extra:+.2f} s more")
-            firsts = first_visits(browser, timeout_ms)
             for name, seconds in firsts.items():
-                print(f"first   {name:14s} title after {seconds:5.2f} s (floor "
-                      f"{seconds - low['markers']:+.2f} s) on a fresh server, new root, 1280 px")
+                print(f"first   {name:14s} the floor {seconds - low['markers']:+.2f} s")
             print(aims_line(warm["markers"], statistics.median(marks), low["markers"], firsts))
         return cold, warm
 

@@ -144,10 +144,10 @@ def _shows_the_view(page, view: dict[str, str]) -> None:
 
 def test_a_grid_url_with_parameters_reopens_the_same_view(browser, app_server):
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
-    context.set_default_timeout(30_000)
+    context.set_default_timeout(90_000)  # first visits on the loaded 2-core box: up to ~90 s
     try:
         page = context.new_page()
-        open_page(page, app_server.url, "accuracy_grid?profile=smoke")
+        open_page(page, app_server.url, "accuracy_grid?profile=smoke", timeout_ms=180_000)
         square = panel_markers(page, "resnet50").first
         square.wait_for(state="visible")
         click_square(page, square)  # a click puts the cell in the URL
@@ -160,11 +160,11 @@ def test_a_grid_url_with_parameters_reopens_the_same_view(browser, app_server):
         view = {"metric": "auroc", "profile": "smoke", "study": "0", "alpha": "0.01",
                 "correction": "bh", "colour": "vs_base", "cell": name}
         shared = context.new_page()  # the link opened in a new tab: a new session
-        open_page(shared, app_server.url, "accuracy_grid?" + urlencode(view))
+        open_page(shared, app_server.url, "accuracy_grid?" + urlencode(view), timeout_ms=180_000)
         _shows_the_view(shared, view)
         shot(shared, "accuracy-grid-from-url")
         shared.reload(wait_until="domcontentloaded")  # and reloaded
-        shared.wait_for_selector(IDLE, state="attached")
+        shared.wait_for_selector(IDLE, state="attached", timeout=180_000)
         _shows_the_view(shared, view)
     finally:
         context.close()
