@@ -50,7 +50,8 @@ def main() -> int:
     env["SYNTHMED_TIMING"] = "1"
     env["SYNTHMED_SHIPPED"] = a.shipped if a.shipped is not None else str(REPO / "results")
     a.out.mkdir(parents=True, exist_ok=True)
-    with running_app(env, a.out / "streamlit.log") as app, chromium_browser() as browser:
+    with (running_app(env, a.out / "streamlit.log", start_timeout_s=300) as app,  # loaded box
+          chromium_browser() as browser):
         for width in a.widths:
             page = browser.new_page(viewport={"width": width, "height": 900})
             for name in a.pages:

@@ -185,11 +185,11 @@ def _walk(node):
 def test_gallery_shows_the_images_first_and_the_sets_card_folded_below_them(explorer):
     at = open_page("gallery")
     shown = list(_walk(at.main))
-    first_image = next(i for i, n in enumerate(shown) if n.type == "imgs")
+    first_image = next(i for i, n in enumerate(shown) if n.type == "image")
     card = next(i for i, n in enumerate(shown)
-                if n.type == "expandable" and n.label.startswith("Card of set"))
+                if n.type == "expander" and n.label.startswith("Card of set"))
     assert first_image < card
-    assert not shown[card].proto.expandable.expanded
+    assert not shown[card].proto.expanded
 
 
 def test_gallery_pages_forward_and_filters_by_class(explorer):
