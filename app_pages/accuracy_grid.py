@@ -12,6 +12,7 @@ from synthmed_core.analysis.corrections import CORRECTIONS
 from synthmed_core.analysis.evidence import METRICS as CLAIM_METRICS
 from synthmed_core.errors import SynthmedError
 from synthmed_core.explorer import grid_view
+from synthmed_core.text import md_literal
 from ui import cell_view, grid_chart, readers
 from ui.url_state import Param, flag, publish, restore
 
@@ -134,7 +135,7 @@ def claims_section(db: str, profile: str | None, origin: str | None, correction:
         table = readers.claims(db, profile, origin, correction)
         left_out = table.attrs.get("left_out_sets")
         if left_out:
-            st.warning(f"Left out: the runs on {', '.join(left_out)}, whose sets hold copies "
+            st.warning(f"Left out: the runs on {md_literal(', '.join(left_out))}, whose sets hold copies "
                        "of real test images.")
         if table.empty:
             st.info("No claim can be checked yet: each needs both of its cells with matching "
@@ -153,7 +154,7 @@ def main() -> None:
         cells = readers.grid_cells(db, metric, profile, alpha, study and metric == "accuracy",
                                    origin, correction)
     except SynthmedError as exc:
-        st.warning(f"The results database cannot be read right now: {exc}")
+        st.warning(f"The results database cannot be read right now: {md_literal(exc)}")
         return
     if not grid_view.cell_names(cells):
         st.info("No finished runs yet: queue one from the sidebar (profile smoke takes "
@@ -166,6 +167,8 @@ def main() -> None:
     st.caption(LEGEND + (f" p-values adjusted for the {tested} cells tested at once: "
                          f"{CORRECTIONS[correction][0]} (the uncorrected p is in the hover and "
                          "the table)." if tested else ""))
+    for line in grid_view.notes(cells):
+        st.caption(f"Note: {md_literal(line)}")
     clicked = panels(cells, metric, study, colour)
     st.download_button("Download the grid (CSV)", grid_view.grid_csv(cells, metric),
                        file_name=f"synthmed-grid-{metric}-{profile}.csv", mime="text/csv",

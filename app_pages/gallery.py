@@ -10,6 +10,7 @@ from synthmed_core.data.real import CLASS_NAMES
 from synthmed_core.errors import SynthmedError
 from synthmed_core.explorer import gallery
 from synthmed_core.synth import copies
+from synthmed_core.text import md_literal
 from ui import images as ux
 from ui import readers
 
@@ -51,13 +52,13 @@ def pager(page: int, n_pages: int) -> None:
 def test_copies_warning(card: dict) -> None:
     n_test = copies.test_copies(card)
     if n_test:
-        st.error(f"Set {card.get('name')} holds {n_test} copies of real TEST images: runs on it "
+        st.error(f"Set {md_literal(card.get('name'))} holds {n_test} copies of real TEST images: runs on it "
                  "are flagged in the accuracy grid and left out of the claims.")
 
 
 def card_section(card: dict) -> None:
     """The set's card (how it was made, quality figures), folded: the images come first."""
-    with st.expander(f"Card of set {card.get('name')} (how it was made, quality)"):
+    with st.expander(f"Card of set {md_literal(card.get('name'))} (how it was made, quality)"):
         st.dataframe([{"field": k, "value": str(v)} for k, v in gallery.card_facts(card).items()],
                      hide_index=True)
         rows = gallery.quality_rows(card)
@@ -75,10 +76,10 @@ def pairs_section(name: str, folder: str, split, card: dict, cls: int, size: int
                   train) -> None:
     rows, page, n_pages = gallery.page_rows(split.labels, cls, st.session_state[PAGE_KEY], size)
     st.session_state[PAGE_KEY] = page
-    st.subheader(f"{name}: {CLASS_NAMES[cls]} images beside their nearest real train image")
+    st.subheader(f"{md_literal(name)}: {CLASS_NAMES[cls]} images beside their nearest real train image")
     pager(page, n_pages)
     if len(rows) == 0:
-        st.caption(f"Set {name} has no {CLASS_NAMES[cls]} image.")
+        st.caption(f"Set {md_literal(name)} has no {CLASS_NAMES[cls]} image.")
         return
     found = readers.neighbours(name, folder, card["sha256"], tuple(int(r) for r in rows), space)
     how = "stored by the quality run" if found[0].stored else "computed for this page"
@@ -128,7 +129,7 @@ def main() -> None:
             card_section(card)
         real_section(train, cls, size)
     except SynthmedError as exc:
-        st.error(f"Cannot show the gallery: {exc}")
+        st.error(f"Cannot show the gallery: {md_literal(exc)}")
 
 
 main()

@@ -1,9 +1,10 @@
-"""Grad-CAM: where finished runs look on a real test image and a synthetic image.
+"""Grad-CAM: where finished runs look on real test images and on synthetic images.
 
-Pick one or more finished runs (e.g. the same cell trained in different settings), a real test
-image and optionally a synthetic one, and a CAM method; each run gets a row of overlays with
-its P(pneumonia). The target layer is chosen for the run's input size and named with its map
-size; a map that comes out constant is reported instead of drawn. Logic: synthmed_core.explain.cams.
+It opens on a comparison: every run whose weights are here (the shipped models first) on one
+normal and one pneumonia real test image and on two CycleGAN samples, each beside the real image
+it was translated from. Each map names its layer and map size, and says how faithful it is
+(ROAD combined, the confidence change with only the map's region kept); a map that comes out
+constant is reported instead of drawn. Logic: synthmed_core.explain (cams, faithfulness, stats).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from synthmed_core.data.real import CLASS_NAMES
 from synthmed_core.errors import SynthmedError
 from synthmed_core.explain.overlays import panel_png
 from synthmed_core.explorer import gallery
+from synthmed_core.text import md_literal
 from ui import images as ux
 from ui import readers
 from ui.launch import parse_numbers
@@ -23,11 +25,24 @@ INTRO = ("Class activation maps (pytorch-grad-cam) of the class each run predict
          "names the layer it was taken from and that layer's map size: at 28 px a ResNet's last "
          "stage is 1x1, so a shallower layer with a map of at least 4x4 is used. Choose several "
          "runs to compare models trained in different settings on the same image.")
+FAITHFULNESS = (
+    "**Are the maps evidence?** Under each map: **ROAD** (pytorch-grad-cam's ROAD combined): "
+    "the change in the explained class's probability when the pixels the map ranks lowest are "
+    "removed, minus the change when those it ranks highest are removed, halved and averaged "
+    "over 20-80% removed. Above 0: what the map highlights matters more to the model than the "
+    "rest; about 0: no better than any other ranking. **Map-kept change** "
+    "(CamMultImageConfidenceChange): the probability change when the image is multiplied by "
+    "its map; near 0 or above: the highlighted region alone carries the decision. Limits at "
+    "28 px: a 4x4 map ranks 16 blocks, not pixels; removed blocks are filled in from a few "
+    "neighbours (a large part of a lung at this size); the model never saw such images, so "
+    "part of any drop is the change itself. Compare images, models and real vs synthetic here, "
+    "not with figures published at 224 px; docs/models.md says more.")
+MAX_RUNS = 4  # preselected: the shipped models and the newest local runs
 
 
 def pick_runs(db: str) -> list[str]:
-    return ux.pick_runs(db, "cam_runs", 1, "No finished run in the store yet: train one "
-                        "(profile `smoke` takes seconds), then come back.")
+    return ux.pick_runs(db, "cam_runs", MAX_RUNS, "No finished run in the store yet: train "
+                        "one (profile `smoke` takes seconds), then come back.")
 
 
 MAX_IMAGES = 6  # columns per side of the runs x images panel
@@ -37,7 +52,8 @@ def pick_real() -> list[tuple[str, object]]:
     """The real test images chosen (each run sees them at its own data size)."""
     test = readers.real_split("test")
     rows = parse_numbers(st.text_input(f"Real test images (rows 0-{len(test.labels) - 1}, e.g. "
-                                       "`7 12 40`)", "0", key="cam_test_rows"),
+                                       "`7 12 40`)", ux.one_per_class(test.labels),
+                                       key="cam_test_rows"),
                          "test image row", len(test.labels) - 1, MAX_IMAGES)
     return [(f"real test #{i} ({ux.class_caption(test.labels[i])})", readers.RealImage("test", i))
             for i in rows]
@@ -48,13 +64,13 @@ def pick_synthetic(db: str) -> list[tuple[str, object]]:
     image a CycleGAN translated it from, or its nearest real train image."""
     sets = readers.local_synthetic_sets(db)
     names = ["(none)", *sets["name"]]
-    name = st.selectbox("Synthetic set", names, index=min(1, len(names) - 1), key="cam_set")
+    name = st.selectbox("Synthetic set", names, index=ux.preferred_set(names), key="cam_set")
     if name == "(none)":
         return []
     row = sets[sets["name"] == name].iloc[0]
     split, card = readers.synthetic_set(name, row["path"])
     rows = parse_numbers(st.text_input(f"Synthetic images (rows 0-{len(split.labels) - 1})",
-                                       "0", key="cam_synth_rows"),
+                                       ux.one_per_class(split.labels), key="cam_synth_rows"),
                          "synthetic image row", len(split.labels) - 1, MAX_IMAGES)
     partner = st.checkbox("each with its real partner", value=True, key="cam_partner",
                           help="a CycleGAN image beside the real train image it was translated "
@@ -77,11 +93,17 @@ def show_run(db: str, run_id: str, label: str, images: list[tuple[str, object]],
         results = readers.cams(db, run_id, readers.finished_at(db, run_id), method, target,
                                tuple(img for _, img in images))
     except SynthmedError as exc:
-        st.error(f"No CAM for this run: {exc}")
+        st.error(f"No CAM for this run: {md_literal(exc)}")
         return None
-    for col, (title, _), result in zip(st.columns(len(images)), images, results):
+    try:
+        scores = readers.cam_faithfulness(db, run_id, readers.finished_at(db, run_id), method,
+                                          target, tuple(img for _, img in images))
+    except SynthmedError as exc:
+        st.warning(f"No faithfulness figures for this run: {exc}")
+        scores = [None] * len(results)
+    for col, (title, _), result, score in zip(st.columns(len(images)), images, results, scores):
         with col:
-            ux.show_cam(result, title, opacity)
+            ux.show_cam(result, title, opacity, scores=score)
     return results
 
 
@@ -100,10 +122,15 @@ def main() -> None:
         with third:
             images += pick_synthetic(db)
     except SynthmedError as exc:
-        st.error(f"Cannot read the images or runs: {exc}")
+        st.error(f"Cannot read the images or runs: {md_literal(exc)}")
         return
     if not run_ids:
         return
+    note = ux.synthetic_model_note(db)
+    if note:
+        st.caption(note)
+    with st.expander("What the faithfulness figures under each map mean"):
+        st.markdown(FAITHFULNESS)
     opacity = ux.opacity_slider("cam_opacity")
     runs = readers.finished_runs(db).set_index("run_id")
     panel = []
@@ -122,7 +149,7 @@ def main() -> None:
 def many_images(db: str, run_ids: list[str], method: str, target: str) -> None:
     """Over many images: the first run's mean map on real vs synthetic images of a class, and
     (with two runs) how far their maps agree on the same real images."""
-    with st.expander("Over many images: mean maps, and two runs' agreement"):
+    with st.expander("Over many images: mean maps, faithfulness, and two runs' agreement"):
         sets = readers.local_synthetic_sets(db)
         if sets.empty:
             st.caption("Needs a synthetic set on this machine.")
@@ -133,7 +160,8 @@ def many_images(db: str, run_ids: list[str], method: str, target: str) -> None:
         n = right.slider("Images per side", 8, 128, 32, 8, key="cam_many_n")
         if not st.button("Compute", key="cam_many_go"):
             st.caption("Uses the first run picked above (and the second, for agreement), the "
-                       "same method and class; the first N images of the class on each side.")
+                       "same method and class; the first N images of the class on each side. "
+                       "Faithfulness costs about 0.5 s per image and run on a 2-core CPU.")
             return
         folder = sets.loc[sets["name"] == name, "path"].iloc[0]
         ids = tuple(run_ids[:2])
@@ -142,7 +170,7 @@ def many_images(db: str, run_ids: list[str], method: str, target: str) -> None:
             res = readers.cam_summary(db, ids, versions, name, folder, CLASS_NAMES.index(cls), n,
                                       method, target)
         except SynthmedError as exc:
-            st.error(f"Cannot compute: {exc}")
+            st.error(f"Cannot compute: {md_literal(exc)}")
             return
         m = res["means"]
         st.image(res["png"], caption=f"mean {method} map of {ids[0][:8]} on {m.n_real} real "
@@ -150,6 +178,10 @@ def many_images(db: str, run_ids: list[str], method: str, target: str) -> None:
         st.markdown(f"Spearman correlation of the two mean maps: **{m.rho:.3f}** [95% "
                     f"{m.rho_lo:.3f}, {m.rho_hi:.3f}] (bootstrap over images; {m.left_out} "
                     "constant maps left out)")
+        for run_id, lines in res["faithfulness"].items():
+            st.markdown(f"Faithfulness of {run_id[:8]}'s maps, mean [95% interval] over "
+                        "images (see above for what the scores mean):\n"
+                        + "\n".join(f"- {line}" for line in lines))
         if "agreement" in res:
             s, t = res["agreement"]["spearman"], res["agreement"]["top20"]
             st.markdown(f"Agreement of {ids[0][:8]} and {ids[1][:8]} on the same {s['n']} real "

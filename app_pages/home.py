@@ -13,7 +13,8 @@ from synthmed_core.catalog import METRICS, RUN_STATUSES
 from synthmed_core.errors import SynthmedError
 from synthmed_core.explorer import grid_view, views
 from synthmed_core.explorer.views import LOCAL_ORIGIN
-from ui import grid_chart, readers
+from synthmed_core.text import md_literal
+from ui import grid_chart, launch, readers
 
 FIRST_RUN = ("python -m synthmed_core train --arch resnet18 --init scratch --setting base "
              "--seed 0 --profile smoke")
@@ -60,15 +61,43 @@ def store_section(db: str) -> None:
 
 
 def sources_section(db: str) -> None:
-    """Where the results come from: this machine, and each imported bundle with provenance."""
+    """Where the results come from: this machine, and each imported bundle with provenance
+    (and a button to remove one); shipped bundles that were skipped, and why."""
+    for r in readers.refused_bundles(db):
+        st.warning(f"Shipped results bundle {md_literal(r['name'])} was skipped: "
+                   f"{md_literal(r['reason'])}")
     sources = readers.sources(db)
     if sources.empty or (len(sources) == 1 and sources["origin"].iloc[0] == LOCAL_ORIGIN):
         return
-    st.caption(f"Finished runs by source: {views.sources_line(sources)}. Shipped results were "
+    st.caption(f"Finished runs by source: {md_literal(views.sources_line(sources))}. Shipped results were "
                "measured by the synthmed project and came with this copy; `Reproduce here` in "
                "a cell's detail trains one again on this machine.")
     with st.expander("Results bundles imported (provenance)"):
-        st.dataframe(readers.bundles(db), hide_index=True, placeholder="", key="home_bundles")
+        bundles = readers.bundles(db)
+        st.dataframe(bundles, hide_index=True, placeholder="", key="home_bundles")
+        remove_form(db, bundles)
+
+
+def remove_form(db: str, bundles) -> None:
+    """Undo an import: the bundle's runs, rows and the sets only it brought go."""
+    if bundles.empty:
+        return
+    names = dict(zip(bundles["bundle_id"], bundles["name"]))
+    left, right = st.columns([3, 1])
+    which = left.selectbox("Remove an imported bundle", list(names), key="home_remove_bundle",
+                           format_func=lambda b: f"{names[b]} ({b})",
+                           help="Its runs with every row, the replicate records it added and "
+                                "the synthetic sets only it brought; local runs and other "
+                                "bundles stay. Same as `python -m synthmed_core results "
+                                "remove ID`.")
+    if right.button("Remove", key="home_remove"):
+        try:
+            message = launch.remove_bundle(which, readers.store(db))
+        except SynthmedError as exc:
+            st.error(md_literal(exc))
+            return
+        readers.refresh()
+        st.success(md_literal(message))
 
 
 def headline(db: str) -> None:
@@ -86,6 +115,8 @@ def headline(db: str) -> None:
     with st.container(horizontal=True, wrap=True, gap="medium"):  # wraps when they do not fit
         for arch in others:
             grid_chart.draw(cells, arch, "accuracy", True, scale, key=f"home_grid_{arch}")
+    for line in grid_view.notes(cells):
+        st.caption(f"Note: {md_literal(line)}")
 
 
 def results_section(db: str) -> None:
@@ -155,7 +186,7 @@ def main() -> None:
         synthetic_sets_section(db)
     except SynthmedError as exc:
         # e.g. a writer holding the lock past the timeout: say so, never a traceback
-        st.warning(f"The results database cannot be read right now: {exc}")
+        st.warning(f"The results database cannot be read right now: {md_literal(exc)}")
     st.header("How to start")
     st.markdown(HOW_TO_START)
 

@@ -7,6 +7,7 @@ import streamlit as st
 import jobs
 from synthmed_core.catalog import JOB_STATUSES
 from synthmed_core.errors import SynthmedError
+from synthmed_core.text import md_literal
 from ui import readers
 
 POLL_S = 2.0
@@ -37,7 +38,7 @@ def _act(action, job_id: int, db: str) -> None:
 
 def job_panel(db: str, job: dict) -> None:
     job_id = int(job["id"])
-    st.subheader(f"Job {job_id}: {job['label'] or job['kind']}")
+    st.subheader(f"Job {job_id}: {md_literal(job['label'] or job['kind'])}")
     st.progress(jobs.progress_fraction(job), text=f"{job['status']} · {jobs.progress_text(job)}")
     if isinstance(job.get("error"), str) and job["error"]:
         st.error(job["error"])
@@ -80,7 +81,7 @@ def main() -> None:
     try:
         queue(db)
     except SynthmedError as exc:
-        st.warning(f"The job queue cannot be read right now: {exc}")
+        st.warning(f"The job queue cannot be read right now: {md_literal(exc)}")
 
 
 main()

@@ -1,5 +1,6 @@
-"""Predict: P(pneumonia) from chosen finished runs for an uploaded image or a test image, each
-with its CAM. Uploads are decoded by synthmed_core.data.uploads (PNG, JPEG, DICOM); a file that
+"""Predict: P(pneumonia) from chosen finished runs for a test image (one is picked when the page
+opens) or an uploaded image, each with its decision at 0.5 and at its val threshold, and its
+CAM. Every run whose weights are here (shipped or trained here) is chosen at first. Uploads are decoded by synthmed_core.data.uploads (PNG, JPEG, DICOM); a file that
 cannot be used gets one clear error and the page keeps working."""
 from __future__ import annotations
 
@@ -10,15 +11,17 @@ import streamlit as st
 from synthmed_core.catalog import CAM_METHODS, CAM_TARGETS
 from synthmed_core.data.uploads import FORMATS, MAX_UPLOAD_BYTES, read_upload
 from synthmed_core.errors import SynthmedError
+from synthmed_core.text import md_literal
 from ui import images as ux
 from ui import readers
 
 if TYPE_CHECKING:
     import numpy as np
 
-SOURCES = ("Upload a file", "A test image")
-INTRO = ("Upload a chest X-ray ({formats}, up to {mb} MB) or pick an image of the real test "
-         "split. It is converted the way MedMNIST images were made (grayscale, centre square, "
+SOURCES = ("A test image", "Upload a file")
+MAX_RUNS = 4  # preselected: every model here, up to this many
+INTRO = ("Pick an image of the real test split or upload a chest X-ray ({formats}, up to {mb} "
+         "MB). It is converted the way MedMNIST images were made (grayscale, centre square, "
          "28x28), then each run resizes it to its own input size as in training. Colour images "
          "are converted to grayscale and 16-bit images scaled by their range; of a multi-frame "
          "file only the first frame is decoded and used. These are research models, not a "
@@ -36,16 +39,16 @@ def image_from_upload(name: str, data: bytes) -> np.ndarray | None:
     try:
         upload = read_upload(name, data)
     except SynthmedError as exc:
-        st.error(f"Cannot use this file: {exc}")
+        st.error(f"Cannot use this file: {md_literal(exc)}")
         return None
     if upload.note:
-        st.info(f"{name}: {upload.note}.")
+        st.info(f"{md_literal(name)}: {md_literal(upload.note)}.")
     return upload.image
 
 
 def pick_image() -> tuple[str, np.ndarray | None]:
     source = st.radio("Image", SOURCES, horizontal=True, key="predict_source")
-    if source == SOURCES[0]:
+    if source == "Upload a file":
         upload = st.file_uploader(f"{FORMATS} file", key="predict_upload")
         if upload is None:
             st.info("Upload an image to see the runs' predictions.")
@@ -59,24 +62,26 @@ def pick_image() -> tuple[str, np.ndarray | None]:
 
 
 def pick_runs(db: str) -> list[str]:
-    return ux.pick_runs(db, "predict_runs", 2, "No finished run in the store yet: train one "
-                        "(profile `smoke` takes seconds).")
+    return ux.pick_runs(db, "predict_runs", MAX_RUNS, "No finished run in the store yet: "
+                        "train one (profile `smoke` takes seconds).")
 
 
 def show_predictions(db: str, run_ids: list[str], title: str, image: np.ndarray,
                      method: str, target: str, opacity: float) -> None:
     st.subheader("Predictions")
     labels = {r["run_id"]: ux.run_label(r) for r in readers.finished_runs(db).to_dict("records")}
+    thresholds = readers.val_thresholds(db)
     for col, run_id in zip(st.columns(max(1, len(run_ids))), run_ids):
         with col:
-            st.markdown(f"**{labels.get(run_id, run_id)}**")
+            st.markdown(f"**{md_literal(labels.get(run_id, run_id))}**")
             try:
                 version = readers.finished_at(db, run_id)
                 result = readers.cams(db, run_id, version, method, target, (image,))[0]
             except SynthmedError as exc:
-                st.error(f"This run cannot predict: {exc}")
+                st.error(f"This run cannot predict: {md_literal(exc)}")
                 continue
             st.metric("P(pneumonia)", f"{result.prob:.3f}")
+            st.markdown(ux.decisions(result.prob, thresholds.get(run_id)))
             ux.show_cam(result, title, opacity)
 
 
@@ -91,7 +96,7 @@ def main() -> None:
         target = right.selectbox("Class explained", list(CAM_TARGETS), key="predict_target")
         title, image = pick_image()
     except SynthmedError as exc:
-        st.error(f"Cannot read the runs or the test images: {exc}")
+        st.error(f"Cannot read the runs or the test images: {md_literal(exc)}")
         return
     if image is None:
         return

@@ -16,14 +16,13 @@ import statistics
 import tempfile
 import time
 
-from synthmed_core import paths
+from synthmed_core import catalog, paths
 from synthmed_core.store import Store
 
 from ._errors import JobError
 from ._procs import start_worker
 from ._submit import submit
 
-_UNFINISHED = ("queued", "running")
 _JOB = ["--profile", "smoke", "--epochs", "1", "--train-limit", "128", "--batch-size", "32",
         "--device", "cpu"]
 
@@ -42,7 +41,7 @@ def _ended(store: Store, job_id: int) -> dict | None:
     """The job when it has ended; JobError when it ended any other way than finished (a bench
     that waited on a failed job's progress would wait forever)."""
     job = store.job(job_id)
-    if job["status"] in _UNFINISHED:
+    if job["status"] in catalog.ACTIVE_JOB_STATUSES:
         return None
     if job["status"] != "finished":  # the log goes with the bench's temporary data root
         raise JobError(f"bench job {job_id} {job['status']}: {job['error'] or 'no error text'}")

@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from synthmed_core.store import JOB_STATUSES, Store
+from synthmed_core.catalog import JOB_STATUSES
+from synthmed_core.store import Store
 
 from ._status import TERMINAL, cancel, get_job, progress_text, retry
 from ._submit import add_submit_options, submit_args

@@ -28,7 +28,7 @@ from ray.util.queue import Queue
 from synthmed_core import grid, paths
 from synthmed_core.store import Store, yield_to_readers
 from synthmed_core.training.events import Event, Finished, Started
-from synthmed_core.training.recorder import StoreRecorder
+from synthmed_core.operations.recorder import StoreRecorder
 
 from . import _queue
 from ._monitor import JobMonitor

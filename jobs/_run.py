@@ -37,7 +37,7 @@ def run_local(a: argparse.Namespace) -> int:
     import torch
     torch.set_num_threads(threads)
     # torch, timm, sklearn: imported once, not per job
-    import synthmed_core.training.runner  # noqa: F401
+    import synthmed_core.operations.train  # noqa: F401
 
     from ._worker import Worker
     yield_to_readers()  # a page's read goes before this worker's next write

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from synthmed_core import catalog
 from synthmed_core.store import Store
 
 from . import _queue
 from ._errors import JobError
 
-TERMINAL = ("finished", "failed", "cancelled")
-ACTIVE = ("queued", "running")
+TERMINAL = catalog.TERMINAL_JOB_STATUSES
+ACTIVE = catalog.ACTIVE_JOB_STATUSES
 
 
 def _known(x) -> bool:

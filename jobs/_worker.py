@@ -1,6 +1,6 @@
 """A worker: claims jobs from the queue one at a time and runs them in this process through
-the kind registry (``train`` goes through ``synthmed_core.training.runner.run_one``, ``generate``
-through ``synthmed_core.synth.generate.generate``), with a JobMonitor beside each. One worker =
+the kind registry (each kind calls its operation in ``synthmed_core.operations``: ``train``
+goes through ``operations.train.train``, ``generate`` through ``operations.synth.generate``), with a JobMonitor beside each. One worker =
 one device. Between jobs it keeps its own heartbeat, requeues jobs whose worker died, and waits
 for the queue's doorbell.
 """

@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from synthmed_core import catalog  # noqa: E402  (names only: no torch, no duckdb)
 CARRY = REPO / ".device"  # what travels: whl/, medmnist/, synthetic/<set>/
 WHEELS = {"duckdb": "duckdb==2.0.1", "medmnist": "medmnist==3.0.2"}  # as requirements.txt
 DEVICE_PYTHON = ["--python-version", "3.12", "--implementation", "cp", "--platform",
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--minutes", type=float, default=8.0, help="stop the workers after this")
     r.add_argument("--poll", type=float, default=10.0, help="seconds between looks")
     r.add_argument("--profile", default="paper")
-    r.add_argument("--arch", nargs="+", default=["resnet50", "deit_tiny"])
+    r.add_argument("--arch", nargs="+", default=list(catalog.STUDY_ARCHS))
     r.add_argument("--init", nargs="+", default=["scratch"])
     r.add_argument("--setting", nargs="+",
                    default=["base", "synthetic_base", "augment", "synthetic_ft"])

@@ -7,7 +7,8 @@ everywhere it is offered. Adding one:
 
 - a metric: an entry in METRICS and its formula in ``metrics.run_metrics``;
 - an architecture: an entry in ARCHS (any timm name also works without one);
-- a generator: a name in GENERATOR_METHODS and its class in ``synth.generators``;
+- a generator: a name in GENERATOR_METHODS and its class in ``synth.generators`` (with a config
+  for each of GENERATOR_PROFILES);
 - a CAM method: an entry in CAM_METHODS (the pytorch-grad-cam class name);
 - a profile, setting or init: ``grid`` (they shape the run specs; re-exported here).
 """
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 
 from .grid import INITS, PROFILE_HELP, PROFILES, SETTINGS
 
-__all__ = ["ARCHS", "ArchInfo", "CAM_METHODS", "CAM_TARGETS", "GENERATOR_METHODS", "INITS",
+__all__ = ["ACTIVE_JOB_STATUSES", "ARCHS", "ArchInfo", "CAM_METHODS", "CAM_TARGETS", "GENERATOR_METHODS", "GENERATOR_PROFILES", "INITS",
            "JOB_STATUSES", "METRICS", "MetricInfo", "PROFILES", "PROFILE_HELP", "RUN_STATUSES",
-           "SETTINGS", "THRESHOLD_METRICS"]
+           "SETTINGS", "STUDY_ARCHS", "TERMINAL_JOB_STATUSES", "THRESHOLD_METRICS"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,14 @@ ARCHS: dict[str, ArchInfo] = {
     "deit_tiny": ArchInfo("deit_tiny", "deit_tiny_patch16_224", "vit"),
 }
 
+# The study's architectures: the default wherever a command covers "the study's archs".
+STUDY_ARCHS = ("resnet50", "deit_tiny")
+
 GENERATOR_METHODS = ("cyclegan", "ddpm")  # our own generators (synth.generators.GENERATORS)
+# The sizes of every generator, domain encoder and quality measurement: the keys of each
+# generator's ``PROFILES``, of ``synth.encoder.ENCODER_PROFILES`` and ``synth.quality.PROFILES``
+# (tests/test_catalog.py checks that they agree). Not the training PROFILES.
+GENERATOR_PROFILES = ("smoke", "quick", "paper")
 
 # CAM methods by display name -> the pytorch-grad-cam class.
 CAM_METHODS: dict[str, str] = {
@@ -76,4 +84,7 @@ CAM_METHODS: dict[str, str] = {
 CAM_TARGETS: dict[str, int | None] = {"predicted": None, "pneumonia": 1, "normal": 0}
 
 RUN_STATUSES = ("running", "finished", "failed", "cancelled")
-JOB_STATUSES = ("queued", "running", "finished", "failed", "cancelled")
+# A job is active (queued or running) until it reaches a terminal status.
+ACTIVE_JOB_STATUSES = ("queued", "running")
+TERMINAL_JOB_STATUSES = ("finished", "failed", "cancelled")
+JOB_STATUSES = ACTIVE_JOB_STATUSES + TERMINAL_JOB_STATUSES

@@ -47,6 +47,12 @@ def synthetic_dir() -> Path:
     return data_root() / "synthetic"
 
 
+def models_dir() -> Path:
+    """Weights that came in bundles (``<run id>-<sha16>.safetensors`` + a JSON sidecar):
+    Grad-CAM and Predict use them for runs not trained here."""
+    return data_root() / "models"
+
+
 def pretrained_dir() -> Path:
     """Our own pretraining checkpoints (init ``chestmnist``)."""
     return data_root() / "pretrained"

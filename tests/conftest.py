@@ -113,3 +113,23 @@ def workers_started(monkeypatch) -> list:
     calls = []
     monkeypatch.setattr(jobs, "ensure_worker", lambda store=None, **kw: calls.append(kw))
     return calls
+
+
+# ---- bundles from strangers (test_bundle_checks, test_bundle_safety, test_bundle_fuzz) -------
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle_template(tmp_path_factory) -> Path:
+    """A genuine tiny bundle (bundle_helpers.make_tiny_bundle), made once per session."""
+    if not (SHARED_DATA / "pneumoniamnist.npz").is_file():
+        pytest.fail(f"shared real data not found at {SHARED_DATA}")
+    from bundle_helpers import make_tiny_bundle
+    base = tmp_path_factory.mktemp("tiny-bundle")
+    return make_tiny_bundle(base / "tiny", base / "source-root", SHARED_DATA)
+
+
+@pytest.fixture
+def tiny_bundle(tiny_bundle_template, real_data, tmp_path) -> Path:
+    """A fresh copy of the tiny bundle to damage, and an empty data root to import into."""
+    import shutil
+    return Path(shutil.copytree(tiny_bundle_template, tmp_path / "bundle"))

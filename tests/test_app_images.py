@@ -21,6 +21,8 @@ from synthmed_core.synth.sets import set_dir, update_card, write_set
 
 from explain_helpers import flatten_layer2, record_model_run
 
+pytestmark = pytest.mark.train
+
 APP = str(REPO_ROOT / "app.py")
 SET = "copies"
 
@@ -118,6 +120,7 @@ def test_predict_gives_the_same_probability_for_an_upload_and_the_test_image(exp
     expected = explain.predict_proba(explorer["resnet_model"], test.images[11])[0]
     at = open_page("predict")
     at.multiselect(key="predict_runs").set_value([explorer["resnet"]])
+    at.radio(key="predict_source").set_value("Upload a file").run()
     at.file_uploader(key="predict_upload").set_value(("xray.png", png(test.images[11]),
                                                       "image/png"))
     at.run()
@@ -132,7 +135,7 @@ def test_predict_gives_the_same_probability_for_an_upload_and_the_test_image(exp
 def test_every_bad_upload_gets_a_clear_error_and_a_good_one_still_works(explorer):
     at = open_page("predict")
     at.multiselect(key="predict_runs").set_value([explorer["resnet"], explorer["deit"]])
-    at.run()
+    at.radio(key="predict_source").set_value("Upload a file").run()
     for kind, (name, make, words) in BAD.items():
         at.file_uploader(key="predict_upload").set_value((name, make(), "application/octet-stream"))
         at.run()
@@ -149,6 +152,7 @@ def test_every_bad_upload_gets_a_clear_error_and_a_good_one_still_works(explorer
 def test_predict_says_that_only_the_first_frame_of_a_multi_frame_dicom_is_used(real_data):
     frames = np.stack([load_real("test").images[k].astype(np.uint16) for k in range(3)])
     at = open_page("predict")
+    at.radio(key="predict_source").set_value("Upload a file").run()
     at.file_uploader(key="predict_upload").set_value(("cine.dcm", dicom_bytes(frames),
                                                       "application/dicom"))
     at.run()
@@ -225,7 +229,7 @@ def test_runs_whose_weights_are_not_here_are_offered_for_reproduction_instead(ex
                                                                              workers_started):
     # e.g. shipped results, or a database copied from a GPU machine without its checkpoints
     Path(explorer["store"].run(explorer["flat"])["checkpoint"]).unlink()
-    for page, key, preselected in (("predict", "predict_runs", 2), ("gradcam", "cam_runs", 1)):
+    for page, key, preselected in (("predict", "predict_runs", 2), ("gradcam", "cam_runs", 2)):
         at = open_page(page)
         picker = at.multiselect(key=key)
         offered = " ".join(picker.options)  # the labels, which end in the run id's first 8

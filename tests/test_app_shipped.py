@@ -17,7 +17,7 @@ BUNDLE = "quick-contrast"
 def shipped(data_root, tmp_path, monkeypatch) -> dict[str, str]:
     """The repository's results/ as a folder with one bundle of 9 runs made elsewhere; the
     app's data root is empty until the app opens it."""
-    names = fill_contrast(Store(tmp_path / "made-elsewhere.duckdb"))
+    names = fill_contrast(Store(tmp_path / "made-elsewhere.duckdb"), real=True)
     export_bundle(Store(tmp_path / "made-elsewhere.duckdb"), tmp_path / "results" / BUNDLE)
     monkeypatch.setenv("SYNTHMED_SHIPPED", str(tmp_path / "results"))
     return names

@@ -20,6 +20,7 @@ def _positive(x) -> bool:
     return isinstance(x, float) and math.isfinite(x) and x > 0
 
 
+@pytest.mark.train
 def test_bench_on_cpu_reports_positive_figures_for_every_column(shared_medmnist, tmp_path,
                                                                  monkeypatch):
     monkeypatch.setenv("SYNTHMED_DATA", str(tmp_path))
@@ -94,6 +95,7 @@ def test_optional_rows_are_skipped_with_a_note_when_their_package_is_missing(mon
     assert ms is None and "pytorch_grad_cam not installed" in note
 
 
+@pytest.mark.train
 def test_bench_runs_without_duckdb_grad_cam_medmnist_diffusers_or_sklearn(tmp_path):
     # A bare GPU machine has torch and timm only: the verb must import and run there.
     blocked = ["duckdb", "pytorch_grad_cam", "medmnist", "diffusers", "sklearn", "scipy",

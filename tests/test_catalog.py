@@ -59,6 +59,7 @@ def test_every_metric_is_in_the_grid_picker_and_reported(metric, tmp_path, monke
 # ---- archs, profiles, generators, CAM methods -------------------------------------------------
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("arch", list(catalog.ARCHS))
 def test_every_arch_builds_and_is_offered_by_the_sidebar(arch):
     from synthmed_core.training.models import build_model, get_arch
@@ -87,6 +88,31 @@ def test_every_generator_method_has_its_class_and_is_offered():
     assert tuple(GENERATORS) == catalog.GENERATOR_METHODS
     assert _choices(build_parser(), ["synth", "generate"], "--method") == list(
         catalog.GENERATOR_METHODS)
+
+
+@pytest.mark.parametrize("method", catalog.GENERATOR_METHODS)
+def test_every_generator_has_a_config_for_each_generator_profile(method):
+    from synthmed_core.synth.generators import GENERATORS, generator_config
+    assert tuple(GENERATORS[method].PROFILES) == catalog.GENERATOR_PROFILES
+    for profile in catalog.GENERATOR_PROFILES:
+        assert generator_config(method, profile).profile == profile
+
+
+def test_the_encoders_and_quality_share_the_generator_profiles_and_are_offered():
+    from synthmed_core.synth import quality
+    from synthmed_core.synth.encoder import ENCODER_PROFILES
+    assert tuple(ENCODER_PROFILES) == catalog.GENERATOR_PROFILES
+    assert tuple(quality.PROFILES) == catalog.GENERATOR_PROFILES
+    for path in (["synth", "generate"], ["synth", "quality"]):
+        assert _choices(build_parser(), path, "--profile") == list(catalog.GENERATOR_PROFILES)
+
+
+def test_active_and_terminal_job_statuses_split_the_job_statuses():
+    import jobs
+    assert set(catalog.ACTIVE_JOB_STATUSES).isdisjoint(catalog.TERMINAL_JOB_STATUSES)
+    assert catalog.ACTIVE_JOB_STATUSES + catalog.TERMINAL_JOB_STATUSES == catalog.JOB_STATUSES
+    assert jobs.ACTIVE is catalog.ACTIVE_JOB_STATUSES
+    assert jobs.TERMINAL is catalog.TERMINAL_JOB_STATUSES
 
 
 def test_every_cam_method_is_a_pytorch_grad_cam_class():

@@ -84,6 +84,7 @@ def test_every_verb_and_sub_verb_has_help(tmp_path):
     assert not (tmp_path / "synthmed.duckdb").exists()  # help touches nothing
 
 
+@pytest.mark.train
 def test_train_then_runs_list_report_and_show_see_it_and_a_rerun_is_skipped(real_data):
     assert "no runs yet" in ok(cli(real_data, "runs", "list"))
     out = ok(cli(real_data, "train", "--arch", "resnet18", "--init", "scratch", "--setting",
@@ -124,6 +125,7 @@ def test_train_then_runs_list_report_and_show_see_it_and_a_rerun_is_skipped(real
     assert list(Store().runs()["run_id"]) == [run_id]
 
 
+@pytest.mark.train
 def test_grid_dry_run_lists_then_trains_two_seeds_and_a_rerun_skips_both(real_data):
     args = ("grid", "--arch", "resnet18", "--init", "scratch", "--setting", "base",
             "--seeds", "0", "1", *SMOKE)
@@ -153,6 +155,7 @@ def _standin_module():
     return module
 
 
+@pytest.mark.train
 def test_synth_import_registers_a_set_and_an_augment_run_trains_on_it(real_data, tmp_path):
     # Smoke trains on 256 real images (66 normal, 190 pneumonia): ratio 1 needs that many.
     folder = tmp_path / "standin"

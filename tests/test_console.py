@@ -2,7 +2,7 @@
 (log files, nohup, CI), nothing when asked to be quiet."""
 from __future__ import annotations
 
-from synthmed_core.cli.console import ConsoleProgress
+from synthmed_core.training.console import ConsoleProgress
 from synthmed_core.training.events import EpochEnd, Started
 
 

@@ -68,6 +68,72 @@ def test_images_of_another_size_are_compared_at_28_px(shared_medmnist):
     assert report["test"]["exact"] + report["test"]["near"] == 4
 
 
+def test_lightly_edited_copies_of_test_images_are_caught_whatever_the_edit(shared_medmnist):
+    from synthmed_core.synth.copy_edits import EDITS, edited_copy
+    test = load_real("test").images
+    rng = np.random.default_rng(7)
+    rows = rng.choice(len(test), size=3 * len(EDITS), replace=False)
+    edited = np.stack([edited_copy(test[r], family, rng) for r, family
+                       in zip(rows, [f for f in EDITS for _ in range(3)])])
+    report = copies.count_eval_copies(edited)["test"]
+    assert report["exact"] + report["near"] == len(edited)  # each of the 9 families, 3 times
+    assert [r for r, _ in report["examples"]] == list(range(10))
+    assert [t for _, t in report["examples"]] == list(rows[:10])  # matched to its source
+
+
+def test_a_sample_of_real_train_images_is_no_copy_of_any_test_image(shared_medmnist):
+    train = load_real("train").images
+    rows = np.random.default_rng(3).choice(len(train), size=300, replace=False)
+    report = copies.count_eval_copies(train[rows])["test"]
+    assert report["exact"] == report["near"] == 0
+
+
+def _case_10_folder(root, images, labels):
+    """Issue 27's case 10: real images enlarged, rotated a few degrees, ~10% brighter or
+    darker, saved as JPEG files in class folders."""
+    from synthmed_core.synth.copy_edits import EDITS
+    rng = np.random.default_rng(10)
+    for i, (im, y) in enumerate(zip(images, labels)):
+        folder = root / ("pneumonia" if y else "normal")
+        folder.mkdir(parents=True, exist_ok=True)
+        big = Image.fromarray(im).resize((224, 224), Image.BICUBIC)
+        EDITS["case_10"](big, rng).convert("L").save(folder / f"{i:03d}.jpg", quality=85)
+    return root
+
+
+def test_case_10_a_folder_of_edited_test_images_is_refused_and_writes_nothing(real_data,
+                                                                               tmp_path, capsys):
+    test = load_real("test")
+    src = _case_10_folder(tmp_path / "edited", test.images[100:112], test.labels[100:112])
+    with pytest.raises(SpecError, match="12 copies of real TEST images \\(0 exact, 12 near"):
+        import_folder(src, "edited", progress=False)
+    assert main(["synth", "import", str(src), "--name", "edited", "--no-progress"]) == 2
+    assert "12 copies of real TEST images" in capsys.readouterr().err
+    assert list_sets() == []
+
+
+def test_a_bundle_whose_sample_holds_edited_test_images_its_card_does_not_record_is_refused(
+        real_data, tmp_path, monkeypatch):
+    from synthmed_core import bundle as bd
+    from synthmed_core.errors import BundleError
+    from synthmed_core.synth.copy_edits import edited_copy
+    from synthmed_core.synth.sets import set_dir
+    test = load_real("test")
+    rng = np.random.default_rng(5)
+    images = np.stack([edited_copy(im, "all", rng) for im in test.images[:8]])
+    write_set("fake-set", images, test.labels[:8].reshape(-1, 1).astype(np.uint8),
+              {"method": "import", "source": "written without the check"})
+    source = Store(real_data / "source.duckdb")
+    source.register_synthetic_set("fake-set", load_set("fake-set")[1], str(set_dir("fake-set")))
+    fill_contrast(source)
+    bd.export_bundle(source, tmp_path / "bundle")
+    monkeypatch.setenv("SYNTHMED_DATA", str(tmp_path / "elsewhere"))
+    target = Store(tmp_path / "elsewhere" / "synthmed.duckdb")
+    with pytest.raises(BundleError, match="holds 8 copies of real TEST images.*records 0"):
+        bd.import_bundle(target, tmp_path / "bundle")
+    assert target.store_counts()["runs"] == 0 and list_sets() == []
+
+
 # ---- refused at registration ---------------------------------------------------------------
 
 
@@ -89,12 +155,14 @@ def test_allowed_test_copies_are_written_and_counted_in_the_card(real_data, tmp_
     assert copies.test_copies(card) == 20
 
 
+@pytest.mark.train
 def test_a_generated_set_is_checked_and_its_card_holds_the_counts(real_data):
     from synthmed_core.synth.generate import generate
     _, card = generate("cyclegan", "smoke", "cg", per_class=4, device="cpu")
     assert copies.test_copies(card) == 0 and card["eval_copies"]["val"]["exact"] == 0
 
 
+@pytest.mark.train
 def test_a_generator_that_outputs_test_images_is_refused(real_data, monkeypatch):
     from synthmed_core.synth.generate import generate
     from synthmed_core.synth.generators import CycleGAN, Samples
@@ -106,6 +174,7 @@ def test_a_generator_that_outputs_test_images_is_refused(real_data, monkeypatch)
     assert list_sets() == []
 
 
+@pytest.mark.train
 def test_a_selection_from_a_set_holding_test_images_is_checked(real_data, tiny_encoder):
     from synthmed_core.synth.select import select
     test = load_real("test")

@@ -18,6 +18,8 @@ from synthmed_core.training.models import build_model
 
 from explain_helpers import flatten_layer2, record_model_run
 
+pytestmark = pytest.mark.train
+
 REQUIRED_METHODS = ("GradCAM", "GradCAM++", "EigenCAM", "LayerCAM", "ScoreCAM")
 
 

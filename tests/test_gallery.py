@@ -41,6 +41,7 @@ def test_exact_copies_find_their_train_rows_in_pixel_space(copies):
     assert all(nb.distance < 1e-6 and not nb.stored and nb.near_copy is None for nb in found)
 
 
+@pytest.mark.train
 def test_exact_copies_find_their_train_rows_in_feature_space(copies, tiny_encoder):
     train, rows, images = copies
     found = gallery.nearest_real(images, [0, 5], {"n": 12}, train.images, "feature",
@@ -72,6 +73,7 @@ def test_stored_neighbours_are_used_with_their_pixel_distance_and_threshold(copi
     assert gallery.stored_neighbours(card) is None
 
 
+@pytest.mark.train
 def test_a_cached_encoder_file_is_loaded_as_it_is(tiny_encoder, synth_data_root, copies):
     _, _, images = copies
     cfg = ClassifierConfig(epochs=1, batch_size=64, warmup_epochs=0, train_limit=512)

@@ -19,7 +19,7 @@ from synthmed_core.training import checkpoints as ck
 from synthmed_core.training.events import EpochEnd, Progress, Started
 from synthmed_core.training.train import Stopped
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.mark.parametrize("method", sorted(G.GENERATORS))

@@ -10,6 +10,8 @@ This file is also the reader: ``python tests/test_jobs_load.py DB OUT SECONDS``.
 """
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -20,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from synthmed_core.store import Store
+
+pytestmark = pytest.mark.load
 
 SECONDS = float(os.environ.get("SYNTHMED_JOBS_LOAD_SECONDS", "60"))
 WORKERS = 4

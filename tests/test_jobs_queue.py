@@ -131,6 +131,7 @@ print(json.dumps(got))
 """
 
 
+@pytest.mark.workers
 def test_workers_claiming_at_once_from_several_processes_take_each_job_exactly_once(store):
     ids = store.add_jobs([{"kind": "train", "label": f"j{i}", "spec": {"i": i}}
                           for i in range(40)])
@@ -223,6 +224,7 @@ def test_a_cancel_that_did_not_ring_the_bell_is_seen_at_the_next_heartbeat(store
         monitor.close()
 
 
+@pytest.mark.workers
 def test_a_detached_worker_is_reaped_and_no_zombie_is_left(synth_data_root, store):
     proc = jobs.start_worker(["--backend", "no-such-backend"])  # exits at once, status 2
     wait_for(lambda: not jobs.reap_workers(), 60, "the worker to exit")
@@ -231,6 +233,7 @@ def test_a_detached_worker_is_reaped_and_no_zombie_is_left(synth_data_root, stor
         os.waitpid(proc.pid, os.WNOHANG)  # already collected: not a zombie
 
 
+@pytest.mark.workers
 def test_ensure_worker_starts_one_only_when_no_worker_is_alive(store):
     quick = ["--backend", "no-such-backend"]  # a worker process that leaves at once
     proc = jobs.ensure_worker(store, args=quick)

@@ -11,6 +11,8 @@ from synthmed_core.store import Store
 
 import jobs
 
+pytestmark = pytest.mark.ray
+
 ray = pytest.importorskip("ray")
 
 

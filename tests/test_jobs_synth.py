@@ -24,7 +24,7 @@ from synthmed_core.training.loop import Stopped
 
 from jobs_helpers import accounted
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.workers, pytest.mark.usefixtures("one_thread")]
 
 # A DDPM at profile smoke trains and samples 16 images in about a second on one CPU thread.
 GENERATE = ["--method", "ddpm", "--profile", "smoke", "--per-class", "8", "--device", "cpu"]

@@ -16,6 +16,8 @@ from synthmed_core.store import Store
 import jobs
 from jobs._cli import main as jobs_main
 
+pytestmark = pytest.mark.workers
+
 
 def test_a_worker_killed_mid_run_is_detected_and_its_job_resumes_from_the_last_epoch(real_data):
     store = Store()

@@ -10,6 +10,8 @@ from synthmed_core.errors import ModelError, SpecError
 from synthmed_core.explain import layers as cam
 from synthmed_core.training import models
 
+pytestmark = pytest.mark.train
+
 
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path, monkeypatch):

@@ -19,6 +19,8 @@ from synthmed_core.training.compose import build_plan
 from synthmed_core.training.models import build_model, chestmnist_checkpoint_path
 from synthmed_core.training.pretrain import N_FINDINGS, make_pretrain_spec, pretrain_chestmnist
 
+pytestmark = pytest.mark.train
+
 N_RANDOM = 256  # the smoke profile trains and validates on the first 256 rows
 
 

@@ -14,7 +14,7 @@ from synthmed_core.synth.quality import (ClassifierConfig, fid_kid, measure_qual
                                          precision_recall, resolve_feature, tstr)
 from synthmed_core.synth.sets import load_set, update_card
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from synthmed_core.store import Store
 from synthmed_core.synth.select import keep_rows, select
 from synthmed_core.synth.sets import load_set, write_set
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_thread")]
 
 
 def test_keep_rows_keeps_the_best_fraction_of_each_class():

@@ -6,6 +6,8 @@ This file is also the worker: ``python tests/test_store_concurrency.py ROLE ...`
 """
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -19,6 +21,8 @@ from synthmed_core.analysis.metrics import run_metrics
 from synthmed_core.grid import make_run_spec
 from synthmed_core.store import Store
 from synthmed_core.training.events import RunResult
+
+pytestmark = pytest.mark.load
 
 ROOT = Path(__file__).resolve().parents[1]
 SECONDS = float(os.environ.get("SYNTHMED_CONCURRENCY_SECONDS", "20"))

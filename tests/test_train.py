@@ -13,6 +13,8 @@ from synthmed_core.training.compose import build_plan
 from synthmed_core.training.events import EpochEnd, Finished, Progress, Started
 from synthmed_core.training.train import Stopped, train_run
 
+pytestmark = pytest.mark.train
+
 
 def _spec(**kw):
     base = dict(arch="resnet18", init="scratch", setting="base", seed=0, profile="smoke",

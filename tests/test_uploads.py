@@ -37,13 +37,7 @@ def dicom_bytes(pixels: np.ndarray | None, photometric: str = "MONOCHROME2",
                 slope: float = 1.0, intercept: float = 0.0,
                 syntax: str = ExplicitVRLittleEndian) -> bytes:
     """A DICOM file of 16-bit ``pixels``: rows x columns, or frames x rows x columns."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = syntax
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds = new_dataset(syntax)
     ds.Modality, ds.PatientName = "CR", "Test^Upload"
     if pixels is not None:
         ds.Rows, ds.Columns = pixels.shape[-2:]
@@ -53,6 +47,22 @@ def dicom_bytes(pixels: np.ndarray | None, photometric: str = "MONOCHROME2",
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
         ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
         ds.PixelData = pixels.astype(np.uint16).tobytes()
+    return saved(ds)
+
+
+def new_dataset(syntax: str) -> Dataset:
+    """An empty secondary-capture dataset with its file meta, in transfer syntax ``syntax``."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = syntax
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    return ds
+
+
+def saved(ds: Dataset) -> bytes:
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
@@ -262,3 +272,65 @@ def test_a_single_frame_upload_has_no_note():
                        ("x.dcm", dicom_bytes(gradient()))):
         upload = read_upload(name, data)
         assert upload.frames == 1 and upload.note == ""
+
+
+# ---- compressed DICOM: the frame's own size, read before decoding (issue 27 case 9) -----------
+
+
+def jpeg_dicom(frame: Image.Image, rows: int, cols: int) -> bytes:
+    """A JPEG-baseline DICOM whose header says ``rows`` x ``cols`` and whose one encapsulated
+    frame is ``frame`` saved as JPEG, whatever its size."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+    ds = new_dataset(JPEGBaseline8Bit)
+    ds.Rows, ds.Columns = rows, cols
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = encapsulate([encode(frame, "JPEG")])
+    ds["PixelData"].VR = "OB"
+    return saved(ds)
+
+
+def test_a_jpeg_dicom_whose_frame_matches_its_header_is_decoded():
+    ramp = np.tile(np.linspace(0, 255, 64), (48, 1)).astype(np.uint8)  # smooth: little JPEG loss
+    image = decode_upload("ok.dcm", jpeg_dicom(Image.fromarray(ramp), 48, 64))
+    assert image.shape == (48, 64)
+    assert np.abs(image.astype(int) - ramp).mean() < 3
+
+
+def test_case_9_a_jpeg_dicom_holding_a_frame_larger_than_its_header_is_refused_undecoded(
+        monkeypatch):
+    data = jpeg_dicom(Image.new("L", (3000, 3000), 128), 64, 64)  # flat: tiny compressed
+    assert len(data) < 200_000
+    import pydicom.pixels
+
+    def never(*args, **kwargs):
+        raise AssertionError("the frame was decoded")
+
+    monkeypatch.setattr(pydicom.pixels, "pixel_array", never)
+    out, peak = peak_bytes(lambda: decode_upload("bomb.dcm", data))
+    assert isinstance(out, UploadError), out
+    assert "3000 x 3000 pixels" in str(out) and "header says 64 x 64" in str(out)
+    assert peak < 5 * len(data)  # the file's bytes, not 9 MB of pixels
+
+
+def test_a_jpeg_dicom_frame_above_the_cap_is_refused_from_its_stream(monkeypatch):
+    monkeypatch.setattr(uploads, "MAX_PIXELS", 1000)
+    data = jpeg_dicom(Image.new("L", (300, 300), 90), 10, 10)  # the header is within the cap
+    with pytest.raises(UploadError, match="90,000 pixel values.*decompression bomb"):
+        decode_upload("big.dcm", data)
+
+
+def test_a_compressed_frame_without_a_readable_size_is_refused():
+    data = jpeg_dicom(Image.new("L", (64, 64), 90), 64, 64)
+    start = data.index(b"\xff\xd8\xff")
+    broken = data[:start] + b"\x00\x00" + data[start + 2:]  # no start-of-image marker
+    with pytest.raises(UploadError, match="start-of-image marker.*refused"):
+        decode_upload("broken.dcm", broken)
+
+
+def test_pils_decompression_bomb_warning_is_an_error_on_the_dicom_path(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 30_000)  # 200 x 200 = 40,000: PIL only warns
+    data = jpeg_dicom(Image.fromarray(gradient(200, 200)), 200, 200)
+    with pytest.raises(UploadError, match="decompression bomb"):
+        decode_upload("warned.dcm", data)

@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 from synthmed_core import paths
 from synthmed_core.errors import SynthmedError
 from synthmed_core.explorer.cell_detail import CellDetail, image_caption, summary, wrong_images
+from synthmed_core.text import md_literal
 
 from . import launch, readers
 
@@ -99,11 +100,12 @@ def _wrong_images(detail: CellDetail) -> None:
     if wrong.empty:
         st.caption("Every run of this cell classifies every test image right.")
         return
-    st.caption(f"{summary(detail)}. The most often wrong (p = seed-mean P(pneumonia)):")
+    st.caption(f"{md_literal(summary(detail))}. The most often wrong (p = seed-mean P(pneumonia)):")
     try:
         images = readers.test_images(str(paths.medmnist_root()))
     except SynthmedError as exc:
-        st.warning(f"The real test images cannot be read, so only their indices show: {exc}")
+        st.warning(f"The real test images cannot be read, so only their indices show: "
+                   f"{md_literal(exc)}")
         st.dataframe(wrong, hide_index=True)
         return
     rows = [r for r in wrong.to_dict("records") if int(r["idx"]) < len(images)]
@@ -126,14 +128,14 @@ def reproduce_form(db: str, detail: CellDetail, key: str = "cell") -> None:
                                  "with the record it replaces (kept as a replicate).")
     if right.button("Reproduce here", key=f"{key}_reproduce"):
         try:
-            st.caption(launch.reproduce(run_id, readers.store(db)))
+            st.caption(md_literal(launch.reproduce(run_id, readers.store(db))))
         except SynthmedError as exc:
-            st.error(f"Cannot reproduce {run_id} here: {exc}")
+            st.error(f"Cannot reproduce {run_id} here: {md_literal(exc)}")
 
 
 def render(db: str, name: str, cell: dict) -> None:
     """The detail of the cell called ``name`` (its CELL_KEYS in ``cell``)."""
-    st.subheader(f"Cell {name}")
+    st.subheader(f"Cell {md_literal(name)}")
     detail = readers.detail(db, tuple(cell.items()))
     if detail.runs.empty:
         st.info("No finished run in this cell.")
@@ -152,7 +154,7 @@ def render(db: str, name: str, cell: dict) -> None:
                 "weights here", help="the run's checkpoint is on this machine (Grad-CAM, "
                                      "Predict); runs from a bundle bring none")})
         for line in detail.replicates:
-            st.caption(f"Replicate: {line}")
+            st.caption(f"Replicate: {md_literal(line)}")
         reproduce_form(db, detail)
     with curves:
         if detail.epochs.empty:

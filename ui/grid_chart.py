@@ -23,7 +23,7 @@ import plotly.colors as pcolors
 import plotly.graph_objects as go
 import streamlit as st
 
-from synthmed_core.grid import INITS
+from synthmed_core.catalog import INITS
 
 CELL_PX = 56  # marker side; the figure grows with the number of rows and columns
 LABELS_PX = 190  # room for the row labels, e.g. "synthetic_pretrain · my-set"

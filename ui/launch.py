@@ -113,3 +113,12 @@ def reproduce(run_id: str, store: Store) -> str:
     if done.ids:
         jobs.ensure_worker(store, args=WORKER_ARGS)
     return done.message
+
+
+def remove_bundle(bundle_id: str, store: Store) -> str:
+    """Undo the import of bundle ``bundle_id`` (``bundle.remove_bundle``); the message."""
+    from synthmed_core.bundle import remove_bundle as remove
+    done = remove(store, bundle_id)
+    sets = ", ".join(s["name"] for s in done["sets"]) or "none"
+    return (f"Removed bundle {done['name']} ({done['bundle_id']}): {done['runs']} runs, "
+            f"{done['replicates']} replicate records, synthetic sets: {sets}.")

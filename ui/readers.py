@@ -26,6 +26,7 @@ from synthmed_core import paths
 from synthmed_core.analysis import claims as claims_mod
 from synthmed_core.analysis import report
 from synthmed_core.analysis.corrections import DEFAULT_CORRECTION
+from synthmed_core.bundle import weights_file
 from synthmed_core.data.real import Split, load_real
 from synthmed_core.data.uploads import to_dataset_image
 from synthmed_core.errors import DataError, SpecError, SynthmedError
@@ -78,6 +79,13 @@ def sources(db: str) -> pd.DataFrame:
 def bundles(db: str) -> pd.DataFrame:
     """The result bundles imported into the store, with their provenance."""
     return views.bundles_table(store(db).bundles())
+
+
+def refused_bundles(db: str) -> list[dict]:
+    """The shipped bundles this data root skipped, and why (one small file read: not cached,
+    so a fixed bundle's warning goes as soon as it imports)."""
+    from synthmed_core.bundle import refused_shipped
+    return refused_shipped(store(db))
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -173,8 +181,13 @@ def run_model(db_path: str, run_id: str, finished_at: str):
 
 
 def has_weights(run: Any) -> bool:
-    """Whether a finished run's checkpoint file is on this machine (runs trained on another
-    machine, or whose files were deleted, are in the store without it)."""
+    """Whether a finished run's weights are on this machine: its checkpoint file, or weights
+    a bundle brought (runs trained on another machine, or whose files were deleted, are in
+    the store without either)."""
+    return _has_checkpoint(run) or weights_file(run["run_id"]) is not None
+
+
+def _has_checkpoint(run: Any) -> bool:
     path = run.get("checkpoint")
     return isinstance(path, str) and bool(path) and Path(path).is_file()
 
@@ -185,6 +198,28 @@ def runs_with_weights(db_path: str) -> tuple[list[dict], list[dict]]:
     first); cached like ``finished_runs``, so a rerun does not stat every file again."""
     runs = finished_runs(db_path).to_dict("records")
     return [r for r in runs if has_weights(r)], [r for r in runs if not has_weights(r)]
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def val_thresholds(db_path: str) -> dict[str, float]:
+    """Each finished run's decision threshold picked on val (its recipe's rule), by run id;
+    for a shipped model, that of the record its weights came with (another record of the
+    same run, e.g. made on another CPU, may have picked another)."""
+    from synthmed_core.analysis.calibration import VAL_THRESHOLD_SPLIT
+    from synthmed_core.bundle._weights import weights_record
+    ids = list(finished_runs(db_path)["run_id"])
+    out = store(db_path).metric_of(ids, VAL_THRESHOLD_SPLIT, "threshold")
+    for run_id in shipped_model_ids(db_path):
+        record = weights_record(run_id) or {}
+        if record.get("val_threshold") is not None:
+            out[run_id] = float(record["val_threshold"])
+    return out
+
+
+def shipped_model_ids(db_path: str) -> list[str]:
+    """The finished runs whose weights came in a bundle (shipped models), not trained here."""
+    usable, _ = runs_with_weights(db_path)
+    return [r["run_id"] for r in usable if not _has_checkpoint(r)]
 
 
 def finished_at(db_path: str, run_id: str) -> str:
@@ -239,6 +274,16 @@ def cams(db_path: str, run_id: str, version: str, method: str, target: str, imag
             for image in images]
 
 
+@st.cache_data(max_entries=256, show_spinner="Measuring how faithful the maps are...")
+def cam_faithfulness(db_path: str, run_id: str, version: str, method: str, target: str,
+                     images: tuple) -> list[dict[str, float]]:
+    """ROAD combined and the map-kept confidence change of each of ``cams``' maps
+    (``explain.faithfulness``)."""
+    from synthmed_core.explain import faithfulness as fa
+    results = cams(db_path, run_id, version, method, target, images)
+    return fa.faithfulness(run_model(db_path, run_id, version), results)
+
+
 @st.cache_data(max_entries=64, show_spinner="Finding the nearest real train images...")
 def neighbours(name: str, folder: str, sha256: str, rows: tuple, space: str
                ) -> list[gallery.Neighbour]:
@@ -269,8 +314,9 @@ def same_size_train(images: np.ndarray, rows: tuple) -> tuple[np.ndarray, np.nda
 def cam_summary(db_path: str, run_ids: tuple, versions: tuple, set_name: str, folder: str,
                 cls: int, n: int, method: str, target: str) -> dict:
     """``cam_stats`` for the first run (mean maps on real vs synthetic images of class ``cls``)
-    and, with a second run, their agreement on the same real images; ``versions`` are the
-    runs' ``finished_at`` (cache keys)."""
+    and, with a second run, their agreement on the same real images; the faithfulness of each
+    run's maps on real vs synthetic images (lines by run id); ``versions`` are the runs'
+    ``finished_at`` (cache keys)."""
     from synthmed_core.explain import stats as cs
     model = run_model(db_path, run_ids[0], versions[0])
     size = int(model.synthmed.get("data_size", 28))
@@ -278,10 +324,15 @@ def cam_summary(db_path: str, run_ids: tuple, versions: tuple, set_name: str, fo
     split, _ = synthetic_set(set_name, folder)
     real = test.images[cs.class_rows(test.labels, cls, n)]
     fake = cs.images_for(model, split.images[cs.class_rows(split.labels, cls, n)])
-    out = {"means": cs.mean_maps(model, real, fake, method, target)}
+    from synthmed_core.explain import faithfulness as fa
+    out = {"means": cs.mean_maps(model, real, fake, method, target),
+           "faithfulness": {run_ids[0]: fa.summary_lines(fa.over_images(model, real, fake,
+                                                                        method, target))}}
     if len(run_ids) > 1:
         other = run_model(db_path, run_ids[1], versions[1])
         out["agreement"] = cs.agreement(model, other, real, method, target)
+        out["faithfulness"][run_ids[1]] = fa.summary_lines(fa.over_images(
+            other, real, cs.images_for(other, fake), method, target))
     out["png"] = cs.mean_maps_png(out["means"])
     return out
 
@@ -342,5 +393,5 @@ def refresh() -> None:
     a version, which cannot go stale)."""
     for reader in (grid_cells, claims, sources, bundles, profiles, detail, report_table, runs,
                    counts, synthetic_sets, jobs, finished_runs, runs_with_weights,
-                   local_epoch_times, estimate):
+                   local_epoch_times, estimate, val_thresholds):
         reader.clear()

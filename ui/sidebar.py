@@ -12,6 +12,7 @@ import jobs
 from synthmed_core.catalog import INITS, PROFILE_HELP, SETTINGS
 from synthmed_core.errors import SynthmedError
 from synthmed_core.explorer import estimate
+from synthmed_core.text import md_literal
 
 from . import launch, readers
 
@@ -91,7 +92,7 @@ def _submit(db: str, *values) -> None:
         request = launch.build_request(*values)
         done = launch.launch(request, readers.store(db))
     except SynthmedError as exc:
-        st.error(f"Nothing queued: {exc}")
+        st.error(f"Nothing queued: {md_literal(exc)}")
         return
     if done.ids:
         st.success(done.message)
@@ -106,7 +107,7 @@ def live_jobs(db: str) -> None:
     try:
         table = readers.jobs(db)
     except SynthmedError as exc:
-        st.caption(f"Jobs cannot be read right now: {exc}")
+        st.caption(f"Jobs cannot be read right now: {md_literal(exc)}")
         return
     active = table[table["status"].isin(jobs.ACTIVE)]
     ids = set(active["id"].tolist())

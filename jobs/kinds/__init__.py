@@ -23,7 +23,6 @@ from .._context import JobContext
 from .._errors import JobError
 from . import generate, grid, pretrain, quality, rebuild, reproduce, train
 from ._plan import Plan
-from .train import train_summary
 
 
 @dataclass(frozen=True)
@@ -77,4 +76,4 @@ def runnable(name: str) -> Callable[[JobContext], str]:
     return kind.run
 
 
-__all__ = ["KINDS", "REMOTE_KINDS", "Kind", "Plan", "get_kind", "runnable", "train_summary"]
+__all__ = ["KINDS", "REMOTE_KINDS", "Kind", "Plan", "get_kind", "runnable"]

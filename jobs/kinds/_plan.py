@@ -18,18 +18,6 @@ class Plan:
     message: str = ""
 
 
-def check_archs(archs: list[str]) -> None:
-    from synthmed_core.training.models import get_arch  # timm: only when a spec is checked
-    for arch in dict.fromkeys(archs):
-        get_arch(arch)
-
-
-def check_synthetic(name: str | None) -> None:
-    if name:
-        from synthmed_core.synth.sets import load_set
-        load_set(name)  # DataError naming the known sets when it is missing or damaged
-
-
 def gpu(device: str) -> bool:
     return str(device).startswith("cuda")
 

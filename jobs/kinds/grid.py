@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from synthmed_core import grid
 from synthmed_core.cli import options
 from synthmed_core.store import Store
 
-from ._plan import Plan, check_archs, check_synthetic, train_job
+from ._plan import Plan, train_job
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,13 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def plan(a: argparse.Namespace, store: Store) -> Plan:
-    specs = grid.expand_grid(a.arch, a.init, a.setting, a.ratio or [1.0], a.seeds, a.profile,
-                             a.synthetic, **options.overrides(a))
-    check_archs(a.arch)
-    check_synthetic(next((s.cell.synthetic for s in specs if s.cell.synthetic), None))
-    if options.extra(a):
-        specs = [grid.RunSpec(s.cell, s.seed, s.profile, tuple(sorted(options.extra(a).items())))
-                 for s in specs]
+    specs = options.grid_run_specs(a)
     done, active = store.finished_run_ids(), store.active_run_ids()
     todo = [s for s in specs if s.run_id not in done and s.run_id not in active]
     skipped = (f"{len(specs)} runs: {sum(s.run_id in done for s in specs)} already finished, "

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from synthmed_core.cli import options
+from synthmed_core.operations.specs import check_archs
 from synthmed_core.store import Store
 from synthmed_core.training.events import Emit
 
 from .._context import JobContext
-from ._plan import Plan, check_archs, gpu
+from ._plan import Plan, gpu
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def plan(a: argparse.Namespace, store: Store) -> Plan:
     from synthmed_core.training.pretrain import make_pretrain_spec
     spec = make_pretrain_spec(a.arch, a.profile, a.seed, a.epochs, a.input_size)
-    check_archs([a.arch])
+    check_archs([a.arch])  # before the job is queued; the operation checks it again
     out = str(Path(a.out).expanduser().resolve()) if a.out else None
     return Plan(jobs=[{"kind": "pretrain", "label": f"pretrain chestmnist {a.arch} {a.profile}",
                        "spec": {"pretrain": dataclasses.asdict(spec), "out": out,
@@ -38,11 +39,9 @@ def plan(a: argparse.Namespace, store: Store) -> Plan:
 
 
 def run(ctx: JobContext) -> str:
-    from synthmed_core.training.pretrain import pretrain_chestmnist
-    card = pretrain_chestmnist(_spec(ctx.spec), ctx.spec.get("out"), ctx.emit,
-                               ctx.device_for(ctx.spec.get("device")),
-                               should_stop=ctx.should_stop)
-    return remote_done(ctx.job, ctx.store, card, None)
+    from synthmed_core.operations.pretrain import pretrain
+    return pretrain(_spec(ctx.spec), ctx.store, ctx.spec.get("out"),
+                    ctx.device_for(ctx.spec.get("device")), ctx.emit, ctx.should_stop).summary
 
 
 def _spec(spec: dict):
@@ -60,6 +59,5 @@ def remote(spec: dict, device: str, emit: Emit) -> Any:
 
 def remote_done(job: dict, store: Store, card: Any, result: Any) -> str:
     """Register the checkpoint (its card) and say where it went."""
-    store.register_pretrain(Path(card["path"]).stem, card, card["path"])
-    return (f"saved {card['path']}: ChestMNIST val macro AUROC "
-            f"{card['metrics']['val_macro_auroc']:.4f}")
+    from synthmed_core.operations.pretrain import register_pretrain
+    return register_pretrain(store, card).summary

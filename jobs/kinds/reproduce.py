@@ -5,10 +5,10 @@ import argparse
 
 from synthmed_core import grid
 from synthmed_core.cli import options
-from synthmed_core.errors import SpecError, SynthmedError
+from synthmed_core.operations.specs import check_reproducible
 from synthmed_core.store import Store
 
-from ._plan import Plan, check_synthetic, train_job
+from ._plan import Plan, train_job
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,13 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def plan(a: argparse.Namespace, store: Store) -> Plan:
     spec = grid.RunSpec.from_dict(store.run(store.resolve_run_id(a.run_id))["spec"])
-    try:
-        check_synthetic(spec.cell.synthetic)
-    except SynthmedError as exc:
-        from synthmed_core.bundle import rebuild_hint
-        raise SpecError(f"run {spec.run_id} trained on synthetic set "
-                        f"{spec.cell.synthetic!r}, which is not on this machine: "
-                        f"{rebuild_hint(store, spec.cell.synthetic)}") from exc
+    check_reproducible(spec, store)
     active = store.active_run_ids()
     if spec.run_id in active:
         return Plan(message=f"run {spec.run_id} is already queued or running as job "

@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 from typing import Any
 
 from synthmed_core import grid, paths
 from synthmed_core.cli import options
+from synthmed_core.operations.specs import check_run_spec
 from synthmed_core.store import Store
 from synthmed_core.training.events import Emit
 
 from .._context import JobContext
-from ._plan import Plan, check_archs, check_synthetic, train_job
+from ._plan import Plan, train_job
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,8 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def plan(a: argparse.Namespace, store: Store) -> Plan:
     spec = options.run_spec(a)
-    check_archs([a.arch])
-    check_synthetic(spec.cell.synthetic)
+    check_run_spec(spec)
     if not a.force and spec.run_id in store.finished_run_ids():
         return Plan(message=f"run {spec.run_id} ({spec.cell.key} seed={spec.seed}) is already "
                             "finished; --force trains it again")
@@ -36,31 +35,18 @@ def plan(a: argparse.Namespace, store: Store) -> Plan:
 
 
 def run(ctx: JobContext) -> str:
-    from synthmed_core.training.runner import run_one
+    from synthmed_core.operations import train as door
     spec = grid.RunSpec.from_dict(ctx.spec["run"])
-    reproduce = bool(ctx.spec.get("reproduce"))
     # Only the first attempt starts over: a retry after a crash resumes its checkpoint.
-    if (ctx.spec.get("force") or reproduce) and ctx.job["attempts"] == 1:
-        if not reproduce:  # a reproduction keeps the record it replaces as a replicate
-            ctx.store.delete_run(spec.run_id)
-        shutil.rmtree(paths.run_dir(spec.run_id), ignore_errors=True)
-    elif not reproduce and spec.run_id in ctx.store.finished_run_ids():
-        return f"run {spec.run_id} was already finished; nothing to do"
-    result = run_one(spec, ctx.store, ctx.device_for(ctx.spec.get("device")),
-                     should_stop=ctx.should_stop, emit=ctx.emit, progress=False)
-    if reproduce:
-        from synthmed_core.bundle import reproduction
-        return "; ".join([train_summary(result),
-                          *reproduction(ctx.store.run(spec.run_id), ctx.store)])
-    return train_summary(result)
-
-
-def train_summary(result) -> str:
-    """The log's last line for a finished run (a RunResult)."""
-    m = result.metrics
-    return (f"run {result.run_id} finished: test accuracy {m['accuracy']:.4f}, AUROC "
-            f"{m['auroc']:.4f} (best epoch {result.best_epoch + 1}, {result.wall_s:.1f} s on "
-            f"{result.device})")
+    first = ctx.job["attempts"] == 1
+    device = ctx.device_for(ctx.spec.get("device"))
+    if ctx.spec.get("reproduce"):
+        outcome = door.reproduce(spec, ctx.store, device, fresh=first, emit=ctx.emit,
+                                 should_stop=ctx.should_stop)
+        return "; ".join(outcome.lines())
+    outcome = door.train(spec, ctx.store, device, force=bool(ctx.spec.get("force")) and first,
+                         emit=ctx.emit, should_stop=ctx.should_stop)
+    return outcome.summary
 
 
 def remote(spec: dict, device: str, emit: Emit) -> Any:
@@ -74,4 +60,5 @@ def remote(spec: dict, device: str, emit: Emit) -> Any:
 
 def remote_done(job: dict, store: Store, value: Any, result: Any) -> str:
     """On the Ray head, once the task returned: the log's last line."""
-    return train_summary(result) + " (a Ray task)"
+    from synthmed_core.operations.train import run_summary
+    return run_summary(grid.RunSpec.from_dict(job["spec"]["run"]), result) + " (a Ray task)"

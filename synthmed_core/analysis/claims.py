@@ -31,7 +31,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from ..grid import SETTINGS, reference_rows
+from ..catalog import SETTINGS
+from ..grid import reference_rows
 from ..store import Store
 from ..synth.copies import sets_with_test_copies
 from . import seeds as seed_tests

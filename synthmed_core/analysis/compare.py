@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SpecError
-from ..grid import SETTINGS
+from ..catalog import SETTINGS
 from .calibration import VAL_THRESHOLD_SPLIT, at_half
 from .evidence import METRICS, Pair, all_evidence
 from .metrics import paired_compare

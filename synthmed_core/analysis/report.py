@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..errors import SynthmedError
 from ..explorer.grid_view import recipe_tag, row_label
-from ..grid import INITS, SETTINGS
+from ..catalog import INITS, SETTINGS
 from ..store import Store
 from .calibration import VAL_THRESHOLD_SPLIT
 from .metrics import aggregate

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..grid import PROFILES
+from ..catalog import PROFILES
 from ..training.loop import (Preprocess, Throttle, batch_slices, compile_model, make_optimizer,
                              predict_logits, to_device, train_epoch, train_step, tune_backend)
 from ..training.models import build_model, model_input_stats

@@ -18,15 +18,22 @@ from ..store import Store
 from ..training.context import code_version, describe, device_description
 from ._format import (_PER_IMAGE_LIMIT, BUNDLE_SCHEMA, FILES, MANIFEST, SAMPLE_COLUMNS,
                       SAMPLE_PER_CLASS, SET_COLUMNS, bundle_id, parquet_bytes)
+from ._weights import export_weights
 
 
 def export_bundle(store: Store, out: Path, *, profile: str | None = None,
                   archs: list[str] | None = None, synthetic: list[str] | None = None,
-                  run_ids: list[str] | None = None, name: str | None = None) -> dict:
+                  run_ids: list[str] | None = None, name: str | None = None,
+                  with_weights: list[str] | None = None) -> dict:
     """Write the finished runs matching every filter given into the bundle folder ``out``
     (created; an existing bundle there is replaced, anything else refused) and return its
-    manifest. BundleError when no run matches."""
+    manifest; ``with_weights`` (run ids or unique prefixes, among those runs) adds their
+    weights (``_weights.export_weights``). BundleError when no run matches."""
     out = Path(out)
+    from ._checks import NAME
+    if not NAME.fullmatch(name or out.name):
+        raise BundleError(f"bundle name {name or out.name!r} is not valid: use 1-64 letters, "
+                          "digits, '.', '_' or '-', not starting with '.' or '-' (--name NAME)")
     ids = store.finished_run_rows(profile, archs, synthetic, _full_ids(store, run_ids))
     if not ids:
         raise BundleError("no finished run matches the filters given; nothing to export "
@@ -35,6 +42,8 @@ def export_bundle(store: Store, out: Path, *, profile: str | None = None,
         raise BundleError(f"{out} exists and is not a bundle; choose an empty or new folder")
     tables = store.bundle_tables(ids)
     tables["sets"], tables["samples"] = _set_tables(store, tables["runs"])
+    # Weights first: their fidelity check may refuse them before any file is written.
+    weights = export_weights(store, _full_ids(store, with_weights) or [], out, tables)
     out.mkdir(parents=True, exist_ok=True)
     files = {}
     for table, filename in FILES.items():
@@ -42,6 +51,7 @@ def export_bundle(store: Store, out: Path, *, profile: str | None = None,
         (out / filename).write_bytes(data)
         files[filename] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
                            "rows": int(len(tables[table]))}
+    files.update({n: {"sha256": e["sha256"], "bytes": e["bytes"]} for n, e in weights.items()})
     manifest = {
         "bundle_id": bundle_id(files), "name": name or out.name, "schema_version": BUNDLE_SCHEMA,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -49,7 +59,9 @@ def export_bundle(store: Store, out: Path, *, profile: str | None = None,
         "device": {**device_description("cpu"), **_gpu_name()},
         "run_devices": sorted({describe(json.loads(c)) for c in tables["runs"]["context_json"]
                                if isinstance(c, str)} or {"context not recorded"}),
-        "counts": {t: int(len(tables[t])) for t in FILES}, "files": files}
+        "counts": {t: int(len(tables[t])) for t in FILES}, "files": files,
+        **({"weights": {n: {k: v for k, v in e.items() if k not in ("sha256", "bytes")}
+                        for n, e in weights.items()}} if weights else {})}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 

@@ -1,5 +1,5 @@
 """Importing bundles: what each incoming run becomes (added, already here, a replicate, a
-conflict), the synthetic sets and samples it brings, and the shipped bundles of a data root."""
+conflict) and the synthetic sets and samples it brings."""
 from __future__ import annotations
 
 import json
@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import paths
-from ..errors import BundleError, DataError, SpecError
+from ..errors import BundleError
 from ..store import LOCAL_ORIGIN, ImportPlan, Store
 from ..training.context import describe, same_context
-from ._format import FILES, MANIFEST, SAMPLE_SUFFIX, Bundle, read_bundle
+from ._checks import validate
+from ._format import FILES, SAMPLE_SUFFIX, Bundle, read_bundle
+from ._staging import discard, move_in, settle, stage_set, staging_dir
+from ._weights import check_weights, install_weights
 
 
 @dataclass
@@ -33,10 +35,16 @@ class ImportReport:
     conflicts: list[dict] = field(default_factory=list)  # {"run_id", "diff", "context"}
     running: list[str] = field(default_factory=list)  # being trained here now: left alone
     samples: list[str] = field(default_factory=list)  # sample sets written
+    metadata_conflict: list[str] = field(default_factory=list)  # PROVENANCE fields differing
+    weights: list[str] = field(default_factory=list)  # runs whose weights were installed
 
     def lines(self) -> list[str]:
         """The report for people, one line per fact."""
         head = f"bundle {self.name} ({self.bundle_id}, {self.path})"
+        if self.already_imported and self.metadata_conflict:
+            return [f"{head}: CONFLICT: the same files were imported before with other "
+                    f"metadata ({', '.join(self.metadata_conflict)} differ); the first import "
+                    "is kept (`results list` shows it; `results remove` undoes it)"]
         if self.already_imported:
             return [f"{head}: already imported; nothing to do"]
         out = [f"{head}: {len(self.added)} runs added, {len(self.same)} already here, "
@@ -45,6 +53,7 @@ class ImportReport:
                   if self.replaced else "")
                + (f", {len(self.running)} left alone (running here)" if self.running else "")]
         out += [f"  sample images: synthetic set {s}" for s in self.samples]
+        out += [f"  model weights: run {r}" for r in self.weights]
         out += [f"  replicate {r['run_id']}: {r['diff']} ({r['contexts']})"
                 for r in self.replicates]
         out += [f"  CONFLICT {c['run_id']}: same context ({c['context']}) but {c['diff']}; "
@@ -54,44 +63,53 @@ class ImportReport:
 
 def import_bundle(store: Store, path: Path, shipped: bool = False) -> ImportReport:
     """Import one bundle folder into ``store`` (see the module docstring for what each run
-    becomes). Idempotent: a bundle already imported is skipped. BundleError, and nothing
-    imported, for a damaged bundle or a clashing synthetic set."""
+    becomes). Idempotent: a bundle already imported is skipped (a copy of it with other
+    metadata is reported as a conflict). Every check (``_format``, ``_checks``) runs before
+    anything is written; BundleError listing every reason, and nothing imported, for a bundle
+    that fails one or whose set clashes with one here. Files are staged and moved in only once
+    the transaction has committed (``_staging``)."""
+    settle(store)
     bundle = read_bundle(path)
     report = ImportReport(bundle.id, bundle.name, str(Path(path).resolve()))
-    if store.bundle_imported(bundle.id):
+    known = store.bundle_imported(bundle.id)
+    if known:
         report.already_imported = True
+        report.metadata_conflict = metadata_differences(known.get("manifest"), bundle.manifest)
         return report
+    validate(bundle)
     samples = _sample_sets(bundle)
-    plan = ImportPlan(bundle.id, bundle.name, report.path, shipped, bundle.manifest,
-                      bundle.tables, sets=_set_rows(store, bundle, samples))
-    _classify(store, plan, report)
-    for name, (images, labels, card) in samples.items():
-        _write_sample(name, images, labels, card)
-        report.samples.append(name)
-    if not store.apply_import(plan):  # another process imported it meanwhile
-        return ImportReport(bundle.id, bundle.name, report.path, already_imported=True)
+    weights = check_weights(bundle, defer_fidelity=shipped)
+    staging = staging_dir(bundle.id)
+
+    def on_commit() -> None:
+        move_in(staging)
+        report.weights = install_weights(weights)  # content-named files: idempotent
+    try:
+        for name, (images, labels, card) in samples.items():
+            stage_set(staging, name, images, labels,
+                      {k: v for k, v in card.items() if k != "content_sha256"})
+            report.samples.append(name)
+        plan = ImportPlan(bundle.id, bundle.name, report.path, shipped, bundle.manifest,
+                          bundle.tables, sets=_set_rows(store, bundle, samples),
+                          on_commit=on_commit)
+        _classify(store, plan, report)
+        if not store.apply_import(plan):  # another process imported it meanwhile
+            return ImportReport(bundle.id, bundle.name, report.path, already_imported=True)
+    finally:
+        discard(staging)  # moved in on commit; anything left is of a failed import
     return report
 
 
-def import_shipped(store: Store, folder: Path | None = None) -> list[ImportReport]:
-    """Import every bundle under ``folder`` (default ``paths.shipped_results_dir()``) that this
-    store has not imported yet, as shipped results. Cheap when there is nothing new (one small
-    JSON read per bundle, one query). A damaged shipped bundle is reported on stderr and
-    skipped: it must not keep the app from opening."""
-    import sys
-    folder = folder if folder is not None else paths.shipped_results_dir()
-    if folder is None or not Path(folder).is_dir():
+# Manifest fields that say where a bundle's numbers come from: the same files (the same id)
+# with other values here are a conflict to report, never a silent "already imported".
+PROVENANCE = ("name", "code", "device", "run_devices", "versions", "schema_version")
+
+
+def metadata_differences(stored: dict | None, manifest: dict) -> list[str]:
+    """The provenance fields in which ``manifest`` differs from the imported bundle's."""
+    if not isinstance(stored, dict):
         return []
-    done = store.imported_bundle_ids()
-    reports = []
-    for sub in sorted(p for p in Path(folder).iterdir() if (p / MANIFEST).is_file()):
-        try:
-            if json.loads((sub / MANIFEST).read_text(encoding="utf-8")).get("bundle_id") in done:
-                continue
-            reports.append(import_bundle(store, sub, shipped=True))
-        except (BundleError, DataError, SpecError, ValueError, OSError) as exc:
-            print(f"synthmed: shipped results bundle {sub} not imported: {exc}", file=sys.stderr)
-    return reports
+    return [k for k in PROVENANCE if stored.get(k) != manifest.get(k)]
 
 
 def _classify(store: Store, plan: ImportPlan, report: ImportReport) -> None:
@@ -205,6 +223,7 @@ def _sample_sets(bundle: Bundle) -> dict[str, tuple[np.ndarray, np.ndarray, dict
     """The sample sets this bundle brings, by set name (``NAME-sample``): images, labels and
     a card whose content hash is filled in. BundleError for damaged sample rows or a sample
     name taken by other images here."""
+    from ..synth.copies import CARD_KEY
     from ..synth.sets import content_sha256, list_sets, validate_name
     samples, sets = bundle.tables["samples"], bundle.tables["sets"]
     on_disk = {c.get("name"): c for c in list_sets() if "error" not in c}
@@ -226,6 +245,7 @@ def _sample_sets(bundle: Bundle) -> dict[str, tuple[np.ndarray, np.ndarray, dict
                           f"{bundle.name} ({bundle.id}); rebuild the whole set with the "
                           "generator, seed and parameters below",
                 "content_sha256": content_sha256(images, labels)}
+        card[CARD_KEY] = _recount_copies(bundle, s, images)
         there = on_disk.get(name)
         if there is not None and there.get("content_sha256") != card["content_sha256"]:
             raise BundleError(f"synthetic set {name!r} exists here with other images; it "
@@ -235,13 +255,20 @@ def _sample_sets(bundle: Bundle) -> dict[str, tuple[np.ndarray, np.ndarray, dict
     return out
 
 
-def _write_sample(name: str, images: np.ndarray, labels: np.ndarray, card: dict) -> None:
-    from ..synth.sets import load_set, set_dir, write_set
-    if set_dir(name).is_dir():
-        return  # the same images (checked in _sample_sets)
-    clean = {k: v for k, v in card.items() if k != "content_sha256"}  # write_set derives it
-    try:
-        write_set(name, images, labels.reshape(-1, 1), clean)
-    except SpecError:  # another process wrote it a moment ago: fine if it holds these images
-        if load_set(name)[1].get("content_sha256") != card["content_sha256"]:
-            raise
+def _recount_copies(bundle: Bundle, s, images: np.ndarray) -> dict:
+    """The copies of real eval images in a bundle's sample, counted here (its card's count is
+    the sender's word, made by whatever guard it ran). BundleError when the sample holds more
+    copies of real TEST images than its set's card records: runs on that set would be scored
+    on images they saw, unflagged."""
+    from ..synth.copies import count_eval_copies, test_copies
+    record = count_eval_copies(images)
+    found = record["test"]["exact"] + record["test"]["near"]
+    claimed = test_copies(json.loads(s.card_json)) or 0
+    if found > claimed:
+        raise BundleError(f"{bundle.path / FILES['samples']}: the sample of {s.name!r} holds "
+                          f"{found} copies of real TEST images (sample rows "
+                          f"{[r for r, _ in record['test']['examples']]}), but its set's card "
+                          f"records {claimed}: runs on it would be scored on images they saw. "
+                          "Nothing was imported")
+    record["test_copies_allowed"] = bool(found)
+    return record

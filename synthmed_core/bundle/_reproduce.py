@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..catalog import GENERATOR_METHODS
+from ..catalog import GENERATOR_METHODS, PROFILES
 from ..store import CELL_KEYS, LOCAL_ORIGIN, Store
 from ..training.context import CONTEXT_KEYS, describe, same_context
 from ._import import metric_diff
@@ -106,13 +106,21 @@ def _device_kind(a: dict, b: dict) -> str:
 def rebuild_hint(store: Store, name: str) -> str:
     """How to make synthetic set ``name`` on this machine, from the card the store holds
     (e.g. one that came with a bundle): the generate command with its seed and count."""
+    import shlex
+
+    from ..errors import SpecError
+    from ..synth.sets import validate_name
+    try:
+        validate_name(name)
+    except SpecError:  # never suggest a command around a name no command takes
+        return "its name is not a valid set name here: no command can rebuild it"
     sets = store.synthetic_sets().set_index("name")
     card = json.loads(sets.loc[name, "card_json"]) if name in sets.index else {}
-    params = card.get("parameters") or {}
-    if card.get("method") in GENERATOR_METHODS and params.get("profile"):
-        return (f"rebuild it first with `python -m synthmed_core synth rebuild {name}` "
-                f"({card['method']} {params['profile']}, seed {card.get('seed', 0)}, "
-                f"{card.get('n')} images, from its card; it checks that the content hash comes "
-                f"out {str(card.get('content_sha256'))[:12]})")
+    params = card.get("parameters") if isinstance(card.get("parameters"), dict) else {}
+    if card.get("method") in GENERATOR_METHODS and params.get("profile") in PROFILES:
+        return (f"rebuild it first with `python -m synthmed_core synth rebuild "
+                f"{shlex.quote(name)}` ({card['method']} {params['profile']}, seed "
+                f"{card.get('seed', 0)}, {card.get('n')} images, from its card; it "
+                f"checks that the content hash comes out {str(card.get('content_sha256'))[:12]})")
     return ("import or generate it under that name first (`python -m synthmed_core synth "
             "list` shows the sets here)")

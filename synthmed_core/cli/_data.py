@@ -42,18 +42,9 @@ def cmd_data_check(a: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(a: argparse.Namespace) -> int:
+    from ..operations.pretrain import pretrain
     from ..store import Store
-    from ..training.pretrain import make_pretrain_spec, pretrain_chestmnist
-    from .console import ConsoleProgress
+    from ..training.pretrain import make_pretrain_spec
     spec = make_pretrain_spec(a.arch, a.profile, a.seed, a.epochs, a.input_size)
-    console = ConsoleProgress(f"pretrain {a.arch}", disable=True if a.no_progress else None)
-    try:
-        out = a.out.expanduser().resolve() if a.out else None  # the store keeps an absolute path
-        card = pretrain_chestmnist(spec, out, console, a.device)
-    finally:
-        console.close()
-    Store().register_pretrain(Path(card["path"]).stem, card, card["path"])
-    print(f"saved {card['path']}: ChestMNIST val macro AUROC {card['metrics']['val_macro_auroc']:.4f} "
-          f"after {spec.epochs} epochs on {card['metrics']['train_images']} images "
-          f"({card['wall_s']:.1f} s on {card['device']})")
+    print(pretrain(spec, Store(), a.out, a.device, progress=not a.no_progress).summary)
     return 0

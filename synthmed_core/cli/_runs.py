@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import catalog, grid
+from .. import catalog
 from . import options as c
 
 
@@ -60,7 +60,7 @@ def register(sub) -> None:
     runs = sub.add_parser("runs", help="list runs or show one").add_subparsers(
         dest="runs_verb", required=True, metavar="{list,show}")
     p = runs.add_parser("list", help="one line per run, newest first")
-    p.add_argument("--status", choices=["running", "finished", "failed", "cancelled"])
+    p.add_argument("--status", choices=catalog.RUN_STATUSES)
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_runs_list)
     p = runs.add_parser("show", help="a run's spec, metrics and epochs")
@@ -73,49 +73,15 @@ def _store():
     return Store()
 
 
-def _check_archs(archs: list[str]) -> None:
-    # CellSpec checks only that an arch is a non-empty name; resolve it against timm now, so an
-    # unknown one fails before data is loaded (train) and before any run is listed (grid).
-    from ..training.models import get_arch
-    for arch in dict.fromkeys(archs):
-        get_arch(arch)
-
-
 def cmd_train(a: argparse.Namespace) -> int:
     spec = c.run_spec(a)
-    _check_archs([a.arch])
-    from ..training.runner import run_one  # torch: only once the spec is known to be valid
-    store = _store()
-    if spec.run_id in store.finished_run_ids() and not a.force:
-        print(f"run {spec.run_id} ({spec.cell.key} seed={spec.seed}) is already finished; "
-              "--force trains it again")
-        return 0
-    if a.force:
-        store.delete_run(spec.run_id)
-        _clear_run_dir(spec.run_id)
-    result = run_one(spec, store, a.device, progress=not a.no_progress)
-    m = result.metrics
-    print(f"run {spec.run_id} {spec.cell.key} seed={spec.seed} profile={spec.profile.name}: "
-          f"test accuracy {m['accuracy']:.4f}  AUROC {m['auroc']:.4f}  F1 {m['f1']:.4f}  "
-          f"sensitivity {m['sensitivity']:.4f}  specificity {m['specificity']:.4f}  "
-          f"(best epoch {result.best_epoch + 1}, {result.wall_s:.1f} s on {result.device})")
+    from ..operations.train import train  # torch: only once the spec is built
+    print(train(spec, _store(), a.device, force=a.force, progress=not a.no_progress).summary)
     return 0
 
 
-def _clear_run_dir(run_id: str) -> None:
-    import shutil
-
-    from .. import paths
-    shutil.rmtree(paths.run_dir(run_id), ignore_errors=True)
-
-
 def cmd_grid(a: argparse.Namespace) -> int:
-    specs = grid.expand_grid(a.arch, a.init, a.setting, a.ratio or [1.0], a.seeds, a.profile,
-                             a.synthetic, **c.overrides(a))
-    _check_archs(a.arch)
-    if c.extra(a):
-        specs = [grid.RunSpec(s.cell, s.seed, s.profile, tuple(sorted(c.extra(a).items())))
-                 for s in specs]
+    specs = c.grid_run_specs(a)
     store = _store()
     done = store.finished_run_ids()
     print(f"{len(specs)} runs, {sum(s.run_id in done for s in specs)} already finished")
@@ -124,7 +90,7 @@ def cmd_grid(a: argparse.Namespace) -> int:
             print(f"  {s.run_id}  {'done ' if s.run_id in done else 'todo '} {s.cell.key} "
                   f"seed={s.seed} profile={s.profile.name}")
         return 0
-    from ..training.runner import run_grid
+    from ..operations.train import run_grid
     summary = run_grid(specs, store, a.device, progress=not a.no_progress)
     print(f"trained {len(summary.trained)}, skipped {len(summary.skipped)} (already finished), "
           f"failed {len(summary.failed)}")
@@ -170,11 +136,10 @@ def cmd_runs_list(a: argparse.Namespace) -> int:
     if df.empty:
         print("no runs yet: try `python -m synthmed_core train --profile smoke`")
         return 0
-    from ..explorer.views import with_source
-    cols = ["run_id", "arch", "init", "setting", "ratio", "synthetic", "seed", "profile",
-            "status", "accuracy", "auroc", "wall_s", "started_at", "source"]
+    from ..explorer.views import RUN_COLUMNS, with_source
     df = with_source(df.sort_values("started_at", ascending=False).head(a.limit))
-    print(df[[col for col in cols if col in df.columns]].to_string(index=False, float_format="%.4f"))
+    print(df[[col for col in RUN_COLUMNS if col in df.columns]].to_string(
+        index=False, float_format="%.4f"))
     return 0
 
 

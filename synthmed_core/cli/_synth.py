@@ -6,8 +6,9 @@ import sys
 import time
 from pathlib import Path
 
+from .. import catalog
 from . import options as c
-from .options import add_generate_args, add_quality_args, generate_overrides
+from .options import add_generate_args, add_quality_args, generate_request
 
 
 def register(sub) -> None:
@@ -61,7 +62,7 @@ def register(sub) -> None:
     p.add_argument("--by", required=True, choices=["centroid", "confidence"])
     p.add_argument("--keep", required=True, type=float, help="fraction kept per class, (0, 1]")
     p.add_argument("--out", required=True, help="name of the new set")
-    p.add_argument("--profile", default="quick", choices=c.GENERATOR_PROFILES,
+    p.add_argument("--profile", default="quick", choices=list(catalog.GENERATOR_PROFILES),
                    help="domain encoder size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="replace a set named --out")
@@ -111,14 +112,20 @@ def cmd_import(a: argparse.Namespace) -> int:
 
 
 def cmd_generate(a: argparse.Namespace) -> int:
+    print("\n".join(_generate(generate_request(a), a).lines()))
+    return 0
+
+
+def _generate(req, a: argparse.Namespace):
+    """Run the ``generate`` operation with a progress bar per phase (or lines off a terminal)."""
     from tqdm.auto import tqdm
 
+    from ..operations.synth import generate
     from ..store import Store
-    from ..synth import copies
-    from ..synth.generate import generate
-    from .console import ConsoleProgress
-    console = ConsoleProgress(f"train {a.method} {a.profile}", disable=True if a.no_progress else None)
-    bar = tqdm(unit="img", desc=f"sample {a.name}", disable=console.disable, leave=False)
+    from ..training.console import ConsoleProgress
+    console = ConsoleProgress(f"train {req.method} {req.profile}",
+                              disable=True if a.no_progress else None)
+    bar = tqdm(unit="img", desc=f"sample {req.name}", disable=console.disable, leave=False)
 
     t0, n0, tenths = 0.0, 0, 0  # time and images at the first batch; tenths reported
 
@@ -132,75 +139,35 @@ def cmd_generate(a: argparse.Namespace) -> int:
             tenths = done * 10 // total
             seconds = time.perf_counter() - t0
             rate = (done - n0) / seconds if seconds > 0 else float("nan")
-            print(f"sample {a.name}: {done}/{total} images ({rate:.1f} images/s)",
+            print(f"sample {req.name}: {done}/{total} images ({rate:.1f} images/s)",
                   file=sys.stderr, flush=True)
 
-    overrides = generate_overrides(a)
     try:
-        path, card = generate(a.method, a.profile, a.name, count=a.count, per_class=a.per_class,
-                              seed=a.seed, sample_seed=a.sample_seed, force=a.force,
-                              retrain=a.retrain, checkpoint=a.checkpoint, overrides=overrides,
-                              device=a.device, emit=console, on_batch=on_batch, store=Store(),
-                              allow_test_copies=a.allow_test_copies)
+        return generate(req, Store(), a.device, emit=console, on_batch=on_batch)
     finally:
         console.close()
         bar.close()
-    g, s = card["generator"], card["sampling"]
-    how = "reused checkpoint" if g["reused"] else f"trained {g['steps']} steps"
-    print(f"{how} {g['checkpoint']} ({card['training_time_s']:.1f} s of training on {g['device']}); "
-          f"sampled {card['n']} images {card['counts']} at {s['images_per_s']} images/s")
-    print(copies.summary(card))
-    print(f"registered synthetic set {a.name!r} at {path}")
-    return 0
 
 
 def cmd_rebuild(a: argparse.Namespace) -> int:
-    import json
+    import dataclasses
 
-    from ..errors import SpecError
+    from ..operations.synth import rebuild_request, rebuilt_verdict
     from ..store import Store
-    from ..synth.generate import rebuild_request
-    from ..synth.sets import load_set
-    sets = Store().synthetic_sets().set_index("name")
-    if a.name not in sets.index:
-        raise SpecError(f"no card of a synthetic set {a.name!r} here: import the results bundle "
-                        "that used it, or see `synth list`")
-    card = json.loads(sets.loc[a.name, "card_json"])
-    req = rebuild_request(card)
-    if set(req["overrides"] or {}) - {"epochs"}:
-        raise SpecError(f"{a.name!r} was made with {req['overrides']}: rebuild it from Python, "
-                        "synth.generate.generate(..., overrides=...)")
-    print(f"rebuilding {a.name!r}: {req['method']} {req['profile']} seed {req['seed']}, "
-          f"{req['count']} images" + (f", {req['overrides']}" if req["overrides"] else ""))
-    args = argparse.Namespace(
-        method=req["method"], profile=req["profile"], name=a.name, count=req["count"],
-        per_class=None, seed=req["seed"], sample_seed=req["sample_seed"], force=False,
-        retrain=False, checkpoint=None, epochs=(req["overrides"] or {}).get("epochs"),
-        device=a.device, no_progress=a.no_progress, allow_test_copies=a.allow_test_copies)
-    cmd_generate(args)
-    want, got = card.get("content_sha256"), load_set(a.name)[1].get("content_sha256")
-    if want and got != want:
-        print(f"content hash {got[:12]} differs from the card's {want[:12]}: these are other "
-              "images (another machine, thread count or library version trains the generator "
-              "differently); runs on the card's set will not reproduce exactly on this one")
-        return 1
-    print(f"content hash {got[:12]}: the same images as the card's set")
-    return 0
+    req, want = rebuild_request(Store(), a.name)
+    req = dataclasses.replace(req, allow_test_copies=a.allow_test_copies)
+    print(f"rebuilding {a.name!r}: {req.method} {req.profile} seed {req.seed}, "
+          f"{req.count} images" + (f", {req.overrides}" if req.overrides else ""))
+    print("\n".join(_generate(req, a).lines()))
+    same, line = rebuilt_verdict(a.name, want)
+    print(line)
+    return 0 if same else 1
 
 
 def cmd_quality(a: argparse.Namespace) -> int:
+    from ..operations.synth import quality
     from ..store import Store
-    from ..synth.quality import measure_quality
-    q = measure_quality(a.name, a.profile, a.feature, a.seed, a.device, store=Store())
-    base, mem, t = q["baseline_real_val"], q["memorisation"], q["tstr"]
-    print(f"quality of {a.name!r} in {q['feature']['kind']} feature space, against real train "
-          f"(real val beside it):")
-    for key in ("fid", "kid_mean", "precision", "recall"):
-        print(f"  {key:<10} {q[key]:>10.4f}   real val {base[key]:>10.4f}")
-    print(f"  TSTR on real val: accuracy {t['accuracy']:.4f}, AUROC {t['auroc']:.4f}")
-    print(f"  near-copies of real train: {mem['near_copy_share']:.1%} (pixel "
-          f"{mem['pixel']['near_copy_share']:.1%}, feature {mem['feature']['near_copy_share']:.1%})")
-    print(f"stored in the card of {a.name!r} ({q['wall_s']:.0f} s)")
+    print("\n".join(quality(a.name, a.profile, a.feature, a.seed, Store(), a.device).lines()))
     return 0
 
 

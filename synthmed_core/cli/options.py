@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 from .. import catalog, grid, paths
+from ..operations.specs import grid_specs, train_spec
+from ..operations.synth import GenerateRequest
 
 OVERRIDES = grid.PROFILE_OVERRIDABLE
 
@@ -19,9 +21,9 @@ def add_cell(p: argparse.ArgumentParser, many: bool) -> None:
     p.add_argument("--arch", nargs=n, default=["resnet18"] if many else "resnet18",
                    help="resnet18, resnet50, deit_tiny or any timm model name")
     p.add_argument("--init", nargs=n, default=["scratch"] if many else "scratch",
-                   choices=list(grid.INITS))
+                   choices=list(catalog.INITS))
     p.add_argument("--setting", nargs=n, default=["base"] if many else "base",
-                   choices=list(grid.SETTINGS))
+                   choices=list(catalog.SETTINGS))
     p.add_argument("--ratio", type=float, nargs=n, default=None,
                    help="synthetic:real ratio for augment / duplicate_control (default 1); "
                         "optional for the other synthetic settings (default: the whole set)")
@@ -56,9 +58,9 @@ def add_profile(p: argparse.ArgumentParser, default: str = "quick") -> None:
 
 def add_profile_name(p: argparse.ArgumentParser, default: str = "quick",
                      what: str = "training recipe") -> None:
-    """--profile, its choices and help read from grid.PROFILES (one place for the names)."""
-    names = "; ".join(f"{k} = {v}" for k, v in grid.PROFILE_HELP.items())
-    p.add_argument("--profile", default=default, choices=list(grid.PROFILES),
+    """--profile, its choices and help read from catalog.PROFILES (one place for the names)."""
+    names = "; ".join(f"{k} = {v}" for k, v in catalog.PROFILE_HELP.items())
+    p.add_argument("--profile", default=default, choices=list(catalog.PROFILES),
                    help=f"{what}: {names} (default {default})")
 
 
@@ -67,12 +69,15 @@ def overrides(a: argparse.Namespace) -> dict:
 
 
 def run_spec(a: argparse.Namespace) -> grid.RunSpec:
-    """The run spec of `train` options (a ratio defaults to 1 where the setting needs one)."""
-    ratio = a.ratio
-    if ratio is None and grid.SETTINGS[a.setting].ratio == "required":
-        ratio = 1.0
-    return grid.make_run_spec(a.arch, a.init, a.setting, a.seed, a.profile, ratio, a.synthetic,
-                              extra=extra(a), **overrides(a))
+    """The run spec of `train` options (``operations.specs.train_spec``)."""
+    return train_spec(a.arch, a.init, a.setting, a.seed, a.profile, a.ratio, a.synthetic,
+                      extra(a), **overrides(a))
+
+
+def grid_run_specs(a: argparse.Namespace) -> list[grid.RunSpec]:
+    """The checked run specs of `grid` options (``operations.specs.grid_specs``)."""
+    return grid_specs(a.arch, a.init, a.setting, a.ratio, a.seeds, a.profile, a.synthetic,
+                      extra(a), **overrides(a))
 
 
 def add_init_files(p: argparse.ArgumentParser) -> None:
@@ -103,7 +108,6 @@ def print_json(obj) -> None:
 
 # ---- synthetic sets --------------------------------------------------------------------------
 
-GENERATOR_PROFILES = ["smoke", "quick", "paper"]  # generators and encoders have their own sizes
 ALLOW_TEST_COPIES = ("keep the set even if it holds copies of real TEST images (refused "
                      "otherwise): its runs are flagged in the grid and left out of `claims`")
 
@@ -111,7 +115,7 @@ ALLOW_TEST_COPIES = ("keep the set even if it holds copies of real TEST images (
 def add_generate_args(p: argparse.ArgumentParser) -> None:
     """Options of `synth generate` (and of a `generate` job)."""
     p.add_argument("--method", required=True, choices=list(catalog.GENERATOR_METHODS))
-    p.add_argument("--profile", default="quick", choices=GENERATOR_PROFILES,
+    p.add_argument("--profile", default="quick", choices=list(catalog.GENERATOR_PROFILES),
                    help="smoke = seconds (tests), quick = under ~45 min on a 2-core CPU, "
                         "paper = GPU")
     p.add_argument("--name", required=True, help="name of the new set")
@@ -131,15 +135,19 @@ def add_generate_args(p: argparse.ArgumentParser) -> None:
     add_device(p)
 
 
-def generate_overrides(a: argparse.Namespace) -> dict | None:
-    """The generator config fields overridden on the command line (``generate(overrides=)``)."""
-    return {"epochs": a.epochs} if a.epochs is not None else None
+def generate_request(a: argparse.Namespace) -> GenerateRequest:
+    """The request of `synth generate` options (and of a `generate` job)."""
+    return GenerateRequest(
+        a.method, a.profile, a.name, count=a.count, per_class=a.per_class, seed=a.seed,
+        sample_seed=a.sample_seed, overrides={"epochs": a.epochs} if a.epochs is not None else None,
+        retrain=a.retrain, force=a.force, allow_test_copies=a.allow_test_copies,
+        checkpoint=str(Path(a.checkpoint).expanduser().resolve()) if a.checkpoint else None)
 
 
 def add_quality_args(p: argparse.ArgumentParser) -> None:
     """Options of `synth quality` (and of a `quality` job)."""
     p.add_argument("--name", required=True, help="the set to measure (see `synth list`)")
-    p.add_argument("--profile", default="quick", choices=GENERATOR_PROFILES,
+    p.add_argument("--profile", default="quick", choices=list(catalog.GENERATOR_PROFILES),
                    help="size of the domain encoder and TSTR training")
     p.add_argument("--feature", default="auto", choices=["auto", "domain", "inception"],
                    help="feature space: auto = Inception when its weights are local, else domain")

@@ -5,7 +5,9 @@
 image, a truncated image, a decompression bomb, a DICOM without pixel data. A file's size is
 read from its header before anything is decoded: a DICOM's rows x columns x frames x samples
 must fit ``MAX_PIXELS``, a Deflated-transfer-syntax DICOM is refused before pydicom would
-inflate it whole, and only the first frame of a multi-frame file is decoded
+inflate it whole, a compressed (JPEG, JPEG-LS, JPEG 2000) frame must declare in its own stream
+the size the header does, read before decoding (``_frame_size``), PIL's decompression-bomb
+warning is an error on every path, and only the first frame of a multi-frame file is decoded
 (``read_upload`` says how many it held). Colour, alpha and
 16-bit images are converted the way the importer converts them (``synth.importer.to_gray``:
 alpha over black, high bit depth scaled by its own range). ``to_dataset_image`` then makes the
@@ -147,15 +149,58 @@ def _decode_dicom(name: str, data: bytes) -> Upload:
                           "report or a header-only file): upload an image DICOM.")
     frames, samples = (_header_count(name, ds, key) for key in ("NumberOfFrames",
                                                                  "SamplesPerPixel"))
-    _check_pixels(name, _header_count(name, ds, "Columns", 0), _header_count(name, ds, "Rows", 0),
-                  frames, samples)
-    try:
-        pixels = pixel_array(ds, index=0)  # the first frame only, whatever the file holds
-    except Exception as exc:  # pydicom raises many types: missing codec, short data, bad tags
-        raise UploadError(f"{name}: the DICOM pixel data cannot be decoded ({type(exc).__name__}"
-                          f": {exc}). It may be truncated or use a compression this "
-                          "installation cannot decode; export it as PNG.") from exc
+    columns, rows = _header_count(name, ds, "Columns", 0), _header_count(name, ds, "Rows", 0)
+    _check_pixels(name, columns, rows, frames, samples)
+    _check_compressed_frame(name, ds, columns, rows, frames, samples)
+    with warnings.catch_warnings():
+        # pydicom decodes JPEG and JPEG 2000 with PIL, which only warns below twice its
+        # MAX_IMAGE_PIXELS: a bomb here as on the PNG/JPEG path.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            pixels = pixel_array(ds, index=0)  # the first frame only, whatever the file holds
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise UploadError(f"{name} was refused as a decompression bomb: {exc}") from exc
+        except Exception as exc:  # pydicom raises many types: missing codec, short data, tags
+            raise UploadError(f"{name}: the DICOM pixel data cannot be decoded ("
+                              f"{type(exc).__name__}: {exc}). It may be truncated or use a "
+                              "compression this installation cannot decode; export it as "
+                              "PNG.") from exc
+    if pixels.shape[:2] != (rows, columns):  # a codec without a readable size (RLE) lied
+        raise UploadError(f"{name}: its frame decoded to {pixels.shape[1]} x {pixels.shape[0]}"
+                          f" pixels, but its header says {columns} x {rows}.")
     return Upload(_dicom_to_gray(ds, pixels, apply_modality_lut), frames)
+
+
+def _check_compressed_frame(name: str, ds, columns: int, rows: int, frames: int,
+                            samples: int) -> None:
+    """UploadError unless the first compressed frame's own stream declares the size the DICOM
+    header does, read before decoding (``_frame_size``): a codec decodes what its stream
+    declares, whatever Rows x Columns say."""
+    from pydicom.encaps import get_frame
+
+    from ._frame_size import FrameSizeError, frame_size
+
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None or not syntax.is_compressed:
+        return
+    try:
+        size = frame_size(syntax, get_frame(ds.PixelData, 0, number_of_frames=frames))
+    except FrameSizeError as exc:
+        raise UploadError(f"{name}: {exc}; a compressed frame whose size cannot be read before "
+                          "decoding is refused. Export it as PNG.") from exc
+    except Exception as exc:  # pydicom's fragment parser: a damaged encapsulation
+        raise UploadError(f"{name}: its compressed pixel data cannot be split into frames "
+                          f"({type(exc).__name__}: {exc}).") from exc
+    if size is None:
+        return
+    width, height, components = size
+    _check_pixels(name, width, height, 1, components)
+    if (width, height, components) != (columns, rows, samples):
+        raise UploadError(
+            f"{name}: its compressed frame holds {width} x {height} pixels x {components} "
+            f"samples, but its DICOM header says {columns} x {rows} x {samples}: refused "
+            "before decoding, as a file whose pixels are not what it declares (a possible "
+            "decompression bomb).")
 
 
 def _refuse_deflated(name: str, data: bytes) -> None:

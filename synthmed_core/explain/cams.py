@@ -23,13 +23,14 @@ from torch import nn
 
 from .. import catalog
 from ..data.real import CLASS_NAMES
-from ..errors import ModelError, SpecError
+from ..bundle import _weights as bundle_weights
+from ..errors import BundleError, ModelError, SpecError
 from ..grid import RunSpec
 from ..training import checkpoints as ck
 from ..training.loop import Preprocess, predict_logits
 from ..training.models import build_model, model_input_stats
 from .layers import cam_reshape_transform, cam_target_layer
-from .overlays import DISPLAY_SIZE, CamResult, is_constant, overlay
+from .overlays import DISPLAY_SIZE, CamResult, is_constant
 
 # The catalog's CAM names -> pytorch-grad-cam classes (the names and targets live in catalog).
 CAM_METHODS: dict[str, type] = {name: getattr(pytorch_grad_cam, cls)
@@ -50,7 +51,8 @@ def load_run_model(store, run_id: str, device: str = "cpu") -> nn.Module:
     """Rebuild a finished run's classifier from its stored spec and checkpoint, in eval mode.
 
     The architecture and input size come from the run's spec, the weights from the checkpoint
-    path the store recorded (init files are not needed: the checkpoint holds every weight).
+    path the store recorded (init files are not needed: the checkpoint holds every weight)
+    or, when that is not here, from the weights a bundle brought (``bundle._weights``).
     ``model.synthmed`` gains ``run_id``, ``setting``, ``ratio``, ``synthetic``, ``seed`` and
     ``profile``. Raises SpecError for an unknown or unfinished run, DataError for a missing or
     unreadable checkpoint and ModelError when its weights do not fit the architecture.
@@ -58,10 +60,12 @@ def load_run_model(store, run_id: str, device: str = "cpu") -> nn.Module:
     run = store.run(run_id)
     if run is None:
         raise SpecError(f"run {run_id!r} is not in the store {store.path}")
-    if run["status"] != "finished" or not run.get("checkpoint"):
+    if run["status"] != "finished":
         raise SpecError(f"run {run_id} is {run['status']}: only finished runs have a checkpoint")
     spec = RunSpec.from_dict(run["spec"])
-    path = Path(run["checkpoint"])
+    path = Path(run.get("checkpoint") or "")
+    if not path.is_file() and bundle_weights.weights_file(run_id) is not None:
+        return _with_meta(_bundle_model(spec), spec, device)
     state = ck.load(path, map_location=device)
     if state.get("run_id") not in (None, run_id):
         raise ModelError(f"{path} belongs to run {state.get('run_id')}, not {run_id}")
@@ -71,7 +75,22 @@ def load_run_model(store, run_id: str, device: str = "cpu") -> nn.Module:
     except (KeyError, RuntimeError) as exc:
         raise ModelError(f"checkpoint {path} does not fit {spec.cell.arch} at "
                          f"{spec.profile.input_size} px: {str(exc)[:600]}") from exc
-    model.synthmed.update(run_id=run_id, init=spec.cell.init, setting=spec.cell.setting,
+    return _with_meta(model, spec, device)
+
+
+def _bundle_model(spec: RunSpec) -> nn.Module:
+    """A run's model from the weights a bundle brought (``bundle._weights.load_state``: hash,
+    spec and, on the first use, fidelity checked); ModelError when they are refused."""
+    try:
+        model, record = bundle_weights.load_state(spec)
+    except BundleError as exc:
+        raise ModelError(f"the bundle weights of run {spec.run_id} cannot be used: {exc}") from exc
+    model.synthmed["weights_from"] = f"bundle {record.get('bundle')}"
+    return model
+
+
+def _with_meta(model: nn.Module, spec: RunSpec, device: str) -> nn.Module:
+    model.synthmed.update(run_id=spec.run_id, init=spec.cell.init, setting=spec.cell.setting,
                           ratio=spec.cell.ratio, synthetic=spec.cell.synthetic, seed=spec.seed,
                           profile=spec.profile.name, data_size=spec.profile.data_size)
     return model.to(device).eval()
@@ -116,9 +135,9 @@ def cam_overlays(model: nn.Module, images: np.ndarray, method: str = "GradCAM",
         probs = torch.softmax(cam.outputs.detach().float(), dim=1)[:, PNEUMONIA].cpu().numpy()
     model.zero_grad(set_to_none=True)  # gradient-based methods leave .grad on every weight
     explained = [CLASS_NAMES[int(p > 0.5) if fixed is None else fixed] for p in probs]
-    return [CamResult(overlay=overlay(img, m, display_size), cam=m.astype(np.float32),
-                      image=np.asarray(img, np.uint8), layer=name, map_side=int(side), prob=float(p), method=method, target=t,
-                      constant=is_constant(m))
+    return [CamResult(cam=m.astype(np.float32), image=np.asarray(img, np.uint8), layer=name,
+                      map_side=int(side), prob=float(p), method=method, target=t,
+                      constant=is_constant(m), display_size=display_size)
             for img, m, p, t in zip(images, maps, probs, explained)]
 
 
@@ -189,28 +208,36 @@ def library_cam_ms(model: nn.Module, image: np.ndarray, method: str = "GradCAM",
     return statistics.median(times)
 
 
-def cam_bench(archs: tuple[str, ...] = ("resnet50", "deit_tiny"), input_size: int = 28,
+def cam_bench(archs: tuple[str, ...] = catalog.STUDY_ARCHS, input_size: int = 28,
               methods: tuple[str, ...] | None = None, n: int = 5, seed: int = 0
               ) -> list[dict]:
     """CAM latency per image on this machine's CPU for each arch and method: models built by
     ``models.build_model`` at ``input_size`` with random (seeded) weights, which cost the same
-    as trained ones; one 28 px image, resized by the model's preprocessing. Returns one dict
-    per (arch, method): arch, input_size, layer, map_side, method, ms (``cam_overlays``, the
-    median of ``n``), library_ms (pytorch-grad-cam's own call, ``library_cam_ms``) and ratio;
-    the two are timed in alternating rounds, side by side."""
+    as trained ones; one 28 px image, resized by the model's preprocessing. Returns
+    ``bench_model``'s rows with ``arch`` and ``input_size``."""
     image = np.random.default_rng(seed).integers(0, 256, (28, 28), dtype=np.uint8)
     rows = []
     for arch in archs:
         torch.manual_seed(seed)
         model = build_model(arch, "scratch", input_size).eval()
-        _, layer, side = _target_layer(model, input_size)
-        for method in methods or tuple(CAM_METHODS):
-            ours, lib = [], []
-            for _ in range(max(1, n)):  # alternating: both see the same machine load
-                ours.append(cam_latency_ms(model, image, method, n=1))
-                lib.append(library_cam_ms(model, image, method, n=1))
-            ms, library_ms = statistics.median(ours), statistics.median(lib)
-            rows.append({"arch": arch, "input_size": input_size, "layer": layer,
-                         "map_side": side, "method": method, "ms": ms,
-                         "library_ms": library_ms, "ratio": ms / library_ms})
+        rows += [{"arch": arch, "input_size": input_size, **r}
+                 for r in bench_model(model, image, methods, n)]
+    return rows
+
+
+def bench_model(model: nn.Module, image: np.ndarray, methods: tuple[str, ...] | None = None,
+                n: int = 5) -> list[dict]:
+    """Per method: layer, map_side, method, ms (``cam_overlays`` on ``image``, the median of
+    ``n``), library_ms (pytorch-grad-cam's own call, ``library_cam_ms``) and their ratio; the
+    two are timed in alternating rounds, side by side."""
+    _, layer, side = _target_layer(model, int(model.synthmed["input_size"]))
+    rows = []
+    for method in methods or tuple(CAM_METHODS):
+        ours, lib = [], []
+        for _ in range(max(1, n)):  # alternating: both see the same machine load
+            ours.append(cam_latency_ms(model, image, method, n=1))
+            lib.append(library_cam_ms(model, image, method, n=1))
+        ms, library_ms = statistics.median(ours), statistics.median(lib)
+        rows.append({"layer": layer, "map_side": side, "method": method, "ms": ms,
+                     "library_ms": library_ms, "ratio": ms / library_ms})
     return rows

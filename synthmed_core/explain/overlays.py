@@ -23,13 +23,12 @@ _FLAT = 1e-6  # pytorch-grad-cam scales each map to 0..1; a constant map comes b
 class CamResult:
     """One image's CAM under one model.
 
-    ``overlay`` is RGB uint8 at the display size (default opacity); ``cam`` the 0..1 map at
+    ``overlay`` is RGB uint8 at the display size (default opacity), drawn on access; ``cam`` the 0..1 map at
     the model's input size, ``image`` what the model was given (``overlay`` redraws them at any
     opacity); ``layer`` and ``map_side`` the target layer and the side of its (square) map;
     ``target`` the class explained; ``constant`` is True when the map carries no information
     (pytorch-grad-cam then returns all zeros)."""
 
-    overlay: np.ndarray
     cam: np.ndarray
     image: np.ndarray  # the uint8 image the model was given, before its own resizing
     layer: str
@@ -38,6 +37,12 @@ class CamResult:
     method: str
     target: str
     constant: bool
+    display_size: int = DISPLAY_SIZE
+
+    @property
+    def overlay(self) -> np.ndarray:
+        """Drawn when asked (the pages redraw at their opacity, benchmarks never draw)."""
+        return overlay(self.image, self.cam, self.display_size)
 
 
 def is_constant(cam: np.ndarray) -> bool:

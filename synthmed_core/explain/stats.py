@@ -48,14 +48,16 @@ def class_rows(labels: np.ndarray, cls: int, n: int) -> np.ndarray:
 def cams(model, images: np.ndarray, method: str, target: str, batch: int = 64
          ) -> tuple[np.ndarray, np.ndarray]:
     """The 0..1 maps (N x S x S) of ``images`` under ``model`` and which are informative."""
+    results = cam_results(model, images, method, target, batch)
+    return (np.stack([r.cam for r in results]),
+            np.asarray([not r.constant for r in results], dtype=bool))
+
+
+def cam_results(model, images: np.ndarray, method: str, target: str, batch: int = 64) -> list:
+    """``cams.cam_overlays`` of ``images`` in batches of ``batch``."""
     from .cams import cam_overlays
-    from .overlays import is_constant
-    maps, ok = [], []
-    for start in range(0, len(images), batch):
-        for r in cam_overlays(model, images[start:start + batch], method, target):
-            maps.append(r.cam)
-            ok.append(not is_constant(r.cam))
-    return np.stack(maps), np.asarray(ok, dtype=bool)
+    return [r for start in range(0, len(images), batch)
+            for r in cam_overlays(model, images[start:start + batch], method, target)]
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:

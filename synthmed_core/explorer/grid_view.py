@@ -25,7 +25,8 @@ from ..analysis import seeds
 from ..analysis.corrections import DEFAULT_CORRECTION, adjust_p
 from ..analysis.evidence import ONE_SEED
 from ..analysis.metrics import paired_accuracy_test
-from ..grid import INITS, SETTINGS, reference_rows
+from ..catalog import INITS, SETTINGS
+from ..grid import reference_rows
 from ..store import CELL_KEYS, Store
 from ..synth.copies import GRID_FLAG, sets_with_test_copies
 
@@ -35,7 +36,7 @@ ONE_SEED_TEST = f"{ONE_SEED} (exact McNemar)"  # the grid's mark with one matche
 COLUMNS = [*CELL_KEYS, "recipe_label", "row", "cell", "mean", "std", "lo", "hi", "n", "runs",
            "paired_seeds", "wins", "losses", "diff", "diff_lo", "diff_hi", "test", "p_value",
            "p_adjusted", "significant", "direction", "image_p", "study", "test_copies",
-           "vs_base"]
+           "vs_base", "note"]
 BASE_KEYS = ("arch", "init", "profile", "recipe")  # a cell's base: same arch, init and recipe
 
 
@@ -141,7 +142,8 @@ def grid_cells(store: Store, metric: str = "accuracy", profile: str | None = Non
     ``with_study_only`` adds, for accuracy, the study's cells nobody has run (n = 0).
     ``test_copies`` counts the copies of real test images in the cell's synthetic set; the row
     label of such a cell ends in ``copies.GRID_FLAG``: its runs saw the images they are
-    scored on."""
+    scored on. ``note`` says why a cell is not compared with its base though it has one
+    (e.g. its runs were scored on test sets of different sizes), else None."""
     if metric not in METRICS:
         from ..errors import SpecError
         raise SpecError(f"unknown metric {metric!r}; choose one of {list(METRICS)}")
@@ -234,6 +236,14 @@ def profiles(store: Store) -> list[str]:
 def grid_csv(cells: pd.DataFrame, metric: str) -> str:
     """The grid table as CSV (one row per cell, with a ``metric`` column)."""
     return cells.assign(metric=metric).to_csv(index=False)
+
+
+def notes(cells: pd.DataFrame) -> list[str]:
+    """One line per cell with a ``note`` (e.g. not compared with its base: why)."""
+    if "note" not in cells:
+        return []
+    return [f"{cell}: {note}" for cell, note in zip(cells["cell"], cells["note"])
+            if isinstance(note, str)]
 
 
 def cell_names(cells: pd.DataFrame) -> list[str]:

@@ -19,14 +19,14 @@ import filelock
 
 from .. import paths
 from ._base import yield_to_readers
-from ._bundles import BUNDLE_COLUMNS, BundlesMixin, ImportPlan
+from ._bundles import BUNDLE_COLUMNS, SAMPLE_SUFFIX, BundlesMixin, ImportPlan
 from ._grid import CELL_KEYS, GridMixin
 from ._jobs import JOB_STATUSES, JobsMixin
 from ._runs import EPOCH_COLUMNS, RUN_STATUSES, SUMMARY_METRICS, RunsMixin
 from ._schema import LOCAL_ORIGIN, MIGRATIONS, migrate, refresh_recipe_labels
 
 __all__ = ["Store", "MIGRATIONS", "RUN_STATUSES", "JOB_STATUSES", "SUMMARY_METRICS",
-           "EPOCH_COLUMNS", "CELL_KEYS", "LOCAL_ORIGIN", "BUNDLE_COLUMNS", "ImportPlan",
+           "EPOCH_COLUMNS", "CELL_KEYS", "LOCAL_ORIGIN", "BUNDLE_COLUMNS", "ImportPlan", "SAMPLE_SUFFIX",
            "yield_to_readers"]
 
 
@@ -52,4 +52,4 @@ class Store(RunsMixin, JobsMixin, GridMixin, BundlesMixin):
         if self.path == paths.db_path() and paths.shipped_results_dir() is not None:
             # The data root's own database: it holds the shipped results from its first open.
             from ..bundle import import_shipped  # reads Parquet: only where it may be needed
-            import_shipped(self)
+            import_shipped(self)  # never raises: a bad shipped bundle is skipped and said

@@ -12,13 +12,13 @@ import itertools
 
 import pandas as pd
 
+from ..catalog import INITS, STUDY_ARCHS
 from ..grid import make_run_spec
 from ._schema import CORRECT_FROM_PREDICTIONS, CORRECT_THRESHOLD
 from ._schema import now as _now
 
 # The cells filled, cycled over: the study's settings and ours, two archs, three inits.
-_ARCHS = ("resnet50", "deit_tiny")
-_INITS = ("scratch", "imagenet", "chestmnist")
+_INITS = INITS
 _SETTINGS = (("base", None, None), ("synthetic_base", None, "bench-set"),
              ("augment", 1.0, "bench-set"), ("augment", 2.0, "bench-set"),
              ("augment", 3.0, "bench-set"), ("synthetic_ft", None, "bench-set"),
@@ -69,8 +69,8 @@ FROM bench_runs r, range({_EPOCHS}) e,
 
 
 def _run_rows(n_runs: int, seed: int) -> pd.DataFrame:
-    cells = itertools.cycle(itertools.product(_ARCHS, _INITS, _SETTINGS))
-    n_cells = len(_ARCHS) * len(_INITS) * len(_SETTINGS)
+    cells = itertools.cycle(itertools.product(STUDY_ARCHS, _INITS, _SETTINGS))
+    n_cells = len(STUDY_ARCHS) * len(_INITS) * len(_SETTINGS)
     rows, started = [], _now()
     for i in range(n_runs):
         arch, init, (setting, ratio, synthetic) = next(cells)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Callable
 
 import pandas as pd
 
@@ -13,6 +14,7 @@ from ._schema import (CORRECT_FROM_PREDICTIONS, CORRECT_THRESHOLD, LOCAL_ORIGIN,
 from ._schema import now as _now
 from ._snapshot import SnapshotMixin
 
+SAMPLE_SUFFIX = "-sample"  # the set a bundle's sample of set NAME becomes here: NAME-sample
 # Columns of each table as a bundle carries it (constants: safe to format into SQL).
 BUNDLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "runs": ("run_id", "arch", "init", "setting", "ratio", "synthetic", "seed", "profile",
@@ -47,6 +49,8 @@ class ImportPlan:
     new: list[str] = field(default_factory=list)
     replace: list[str] = field(default_factory=list)
     replicates: list[str] = field(default_factory=list)
+    # Run right after the commit, inside the lock (the import's staged files are moved in).
+    on_commit: Callable[[], None] | None = None
 
 
 class BundlesMixin(SnapshotMixin):
@@ -91,12 +95,48 @@ class BundlesMixin(SnapshotMixin):
         return runs, metrics
 
     def bundle_imported(self, bundle_id: str) -> dict | None:
-        """The bundles row of ``bundle_id`` (name, path, shipped, runs, imported_at), or None."""
+        """The bundles row of ``bundle_id`` (name, path, shipped, runs, imported_at and its
+        ``manifest`` as a dict), or None."""
         with self._connect() as con:
-            cur = con.execute("SELECT bundle_id, name, path, shipped, runs, imported_at "
-                              "FROM bundles WHERE bundle_id = ?", [bundle_id])
+            cur = con.execute("SELECT bundle_id, name, path, shipped, runs, imported_at, "
+                              "manifest_json FROM bundles WHERE bundle_id = ?", [bundle_id])
             row = cur.fetchone()
-            return dict(zip([d[0] for d in cur.description], row)) if row else None
+            names = [d[0] for d in cur.description]
+        if not row:
+            return None
+        out = dict(zip(names, row))
+        out["manifest"] = json.loads(out.pop("manifest_json") or "null")
+        return out
+
+    def remove_bundle(self, bundle_id: str) -> dict:
+        """Undo the import of ``bundle_id`` in one transaction: the runs it brought with all
+        their rows, the replicate records it added, and the synthetic set records it
+        registered that no remaining run uses (a set still used is handed to another bundle
+        that uses it). Local runs and other bundles' runs stay as they were. Returns
+        {"runs": n, "replicates": n, "sets": [{"name", "path"}]} (the caller removes the set
+        folders once this has committed)."""
+        with self._transaction(then=self._publish_results) as con:
+            runs = [r[0] for r in con.execute("SELECT run_id FROM runs WHERE origin = ?",
+                                              [bundle_id]).fetchall()]
+            for table in ("predictions", "run_correct", "epochs", "run_metrics", "runs"):
+                con.execute(f"DELETE FROM {table} WHERE list_contains(?::VARCHAR[], run_id)",
+                            [runs])
+            replicates = con.execute("DELETE FROM replicates WHERE origin = ?",
+                                     [bundle_id]).fetchone()[0]
+            sets = con.execute(
+                """SELECT s.name, s.path FROM synthetic_sets s WHERE s.origin = ?
+                   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.synthetic = s.name
+                                   OR r.synthetic || ? = s.name)""",
+                [bundle_id, SAMPLE_SUFFIX]).fetchall()
+            con.execute("DELETE FROM synthetic_sets WHERE origin = ? "
+                        "AND list_contains(?::VARCHAR[], name)", [bundle_id, [n for n, _ in sets]])
+            con.execute(  # a set still used: its record now belongs to a bundle using it
+                """UPDATE synthetic_sets s SET origin = coalesce((SELECT any_value(r.origin)
+                       FROM runs r WHERE r.synthetic = s.name OR r.synthetic || ? = s.name),
+                       s.origin) WHERE s.origin = ?""", [SAMPLE_SUFFIX, bundle_id])
+            con.execute("DELETE FROM bundles WHERE bundle_id = ?", [bundle_id])
+        return {"runs": len(runs), "replicates": int(replicates),
+                "sets": [{"name": n, "path": p} for n, p in sets]}
 
     def imported_bundle_ids(self) -> set[str]:
         """Ids of every bundle imported into this store."""
@@ -145,7 +185,11 @@ class BundlesMixin(SnapshotMixin):
         process imported the bundle since the plan was made."""
         t = plan.tables
         take = plan.new + plan.replace
-        with self._transaction(then=self._publish_results) as con:
+        def then(con) -> None:
+            if plan.on_commit is not None:
+                plan.on_commit()
+            self._publish_results(con)
+        with self._transaction(then=then) as con:
             if con.execute("SELECT count(*) FROM bundles WHERE bundle_id = ?",
                            [plan.bundle_id]).fetchone()[0]:
                 return False

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import StoreError
+from ._jobs import ACTIVE, ACTIVE_SQL
 from ._snapshot import SnapshotMixin, fingerprint
 
 # A cell: arch, init, training data (setting, ratio, set) and one resolved recipe (the
@@ -56,7 +56,7 @@ paired AS (
 SELECT c.*, p.n_images, p.n_min, p.k, p.r, p.b
 FROM cells c LEFT JOIN paired p ON {_SAME_CELL}"""
 
-_PAIR_COLUMNS = ("paired_seeds", "wins", "losses", "pairs", "q", "seed_sq")
+_PAIR_COLUMNS = ("paired_seeds", "wins", "losses", "pairs", "q", "seed_sq", "note")
 
 
 def _pairing(rows: pd.DataFrame) -> pd.DataFrame:
@@ -66,25 +66,28 @@ def _pairing(rows: pd.DataFrame) -> pd.DataFrame:
     over the k seeds) squared, the spread an image-level test needs, and seed_sq = sum over
     seeds of (wins - losses over the images) squared, the seed-to-seed spread of the
     differences (with q, the seed-aware test's cross-seed image covariance: ``analysis.seeds.
-    accuracy_units``). In numpy, O(k x images) per cell; the same sums in SQL took k x k bit
+    accuracy_units``), and ``note``: why a cell is not paired although it has a base (its runs
+    scored test sets of different sizes), else None. In numpy, O(k x images) per cell; the same sums in SQL took k x k bit
     counts per cell (10x slower at 10,000 runs)."""
     out = []
     for k, n, n_min, run, base in zip(rows["k"], rows["n_images"], rows["n_min"], rows["r"],
                                       rows["b"]):
         if not isinstance(run, (list, np.ndarray)):
-            out.append((0, np.nan, np.nan, np.nan, np.nan, np.nan))
+            out.append((0, np.nan, np.nan, np.nan, np.nan, np.nan, None))
             continue
         k, n = int(k), int(n)
-        if int(n_min) != n:  # every run scores the whole real test split
-            raise StoreError(f"runs of one cell were scored on test sets of different sizes "
-                             f"({int(n_min)} to {n} images)")
+        if int(n_min) != n:  # a mixed store (e.g. an old import): shown, never paired
+            out.append((0, np.nan, np.nan, np.nan, np.nan, np.nan,
+                        f"its runs were scored on test sets of different sizes ({int(n_min)} "
+                        f"to {n} images): not compared with base"))
+            continue
         run, base = _bits(run, n), _bits(base, n)
         wins = (run & ~base).sum(0, dtype=np.int64)  # per image: seeds only the run got right
         losses = (base & ~run).sum(0, dtype=np.int64)  # ... only its base got right
         per_image = wins - losses
         per_seed = (run.sum(1, dtype=np.int64) - base.sum(1, dtype=np.int64))  # wins - losses
         out.append((k, int(wins.sum()), int(losses.sum()), k * n,
-                    int((per_image * per_image).sum()), int((per_seed * per_seed).sum())))
+                    int((per_image * per_image).sum()), int((per_seed * per_seed).sum()), None))
     pairing = pd.DataFrame(out, columns=list(_PAIR_COLUMNS), index=rows.index)
     return pd.concat([rows.drop(columns=["n_images", "n_min", "k", "r", "b"]), pairing], axis=1)
 
@@ -204,13 +207,13 @@ class GridMixin(SnapshotMixin):
         (and active jobs), test prediction rows."""
         with self._connect() as con:
             row = con.execute(
-                """SELECT (SELECT count(*) FROM runs),
-                          (SELECT count(*) FROM runs WHERE status = 'finished'),
-                          (SELECT count(*) FROM synthetic_sets), (SELECT count(*) FROM pretrains),
-                          (SELECT count(*) FROM jobs),
-                          (SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')),
-                          (SELECT count(*) FROM predictions WHERE split = ?)""",
-                ["test"]).fetchone()
+                f"""SELECT (SELECT count(*) FROM runs),
+                           (SELECT count(*) FROM runs WHERE status = 'finished'),
+                           (SELECT count(*) FROM synthetic_sets), (SELECT count(*) FROM pretrains),
+                           (SELECT count(*) FROM jobs),
+                           (SELECT count(*) FROM jobs WHERE {ACTIVE_SQL}),
+                           (SELECT count(*) FROM predictions WHERE split = ?)""",
+                [*ACTIVE, "test"]).fetchone()
         keys = ("runs", "finished_runs", "synthetic_sets", "pretrains", "jobs", "active_jobs",
                 "predictions")
         return dict(zip(keys, map(int, row)))

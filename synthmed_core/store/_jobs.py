@@ -24,7 +24,9 @@ from ._base import StoreBase
 from ._schema import now as _now
 
 JOB_STATUSES = catalog.JOB_STATUSES
-ACTIVE = ("queued", "running")
+ACTIVE = catalog.ACTIVE_JOB_STATUSES
+# "Is active", parameterised: put ``*ACTIVE`` in the parameters where this text stands.
+ACTIVE_SQL = f"status IN ({', '.join('?' for _ in ACTIVE)})"
 PROGRESS_COLUMNS = ("job_id", "seq", "attempt", "emitted_at", "event", "phase", "epoch",
                     "total_epochs", "step", "steps", "loss", "images_per_s", "eta_s",
                     "metrics_json")
@@ -35,10 +37,10 @@ _JOB_INSERT = ("kind", "label", "spec_json", "status", "priority", "max_attempts
 _LATEST = """(SELECT job_id, event, phase, epoch, total_epochs, step, steps, loss, eta_s,
                      emitted_at AS progress_at FROM job_progress
               QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY seq DESC) = 1)"""
-_CHILDREN = """(SELECT parent_id, count(*) AS children,
+_CHILDREN = f"""(SELECT parent_id, count(*) AS children,
                        count(*) FILTER (WHERE status = 'finished') AS children_finished,
                        count(*) FILTER (WHERE status = 'failed') AS children_failed,
-                       count(*) FILTER (WHERE status IN ('queued', 'running')) AS children_active
+                       count(*) FILTER (WHERE {ACTIVE_SQL}) AS children_active
                 FROM jobs WHERE parent_id IS NOT NULL GROUP BY parent_id)"""
 
 
@@ -46,12 +48,13 @@ _CHILDREN = """(SELECT parent_id, count(*) AS children,
 SNAPSHOT_NEWEST = 500
 SNAPSHOT_MAX_AGE_S = 10.0  # older than this, a reader refreshes it from the database
 PUBLISH_PROGRESS_S = 0.5  # progress alone rewrites a snapshot older than this, not a newer one
-_SNAPSHOT_WHERE = [f"(j.status IN {ACTIVE} OR j.id IN "
+_SNAPSHOT_WHERE = [f"(j.{ACTIVE_SQL} OR j.id IN "
                    f"(SELECT id FROM jobs ORDER BY id DESC LIMIT {SNAPSHOT_NEWEST}))"]
 
 
 def _listing_sql(where: list[str], limit: bool = False) -> str:
-    """Jobs joined with their latest progress and, for a grid, counts of its children."""
+    """Jobs joined with their latest progress and, for a grid, counts of its children. Its
+    parameters start with ``*ACTIVE`` (the children's count), then those of ``where``."""
     return f"""SELECT j.id, j.kind, j.label, j.status, j.priority, j.attempts, j.max_attempts,
                       j.gpu, j.worker, j.pid, j.heartbeat_at, j.created_at, j.started_at,
                       j.finished_at, j.error, j.run_id, j.parent_id, j.cancel_requested,
@@ -78,10 +81,10 @@ def _settle_parent(con, parent_id: int | None) -> None:
     if parent_id is None:
         return
     active, failed, cancelled, n = con.execute(
-        """SELECT count(*) FILTER (WHERE status IN ('queued', 'running')),
-                  count(*) FILTER (WHERE status = 'failed'),
-                  count(*) FILTER (WHERE status = 'cancelled'), count(*)
-           FROM jobs WHERE parent_id = ?""", [parent_id]).fetchone()
+        f"""SELECT count(*) FILTER (WHERE {ACTIVE_SQL}),
+                   count(*) FILTER (WHERE status = 'failed'),
+                   count(*) FILTER (WHERE status = 'cancelled'), count(*)
+            FROM jobs WHERE parent_id = ?""", [*ACTIVE, parent_id]).fetchone()
     if active:
         con.execute("UPDATE jobs SET status = 'running', finished_at = NULL WHERE id = ?",
                     [parent_id])
@@ -140,17 +143,17 @@ class JobsMixin(StoreBase):
         """Run id -> job id of every queued or running job that trains a run."""
         with self._connect() as con:
             rows = con.execute("SELECT run_id, id FROM jobs WHERE run_id IS NOT NULL AND "
-                               "status IN ('queued', 'running') ORDER BY id").fetchall()
+                               f"{ACTIVE_SQL} ORDER BY id", list(ACTIVE)).fetchall()
         return {r: i for r, i in rows}
 
     def active_generate_job(self, name: str) -> int | None:
         """The queued or running generate job that makes synthetic set ``name``, if any."""
         with self._connect() as con:
             row = con.execute(
-                """SELECT id FROM jobs WHERE kind IN ('generate', 'rebuild')
-                   AND status IN ('queued', 'running')
-                   AND json_extract_string(spec_json, '$.generate.name') = ?
-                   ORDER BY id LIMIT 1""", [name]).fetchone()
+                f"""SELECT id FROM jobs WHERE kind IN ('generate', 'rebuild')
+                    AND {ACTIVE_SQL}
+                    AND json_extract_string(spec_json, '$.generate.name') = ?
+                    ORDER BY id LIMIT 1""", [*ACTIVE, name]).fetchone()
         return int(row[0]) if row else None
 
     # ---- the worker's side ------------------------------------------------------------------
@@ -269,8 +272,8 @@ class JobsMixin(StoreBase):
         out, parents = [], set()
         with self._transaction(then=self._publish_queue) as con:
             rows = con.execute("SELECT id, kind, status, parent_id FROM jobs WHERE (id = ? OR "
-                               "parent_id = ?) AND status IN ('queued', 'running') ORDER BY id",
-                               [job_id, job_id]).fetchall()
+                               f"parent_id = ?) AND {ACTIVE_SQL} ORDER BY id",
+                               [job_id, job_id, *ACTIVE]).fetchall()
             for jid, kind, status, parent_id in rows:
                 if kind == "grid":  # a grid ends with its children (_settle_parent)
                     parents.add(jid)
@@ -306,7 +309,7 @@ class JobsMixin(StoreBase):
              limit: int | None = None) -> pd.DataFrame:
         """Jobs, newest first, with their latest progress (event, epoch, step, eta_s...) and,
         for a grid, counts of its children. Filter by status or parent; ``limit`` rows."""
-        where, params = [], []
+        where, params = [], [*ACTIVE]
         if status is not None:
             where.append("j.status = ?"), params.append(status)
         if parent_id is not None:
@@ -371,7 +374,7 @@ class JobsMixin(StoreBase):
         """Rewrite the queue snapshot from ``con`` (inside the lock) and return it. Written from
         pandas, so a read gives back the same dtypes as ``jobs()``. A data root that cannot be
         written to keeps no snapshot: its readers read the database."""
-        df = con.execute(_listing_sql(_SNAPSHOT_WHERE)).df()
+        df = con.execute(_listing_sql(_SNAPSHOT_WHERE), [*ACTIVE, *ACTIVE]).df()
         path = self.queue_snapshot_path
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         try:

@@ -15,7 +15,8 @@ from typing import Callable
 import duckdb
 
 from ..errors import StoreError
-from ..grid import PROFILES, RunSpec, reference_rows
+from ..catalog import PROFILES
+from ..grid import RunSpec, reference_rows
 
 Step = str | Callable[[duckdb.DuckDBPyConnection], None]
 

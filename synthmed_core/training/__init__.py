@@ -6,10 +6,10 @@
 - ``compose``: the data of every phase (real, synthetic, duplicates) from a spec;
 - ``models``: timm architectures and initialisations; ``checkpoints``: weights-only files;
 - ``augment``: on-device augmentation; ``events``: what the loop emits (it knows no database);
-- ``runner.run_one``: a spec end to end, its events recorded (``recorder``) in the store;
+- ``console``: progress bars for those events on a terminal;
 - ``context``: where a run was computed (device, threads, versions, commit).
 
 Nothing is imported here: ``from synthmed_core.training import events`` loads no torch.
 """
 __all__ = ["augment", "checkpoints", "compose", "context", "events", "loop", "models",
-           "pretrain", "progress", "recorder", "runner", "train"]
+           "pretrain", "progress", "console", "train"]

@@ -15,7 +15,8 @@ import torch
 
 from ..data.real import CLASS_NAMES, IMAGE_SIZE, PhaseData, Split, TrainPlan, load_real
 from ..errors import DataError, SpecError
-from ..grid import SETTINGS, RunSpec
+from ..catalog import SETTINGS
+from ..grid import RunSpec
 from .augment import random_affine
 
 ORIGINS = {"real": 0, "synthetic": 1, "duplicate": 2}  # PhaseData.origin codes

@@ -22,7 +22,7 @@ from timm.scheduler import create_scheduler_v2
 
 from ..data.real import Split, load_real
 from ..errors import SpecError
-from ..grid import PROFILES
+from ..catalog import PROFILES
 from . import checkpoints as ck
 from .epochs import Fit, fit_epochs
 from .events import Emit, Started, ignore

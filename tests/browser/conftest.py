@@ -148,3 +148,13 @@ def page(browser, app_server, request):
         if errors:
             print("---- page errors ----\n" + "\n".join(errors))
     context.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Every test in tests/browser drives chromium: marked `browser` here, so a new file needs
+    no `pytestmark` of its own to stay out of the fast loop."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)

@@ -75,7 +75,7 @@ def record_fake_run(store: Store, spec: RunSpec, skill: float) -> str:
 
 
 def main() -> None:
-    from synthmed_core.training.runner import run_one
+    from synthmed_core.operations.train import run_one
 
     store = Store()
     synth = write_synthetic_set(store)

@@ -11,6 +11,8 @@ import pytest
 from browser_helpers import (GRID_SQUARES, GRID_TEXTS, IDLE, SHARED_DATA, assert_no_exception,
                              choose, click_square, element_pixels, open_page, shot)
 
+pytestmark = pytest.mark.browser
+
 
 def test_home_loads_with_its_title_and_no_exception(page, app_server):
     open_page(page, app_server.url)

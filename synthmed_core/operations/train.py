@@ -1,7 +1,9 @@
-"""Run specs end to end: build the data plan, train, record every event in the store.
-Used inline by the CLI (``train``, ``grid``) and by job workers."""
+"""Training runs end to end, the one door of ``train`` and ``reproduce`` (the CLI verbs and the
+job kinds call these): check the spec, build its data plan, train, record every event in the
+store, summarise. ``run_grid`` trains many specs inline (the ``grid`` verb)."""
 from __future__ import annotations
 
+import shutil
 import traceback
 from dataclasses import dataclass, field
 from typing import Callable
@@ -9,14 +11,16 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 from .. import paths
-from ..cli.console import ConsoleProgress
 from ..errors import SynthmedError
 from ..grid import RunSpec
 from ..store import Store
-from .compose import build_plan
-from .events import Emit, RunResult, Started
-from .loop import Stopped
+from ..training.compose import build_plan
+from ..training.console import ConsoleProgress
+from ..training.events import Emit, RunResult, Started
+from ..training.loop import Stopped
+from ._outcome import Outcome
 from .recorder import StoreRecorder, fan_out
+from .specs import check_reproducible, check_run_spec
 
 
 def run_one(spec: RunSpec, store: Store | None = None, device: str | None = None,
@@ -24,7 +28,7 @@ def run_one(spec: RunSpec, store: Store | None = None, device: str | None = None
             progress: bool = True, position: int = 0) -> RunResult:
     """Train one run and record it; resumes from the run's last checkpoint when there is one.
     A failure or an interrupt marks the run failed (with the reason) and re-raises."""
-    from .train import train_run  # torch-heavy: imported only when a run actually trains
+    from ..training.train import train_run  # torch-heavy: only when a run actually trains
 
     store = store or Store()
     plan = build_plan(spec)
@@ -46,6 +50,49 @@ def run_one(spec: RunSpec, store: Store | None = None, device: str | None = None
         raise
     finally:
         console.close()
+
+
+def train(spec: RunSpec, store: Store, device: str | None = None, force: bool = False,
+          emit: Emit | None = None, should_stop: Callable[[], bool] | None = None,
+          progress: bool = False) -> Outcome:
+    """The ``train`` operation: check ``spec``; skip it when the store has it finished (unless
+    ``force``, which deletes its record and files and trains it from zero); else train it,
+    resuming its last checkpoint, with events to the store, ``emit`` and (``progress``) the
+    terminal, stopping when ``should_stop`` says so."""
+    check_run_spec(spec)
+    if force:
+        store.delete_run(spec.run_id)
+        shutil.rmtree(paths.run_dir(spec.run_id), ignore_errors=True)
+    elif spec.run_id in store.finished_run_ids():
+        return Outcome(f"run {spec.run_id} ({spec.cell.key} seed={spec.seed}) is already "
+                       "finished; --force trains it again")
+    result = run_one(spec, store, device, should_stop, emit, progress)
+    return Outcome(run_summary(spec, result), value=result)
+
+
+def reproduce(spec: RunSpec, store: Store, device: str | None = None, fresh: bool = True,
+              emit: Emit | None = None, should_stop: Callable[[], bool] | None = None,
+              progress: bool = False) -> Outcome:
+    """The ``reproduce`` operation: train a recorded run again here from its frozen ``spec``
+    (from zero when ``fresh``; a retried job resumes), keeping the record it replaces as a
+    replicate, and compare the new figures with the earlier ones (``bundle.reproduction``)."""
+    from ..bundle import reproduction
+    check_reproducible(spec, store)
+    if fresh:
+        shutil.rmtree(paths.run_dir(spec.run_id), ignore_errors=True)
+    result = run_one(spec, store, device, should_stop, emit, progress)
+    lines = reproduction(store.run(spec.run_id), store)
+    return Outcome(run_summary(spec, result), lines or
+                   ["no earlier record of this run to compare with"], result)
+
+
+def run_summary(spec: RunSpec, result: RunResult) -> str:
+    """One line for a finished run: its test figures, best epoch, time and device."""
+    m = result.metrics
+    return (f"run {spec.run_id} {spec.cell.key} seed={spec.seed} profile={spec.profile.name}: "
+            f"test accuracy {m['accuracy']:.4f}  AUROC {m['auroc']:.4f}  F1 {m['f1']:.4f}  "
+            f"sensitivity {m['sensitivity']:.4f}  specificity {m['specificity']:.4f}  "
+            f"(best epoch {result.best_epoch + 1}, {result.wall_s:.1f} s on {result.device})")
 
 
 @dataclass

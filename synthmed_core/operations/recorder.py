@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 
 from ..grid import RunSpec
 from ..store import Store
-from .events import EpochEnd, Event, Finished, Started
+from ..training.events import EpochEnd, Event, Finished, Started
 
 
 class StoreRecorder:

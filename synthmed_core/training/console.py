@@ -6,7 +6,7 @@ import sys
 
 from tqdm.auto import tqdm
 
-from ..training.events import EpochEnd, Event, Finished, Progress, Started
+from .events import EpochEnd, Event, Finished, Progress, Started
 
 
 class ConsoleProgress:
