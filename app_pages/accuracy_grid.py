@@ -1,6 +1,7 @@
 """Accuracy grid: setting (x ratio, set) by init, one panel per arch, for one metric and
 profile; mean, interval and n over seeds per cell; cells that differ significantly from base
-are outlined; click a cell (or pick it below) for its runs, curves, confusion and mistakes."""
+are outlined; click a cell (or pick it below) for its runs, curves, confusion and mistakes.
+The choices and the selected cell live in the URL (``VIEW``): a link opens the same view."""
 from __future__ import annotations
 
 import streamlit as st
@@ -10,11 +11,22 @@ from synthmed_core.explorer.claims_text import claims_table
 from synthmed_core.analysis.corrections import CORRECTIONS
 from synthmed_core.analysis.evidence import METRICS as CLAIM_METRICS
 from synthmed_core.errors import SynthmedError
-from synthmed_core.explorer import heatmap_view as grid_view
+from synthmed_core.explorer import heatmap_view
 from synthmed_core.text import md_literal
-from ui import cell_view, heatmap_chart as grid_chart, readers
+from ui import cell_view, heatmap_chart, readers
+from ui.url_state import Param, flag, publish, restore
 
 ALPHAS = (0.05, 0.01, 0.001)
+VIEW = (  # what a link to this page keeps: ?metric=auroc&profile=quick&cell=...
+    Param("metric", "grid_metric", options=lambda: heatmap_view.METRICS),
+    Param("profile", "grid_profile"),
+    Param("source", "grid_source"),
+    Param("study", "grid_study", parse=flag, dump=lambda v: "1" if v else "0"),
+    Param("alpha", "grid_alpha", parse=float, dump=lambda a: f"{a:g}", options=lambda: ALPHAS),
+    Param("correction", "grid_correction", options=lambda: CORRECTIONS),
+    Param("colour", "grid_colour", options=lambda: heatmap_chart.COLOURINGS),
+    Param("cell", "grid_cell"),
+)
 LEGEND = ("Each square: mean over seeds and n (hover for the 95% interval). A black outline "
           "and ▲/▼ mark a cell significantly better/worse than `base` of the same arch and "
           "init, on per-image correctness at 0.5 on the real test split, with the trained "
@@ -28,10 +40,11 @@ LEGEND = ("Each square: mean over seeds and n (hover for the 95% interval). A bl
           "overrides in the profile.")
 
 
-def controls(db: str) -> tuple[str, str | None, str | None, bool, float, str]:
+def controls(db: str) -> tuple[str, str | None, str | None, bool, float, str, str]:
     left, mid, src = st.columns(3)
     right, far, corr = st.columns(3)
-    metric = left.selectbox("Metric (test split)", grid_view.METRICS, key="grid_metric")
+    st.session_state.setdefault("grid_study", True)  # here, not value=: a link may set it
+    metric = left.selectbox("Metric (test split)", heatmap_view.METRICS, key="grid_metric")
     profiles = readers.profiles(db)
     if st.session_state.get("grid_profile") not in profiles:  # e.g. the first run finished
         st.session_state.pop("grid_profile", None)
@@ -45,31 +58,37 @@ def controls(db: str) -> tuple[str, str | None, str | None, bool, float, str]:
                            format_func=lambda o: labels.get(o, "all sources"),
                            help="where the runs were computed: this machine, or an imported "
                                 "results bundle (shipped ones came with synthmed)")
-    study = right.toggle("Show the study's values", value=True, key="grid_study")
+    study = right.toggle("Show the study's values", key="grid_study")
     alpha = far.selectbox("α", ALPHAS, key="grid_alpha")
     correction = corr.selectbox("Correction", list(CORRECTIONS), key="grid_correction",
                                 format_func=lambda c: CORRECTIONS[c][0].split(" (")[0],
                                 help="for testing every cell shown against its base at once: "
                                      "Holm controls the family-wise error rate, "
                                      "Benjamini-Hochberg the false discovery rate")
-    return metric, profile, origin, study, alpha, correction
+    colour = st.radio("Colour by", list(heatmap_chart.COLOURINGS), key="grid_colour",
+                      horizontal=True, format_func=lambda c: heatmap_chart.COLOURINGS[c].label,
+                      help="both scales read for colour-blind eyes; the difference is each "
+                           "cell's mean minus that of base of its arch, init and recipe "
+                           "(orange: below base, purple: above)")
+    return metric, profile, origin, study, alpha, correction, colour
 
 
-def panels(cells, metric: str, study: bool) -> str | None:
+def panels(cells, metric: str, study: bool, colour: str) -> str | None:
     """One chart per arch; returns the cell a click selected, if any."""
     clicked = None
-    scale = grid_chart.color_range(cells)
+    scale = heatmap_chart.color_range(cells, colour)
     # Side by side while they fit, wrapped below otherwise: a panel has a fixed pixel size
     # (squares are markers in pixels), so squeezing it into a column would overlap them.
     with st.container(horizontal=True, wrap=True, gap="medium"):
-        for arch in grid_view.archs(cells):
-            clicked = grid_chart.draw(cells, arch, metric, study, scale,
-                                      key=f"grid_chart_{arch}", selectable=True) or clicked
+        for arch in heatmap_view.archs_by_seeds(cells):  # the most complete evidence first
+            clicked = heatmap_chart.draw(cells, arch, metric, study, scale,
+                                      key=f"grid_chart_{arch}", selectable=True,
+                                      colour=colour) or clicked
     return clicked
 
 
 def cell_picker(cells, clicked: str | None) -> str | None:
-    names = grid_view.cell_names(cells)
+    names = heatmap_view.cell_names(cells)
     if not names:
         return None
     # A new click selects its cell; the picker works without a click (and in tests).
@@ -129,35 +148,38 @@ def claims_section(db: str, profile: str | None, origin: str | None, correction:
 def main() -> None:
     st.title("Accuracy grid")
     db = readers.db()
+    restore(VIEW, "grid")
     try:
-        metric, profile, origin, study, alpha, correction = controls(db)
+        metric, profile, origin, study, alpha, correction, colour = controls(db)
         cells = readers.grid_cells(db, metric, profile, alpha, study and metric == "accuracy",
                                    origin, correction)
     except SynthmedError as exc:
         st.warning(f"The results database cannot be read right now: {md_literal(exc)}")
         return
-    if not grid_view.cell_names(cells):
+    if not heatmap_view.cell_names(cells):
         st.info("No finished runs yet: queue one from the sidebar (profile smoke takes "
                 "seconds) and the grid fills in when it finishes."
                 + (" Meanwhile, the study's published grid:" if len(cells) else ""))
     if cells.empty:
+        publish(VIEW)
         return
     tested = int(cells["p_value"].notna().sum())
     st.caption(LEGEND + (f" p-values adjusted for the {tested} cells tested at once: "
                          f"{CORRECTIONS[correction][0]} (the uncorrected p is in the hover and "
                          "the table)." if tested else ""))
-    for line in grid_view.notes(cells):
+    for line in heatmap_view.notes(cells):
         st.caption(f"Note: {md_literal(line)}")
-    clicked = panels(cells, metric, study)
-    st.download_button("Download the grid (CSV)", grid_view.grid_csv(cells, metric),
+    clicked = panels(cells, metric, study, colour)
+    st.download_button("Download the grid (CSV)", heatmap_view.grid_csv(cells, metric),
                        file_name=f"synthmed-grid-{metric}-{profile}.csv", mime="text/csv",
                        key="grid_csv", on_click="ignore")
     with st.expander("The grid as a table"):
         st.dataframe(cells, hide_index=True, key="grid_table")
     claims_section(db, profile, origin, correction)
     name = cell_picker(cells, clicked)
+    publish(VIEW)
     if name:
-        cell_view.render(db, name, grid_view.cell_keys(cells, name))
+        cell_view.render(db, name, heatmap_view.cell_keys(cells, name))
 
 
 main()

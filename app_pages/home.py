@@ -11,11 +11,11 @@ import streamlit as st
 from synthmed_core.explorer import report
 from synthmed_core.catalog import METRICS, RUN_STATUSES
 from synthmed_core.errors import SynthmedError
-from synthmed_core.explorer import heatmap_view as grid_view
+from synthmed_core.explorer import heatmap_view
 from synthmed_core.explorer import views
 from synthmed_core.explorer.views import LOCAL_ORIGIN
 from synthmed_core.text import md_literal
-from ui import heatmap_chart as grid_chart
+from ui import heatmap_chart
 from ui import launch, readers
 
 FIRST_RUN = ("python -m synthmed_core train --arch resnet18 --init scratch --setting base "
@@ -111,13 +111,13 @@ def headline(db: str) -> None:
     st.caption(f"Profile {profile or '—'}; the arch with the most seeds per cell first; "
                "outlined = significantly different from base (details, other metrics and "
                "profiles: Accuracy grid).")
-    scale = grid_chart.color_range(cells)
-    first, *others = grid_view.archs_by_seeds(cells)
-    grid_chart.draw(cells, first, "accuracy", True, scale, key=f"home_grid_{first}")
+    scale = heatmap_chart.color_range(cells)
+    first, *others = heatmap_view.archs_by_seeds(cells)
+    heatmap_chart.draw(cells, first, "accuracy", True, scale, key=f"home_grid_{first}")
     with st.container(horizontal=True, wrap=True, gap="medium"):  # wraps when they do not fit
         for arch in others:
-            grid_chart.draw(cells, arch, "accuracy", True, scale, key=f"home_grid_{arch}")
-    for line in grid_view.notes(cells):
+            heatmap_chart.draw(cells, arch, "accuracy", True, scale, key=f"home_grid_{arch}")
+    for line in heatmap_view.notes(cells):
         st.caption(f"Note: {md_literal(line)}")
 
 

@@ -21,6 +21,12 @@
    "floor" (altair only) is the least any Vega grid can take in this browser on this machine:
    a second server runs a one-file app of a title and one 48-square Altair chart, nothing of
    synthmed, and its new-tab loads alternate with the grid's warm ones.
+4. First visits (altair, beside the floor): a third server on a brand-new data root (it imports
+   the shipped results while it starts, as a new user's does) opens every page once, each in a
+   new tab at 1280 x 900, Home first: seconds to the page's title.
+
+Aims of issue 26, as ratios within one run: the grid's warm load <= 1.3x the floor, nav <= the
+floor, every page's first visit <= the floor + 1 s to its title (the "aims" line).
 
 Aim (issue 15): query under 100 ms, grid visible under 1 s (median of warm loads), script
 done under 2 s. Needs chromium (scripts/setup_browser.sh) and the playwright package
@@ -32,6 +38,7 @@ import argparse
 import contextlib
 import cProfile
 import io
+import os
 import pstats
 import shutil
 import statistics
@@ -44,11 +51,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "browser"))
 
-from browser_helpers import (IDLE, PLOT_MARKERS, VEGA_MARKERS, app_env,  # noqa: E402
-                             chromium_browser, running_app)
+from browser_helpers import (IDLE, PAGES, PLOT_MARKERS, SHARED_DATA, TITLE,  # noqa: E402
+                             VEGA_MARKERS, app_env, chromium_browser, running_app)
 
 GRID_PATH = "accuracy_grid"
 AIM_BROWSER_S, AIM_DONE_S, AIM_QUERY_MS = 1.0, 2.0, 100.0
+AIM_WARM_X_FLOOR, AIM_FIRST_OVER_FLOOR_S = 1.3, 1.0  # issue 26, within one run
 # what shows a renderer's squares, and the name of the JavaScript chunk that draws them
 RENDERED = {"plotly": (PLOT_MARKERS, "PlotlyChart"), "altair": (VEGA_MARKERS, "VegaLite")}
 FLOOR_APP = """import altair as alt
@@ -194,6 +202,41 @@ def _summary(renderer: str, label: str, rows: list[dict[str, float]]) -> dict[st
     return {"markers": med("markers"), "done": med("done")}
 
 
+def first_visits(browser, timeout_ms: int) -> dict[str, float]:
+    """Every page's first visit on a fresh server over a brand-new data root, each in a new
+    tab at 1280 x 900, Home first: seconds from navigation to the page's title."""
+    root = Path(tempfile.mkdtemp(prefix="synthmed-bench-fresh-"))
+    env = app_env(root, Path(os.environ.get("SYNTHMED_MEDMNIST_ROOT") or SHARED_DATA))
+    times: dict[str, float] = {}
+    try:
+        with running_app(env, root / "bench-streamlit-fresh.log", start_timeout_s=120) as app:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            for name in PAGES:
+                page = context.new_page()
+                t = time.perf_counter()
+                page.goto(f"{app.url}/{'' if name == 'home' else name}", wait_until="commit")
+                page.wait_for_selector(TITLE, timeout=timeout_ms)
+                times[name] = time.perf_counter() - t
+                page.wait_for_selector(IDLE, state="attached", timeout=timeout_ms)
+                page.close()
+            context.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return times
+
+
+def aims_line(warm: float, nav: float, floor: float, firsts: dict[str, float]) -> str:
+    """The issue's aims as ratios against this run's floor, MET or MISSED each."""
+    worst = max(firsts, key=firsts.get)
+    parts = [(f"grid warm {warm / floor:.2f}x floor (aim <= {AIM_WARM_X_FLOOR:g}x)",
+              warm <= AIM_WARM_X_FLOOR * floor),
+             (f"nav {nav:.2f} s vs floor {floor:.2f} s (aim <= floor)", nav <= floor),
+             (f"slowest first visit {worst} floor {firsts[worst] - floor:+.2f} s (aim <= "
+              f"+{AIM_FIRST_OVER_FLOOR_S:g} s)",
+              firsts[worst] - floor <= AIM_FIRST_OVER_FLOOR_S)]
+    return "aims    " + "; ".join(f"{text}: {'MET' if ok else 'MISSED'}" for text, ok in parts)
+
+
 def bench_browser(data: Path, loads: int, timeout_s: float, renderer: str
                   ) -> tuple[dict[str, float], dict[str, float]]:
     from ui.heatmap_chart import RENDERER_ENV
@@ -217,15 +260,23 @@ def bench_browser(data: Path, loads: int, timeout_s: float, renderer: str
         warm_up.close()
         _summary(renderer, "first", [_load(context, server.url, timeout_ms, renderer)])
         cold, warm, nav, bare = [], [], [], []
+        firsts: dict[str, float] = {}
         if floor:
             _load(context, floor.url, timeout_ms, renderer, path="")  # its server's first run
-        for _ in range(loads):
+            firsts = first_visits(browser, timeout_ms)
+            for name, seconds in firsts.items():
+                print(f"first   {name:14s} title after {seconds:5.2f} s on a fresh server, new "
+                      "root, 1280 px", flush=True)
+        for i in range(loads):
             _clear_caches(context, server.url)
             cold.append(_load(context, server.url, timeout_ms, renderer))
             warm.append(_load(context, server.url, timeout_ms, renderer))
             nav.append(_navigate(context, server.url, timeout_ms, renderer))
             if floor:
                 bare.append(_load(context, floor.url, timeout_ms, renderer, path=""))
+            print(f"load {i + 1}/{loads}: cold {cold[-1]['markers']:.2f} s, warm "
+                  f"{warm[-1]['markers']:.2f} s, nav {nav[-1]['markers']:.2f} s"
+                  + (f", floor {bare[-1]['markers']:.2f} s" if bare else ""), flush=True)
         context.close()
         marks = [r["markers"] for r in nav]
         print(f"browser {renderer:6s} nav   grid rendered median {statistics.median(marks):5.2f} "
@@ -238,6 +289,9 @@ def bench_browser(data: Path, loads: int, timeout_s: float, renderer: str
             extra = warm["markers"] - low["markers"]
             print(f"browser {renderer:6s} floor: a title and one 48-square chart alone, same "
                   f"browser; the grid page's warm load takes {extra:+.2f} s more")
+            for name, seconds in firsts.items():
+                print(f"first   {name:14s} the floor {seconds - low['markers']:+.2f} s")
+            print(aims_line(warm["markers"], statistics.median(marks), low["markers"], firsts))
         return cold, warm
 
 

@@ -23,11 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "browser"))
 
-from browser_helpers import (IDLE, app_env, assert_no_exception, chromium_browser,  # noqa: E402
-                             running_app)
-
-PAGES = ("home", "accuracy_grid", "gallery", "gradcam", "predict", "jobs")
-FIRST_RENDER = '[data-testid="stMain"] h1'  # every page starts with its title
+from browser_helpers import (IDLE, PAGES, app_env, assert_no_exception,  # noqa: E402
+                             chromium_browser, running_app)
+from browser_helpers import TITLE as FIRST_RENDER  # noqa: E402
 
 
 def _server_seconds(log: Path) -> str:
@@ -52,7 +50,8 @@ def main() -> int:
     env["SYNTHMED_TIMING"] = "1"
     env["SYNTHMED_SHIPPED"] = a.shipped if a.shipped is not None else str(REPO / "results")
     a.out.mkdir(parents=True, exist_ok=True)
-    with running_app(env, a.out / "streamlit.log") as app, chromium_browser() as browser:
+    with (running_app(env, a.out / "streamlit.log", start_timeout_s=300) as app,  # loaded box
+          chromium_browser() as browser):
         for width in a.widths:
             page = browser.new_page(viewport={"width": width, "height": 900})
             for name in a.pages:

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 from synthmed_core.paths import REPO_ROOT
 
 APP = str(REPO_ROOT / "app.py")
+TIMEOUT_S = 180  # a script run on the shared 2-core box under other work took over 60 s
 
 
 # AppTest reruns a page switched to by st.navigation without app.py after the first run, so
@@ -26,9 +27,11 @@ runpy.run_path({page!r}, run_name="__main__")
 """
 
 
-def run_app(page: str = "app_pages/home.py") -> AppTest:
-    """The sidebar and ``page`` (a path under the repository), run once without exception."""
-    at = AppTest.from_string(HARNESS.format(page=str(REPO_ROOT / page)), default_timeout=60)
+def run_app(page: str = "app_pages/home.py", query: dict[str, str] | None = None) -> AppTest:
+    """The sidebar and ``page`` (a path under the repository), run once without exception;
+    ``query``: the URL's parameters it is opened with."""
+    at = AppTest.from_string(HARNESS.format(page=str(REPO_ROOT / page)), default_timeout=TIMEOUT_S)
+    at.query_params.update(query or {})
     at.run()
     assert_ok(at)
     return at
@@ -36,7 +39,7 @@ def run_app(page: str = "app_pages/home.py") -> AppTest:
 
 def run_entry() -> AppTest:
     """The real entry point (app.py), run once: navigation, sidebar and the default page."""
-    at = AppTest.from_file(APP, default_timeout=60).run()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
     assert_ok(at)
     return at
 

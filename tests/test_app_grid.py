@@ -25,8 +25,8 @@ def names(data_root) -> dict[str, str]:
 
 
 def squares(at) -> pd.DataFrame:
-    """The squares of the first panel (cell, text, ink, edge, mean, ran: False where only the
-    study ran), as the browser receives them."""
+    """The squares of the first panel (cell, text, ink, edge, value: the colour's, ran: False
+    where it has no colour, e.g. only the study ran), as the browser receives them."""
     panels = grid_panels(at)
     assert panels, "no chart drawn"
     return panel_data(panels[0])
@@ -232,3 +232,44 @@ def test_a_run_finished_by_a_writer_that_does_not_publish_the_snapshot_still_sho
     at.run()
     assert_ok(at)
     assert ran(at) == ["resnet50/scratch/base (smoke)"]
+
+
+VIEW = {"metric": "auroc", "study": "0", "alpha": "0.01", "correction": "bh",
+        "colour": "vs_base"}
+
+
+def test_a_link_with_the_views_parameters_opens_that_view_and_its_cell(names):
+    at = run_app(PAGE, {**VIEW, "cell": names["worse"]})
+    assert at.selectbox(key="grid_metric").value == "auroc"
+    assert at.selectbox(key="grid_alpha").value == 0.01
+    assert at.selectbox(key="grid_correction").value == "bh"
+    assert at.radio(key="grid_colour").value == "vs_base"
+    assert at.toggle(key="grid_study").value is False
+    assert at.selectbox(key="grid_cell").value == names["worse"]
+    assert f"Cell {names['worse']}" in texts(at.subheader)
+    shown = markers(at)
+    assert shown[names["worse"]]["text"].startswith("Δ-")  # coloured by the difference
+    assert shown[names["base"]]["text"].startswith("0.")  # base keeps its own value
+    assert study_only(at).empty
+
+
+def test_the_views_choices_are_written_back_to_the_url(names):
+    at = run_app(PAGE)
+    at.selectbox(key="grid_metric").set_value("f1")
+    at.radio(key="grid_colour").set_value("vs_base")
+    at.selectbox(key="grid_cell").set_value(names["same"]).run()
+    assert_ok(at)
+    url = {k: at.query_params[k] for k in ("metric", "colour", "cell", "alpha", "correction")}
+    assert {k: v if isinstance(v, str) else v[0] for k, v in url.items()} == {
+        "metric": "f1", "colour": "vs_base", "cell": names["same"], "alpha": "0.05",
+        "correction": "holm"}
+
+
+def test_values_a_widget_does_not_offer_are_ignored(names):
+    at = run_app(PAGE, {"metric": "nonsense", "alpha": "0.5", "colour": "rainbow",
+                        "cell": "no/such/cell", "profile": "no-such-profile"})
+    assert at.selectbox(key="grid_metric").value == "accuracy"
+    assert at.selectbox(key="grid_alpha").value == 0.05
+    assert at.radio(key="grid_colour").value == "value"
+    assert at.selectbox(key="grid_cell").value is None
+    assert at.selectbox(key="grid_profile").value == "smoke"  # the only one here

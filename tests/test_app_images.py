@@ -180,6 +180,22 @@ def test_gallery_shows_each_synthetic_image_beside_its_nearest_real_train_image(
     assert dict(zip(card["field"], card["value"]))["method"] == "test-copies"
 
 
+def _walk(node):
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from _walk(child)
+
+
+def test_gallery_shows_the_images_first_and_the_sets_card_folded_below_them(explorer):
+    at = open_page("gallery")
+    shown = list(_walk(at.main))
+    first_image = next(i for i, n in enumerate(shown) if n.type == "image")
+    card = next(i for i, n in enumerate(shown)
+                if n.type == "expander" and n.label.startswith("Card of set"))
+    assert first_image < card
+    assert not shown[card].proto.expanded
+
+
 def test_gallery_pages_forward_and_filters_by_class(explorer):
     at = open_page("gallery")
     at.selectbox(key="gallery_page_size").set_value(8).run()

@@ -173,7 +173,7 @@ def mutate(rng, bundle: Path) -> list[str]:
 
 def test_hundreds_of_mutated_bundles_each_import_cleanly_or_are_refused_with_a_message(
         tiny_bundle_template, real_data, tmp_path):
-    from synthmed_core.explorer.grid_view import grid_cells
+    from synthmed_core.explorer.heatmap_view import grid_cells
     rng = np.random.default_rng(27)
     store = Store()
     outcomes = {0: 0, 1: 0, 2: 0}

@@ -16,7 +16,7 @@ import pytest
 from synthmed_core import bundle as bd
 from synthmed_core.cli import main as cli
 from synthmed_core.store import Store
-from synthmed_core.synth.sets import list_sets
+from synthmed_core.data.synthetic import list_sets
 
 from bundle_helpers import SET, copy_bundle, edit, table
 from grid_helpers import add_run, labels, probs_with_accuracy
@@ -173,7 +173,7 @@ def test_a_removed_shipped_bundle_stays_removed(shipped, capsys):
 
 
 def test_the_grid_reads_a_store_whose_runs_differ_in_test_size(real_data):
-    from synthmed_core.explorer.grid_view import grid_cells, notes
+    from synthmed_core.explorer.heatmap_view import grid_cells, notes
     store = Store()
     y = labels()
     short = y[:150]  # seed 1 of both cells scored on 150 images only (an old import)

@@ -1,5 +1,5 @@
 """scripts/app.sh starts the explorer through ui.serve: `streamlit run app.py` with app.py's
-own modules imported, and the data root's store opened (migrated, the shipped results
+and its pages' own modules imported, and the data root's store opened (migrated, the shipped results
 imported), while the server starts, not when the first visitor arrives."""
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from streamlit.web import cli
 seen = {}
 def fake_main():
     seen["argv"] = list(sys.argv)
-    seen["loaded"] = [m for m in ("pandas", "ui.readers", "ui.sidebar", "synthmed_core.store")
-                      if m in sys.modules]
+    seen["loaded"] = [m for m in ("pandas", "ui.readers", "ui.sidebar", "synthmed_core.store",
+                                  "ui.heatmap_chart", "ui.cell_view", "ui.url_state", "altair",
+                                  "torch") if m in sys.modules]
     from synthmed_core import paths
     from synthmed_core.store import Store
     seen["opened"] = paths.db_path().is_file()
@@ -45,7 +46,10 @@ def test_serve_runs_the_app_with_its_modules_imported_and_its_store_opened_and_p
     seen = ast.literal_eval(out.stdout.strip().splitlines()[-1])  # the dict the probe printed
     assert seen["argv"] == ["streamlit", "run", str(REPO_ROOT / "app.py"), "--server.port",
                             "9999"]
-    assert seen["loaded"] == ["pandas", "ui.readers", "ui.sidebar", "synthmed_core.store"]
+    # app.py's and every page's own imports, Altair warmed; torch stays for the pages that
+    # load a model, when they do
+    assert seen["loaded"] == ["pandas", "ui.readers", "ui.sidebar", "synthmed_core.store",
+                              "ui.heatmap_chart", "ui.cell_view", "ui.url_state", "altair"]
     assert "No runtime found" not in out.stderr  # the decorators' warning is kept quiet
     bundle = json.loads((shipped / "tiny" / "manifest.json").read_text())["bundle_id"]
     assert seen["opened"] and seen["bundles"] == [bundle]  # before the server took a visitor

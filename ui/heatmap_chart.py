@@ -34,7 +34,7 @@ ARROWS = {"better": " ▲", "worse": " ▼"}
 
 @dataclass(frozen=True)
 class Colouring:
-    """What colours a panel's squares: a column of ``grid_view.grid_cells`` on a scale that
+    """What colours a panel's squares: a column of ``heatmap_view.grid_cells`` on a scale that
     Vega-Lite (``vega``, ``reverse``) and Plotly (``plotly``) draw alike."""
 
     field: str
@@ -336,6 +336,17 @@ def _spec_cache():
     changes it as it sends it). Made on first use, in the server: made at import, it would warn
     in every process that imports this module outside Streamlit (tests, the bench)."""
     return st.cache_data(max_entries=64, show_spinner=False)(altair_spec)
+
+
+def warm() -> None:
+    """Import Altair and build one tiny panel, as ``ui.serve`` starts: the first build loads
+    Vega-Lite's schema validator (with the import, 2.5 s on the loaded 2-core box), which the
+    first page with a grid paid otherwise."""
+    cells = pd.DataFrame([{"arch": "a", "init": "scratch", "setting": "base", "row": "base",
+                           "cell": "a/scratch/base", "n": 1, "mean": 0.5, "vs_base": 0.0,
+                           "direction": None, "study": math.nan, "lo": math.nan,
+                           "hi": math.nan, "p_value": math.nan, "significant": False}])
+    altair_spec(cells, "a", "accuracy", False, (0.0, 1.0))
 
 
 RENDERERS = {"altair": _draw_altair, "plotly": _draw_plotly}

@@ -33,6 +33,8 @@ PLOT_MARKERS = ".js-plotly-plot .scatterlayer path.point"
 VEGA_MARKERS = '[data-testid="stVegaLiteChart"] svg g.mark-symbol.role-mark path'  # an Altair grid's squares
 VEGA_TEXTS = '[data-testid="stVegaLiteChart"] svg g.mark-text.role-mark text'
 GRID_SQUARES, GRID_TEXTS = VEGA_MARKERS, VEGA_TEXTS  # the grid's renderer (ui.heatmap_chart)
+PAGES = ("home", "accuracy_grid", "gallery", "gradcam", "predict", "jobs")  # url paths (app.py)
+TITLE = '[data-testid="stMain"] h1'  # every page starts with its title: its first render
 
 
 def find_chromium() -> str | None:

@@ -110,9 +110,9 @@ def app_server(browser, explorer_data):
         with running_app(app_env(root, SHARED_DATA), root.parent / "streamlit.log") as server:
             server.data = explorer_data
             tab = browser.new_page(viewport=VIEWPORT)
-            open_page(tab, server.url, "accuracy_grid", timeout_ms=60_000)
+            open_page(tab, server.url, "accuracy_grid", timeout_ms=180_000)
             server.first_visit_sidebar = tab.get_by_text("Train a cell").count() > 0
-            open_page(tab, server.url, "", timeout_ms=60_000)  # runs app.py's st.navigation
+            open_page(tab, server.url, "", timeout_ms=180_000)  # runs app.py's st.navigation
             tab.close()
             yield server
     except RuntimeError as exc:

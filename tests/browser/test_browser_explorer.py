@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import io
 import re
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import numpy as np
 import pytest
 
-from browser_helpers import (GRID_SQUARES, GRID_TEXTS, SHARED_DATA, assert_no_exception, choose,
-                             click_square, element_pixels, open_page, shot)
+from browser_helpers import (GRID_SQUARES, GRID_TEXTS, IDLE, SHARED_DATA, assert_no_exception,
+                             choose, click_square, element_pixels, open_page, shot)
 
 pytestmark = pytest.mark.browser
 
@@ -119,6 +120,58 @@ def test_clicking_a_grid_cell_opens_its_detail(page, app_server):
     shot(page, "cell-detail")
 
 
+def _query(page) -> dict[str, list[str]]:
+    return parse_qs(urlparse(page.url).query)
+
+
+def _shows_the_view(page, view: dict[str, str]) -> None:
+    """The grid page shows ``view`` (the link's parameters) in its widgets and its charts."""
+    main = page.locator('[data-testid="stMain"]')
+    heading = page.get_by_role("heading", name=f"Cell {view['cell']}", exact=True)
+    heading.wait_for()
+    assert main.get_by_role("combobox", name="Metric (test split)").input_value() == "auroc"
+    assert main.get_by_role("combobox", name="Profile", exact=True).input_value() == "smoke"
+    assert main.get_by_role("combobox", name="α").input_value() == "0.01"
+    assert main.get_by_role("combobox", name="Correction").input_value() == "Benjamini-Hochberg"
+    assert main.get_by_role("radio", name=re.compile("^difference from the arch's base")
+                            ).is_checked()
+    assert not main.get_by_role("checkbox", name="Show the study's values").is_checked()
+    # coloured by the difference from base: the squares say Δ; no study-only grey squares
+    texts = page.locator(f".st-key-grid_chart_resnet50 {GRID_TEXTS}")
+    texts.filter(has_text="Δ").first.wait_for()
+    assert texts.filter(has_text="study").count() == 0
+    assert {k: v[0] for k, v in _query(page).items()} == view  # the URL keeps the view
+    assert_no_exception(page)
+
+
+def test_a_grid_url_with_parameters_reopens_the_same_view(browser, app_server):
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    context.set_default_timeout(90_000)  # first visits on the loaded 2-core box: up to ~90 s
+    try:
+        page = context.new_page()
+        open_page(page, app_server.url, "accuracy_grid?profile=smoke", timeout_ms=180_000)
+        square = panel_markers(page, "resnet50").first
+        square.wait_for(state="visible")
+        click_square(page, square)  # a click puts the cell in the URL
+        heading = page.get_by_role("heading", name=re.compile(r"^Cell resnet50\b"))
+        heading.wait_for()
+        name = heading.inner_text().removeprefix("Cell ").strip()
+        page.wait_for_function("() => location.search.includes('cell=')")
+        assert _query(page)["cell"] == [name] and _query(page)["profile"] == ["smoke"]
+
+        view = {"metric": "auroc", "profile": "smoke", "study": "0", "alpha": "0.01",
+                "correction": "bh", "colour": "vs_base", "cell": name}
+        shared = context.new_page()  # the link opened in a new tab: a new session
+        open_page(shared, app_server.url, "accuracy_grid?" + urlencode(view), timeout_ms=180_000)
+        _shows_the_view(shared, view)
+        shot(shared, "accuracy-grid-from-url")
+        shared.reload(wait_until="domcontentloaded")  # and reloaded
+        shared.wait_for_selector(IDLE, state="attached", timeout=180_000)
+        _shows_the_view(shared, view)
+    finally:
+        context.close()
+
+
 # ---- Grad-CAM ---------------------------------------------------------------------------------
 
 CAM_CAPTION = '[data-testid="stImageCaption"]'
@@ -211,7 +264,8 @@ def test_a_smoke_job_from_the_sidebar_shows_progress_then_lands_in_the_grid(page
     square.filter(has_text="n=1").first.wait_for()
     sidebar = page.locator(SIDEBAR)
     for label, value in (("Architecture", "resnet18"), ("Initialisation", "scratch"),
-                         ("Setting", "base"), ("Profile", "smoke")):
+                         ("Setting", "base"),
+                         ("Profile", "smoke: a seconds-long try of the form")):
         choose(page, label, value, within=sidebar)
     sidebar.get_by_role("textbox", name="Seeds", exact=True).fill("1")
     sidebar.get_by_role("button", name="Queue").click()
