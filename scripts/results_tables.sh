@@ -48,11 +48,16 @@ fi
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 export SYNTHMED_DATA="$root" SYNTHMED_SHIPPED="$PWD/results"
+# the real data the bundles are checked against (scripts/setup.sh links it into data/medmnist)
+[ -z "${SYNTHMED_MEDMNIST_ROOT:-}" ] && [ -d data/medmnist ] && export SYNTHMED_MEDMNIST_ROOT="$PWD/data/medmnist"
 unset SYNTHMED_DB
 # profile and arch of every shipped finished run (the first open imports the bundles)
 pairs=$($py - <<'EOF'
+from synthmed_core.bundle import import_shipped
 from synthmed_core.store import Store
-runs = Store().runs("finished")
+store = Store()
+import_shipped(store)  # an entry point: the temporary root imports the shipped bundles here
+runs = store.runs("finished")
 for (p, a), g in runs.groupby(["profile", "arch"]):
     cells = ["arch", "init", "setting", "ratio", "synthetic"]
     several = (g.groupby(cells, dropna=False)["recipe"].nunique() > 1).any()
