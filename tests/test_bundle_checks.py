@@ -262,3 +262,26 @@ def test_a_device_name_with_markdown_reaches_the_cell_detail_as_text(tiny_bundle
     assert shown, "the replicate's device name is shown"
     for raw in shown:  # the markdown source: nothing of it can render as markup
         assert "**" not in raw and "](" not in raw and "![" not in raw
+
+
+def test_a_one_row_table_of_a_short_run_is_not_over_its_size_limit(tmp_path):
+    """A table's own overhead (column chunks, statistics) is allowed above its rows: a one-epoch
+    run's epochs table (one row, ~800 bytes unpacked) was refused as over 512 bytes."""
+    import io
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from synthmed_core.bundle._format import _read_parquet
+
+    one = pd.DataFrame({"run_id": ["0123456789ab"], "phase": [0], "epoch": [1],
+                        "train_loss": [0.5], "val_loss": [0.3], "val_accuracy": [0.9],
+                        "val_auroc": [0.95], "lr": [1e-4], "seconds": [12.5]})
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(one, preserve_index=False), buf)
+    data = buf.getvalue()
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    assert sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)) > 512
+    read = _read_parquet(tmp_path / "epochs.parquet", data, "epochs", {"rows": 1}, cap=1000)
+    assert len(read) == 1

@@ -33,7 +33,10 @@ class Limits:
     json_depth: int = 32
     file_bytes: int = 64 << 20  # each Parquet file on disk
     table_bytes: int = 256 << 20  # each table unpacked, as its Parquet footer declares it
-    # ... and per row it declares (a sample row holds one image of at most image_side^2 px)
+    # ... and per row it declares (a sample row holds one image of at most image_side^2 px),
+    # above a fixed allowance for a table's own overhead (column chunks, dictionaries): a
+    # one-row table of a one-epoch run unpacks to more than one row's worth
+    table_overhead_bytes: int = 64 << 10
     row_bytes: tuple = (("runs", 64 << 10), ("metrics", 256), ("epochs", 512),
                         ("predictions", 256), ("sets", 2 << 20), ("samples", 256 * 256 + 1024))
     runs: int = 5000
@@ -220,7 +223,8 @@ def _read_parquet(fpath: Path, data: bytes, table: str, entry: dict, cap: int) -
         if meta.num_rows > cap:
             raise BundleError(f"{fpath} holds {meta.num_rows:,} rows, over its limit of "
                               f"{cap:,} for this bundle")
-        most = min(LIMITS.table_bytes, max(1, meta.num_rows) * LIMITS.row_bytes[table])
+        most = min(LIMITS.table_bytes,
+                   LIMITS.table_overhead_bytes + meta.num_rows * LIMITS.row_bytes[table])
         if declared > most:
             raise BundleError(f"{fpath} unpacks to {declared:,} bytes, over its limit of "
                               f"{most:,} for {meta.num_rows:,} rows")
