@@ -19,6 +19,7 @@ from synthmed_core.text import md_literal
 from ui import images as ux
 from ui import readers
 from ui.launch import parse_numbers
+from ui.url_state import Param, publish, restore
 
 INTRO = ("Class activation maps (pytorch-grad-cam) of the class each run predicts, or of a "
          "class you choose. Each overlay "
@@ -40,6 +41,25 @@ FAITHFULNESS = (
 MAX_RUNS = 4  # preselected: the shipped models and the newest local runs
 
 
+def _ids(text: str) -> list[str]:
+    return [t for t in text.split(",") if t]
+
+
+# The view in the URL (ui.url_state): a link or a reload shows the same runs and images.
+VIEW = (Param("runs", "cam_runs", parse=_ids, dump=",".join),
+        Param("method", "cam_method", options=lambda: list(CAM_METHODS)),
+        Param("target", "cam_target", options=lambda: list(CAM_TARGETS)),
+        Param("test", "cam_test_rows"),
+        Param("set", "cam_set"),
+        Param("synthetic", "cam_synth_rows"))
+
+
+def _default(key: str, value: object) -> dict:
+    """A widget's default, unless its state is already set (by the URL, or an earlier run):
+    Streamlit warns when a widget gets both."""
+    return {} if key in st.session_state else {"value": value}
+
+
 def pick_runs(db: str) -> list[str]:
     return ux.pick_runs(db, "cam_runs", MAX_RUNS, "No finished run in the store yet: train "
                         "one (profile `smoke` takes seconds), then come back.")
@@ -52,8 +72,9 @@ def pick_real() -> list[tuple[str, object]]:
     """The real test images chosen (each run sees them at its own data size)."""
     test = readers.real_split("test")
     rows = parse_numbers(st.text_input(f"Real test images (rows 0-{len(test.labels) - 1}, e.g. "
-                                       "`7 12 40`)", ux.one_per_class(test.labels),
-                                       key="cam_test_rows"),
+                                       "`7 12 40`)", key="cam_test_rows",
+                                       **_default("cam_test_rows",
+                                                  ux.one_per_class(test.labels))),
                          "test image row", len(test.labels) - 1, MAX_IMAGES)
     return [(f"real test #{i} ({ux.class_caption(test.labels[i])})", readers.RealImage("test", i))
             for i in rows]
@@ -64,13 +85,18 @@ def pick_synthetic(db: str) -> list[tuple[str, object]]:
     image a CycleGAN translated it from, or its nearest real train image."""
     sets = readers.local_synthetic_sets(db)
     names = ["(none)", *sets["name"]]
-    name = st.selectbox("Synthetic set", names, index=ux.preferred_set(names), key="cam_set")
+    if st.session_state.get("cam_set") not in names:  # a set the URL named is not here
+        st.session_state.pop("cam_set", None)
+    index = {} if "cam_set" in st.session_state else {"index": ux.preferred_set(names)}
+    name = st.selectbox("Synthetic set", names, key="cam_set", **index)
     if name == "(none)":
         return []
     row = sets[sets["name"] == name].iloc[0]
     split, card = readers.synthetic_set(name, row["path"])
     rows = parse_numbers(st.text_input(f"Synthetic images (rows 0-{len(split.labels) - 1})",
-                                       ux.one_per_class(split.labels), key="cam_synth_rows"),
+                                       key="cam_synth_rows",
+                                       **_default("cam_synth_rows",
+                                                  ux.one_per_class(split.labels))),
                          "synthetic image row", len(split.labels) - 1, MAX_IMAGES)
     partner = st.checkbox("each with its real partner", value=True, key="cam_partner",
                           help="a CycleGAN image beside the real train image it was translated "
@@ -111,6 +137,7 @@ def main() -> None:
     st.title("Grad-CAM")
     st.caption(INTRO)
     db = readers.db()
+    restore(VIEW, "gradcam")
     try:
         run_ids = pick_runs(db)
         left, right, third = st.columns(3)
@@ -124,6 +151,7 @@ def main() -> None:
     except SynthmedError as exc:
         st.error(f"Cannot read the images or runs: {md_literal(exc)}")
         return
+    publish(VIEW)
     if not run_ids:
         return
     note = ux.synthetic_model_note(db)

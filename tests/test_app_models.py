@@ -63,3 +63,25 @@ def test_a_fresh_root_with_only_shipped_results_shows_maps_and_predictions(
     assert len(at.metric) == 1
     runs = Store().runs()
     assert list(runs["run_id"]) == [run_id] and (runs["origin"] != "local").all()
+
+
+def test_a_gradcam_link_opens_the_same_runs_images_and_method(explorer):
+    """The page's runs, images, set and method live in the URL: a link opens that view, the
+    view is written back, and a run or set that is not here is dropped, not an error."""
+    from app_helpers import HARNESS, REPO_ROOT
+    at = AppTest.from_string(HARNESS.format(page=str(REPO_ROOT / "app_pages/gradcam.py")),
+                             default_timeout=500)
+    at.query_params.update({"runs": f"{explorer['resnet']},no-such-run", "test": "5 9",
+                            "method": "HiResCAM", "set": "no-such-set", "synthetic": "3"})
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.exception]
+    assert at.multiselect(key="cam_runs").value == [explorer["resnet"]]
+    assert at.text_input(key="cam_test_rows").value == "5 9"
+    assert at.selectbox(key="cam_method").value == "HiResCAM"
+    assert at.selectbox(key="cam_set").value != "no-such-set"  # the page's default instead
+    shown = captions(at)
+    assert any(c.startswith("real test #5") for c in shown)
+    assert any("HiResCAM" in c for c in shown)  # (a map that comes out constant is said, not drawn)
+    url = {k: at.query_params[k] for k in ("runs", "test", "method")}
+    assert {k: v if isinstance(v, str) else v[0] for k, v in url.items()} == {
+        "runs": explorer["resnet"], "test": "5 9", "method": "HiResCAM"}

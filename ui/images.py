@@ -37,6 +37,9 @@ def pick_runs(db_path: str, key: str, preselect: int, empty: str) -> list[str]:
     shipped = set(shipped_model_ids(db_path))
     newest = list(reversed(list(labels)))
     ids = [i for i in newest if i in shipped] + [i for i in newest if i not in shipped]
+    if key in st.session_state:  # set by the URL or an earlier run: keep what is still here
+        st.session_state[key] = [i for i in st.session_state[key] if i in labels]
+        return st.multiselect("Runs", ids, format_func=labels.get, key=key)
     return st.multiselect("Runs", ids, default=ids[:preselect], format_func=labels.get, key=key)
 
 
