@@ -19,6 +19,7 @@ from synthmed_core.paths import REPO_ROOT
 from synthmed_core.store import Store
 from synthmed_core.data.synthetic import set_dir, update_card, write_set
 
+from app_helpers import texts
 from explain_helpers import flatten_layer2, record_model_run
 
 pytestmark = pytest.mark.train
@@ -69,6 +70,7 @@ def test_gradcam_shows_a_real_and_a_synthetic_overlay_per_run_with_layer_and_map
     at.multiselect(key="cam_runs").set_value([explorer["resnet"], explorer["deit"]])
     at.selectbox(key="cam_method").set_value("EigenCAM")  # informative even for random weights
     at.text_input(key="cam_test_rows").set_value("7")
+    at.text_input(key="cam_synth_rows").set_value("0")  # (the page opens on one per class)
     at.run()
     assert not at.exception and not at.warning and not at.error
     shown = captions(at)
@@ -95,12 +97,14 @@ def test_gradcam_is_a_runs_by_images_panel_with_same_method_and_class_for_all(ex
     assert len(shown) == 6  # 2 real + 2 synthetic, each synthetic with its real partner
     assert all("EigenCAM of class" in c for c in shown)
     at.text_input(key="cam_test_rows").set_value("7 seven").run()
-    assert any("cannot read 'seven'" in e.value for e in at.error)
+    assert any("cannot read 'seven'" in e for e in texts(at.error))
 
 
 def test_gradcam_says_a_constant_map_is_constant_instead_of_drawing_it(explorer):
     at = open_page("gradcam")
     at.multiselect(key="cam_runs").set_value([explorer["flat"]])
+    at.text_input(key="cam_test_rows").set_value("7")  # (the page opens on one per class)
+    at.text_input(key="cam_synth_rows").set_value("0")
     at.run()
     assert not at.exception and not at.image
     assert len(at.warning) == 3  # real, synthetic and its real partner
@@ -140,7 +144,8 @@ def test_every_bad_upload_gets_a_clear_error_and_a_good_one_still_works(explorer
         at.file_uploader(key="predict_upload").set_value((name, make(), "application/octet-stream"))
         at.run()
         assert not at.exception, kind
-        assert len(at.error) == 1 and words in at.error[0].value and name in at.error[0].value, kind
+        shown = texts(at.error)
+        assert len(shown) == 1 and words in shown[0] and name in shown[0], kind
         assert not at.metric, kind
     rgb = np.stack([load_real("test").images[3]] * 3, axis=-1)  # an RGB file works too
     at.file_uploader(key="predict_upload").set_value(("ok.png", png(rgb), "image/png"))
@@ -157,7 +162,7 @@ def test_predict_says_that_only_the_first_frame_of_a_multi_frame_dicom_is_used(r
                                                       "application/dicom"))
     at.run()
     assert not at.exception and not at.error
-    assert [i.value for i in at.info if "cine.dcm" in i.value] == [
+    assert [i for i in texts(at.info) if "cine.dcm" in i] == [
         "cine.dcm: only the first of its 3 frames is used."]
     assert "only the first frame is decoded" in at.caption[0].value
     assert any("each run sees it at its own data size" in c for c in captions(at))

@@ -44,7 +44,8 @@ def shipped(tiny_bundle, tmp_path, monkeypatch) -> Path:
 
 
 def test_a_broken_shipped_bundle_is_skipped_with_one_line_and_the_store_opens(shipped, capsys):
-    store = Store()  # before: KeyError: 'cell' from every open
+    store = Store()  # the entry points (CLI, jobs, ui.serve, the app) import the shipped folder
+    bd.import_shipped(store)  # before: KeyError: 'cell' from every open
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and "broken" in lines[0] and "skipped" in lines[0]
     assert "not a valid run spec" in lines[0]
@@ -55,16 +56,17 @@ def test_a_broken_shipped_bundle_is_skipped_with_one_line_and_the_store_opens(sh
 
 def test_a_refused_shipped_bundle_is_not_checked_again_until_its_files_change(
         shipped, capsys, monkeypatch):
-    Store()
+    bd.import_shipped(Store())
     capsys.readouterr()
-    calls = []
+    calls, real = [], bd._import.validate
     monkeypatch.setattr(bd._import, "validate", lambda b: calls.append(b.path))
-    Store()
+    bd.import_shipped(Store())
     assert calls == [] and capsys.readouterr().err == ""
     shutil.rmtree(shipped / "broken")  # replaced by a sound copy: imported on the next open
     copy_bundle(shipped / "good", shipped / "broken")
-    Store()
-    assert bd.refused_shipped(Store()) == []
+    monkeypatch.setattr(bd._import, "validate", real)
+    bd.import_shipped(Store())  # the same bundle as "good" (already in): no longer refused
+    assert bd.refused_shipped(Store()) == [] and Store().store_counts()["finished_runs"] == 3
 
 
 def test_the_cli_and_a_worker_open_with_a_broken_shipped_bundle(shipped, capsys):

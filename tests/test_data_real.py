@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthmed_core.data.real import check_real, load_real
+from synthmed_core.data.real import check_real, load_real, load_real_labels
 from synthmed_core.errors import DataError, SpecError
 
 SHARED_SHA256 = "de8283efd5ef4657c4dc5aa15c0ee62185a7accd0cb88d51d35963e0db56ab47"
@@ -106,6 +106,21 @@ def test_check_real_summarises_path_sha256_rows_and_class_counts(shared_medmnist
     assert summary["sha256"] == SHARED_SHA256
     assert {s: v["rows"] for s, v in summary["splits"].items()} == ROWS
     assert summary["splits"]["train"]["class_counts"] == {"normal": 1214, "pneumonia": 3494}
+
+
+def test_labels_alone_are_the_same_labels_read_without_medmnists_dataset_class(shared_medmnist):
+    for split in ROWS:
+        assert np.array_equal(load_real_labels(split), load_real(split).labels)
+    with pytest.raises(SpecError, match="unknown split 'training'"):
+        load_real_labels("training")
+
+
+def test_labels_alone_are_checked_like_the_whole_file(offline_root):
+    arrays = _arrays(ROWS)
+    arrays["test_labels"] = arrays["test_labels"][:, 0]
+    _write(offline_root, **arrays)
+    with pytest.raises(DataError, match=r"test_labels is uint8 \(624,\); expected integers N x 1"):
+        load_real_labels("test")
 
 
 def test_an_unknown_split_is_a_spec_error(shared_medmnist):

@@ -125,7 +125,7 @@ def test_a_bundle_whose_sample_holds_edited_test_images_its_card_does_not_record
               {"method": "import", "source": "written without the check"})
     source = Store(real_data / "source.duckdb")
     source.register_synthetic_set("fake-set", load_set("fake-set")[1], str(set_dir("fake-set")))
-    fill_contrast(source)
+    fill_contrast(source, real=True)
     bd.export_bundle(source, tmp_path / "bundle")
     monkeypatch.setenv("SYNTHMED_DATA", str(tmp_path / "elsewhere"))
     target = Store(tmp_path / "elsewhere" / "synthmed.duckdb")

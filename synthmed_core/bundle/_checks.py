@@ -45,9 +45,9 @@ class Checked:
     def real_labels(self, split: str) -> np.ndarray | str:
         """The real labels of ``split``, or why they cannot be read (a message)."""
         if split not in self._labels:
-            from ..data.real import load_real
+            from ..data.real import load_real_labels
             try:
-                self._labels[split] = np.asarray(load_real(split).labels).reshape(-1)
+                self._labels[split] = np.asarray(load_real_labels(split)).reshape(-1)
             except SynthmedError as exc:
                 self._labels[split] = str(exc)
         return self._labels[split]

@@ -248,7 +248,9 @@ def _read_parquet(fpath: Path, data: bytes, table: str, entry: dict, cap: int) -
     nulls = [c for c, kind in want.items() if not kind.endswith("?") and arrow[c].null_count]
     if nulls:
         raise BundleError(f"{fpath} has empty values in columns that need one: {nulls}")
-    return arrow.select(list(want)).to_pandas()
+    # the file's pandas metadata is a stranger's JSON too (a flipped byte there broke to_pandas):
+    # the columns and their Arrow types are all that is read
+    return arrow.select(list(want)).replace_schema_metadata(None).to_pandas()
 
 
 def _type_ok(arrow_type, kind: str) -> bool:

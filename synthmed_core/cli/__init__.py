@@ -31,9 +31,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_verb(args: argparse.Namespace) -> int:
     """Run a parsed verb; user errors print one clear line and exit 2, no traceback.
-    Shared by ``python -m synthmed_core`` and ``python -m jobs``."""
+    Shared by ``python -m synthmed_core`` and ``python -m jobs``. A verb that sets
+    ``store=False`` (``bench``) never opens the store."""
     try:
-        _import_shipped()
+        if getattr(args, "store", True):
+            _import_shipped()
         return args.func(args) or 0
     except SynthmedError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -36,7 +36,7 @@ def register(sub) -> None:
     p.add_argument("--concurrent", type=int, nargs="+", default=[], metavar="K",
                    help="also measure K trainer processes at once, e.g. 1 2 4 8")
     p.add_argument("--json", metavar="PATH", help="also write the full report as JSON")
-    p.set_defaults(func=cmd_bench)
+    p.set_defaults(func=cmd_bench, store=False)  # runs on a bare GPU machine (torch + timm)
 
 
 def cmd_bench(a: argparse.Namespace) -> int:

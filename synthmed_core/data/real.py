@@ -76,6 +76,19 @@ def load_real(split: str, flag: str = "pneumoniamnist", root: Path | None = None
     return _load_all(flag, root, size)[split]
 
 
+def load_real_labels(split: str, flag: str = "pneumoniamnist", root: Path | None = None,
+                     size: int = IMAGE_SIZE) -> np.ndarray:
+    """One split's labels (N, or N x findings), from the same file ``load_real`` reads, checked
+    the same way, without medmnist's dataset class: what a bundle's predictions are checked
+    against, while the explorer's server starts, needs no torch (which that class imports)."""
+    if split not in SPLITS:
+        raise SpecError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
+    path = _ensure_file(flag, root, size)
+    st = path.stat()
+    return _labels_validated(str(path.resolve()), st.st_mtime_ns, st.st_size, flag, str(path),
+                             size)[split]
+
+
 def data_file(flag: str = "pneumoniamnist", size: int = IMAGE_SIZE) -> str:
     """The file name medmnist gives a flag at a size: ``FLAG.npz``, ``FLAG_64.npz``..."""
     if size not in SIZES:
@@ -152,6 +165,21 @@ def _read_validated(key: str, mtime_ns: int, nbytes: int, flag: str, load_path: 
     path = Path(load_path)
     _check_schema(_read_npz(path), flag, path, size)
     return _via_medmnist(flag, path, size)
+
+
+@functools.lru_cache(maxsize=4)
+def _labels_validated(key: str, mtime_ns: int, nbytes: int, flag: str, load_path: str,
+                      size: int = IMAGE_SIZE) -> dict[str, np.ndarray]:
+    path = Path(load_path)
+    arrays = _read_npz(path)
+    _check_schema(arrays, flag, path, size)
+    out = {}
+    for split in SPLITS:
+        labels = arrays[f"{split}_labels"].astype(np.int64)
+        labels = labels.reshape(-1) if FLAGS[flag] == 1 else labels
+        labels.setflags(write=False)
+        out[split] = labels
+    return out
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..store import Store
 from ..records.events import Emit
 from ._outcome import Outcome
+
+if TYPE_CHECKING:  # the bench's CLI imports GenerateRequest on machines without duckdb
+    from ..store import Store
 
 
 @dataclass(frozen=True)

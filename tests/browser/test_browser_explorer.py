@@ -135,7 +135,7 @@ def _shows_the_view(page, view: dict[str, str]) -> None:
     assert main.get_by_role("combobox", name="Correction").input_value() == "Benjamini-Hochberg"
     assert main.get_by_role("radio", name=re.compile("^difference from the arch's base")
                             ).is_checked()
-    assert not main.get_by_role("checkbox", name="Show the study's values").is_checked()
+    assert not main.get_by_label("Show the study's values").is_checked()  # a toggle
     # coloured by the difference from base: the squares say Δ; no study-only grey squares
     texts = page.locator(f".st-key-grid_chart_resnet50 {GRID_TEXTS}")
     texts.filter(has_text="Δ").first.wait_for()
@@ -233,6 +233,7 @@ def _png_of_a_test_image() -> bytes:
 def test_a_bad_upload_shows_an_error_and_a_good_one_then_gets_probabilities(page, app_server):
     open_page(page, app_server.url, "predict", timeout_ms=60_000)
     page.get_by_role("heading", name="Predict").first.wait_for()
+    page.get_by_text("Upload a file", exact=True).click()  # the page opens on a test image
     page.locator(UPLOAD).set_input_files(
         {"name": "xray.png", "mimeType": "image/png", "buffer": b"not an image at all\n" * 8})
     error = page.locator('[data-testid="stAlert"]').filter(has_text=UPLOAD_ERROR)

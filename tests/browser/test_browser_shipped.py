@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from browser_helpers import (REPO_ROOT, SHARED_DATA, app_env, assert_no_exception, running_app,
-                             shot)
+from browser_helpers import (IDLE, REPO_ROOT, SHARED_DATA, app_env, assert_no_exception,
+                             running_app, shot)
 
 IMAGES = '[data-testid="stImage"]'
 SLOW_MS = 480_000  # the first visit loads torch and the model, checks its fidelity, draws maps
@@ -68,6 +68,8 @@ def test_predict_opens_with_the_shipped_model_predicting_the_preselected_image(p
     page.get_by_role("heading", name="Predict").first.wait_for(timeout=SLOW_MS)
     page.locator('[data-testid="stMarkdownContainer"]').filter(
         has_text="at its val threshold").first.wait_for(timeout=SLOW_MS)
+    page.locator('[data-testid="stMetric"]').first.wait_for(timeout=SLOW_MS)
+    page.wait_for_selector(IDLE, state="attached", timeout=SLOW_MS)  # the run has finished
     assert_no_exception(page)
     text = page.locator("body").inner_text()
     assert "P(pneumonia)" in text and "at 0.5:" in text and "test #0" in text
