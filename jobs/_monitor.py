@@ -25,6 +25,7 @@ import math
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -69,6 +70,52 @@ ROWS: dict[type, Callable[[Any], dict]] = {
     Started: _started, Progress: _progress, EpochEnd: _epoch, Finished: _finished}
 
 
+@dataclass
+class Pacing:
+    """When the monitor writes and looks: arithmetic over a clock's readings and nothing else,
+    so its timing is tested with a fake clock (``tests/test_jobs_queue.py``). ``action(now,
+    buffered)`` says what is due: "write" (buffered rows after the flush spacing, or a heartbeat
+    after ``heartbeat_s``), "look" (the doorbell after ``poll_s``) or None; ``next_due`` when
+    to wake up; ``wrote``/``looked`` record what was done at ``now``."""
+
+    flush_s: float
+    poll_s: float
+    heartbeat_s: float
+    store_share: float
+    last_flush: float = -math.inf  # the first event is written at once
+    last_beat: float = 0.0
+    last_look: float = 0.0
+    gap: float = 0.0  # the last write's duration / store_share
+
+    def start(self, now: float) -> None:
+        self.last_beat = self.last_look = now  # the claim was a heartbeat and a look
+
+    def flush_every(self) -> float:
+        return max(self.flush_s, self.gap)
+
+    def next_due(self, buffered: bool) -> float:
+        due = [self.last_beat + self.heartbeat_s, self.last_look + self.poll_s]
+        if buffered:
+            due.append(self.last_flush + self.flush_every())
+        return min(due)
+
+    def action(self, now: float, buffered: bool) -> str | None:
+        if (buffered and now - self.last_flush >= self.flush_every()) or \
+                now - self.last_beat >= self.heartbeat_s:
+            return "write"
+        return "look" if now - self.last_look >= self.poll_s else None
+
+    def wrote(self, now: float, took: float, rows: bool) -> None:
+        """A write started at ``now`` took ``took`` s (the next waits ``took / store_share``)."""
+        self.gap = took / self.store_share
+        if rows:
+            self.last_flush = now
+        self.last_beat = self.last_look = now
+
+    def looked(self, now: float) -> None:
+        self.last_look = now
+
+
 class JobMonitor:
     """Progress batcher + heartbeat + cancel watcher of one claimed job (see the module doc).
 
@@ -79,15 +126,17 @@ class JobMonitor:
                  poll_s: float = 1.0, heartbeat_s: float = 5.0, stale_s: float = 30.0,
                  on_event: Callable[[Event], None] | None = None,
                  on_requeue: Callable[[], None] | None = None,
-                 store_share: float = 0.02) -> None:
+                 store_share: float = 0.02,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if not 0 < store_share <= 1:
             raise ValueError(f"store_share must be in (0, 1], got {store_share!r}")
         self.store, self.job, self.worker = store, job, worker
         self.flush_s, self.poll_s, self.heartbeat_s, self.stale_s = (flush_s, poll_s,
                                                                       heartbeat_s, stale_s)
         self.store_share = store_share
+        self._clock = clock  # injected by tests; durations and due times both read it
+        self._pacing = Pacing(flush_s, poll_s, heartbeat_s, store_share)
         self._bell = Doorbell(store)
-        self._gap = 0.0  # the last write's duration / store_share
         self.on_event, self.on_requeue = on_event, on_requeue
         self.stop_reason: str | None = None
         self._seq = int(job.get("next_seq", 1))
@@ -142,38 +191,33 @@ class JobMonitor:
 
     # ---- the background thread --------------------------------------------------------------
     def _loop(self) -> None:
-        last_flush = -math.inf  # the first event is written at once
-        last_beat = last_look = time.monotonic()  # the claim was a heartbeat and a look
+        pacing = self._pacing
+        pacing.start(self._clock())
         sweeper = Sweeper(self.stale_s, grace_s=2 * self.heartbeat_s)
         while True:
-            flush_s = max(self.flush_s, self._gap)
             with self._cond:
-                due = [last_beat + self.heartbeat_s, last_look + self.poll_s,
-                       time.monotonic() + sweeper.seconds_left()]
-                if self._buffer:
-                    due.append(last_flush + flush_s)
-                wait = min(due) - time.monotonic()
+                due = min(pacing.next_due(bool(self._buffer)),
+                          self._clock() + sweeper.seconds_left())
+                wait = due - self._clock()
                 if not self._closed and wait > 0:
                     self._cond.wait(timeout=wait)
                 if self._closed:
                     return
-            now = time.monotonic()
+            now = self._clock()
             try:
-                if (self._buffer and now - last_flush >= flush_s) or \
-                        now - last_beat >= self.heartbeat_s:
-                    if self._sync():  # a write is a heartbeat and a look at the flags
-                        last_flush = now
-                    last_beat = last_look = now
-                elif now - last_look >= self.poll_s:
+                action = pacing.action(now, bool(self._buffer))
+                if action == "write":  # a write is a heartbeat and a look at the flags
+                    pacing.wrote(now, *self._sync())
+                elif action == "look":
                     if self._bell.changed():  # a cancel or requeue rang: read the flags
                         self._react(*self.store.job_flags(self.job["id"], self.worker))
-                    last_look = now
+                    pacing.looked(now)
                 if sweeper.due():
                     if self.store.requeue_stale(self.stale_s) and self.on_requeue is not None:
                         self.on_requeue()  # other workers' lost jobs: wake idle workers
             except Exception:  # a busy database: try again at the next tick, keep training
                 self.stats["store_errors"] += 1
-                last_look = time.monotonic()
+                pacing.looked(self._clock())
 
     def _react(self, owned: bool, cancel: bool) -> None:
         if cancel:
@@ -181,12 +225,12 @@ class JobMonitor:
         elif not owned:
             self.request_stop("lost")
 
-    def _sync(self) -> bool:
+    def _sync(self) -> tuple[float, bool]:
         """One write: the buffered rows + the heartbeat; reacts to the flags it returns.
-        True when it wrote rows."""
+        Returns how long it took and whether it wrote rows."""
         with self._cond:
             rows, self._buffer = self._buffer, []
-        t0 = time.perf_counter()
+        t0 = self._clock()
         try:
             flags = self.store.heartbeat(self.worker, self.job["id"], rows)
         except Exception:
@@ -195,16 +239,16 @@ class JobMonitor:
             self.stats["flush_errors"] += 1
             raise
         finally:
-            took = time.perf_counter() - t0
+            took = self._clock() - t0
             self.stats["write_s"] += took
-            self._gap = took / self.store_share  # space the next write (store_share)
+            self._pacing.gap = took / self.store_share  # space the next write, failed or not
         self.stats["heartbeats"] += 1
         if rows:
             self.stats["flush_s"] += took
             self.stats["flushes"] += 1
             self.stats["rows_written"] += len(rows)
         self._react(*flags)
-        return bool(rows)
+        return took, bool(rows)
 
     def close(self, tries: int = 5) -> dict:
         """Stop the thread and write every event still buffered. Returns the stats, with the
