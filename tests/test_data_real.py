@@ -115,14 +115,6 @@ def test_labels_alone_are_the_same_labels_read_without_medmnists_dataset_class(s
         load_real_labels("training")
 
 
-def test_labels_alone_are_checked_like_the_whole_file(offline_root):
-    arrays = _arrays(ROWS)
-    arrays["test_labels"] = arrays["test_labels"][:, 0]
-    _write(offline_root, **arrays)
-    with pytest.raises(DataError, match=r"test_labels is uint8 \(624,\); expected integers N x 1"):
-        load_real_labels("test")
-
-
 def test_an_unknown_split_is_a_spec_error(shared_medmnist):
     with pytest.raises(SpecError, match="unknown split 'training'"):
         load_real("training")
@@ -195,12 +187,13 @@ def test_images_that_are_not_uint8_are_reported(offline_root):
         load_real("val")
 
 
-def test_labels_that_are_not_n_by_1_are_reported(offline_root):
+@pytest.mark.parametrize("load", [load_real, load_real_labels])  # labels alone: same checks
+def test_labels_that_are_not_n_by_1_are_reported(offline_root, load):
     arrays = _arrays(ROWS)
     arrays["test_labels"] = arrays["test_labels"][:, 0]
     _write(offline_root, **arrays)
     with pytest.raises(DataError, match=r"test_labels is uint8 \(624,\); expected integers N x 1"):
-        load_real("test")
+        load("test")
 
 
 def test_wrong_row_counts_are_reported_before_medmnist_asserts(offline_root):
