@@ -192,10 +192,13 @@ def test_the_launch_form_defaults_to_quick_and_says_smoke_is_a_seconds_long_try(
     assert "smoke: a seconds-long try of the form" in profile.options
 
 
-def test_before_queueing_the_form_estimates_the_chosen_cell_from_epochs_trained_here(data_root):
+def test_before_queueing_the_form_estimates_the_chosen_cell_from_epochs_trained_here(
+        data_root, monkeypatch):
     from test_estimate import _local_run
 
     from synthmed_core.bench.estimate import real_count
+    from ui import readers
+    monkeypatch.setattr(readers, "FRESH_CHECK_S", 0.0)  # the next rerun sees the new run at once
     at = run_app()  # nothing trained here yet: it offers to measure instead
     assert any("No resnet18 run was trained here yet" in c for c in texts(at.sidebar.caption))
     assert "Measure resnet18 here (a short run)" in [b.label for b in at.sidebar.button]
