@@ -138,9 +138,12 @@ def test_the_cam_bench_verb_prints_ms_per_image_for_each_arch_and_method(capsys,
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
         ("resnet18", "layer2", "(4x4)", "GradCAM"), ("resnet18", "layer2", "(4x4)", "EigenCAM")]
     assert all(float(r[4]) > 0 for r in rows)
-    # the library's own call beside ours, and their ratio
-    assert all(float(r[5]) > 0 and float(r[6]) == pytest.approx(float(r[4]) / float(r[5]),
-                                                                abs=0.01) for r in rows)
+    # the library's own call beside ours, and their ratio (of the unrounded times: the printed
+    # 0.1 ms of each, e.g. 8.3 / 6.8, moves it by up to ratio x (0.05/ours + 0.05/library))
+    for r in rows:
+        ours, library, ratio = float(r[4]), float(r[5]), float(r[6])
+        slack = ours / library * (0.05 / ours + 0.05 / library) + 0.005
+        assert library > 0 and ratio == pytest.approx(ours / library, abs=slack)
 
 
 def test_the_cam_bench_verb_refuses_an_unknown_method(capsys):
