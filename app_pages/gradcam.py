@@ -54,12 +54,6 @@ VIEW = (Param("runs", "cam_runs", parse=_ids, dump=",".join),
         Param("synthetic", "cam_synth_rows"))
 
 
-def _default(key: str, value: object) -> dict:
-    """A widget's default, unless its state is already set (by the URL, or an earlier run):
-    Streamlit warns when a widget gets both."""
-    return {} if key in st.session_state else {"value": value}
-
-
 def pick_runs(db: str) -> list[str]:
     return ux.pick_runs(db, "cam_runs", MAX_RUNS, "No finished run in the store yet: train "
                         "one (profile `smoke` takes seconds), then come back.")
@@ -71,10 +65,9 @@ MAX_IMAGES = 6  # columns per side of the runs x images panel
 def pick_real() -> list[tuple[str, object]]:
     """The real test images chosen (each run sees them at its own data size)."""
     test = readers.real_split("test")
+    st.session_state.setdefault("cam_test_rows", ux.one_per_class(test.labels))  # or the URL's
     rows = parse_numbers(st.text_input(f"Real test images (rows 0-{len(test.labels) - 1}, e.g. "
-                                       "`7 12 40`)", key="cam_test_rows",
-                                       **_default("cam_test_rows",
-                                                  ux.one_per_class(test.labels))),
+                                       "`7 12 40`)", key="cam_test_rows"),
                          "test image row", len(test.labels) - 1, MAX_IMAGES)
     return [(f"real test #{i} ({ux.class_caption(test.labels[i])})", readers.RealImage("test", i))
             for i in rows]
@@ -85,18 +78,16 @@ def pick_synthetic(db: str) -> list[tuple[str, object]]:
     image a CycleGAN translated it from, or its nearest real train image."""
     sets = readers.local_synthetic_sets(db)
     names = ["(none)", *sets["name"]]
-    if st.session_state.get("cam_set") not in names:  # a set the URL named is not here
-        st.session_state.pop("cam_set", None)
-    index = {} if "cam_set" in st.session_state else {"index": ux.preferred_set(names)}
-    name = st.selectbox("Synthetic set", names, key="cam_set", **index)
+    if st.session_state.get("cam_set") not in names:  # first visit, or the URL's set is not here
+        st.session_state["cam_set"] = names[ux.preferred_set(names)]
+    name = st.selectbox("Synthetic set", names, key="cam_set")
     if name == "(none)":
         return []
     row = sets[sets["name"] == name].iloc[0]
     split, card = readers.synthetic_set(name, row["path"])
+    st.session_state.setdefault("cam_synth_rows", ux.one_per_class(split.labels))
     rows = parse_numbers(st.text_input(f"Synthetic images (rows 0-{len(split.labels) - 1})",
-                                       key="cam_synth_rows",
-                                       **_default("cam_synth_rows",
-                                                  ux.one_per_class(split.labels))),
+                                       key="cam_synth_rows"),
                          "synthetic image row", len(split.labels) - 1, MAX_IMAGES)
     partner = st.checkbox("each with its real partner", value=True, key="cam_partner",
                           help="a CycleGAN image beside the real train image it was translated "

@@ -76,7 +76,8 @@ class Pacing:
     so its timing is tested with a fake clock (``tests/test_jobs_queue.py``). ``action(now,
     buffered)`` says what is due: "write" (buffered rows after the flush spacing, or a heartbeat
     after ``heartbeat_s``), "look" (the doorbell after ``poll_s``) or None; ``next_due`` when
-    to wake up; ``wrote``/``looked`` record what was done at ``now``."""
+    to wake up; ``spent`` records a write's duration (failed or not: the next waits
+    ``took / store_share``), ``wrote``/``looked`` what was done at ``now``."""
 
     flush_s: float
     poll_s: float
@@ -105,9 +106,11 @@ class Pacing:
             return "write"
         return "look" if now - self.last_look >= self.poll_s else None
 
-    def wrote(self, now: float, took: float, rows: bool) -> None:
-        """A write started at ``now`` took ``took`` s (the next waits ``took / store_share``)."""
+    def spent(self, took: float) -> None:
         self.gap = took / self.store_share
+
+    def wrote(self, now: float, rows: bool) -> None:
+        """A write started at ``now`` succeeded (with buffered ``rows`` or as a bare heartbeat)."""
         if rows:
             self.last_flush = now
         self.last_beat = self.last_look = now
@@ -131,9 +134,7 @@ class JobMonitor:
         if not 0 < store_share <= 1:
             raise ValueError(f"store_share must be in (0, 1], got {store_share!r}")
         self.store, self.job, self.worker = store, job, worker
-        self.flush_s, self.poll_s, self.heartbeat_s, self.stale_s = (flush_s, poll_s,
-                                                                      heartbeat_s, stale_s)
-        self.store_share = store_share
+        self.heartbeat_s, self.stale_s = heartbeat_s, stale_s
         self._clock = clock  # injected by tests; durations and due times both read it
         self._pacing = Pacing(flush_s, poll_s, heartbeat_s, store_share)
         self._bell = Doorbell(store)
@@ -207,7 +208,7 @@ class JobMonitor:
             try:
                 action = pacing.action(now, bool(self._buffer))
                 if action == "write":  # a write is a heartbeat and a look at the flags
-                    pacing.wrote(now, *self._sync())
+                    pacing.wrote(now, self._sync())
                 elif action == "look":
                     if self._bell.changed():  # a cancel or requeue rang: read the flags
                         self._react(*self.store.job_flags(self.job["id"], self.worker))
@@ -225,9 +226,9 @@ class JobMonitor:
         elif not owned:
             self.request_stop("lost")
 
-    def _sync(self) -> tuple[float, bool]:
+    def _sync(self) -> bool:
         """One write: the buffered rows + the heartbeat; reacts to the flags it returns.
-        Returns how long it took and whether it wrote rows."""
+        True when it wrote rows."""
         with self._cond:
             rows, self._buffer = self._buffer, []
         t0 = self._clock()
@@ -241,14 +242,14 @@ class JobMonitor:
         finally:
             took = self._clock() - t0
             self.stats["write_s"] += took
-            self._pacing.gap = took / self.store_share  # space the next write, failed or not
+            self._pacing.spent(took)  # spaces the next write, failed or not
         self.stats["heartbeats"] += 1
         if rows:
             self.stats["flush_s"] += took
             self.stats["flushes"] += 1
             self.stats["rows_written"] += len(rows)
         self._react(*flags)
-        return took, bool(rows)
+        return bool(rows)
 
     def close(self, tries: int = 5) -> dict:
         """Stop the thread and write every event still buffered. Returns the stats, with the

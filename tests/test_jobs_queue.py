@@ -182,7 +182,8 @@ def _paced_writes(pacing: Pacing, seconds: float, write_s: float) -> list[float]
         action = pacing.action(now, buffered=True)
         if action == "write":
             writes.append(now)
-            pacing.wrote(now, write_s, rows=True)
+            pacing.spent(write_s)
+            pacing.wrote(now, rows=True)
             now += write_s
         else:
             if action == "look":

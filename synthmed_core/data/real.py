@@ -83,10 +83,7 @@ def load_real_labels(split: str, flag: str = "pneumoniamnist", root: Path | None
     against, while the explorer's server starts, needs no torch (which that class imports)."""
     if split not in SPLITS:
         raise SpecError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
-    path = _ensure_file(flag, root, size)
-    st = path.stat()
-    return _labels_validated(str(path.resolve()), st.st_mtime_ns, st.st_size, flag, str(path),
-                             size)[split]
+    return _labels_validated(*_file_version(flag, root, size))[split]
 
 
 def data_file(flag: str = "pneumoniamnist", size: int = IMAGE_SIZE) -> str:
@@ -120,10 +117,15 @@ def check_real(flag: str = "pneumoniamnist", root: Path | None = None,
 
 
 def _load_all(flag: str, root: Path | None, size: int = IMAGE_SIZE) -> dict[str, Split]:
+    return _read_validated(*_file_version(flag, root, size))
+
+
+def _file_version(flag: str, root: Path | None, size: int) -> tuple:
+    """The cached readers' key: resolved path + mtime + bytes (a replaced file is re-read, an
+    unchanged one not), then what they read: flag, path, size."""
     path = _ensure_file(flag, root, size)
     st = path.stat()
-    return _read_validated(str(path.resolve()), st.st_mtime_ns, st.st_size, flag, str(path),
-                           size)
+    return str(path.resolve()), st.st_mtime_ns, st.st_size, flag, str(path), size
 
 
 def _ensure_file(flag: str, root: Path | None, size: int = IMAGE_SIZE) -> Path:
@@ -161,25 +163,28 @@ def _missing_message(flag: str, path: Path, why: str) -> str:
 @functools.lru_cache(maxsize=4)
 def _read_validated(key: str, mtime_ns: int, nbytes: int, flag: str, load_path: str,
                     size: int = IMAGE_SIZE) -> dict[str, Split]:
-    # Keyed on resolved path + mtime + bytes: a replaced file is re-read, an unchanged one not.
-    path = Path(load_path)
-    _check_schema(_read_npz(path), flag, path, size)
-    return _via_medmnist(flag, path, size)
+    # validated once (the labels' reader checks the whole file, and is cached with the same key)
+    _labels_validated(key, mtime_ns, nbytes, flag, load_path, size)
+    return _via_medmnist(flag, Path(load_path), size)
 
 
 @functools.lru_cache(maxsize=4)
 def _labels_validated(key: str, mtime_ns: int, nbytes: int, flag: str, load_path: str,
                       size: int = IMAGE_SIZE) -> dict[str, np.ndarray]:
+    """Every split's labels of a file, after the whole file passed ``_check_schema``."""
     path = Path(load_path)
     arrays = _read_npz(path)
     _check_schema(arrays, flag, path, size)
-    out = {}
-    for split in SPLITS:
-        labels = arrays[f"{split}_labels"].astype(np.int64)
-        labels = labels.reshape(-1) if FLAGS[flag] == 1 else labels
-        labels.setflags(write=False)
-        out[split] = labels
-    return out
+    return {split: _as_labels(arrays[f"{split}_labels"], flag) for split in SPLITS}
+
+
+def _as_labels(raw, flag: str) -> np.ndarray:
+    """int64 labels, a vector for a one-label flag, read-only (shared by the caches)."""
+    labels = np.asarray(raw).astype(np.int64)
+    if FLAGS[flag] == 1:
+        labels = labels.reshape(-1)
+    labels.setflags(write=False)
+    return labels
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -256,12 +261,8 @@ def _via_medmnist(flag: str, path: Path, size: int = IMAGE_SIZE) -> dict[str, Sp
             raise DataError(f"medmnist could not load split {split!r} of {path}: "
                             f"{type(exc).__name__}: {exc}. Replace the file.") from exc
         images = np.array(ds.imgs, dtype=np.uint8)
-        labels = np.asarray(ds.labels).astype(np.int64)
-        if FLAGS[flag] == 1:
-            labels = labels.reshape(-1)
         images.setflags(write=False)  # shared by the cache: nobody may edit them in place
-        labels.setflags(write=False)
-        out[split] = Split(images, labels)
+        out[split] = Split(images, _as_labels(ds.labels, flag))
     return out
 
 
