@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up and run the tests: bash scripts/test.sh [--fast] [extra pytest args]
 # --fast: the fast loop, every test but those marked browser, train, workers, load or ray
-# (pytest.ini; docs/testing.md). Without it, everything runs (as .ci/run does).
+# (pytest.ini; docs/testing.md), on one pytest-xdist process per core
+# (SYNTHMED_TEST_PROCESSES=N for another count). Without it, everything runs in one process,
+# in order (as .ci/run does).
 # Installs Debian's chromium for tests/browser when missing (scripts/setup_browser.sh).
 # Uses the real PneumoniaMNIST file in ../shared/data when present (SYNTHMED_TEST_MEDMNIST overrides).
 set -euo pipefail
@@ -16,7 +18,7 @@ bash scripts/setup.sh requirements-test.txt
 [ "$fast" -eq 1 ] || bash scripts/setup_browser.sh
 set +e
 if [ "$fast" -eq 1 ]; then
-  .venv/bin/python -m pytest -m "$FAST_LOOP" "$@"
+  .venv/bin/python -m pytest -m "$FAST_LOOP" -n "${SYNTHMED_TEST_PROCESSES:-auto}" --dist worksteal "$@"
 else
   .venv/bin/python -m pytest "$@"
 fi

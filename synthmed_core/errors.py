@@ -23,3 +23,8 @@ class StoreError(SynthmedError):
 
 class BundleError(SynthmedError):
     """A results bundle cannot be written or imported (damaged, newer schema, clashing set)."""
+
+
+class Stopped(Exception):
+    """Raised inside an epoch when ``should_stop()`` turned true (cancel or interrupt). Not a
+    user error: the work stopped because it was asked to."""

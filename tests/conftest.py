@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -128,8 +130,65 @@ def tiny_bundle_template(tmp_path_factory) -> Path:
     return make_tiny_bundle(base / "tiny", base / "source-root", SHARED_DATA)
 
 
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> tuple[Path, str]:
+    """A resnet18 smoke run trained here (3 epochs of 128 images: seconds) and exported with its
+    weights, once per session (test_bundle_weights, test_app_models): (bundle folder, run id)."""
+    from synthmed_core.bundle import export_bundle
+    from synthmed_core.cli import main as cli
+    from synthmed_core.store import Store
+
+    root = tmp_path_factory.mktemp("trainer")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {"SYNTHMED_DATA": str(root), "SYNTHMED_MEDMNIST_ROOT": str(SHARED_DATA),
+                           "SYNTHMED_OFFLINE": "1", "SYNTHMED_SHIPPED": "none"}.items():
+            mp.setenv(key, value)
+        assert cli(["train", "--arch", "resnet18", "--profile", "smoke", "--epochs", "3",
+                    "--train-limit", "128", "--no-progress"]) == 0
+        store = Store()
+        run_id = store.runs("finished")["run_id"].iloc[0]
+        out = root / "bundles" / "models"
+        export_bundle(store, out, run_ids=[run_id], with_weights=[run_id[:8]])
+    return out, run_id
+
+
 @pytest.fixture
 def tiny_bundle(tiny_bundle_template, real_data, tmp_path) -> Path:
     """A fresh copy of the tiny bundle to damage, and an empty data root to import into."""
     import shutil
     return Path(shutil.copytree(tiny_bundle_template, tmp_path / "bundle"))
+
+
+# ---- data roots built once per session (test_app_grid, test_heatmap_view, test_claims, ...) --
+
+
+@pytest.fixture(scope="session")
+def prefilled(tmp_path_factory) -> Callable[[Callable[[Path], object], Path], Path]:
+    """``prefilled(build, dest)``: the data root ``build(root)`` makes (a store of tens of runs,
+    a synthetic set), built once per session with SYNTHMED_DATA at a template folder, then
+    copied to ``dest`` for each test that asks (every store call closes its connection, so the
+    folder is a consistent copy). Writing nine runs costs seconds; copying them, milliseconds.
+    ``build`` is a module-level function: it is the template's key."""
+    templates: dict[Callable, Path] = {}
+
+    def copy(build: Callable[[Path], object], dest: Path) -> Path:
+        if build not in templates:
+            root = tmp_path_factory.mktemp(f"prefilled-{build.__name__}")
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("SYNTHMED_DATA", str(root))
+                mp.delenv("SYNTHMED_DB", raising=False)
+                build(root)
+            templates[build] = root
+        shutil.copytree(templates[build], dest, dirs_exist_ok=True)
+        return dest
+    return copy
+
+
+@pytest.fixture
+def contrast(prefilled, tmp_path):
+    """A store holding grid_helpers.fill_contrast's nine runs (base, a cell identical to it, a
+    clearly worse one; 3 seeds each), copied from the session's template."""
+    from grid_helpers import contrast_root
+
+    from synthmed_core.store import Store
+    return Store(prefilled(contrast_root, tmp_path / "contrast-root") / "synthmed.duckdb")

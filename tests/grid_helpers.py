@@ -10,6 +10,10 @@ from synthmed_core.store import Store
 from synthmed_core.records.events import RunResult
 
 N_IMAGES = 200
+# The cells fill_contrast writes, by role.
+CONTRAST = {"base": "resnet50/scratch/base (smoke)",
+            "same": "resnet50/scratch/augment@1/fake-set (smoke)",
+            "worse": "resnet50/scratch/synthetic_base/fake-set (smoke)"}
 
 
 def labels(n: int = N_IMAGES) -> np.ndarray:
@@ -67,6 +71,9 @@ def fill_contrast(store: Store, seeds=(0, 1, 2), real: bool = False) -> dict[str
         add_run(store, "augment", seed, p, y, ratio=1.0, synthetic="fake-set", val=val(seed))
         add_run(store, "synthetic_base", seed, probs_with_accuracy(y, 0.5, 100 + seed), y,
                 synthetic="fake-set", val=val(50 + seed))
-    return {"base": "resnet50/scratch/base (smoke)",
-            "same": "resnet50/scratch/augment@1/fake-set (smoke)",
-            "worse": "resnet50/scratch/synthetic_base/fake-set (smoke)"}
+    return CONTRAST
+
+
+def contrast_root(root) -> None:
+    """A data root whose default store holds fill_contrast's nine runs (for ``prefilled``)."""
+    fill_contrast(Store())

@@ -14,14 +14,15 @@ from synthmed_core.store import Store
 from ui import readers
 
 from app_helpers import assert_ok, grid_panels, panel_data, run_app, texts
-from grid_helpers import add_run, fill_contrast, labels, probs_with_accuracy
+from grid_helpers import CONTRAST, add_run, contrast_root, labels, probs_with_accuracy
 
 PAGE = "app_pages/accuracy_grid.py"
 
 
 @pytest.fixture
-def names(data_root) -> dict[str, str]:
-    return fill_contrast(Store())
+def names(data_root, prefilled) -> dict[str, str]:
+    prefilled(contrast_root, data_root)
+    return CONTRAST
 
 
 def squares(at) -> pd.DataFrame:

@@ -11,7 +11,6 @@ from streamlit.testing.v1 import AppTest
 from synthmed_core.store import Store
 
 from test_app_images import APP, captions, explorer  # noqa: F401 - fixture
-from test_bundle_weights import trained  # noqa: F401 - fixture
 
 
 def open_page(page: str) -> AppTest:

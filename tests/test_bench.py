@@ -37,6 +37,7 @@ def test_bench_on_cpu_reports_positive_figures_for_every_column(shared_medmnist,
     assert _positive(report["store"]["ms"]) and "20" in report["store"]["note"]
 
 
+@pytest.mark.train  # the bench trains a few batches
 def test_bench_cli_prints_the_table_and_writes_valid_json(shared_medmnist, tmp_path, capsys):
     from synthmed_core.cli import main
     path = tmp_path / "bench.json"
@@ -115,6 +116,7 @@ def test_bench_runs_without_duckdb_grad_cam_medmnist_diffusers_or_sklearn(tmp_pa
     assert "skipped: duckdb" in proc.stdout and "random images" in proc.stdout
 
 
+@pytest.mark.train  # two processes each train a few batches
 def test_concurrent_trainers_report_an_aggregate_throughput():
     job = TrainerJob("resnet18", 28, "cpu", batches=1, batch_size=8, passes=1, threads=1)
     out = concurrent_throughput(job, 2)

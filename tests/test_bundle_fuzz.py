@@ -171,6 +171,7 @@ def mutate(rng, bundle: Path) -> list[str]:
     return done
 
 
+@pytest.mark.load
 def test_hundreds_of_mutated_bundles_each_import_cleanly_or_are_refused_with_a_message(
         tiny_bundle_template, real_data, tmp_path):
     from synthmed_core.explorer.heatmap_view import grid_cells

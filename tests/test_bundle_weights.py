@@ -20,26 +20,6 @@ from synthmed_core.cli import main as cli
 from synthmed_core.errors import BundleError, ModelError
 from synthmed_core.store import Store
 
-from conftest import SHARED_DATA
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, str]:
-    """A resnet18 smoke run trained here (3 epochs of 128 images: seconds) and exported with its
-    weights: (bundle folder, run id)."""
-    root = tmp_path_factory.mktemp("trainer")
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in {"SYNTHMED_DATA": str(root), "SYNTHMED_MEDMNIST_ROOT": str(SHARED_DATA),
-                           "SYNTHMED_OFFLINE": "1", "SYNTHMED_SHIPPED": "none"}.items():
-            mp.setenv(key, value)
-        assert cli(["train", "--arch", "resnet18", "--profile", "smoke", "--epochs", "3",
-                    "--train-limit", "128", "--no-progress"]) == 0
-        store = Store()
-        run_id = store.runs("finished")["run_id"].iloc[0]
-        out = root / "bundles" / "models"
-        export_bundle(store, out, run_ids=[run_id], with_weights=[run_id[:8]])
-    return out, run_id
-
 
 @pytest.fixture
 def elsewhere(tmp_path, monkeypatch, shared_medmnist) -> Store:

@@ -42,15 +42,20 @@ def add_run(store: Store, setting: str, seed: int, probs, y, **kw) -> str:
                     val=(y_val, probs_with_accuracy(y_val, 0.8, 1000 + seed)), **kw)
 
 
-@pytest.fixture
-def source(real_data) -> Store:
-    """A store with 9 finished runs (3 cells x 3 seeds) on a registered 40-image set."""
-    store = Store(real_data / "source.duckdb")
+def source_root(root: Path) -> None:
+    """A data root whose ``source.duckdb`` holds 9 finished runs (3 cells x 3 seeds) on a
+    registered 40-image set (for ``prefilled``)."""
+    store = Store(root / "source.duckdb")
     write_blurred_real_set("fake-set", 20, "bundle test")
     from synthmed_core.data.synthetic import load_set, set_dir
     store.register_synthetic_set("fake-set", load_set("fake-set")[1], str(set_dir("fake-set")))
     fill_contrast(store, real=True)
-    return store
+
+
+@pytest.fixture
+def source(real_data, prefilled) -> Store:
+    """The store source_root makes, in this test's data root."""
+    return Store(prefilled(source_root, real_data) / "source.duckdb")
 
 
 @pytest.fixture
@@ -319,6 +324,7 @@ def test_a_run_reproduced_here_from_a_bundle_has_its_weights_and_the_same_number
     assert run["replicates"][0]["origin"] != "local"
 
 
+@pytest.mark.load
 def test_two_processes_opening_a_fresh_data_root_at_once_import_the_shipped_bundle_once(
         exported, tmp_path):
     import os

@@ -19,7 +19,8 @@ from synthmed_core.cli import main as cli
 from synthmed_core.explorer.heatmap_view import grid_cells
 from synthmed_core.store import Store
 
-from grid_helpers import add_run, fill_contrast, labels, probs_with_accuracy
+from grid_helpers import (CONTRAST, add_run, contrast_root, fill_contrast, labels,
+                          probs_with_accuracy)
 
 METRICS = ["accuracy", "accuracy_val", "auroc"]
 
@@ -74,8 +75,8 @@ def test_margins_are_declared_once_for_every_verdict_metric():
     assert MARGINS == {"accuracy": 0.02, "accuracy_val": 0.02, "auroc": 0.01}
 
 
-def test_each_contrast_is_checked_on_the_three_metrics_with_seeds_as_the_unit(store):
-    fill_contrast(store)  # synthetic_base ~50% right vs base ~80%, augment@1 = base exactly
+def test_each_contrast_is_checked_on_the_three_metrics_with_seeds_as_the_unit(contrast):
+    store = contrast  # synthetic_base ~50% right vs base ~80%, augment@1 = base exactly
     df = check_claims(store)
     only = df[df["claim"] == "synthetic_only"]
     assert only["metric"].tolist() == METRICS and set(only["unit"]) == {"seed"}
@@ -88,8 +89,8 @@ def test_each_contrast_is_checked_on_the_three_metrics_with_seeds_as_the_unit(st
         "supported on accuracy at 0.5, AUROC; inconclusive on accuracy at val's threshold"}
 
 
-def test_the_accuracy_evidence_is_compares_and_the_grids_seed_aware_test(store):
-    fill_contrast(store)
+def test_the_accuracy_evidence_is_compares_and_the_grids_seed_aware_test(contrast):
+    store = contrast
     only = claim_rows(check_claims(store), "synthetic_only").iloc[0]
     res = compare_cells(store, CellKey.parse("resnet50/scratch/synthetic_base/fake-set", "smoke"),
                         CellKey.parse("resnet50/scratch/base", "smoke"), n_boot=0)
@@ -102,8 +103,8 @@ def test_the_accuracy_evidence_is_compares_and_the_grids_seed_aware_test(store):
     assert [only["lo"], only["hi"]] == pytest.approx([cell["diff_lo"], cell["diff_hi"]])
 
 
-def test_an_identical_cell_shows_no_gain_by_equivalence(store):
-    fill_contrast(store)
+def test_an_identical_cell_shows_no_gain_by_equivalence(contrast):
+    store = contrast
     same = check_claims(store)
     same = same[same["claim"] == "augment_1"]
     assert (same["diff"] == 0).all() and same["equivalent"].all()
@@ -125,8 +126,8 @@ def test_no_gain_without_equivalence_is_inconclusive_not_supported(store):
     assert row["verdict"] == "inconclusive"
 
 
-def test_holm_adjusts_across_the_claims_within_each_metric(store):
-    fill_contrast(store)
+def test_holm_adjusts_across_the_claims_within_each_metric(contrast):
+    store = contrast
     df = check_claims(store)
     for metric in METRICS:
         part = df[df["metric"] == metric]
@@ -184,8 +185,8 @@ def test_each_study_claim_carries_the_studys_own_figures():
     assert beyond and all(study_figures(c) == "" for c in beyond)  # the study has no such cells
 
 
-def test_the_cli_prints_every_metric_side_by_side_with_the_margins(data_root, capsys):
-    fill_contrast(Store())
+def test_the_cli_prints_every_metric_side_by_side_with_the_margins(data_root, prefilled, capsys):
+    prefilled(contrast_root, data_root)
     assert cli(["claims", "--profile", "smoke"]) == 0
     out = capsys.readouterr().out
     assert "**Training on synthetic images alone is worse than on real images**" in out
@@ -196,8 +197,8 @@ def test_the_cli_prints_every_metric_side_by_side_with_the_margins(data_root, ca
     assert "±0.02 accuracy at 0.5" in out and "±0.01 AUROC" in out
 
 
-def test_the_cli_compact_view_shows_one_metric_and_json_keeps_working(data_root, capsys):
-    fill_contrast(Store())
+def test_the_cli_compact_view_shows_one_metric_and_json_keeps_working(data_root, prefilled, capsys):
+    prefilled(contrast_root, data_root)
     assert cli(["claims", "--profile", "smoke", "--metric", "auroc"]) == 0
     out = capsys.readouterr().out
     assert "image-only p | MDD | TOST ±margin p (holm) | verdict |" in out
@@ -247,16 +248,16 @@ def test_two_sets_of_one_generator_method_add_a_row_with_the_set_as_the_unit(sto
         format_claims(df)
 
 
-def test_sets_of_different_methods_are_not_pooled(store):
-    fill_contrast(store)
+def test_sets_of_different_methods_are_not_pooled(contrast):
+    store = contrast
     add_seeds(store, "synthetic_base", 0.6, 30, synthetic="other-set")
     _register(store, "fake-set", "cyclegan")
     _register(store, "other-set", "ddpm")
     assert "generator" not in set(check_claims(store)["unit"])
 
 
-def test_the_pages_table_has_one_row_per_contrast_and_a_column_per_metric(store):
-    fill_contrast(store)
+def test_the_pages_table_has_one_row_per_contrast_and_a_column_per_metric(contrast):
+    store = contrast
     table = claims_table(check_claims(store))
     only = table[table["statement"].str.startswith("Training on synthetic images alone")]
     assert len(only) == 1 and only["verdict"].iloc[0].startswith("supported on accuracy at 0.5")

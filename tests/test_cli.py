@@ -227,3 +227,19 @@ def test_missing_medmnist_file_offline_names_the_file_and_the_folder(real_data, 
     assert f"in {empty}/" in err and "SYNTHMED_OFFLINE=1" in err
     err = one_line_error(cli(real_data, "data", "check", medmnist=empty))
     assert "pneumoniamnist.npz is missing" in err and str(empty) in err
+
+
+@pytest.mark.parametrize("buffered", [True, False], ids=["block-buffered", "unbuffered"])
+def test_a_reader_that_leaves_early_ends_the_command_quietly(buffered, real_data):
+    """`python -m synthmed_core runs list | head -1`: once the reader has closed the pipe, the
+    command stops with exit 0 and no traceback, whether stdout is buffered or not."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env.update(SYNTHMED_DATA=str(real_data), OMP_NUM_THREADS="1")
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    proc = subprocess.Popen([sys.executable, "-m", "synthmed_core", "runs", "list"],
+                            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # long before the interpreter has started: every write finds it closed
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 0 and "Traceback" not in err and "Exception ignored" not in err, err

@@ -67,6 +67,7 @@ def test_runs_trained_here_give_the_speed_and_the_estimate_follows_epochs_and_im
     assert est.estimate_run(times, {}, "deit_tiny", "base", None, None, "quick") is None
 
 
+@pytest.mark.train  # the measurement trains a few batches
 def test_without_a_run_here_one_short_measurement_is_made_then_kept(real_data, monkeypatch):
     times = Store().local_epoch_times()
     assert est.estimate_run(times, {}, "resnet18", "base", None, None, "quick") is None

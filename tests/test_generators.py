@@ -17,7 +17,7 @@ from synthmed_core.synth.generators import _base
 from synthmed_core.data.synthetic import list_sets, load_set
 from synthmed_core.training import checkpoints as ck
 from synthmed_core.records.events import EpochEnd, Progress, Started
-from synthmed_core.training.train import Stopped
+from synthmed_core.errors import Stopped
 
 pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_thread")]
 

@@ -125,6 +125,7 @@ def _one_epoch(prep_chunk: int):
     return loss, model.state_dict()
 
 
+@pytest.mark.train  # two one-epoch trainings
 def test_a_gpu_style_chunked_epoch_trains_bit_for_bit_like_one_batch_at_a_time():
     loss_1, state_1 = _one_epoch(prep_chunk=1)  # the CPU default
     loss_3, state_3 = _one_epoch(prep_chunk=3)  # batches preprocessed together, as on CUDA

@@ -20,7 +20,7 @@ from synthmed_core.explorer.heatmap_view import (ONE_SEED_TEST, archs_by_seeds, 
 from synthmed_core.store import Store
 from synthmed_core.store._fill import fill_scratch_store
 
-from grid_helpers import add_run, fill_contrast, labels, probs_with_accuracy
+from grid_helpers import CONTRAST, add_run, fill_contrast, labels, probs_with_accuracy
 
 
 @pytest.fixture
@@ -34,8 +34,8 @@ def row(cells, name):
     return hit.iloc[0]
 
 
-def test_a_cell_clearly_worse_than_base_is_marked_and_an_identical_one_is_not(store):
-    names = fill_contrast(store)
+def test_a_cell_clearly_worse_than_base_is_marked_and_an_identical_one_is_not(contrast):
+    store, names = contrast, CONTRAST
     cells = grid_cells(store, "accuracy")
     worse, same, base = (row(cells, names[k]) for k in ("worse", "same", "base"))
     assert worse["significant"] and worse["direction"] == "worse" and worse["p_value"] < 0.01
@@ -45,8 +45,8 @@ def test_a_cell_clearly_worse_than_base_is_marked_and_an_identical_one_is_not(st
     assert not base["significant"] and math.isnan(base["p_value"])
 
 
-def test_the_grid_test_matches_the_core_paired_comparison_image_by_image(store):
-    names = fill_contrast(store)
+def test_the_grid_test_matches_the_core_paired_comparison_image_by_image(contrast):
+    store, names = contrast, CONTRAST
     cell = row(grid_cells(store, "accuracy"), names["worse"])
     res = compare_cells(store, CellKey.parse("resnet50/scratch/synthetic_base/fake-set", "smoke"),
                         CellKey.parse("resnet50/scratch/base", "smoke"), n_boot=10)
@@ -101,8 +101,8 @@ def test_seeds_that_disagree_leave_a_cell_unmarked_where_the_image_only_test_wou
     assert not cell["significant"] and cell["diff_lo"] < 0 < cell["diff_hi"]
 
 
-def test_each_cell_has_mean_interval_and_n_over_seeds_of_the_chosen_metric(store):
-    names = fill_contrast(store)
+def test_each_cell_has_mean_interval_and_n_over_seeds_of_the_chosen_metric(contrast):
+    store, names = contrast, CONTRAST
     runs = store.runs("finished")
     for metric in ("accuracy", "auroc", "sensitivity"):
         cell = row(grid_cells(store, metric), names["worse"])
@@ -113,8 +113,8 @@ def test_each_cell_has_mean_interval_and_n_over_seeds_of_the_chosen_metric(store
             [want["mean"], want["lo"], want["hi"]])
 
 
-def test_only_accuracy_carries_the_study_value_and_study_only_cells_can_be_added(store):
-    fill_contrast(store)
+def test_only_accuracy_carries_the_study_value_and_study_only_cells_can_be_added(contrast):
+    store = contrast
     acc = grid_cells(store, "accuracy")
     assert row(acc, "resnet50/scratch/base (smoke)")["study"] == pytest.approx(0.83654, abs=1e-4)
     assert grid_cells(store, "auroc")["study"].isna().all()
@@ -140,24 +140,24 @@ def test_the_studys_squares_sit_on_the_row_of_our_runs_of_that_setting(store):
     assert len(nobody) == 3 and nobody["synthetic"].isna().all() and nobody["n"].eq(0).all()
 
 
-def test_a_profile_filter_and_an_unknown_metric(store):
-    fill_contrast(store)
+def test_a_profile_filter_and_an_unknown_metric(contrast):
+    store = contrast
     assert grid_cells(store, "accuracy", profile="quick").empty
     assert len(grid_cells(store, "accuracy", profile="smoke")) == 3
     with pytest.raises(SpecError, match="unknown metric"):
         grid_cells(store, "loss")
 
 
-def test_the_csv_has_one_line_per_cell(store):
-    fill_contrast(store)
+def test_the_csv_has_one_line_per_cell(contrast):
+    store = contrast
     cells = grid_cells(store, "f1")
     text = grid_csv(cells, "f1")
     assert len(text.strip().splitlines()) == 1 + len(cells)
     assert text.splitlines()[0].endswith(",metric")
 
 
-def test_a_cells_detail_has_its_runs_curves_confusion_and_wrong_images(store):
-    names = fill_contrast(store)
+def test_a_cells_detail_has_its_runs_curves_confusion_and_wrong_images(contrast):
+    store, names = contrast, CONTRAST
     cells = grid_cells(store, "accuracy")
     detail = cell_detail(store, cell_keys(cells, names["worse"]))
     assert sorted(detail.runs["seed"]) == [0, 1, 2]
@@ -213,10 +213,9 @@ def test_the_scratch_store_is_consistent_with_its_own_predictions(tmp_path):
         grid_cells(store, "auroc")["mean"].tolist())
 
 
-def test_marks_read_p_adjusted_over_every_tested_cell_of_the_table(tmp_path):
+def test_marks_read_p_adjusted_over_every_tested_cell_of_the_table(contrast):
     from synthmed_core.analysis.corrections import adjust_p
-    store = Store(tmp_path / "family.duckdb")
-    fill_contrast(store)
+    store = contrast
     for correction in ("holm", "bh", "none"):
         cells = grid_cells(store, "accuracy", correction=correction)
         want = adjust_p(cells["p_value"].astype(float), correction)

@@ -20,7 +20,7 @@ from synthmed_core.errors import ModelError, SpecError
 from synthmed_core.store import Store
 from synthmed_core.data.synthetic import load_set, set_dir, write_set
 from synthmed_core.records.events import Started
-from synthmed_core.training.loop import Stopped
+from synthmed_core.errors import Stopped
 
 from jobs_helpers import accounted
 

@@ -11,7 +11,8 @@ from synthmed_core.grid import make_run_spec
 from synthmed_core.training import checkpoints as ck
 from synthmed_core.training.compose import build_plan
 from synthmed_core.records.events import EpochEnd, Finished, Progress, Started
-from synthmed_core.training.train import Stopped, train_run
+from synthmed_core.errors import Stopped
+from synthmed_core.training.train import train_run
 
 pytestmark = pytest.mark.train
 

@@ -36,13 +36,24 @@ def run_verb(args: argparse.Namespace) -> int:
     try:
         if getattr(args, "store", True):
             _import_shipped()
-        return args.func(args) or 0
+        code = args.func(args) or 0
+        sys.stdout.flush()  # inside the try: a reader that left is handled below
+        return code
     except SynthmedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (e.g. `| head`): the rest is not wanted
+        _quiet_stdout()
+        return 0
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's last flush does not fail again."""
+    import os
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _import_shipped() -> None:

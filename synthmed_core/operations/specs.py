@@ -41,10 +41,15 @@ def grid_specs(archs: list[str], inits: list[str], settings: list[str],
 
 def check_archs(archs: list[str]) -> None:
     """Each arch resolves in timm (a CellSpec only checks it is a name): an unknown one fails
-    before data is loaded and before any run of a grid is listed."""
-    from ..training.models import get_arch  # timm: only once a spec is checked
-    for arch in dict.fromkeys(archs):
-        get_arch(arch)
+    before data is loaded and before any run of a grid is listed. The catalog's archs pass
+    without importing timm (seconds), so other bad input is refused at once."""
+    from ..catalog import ARCHS
+    known = set(ARCHS) | {info.timm_name for info in ARCHS.values()}
+    others = [arch for arch in dict.fromkeys(archs) if arch not in known]
+    if others:
+        from ..training.models import get_arch  # timm: only for a name the catalog lacks
+        for arch in others:
+            get_arch(arch)
 
 
 def check_synthetic(name: str | None) -> None:

@@ -119,7 +119,7 @@ def quality(name: str, profile: str, feature: str, seed: int, store: Store,
     ``name`` against real train, stored in its card. It cannot stop half-way: ``should_stop``
     is asked once, before it starts; ``log`` hears that it started."""
     from ..synth.quality import measure_quality
-    from ..training.loop import Stopped
+    from ..errors import Stopped
     check_quality(name, feature)
     if should_stop is not None and should_stop():
         raise Stopped()

@@ -11,13 +11,11 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 from .. import paths
-from ..errors import SynthmedError
+from ..errors import Stopped, SynthmedError
 from ..grid import RunSpec
 from ..store import Store
-from ..training.compose import build_plan
 from ..training.console import ConsoleProgress
 from ..records.events import Emit, RunResult, Started
-from ..training.loop import Stopped
 from ._outcome import Outcome
 from .recorder import StoreRecorder, fan_out
 from .specs import check_reproducible, check_run_spec
@@ -28,7 +26,8 @@ def run_one(spec: RunSpec, store: Store | None = None, device: str | None = None
             progress: bool = True, position: int = 0) -> RunResult:
     """Train one run and record it; resumes from the run's last checkpoint when there is one.
     A failure or an interrupt marks the run failed (with the reason) and re-raises."""
-    from ..training.train import train_run  # torch-heavy: only when a run actually trains
+    from ..training.compose import build_plan  # torch: only when a run actually trains
+    from ..training.train import train_run
 
     store = store or Store()
     plan = build_plan(spec)

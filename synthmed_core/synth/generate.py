@@ -20,7 +20,7 @@ from ..data.real import CLASS_NAMES, load_real
 from ..errors import SpecError
 from ..training.compose import allocate
 from ..records.events import Emit, ignore
-from ..training.loop import Stopped
+from ..errors import Stopped
 from .copies import CARD_KEY, check_eval_copies
 from .generators import (default_checkpoint, generator_config, make_generator,
                          read_generator_checkpoint)

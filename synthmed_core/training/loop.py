@@ -13,12 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import SpecError
+from ..errors import SpecError, Stopped
 from .augment import random_affine
-
-
-class Stopped(Exception):
-    """Raised inside an epoch when ``should_stop()`` turned true (cancel or interrupt)."""
 
 
 def resolve_device(device: str | None) -> torch.device:

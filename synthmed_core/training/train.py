@@ -27,12 +27,12 @@ from . import checkpoints as ck
 from ..records.context import execution_context
 from .epochs import Fit, fit_epochs
 from ..records.events import Emit, Finished, RunResult, Started, ignore
-from .loop import (Preprocess, Stopped, Throttle, batch_slices, compile_model, make_ema, make_loss,
+from .loop import (Preprocess, Throttle, batch_slices, compile_model, make_ema, make_loss,
                    make_optimizer, predict_logits, resolve_device, to_device, tune_backend)
 from .models import build_model, chestmnist_checkpoint_path, model_input_stats
 from .progress import Eta
 
-__all__ = ["train_run", "Stopped"]
+__all__ = ["train_run"]
 
 
 def _build_model(spec: RunSpec) -> torch.nn.Module:

@@ -24,7 +24,8 @@ from ...data.real import Split
 from ...errors import ModelError
 from ...training import checkpoints as ck
 from ...records.events import Emit, EpochEnd, Progress, Started, ignore
-from ...training.loop import Stopped, Throttle, resolve_device
+from ...errors import Stopped
+from ...training.loop import Throttle, resolve_device
 
 CHECKPOINT_EVERY_S = 60.0  # a crash loses at most about a minute of generator training
 
