@@ -34,7 +34,8 @@ def test_gradcam_opens_on_every_model_real_and_synthetic_with_faithfulness(explo
         assert any(c.startswith(title) for c in shown), title
     assert all("ROAD " in c and "map-kept change" in c for c in shown)
     assert any("layer2 (4x4 map)" in c for c in shown)
-    assert any("not shipped yet" in c.value for c in at.caption)
+    assert any("No model trained on synthetic images has its weights here" in c.value
+               for c in at.caption)  # none of the three was trained on synthetic images
 
 
 def test_predict_opens_with_every_model_predicting_a_test_image(explorer):
@@ -84,3 +85,22 @@ def test_a_gradcam_link_opens_the_same_runs_images_and_method(explorer):
     url = {k: at.query_params[k] for k in ("runs", "test", "method")}
     assert {k: v if isinstance(v, str) else v[0] for k, v in url.items()} == {
         "runs": explorer["resnet"], "test": "5 9", "method": "HiResCAM"}
+
+
+def test_the_shipped_base_model_leads_the_shipped_synthetic_trained_ones(monkeypatch):
+    """On a fresh clone the comparison reads from the reference: base first, then the models
+    trained on synthetic images (newest first), then those trained here."""
+    from ui import images
+    runs = [{"run_id": run_id, "setting": setting} for run_id, setting in [  # oldest first
+        ("old-local", "base"), ("ship-base", "base"), ("ship-synth", "synthetic_base"),
+        ("ship-aug", "augment"), ("new-local", "augment")]]
+    monkeypatch.setattr(images, "runs_with_weights", lambda db: (runs, []))
+    monkeypatch.setattr(images, "shipped_model_ids",
+                        lambda db: ["ship-base", "ship-synth", "ship-aug"])
+    monkeypatch.setattr(images, "run_label", lambda r: r["run_id"])
+    picked = {}
+    monkeypatch.setattr(images.st, "multiselect", lambda label, ids, default=None, **kw:
+                        picked.update(ids=ids, default=default))
+    images.pick_runs("db", "cam_runs_test", 3, "empty")
+    assert picked["ids"] == ["ship-base", "ship-aug", "ship-synth", "new-local", "old-local"]
+    assert picked["default"] == ["ship-base", "ship-aug", "ship-synth"]

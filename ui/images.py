@@ -20,9 +20,9 @@ from .readers import runs_with_weights, shipped_model_ids, store
 
 def pick_runs(db_path: str, key: str, preselect: int, empty: str) -> list[str]:
     """A multiselect of the finished runs whose weights are here, those a bundle brought
-    (shipped models) first, then the newest trained here, with the first ``preselect``
-    chosen; the runs without weights here (e.g. shipped results) are offered for
-    reproduction on this machine."""
+    (shipped models: a base one, then the newest) first, then the newest trained here, with the
+    first ``preselect`` chosen; the runs without weights here (e.g. shipped results) are
+    offered for reproduction on this machine."""
     usable, away = runs_with_weights(db_path)
     if not usable and not away:
         st.info(empty)
@@ -34,9 +34,11 @@ def pick_runs(db_path: str, key: str, preselect: int, empty: str) -> list[str]:
                 "train one here (profile `smoke` takes seconds).")
         return []
     labels = {r["run_id"]: run_label(r) for r in usable}
+    not_base = {r["run_id"]: r.get("setting") != "base" for r in usable}
     shipped = set(shipped_model_ids(db_path))
     newest = list(reversed(list(labels)))
-    ids = [i for i in newest if i in shipped] + [i for i in newest if i not in shipped]
+    ids = sorted((i for i in newest if i in shipped), key=not_base.get) + [
+        i for i in newest if i not in shipped]  # the shipped reference (base) leads
     if key in st.session_state:  # set by the URL or an earlier run: keep what is still here
         st.session_state[key] = [i for i in st.session_state[key] if i in labels]
         return st.multiselect("Runs", ids, format_func=labels.get, key=key)
@@ -133,14 +135,14 @@ def preferred_set(names: list[str]) -> int:
 
 
 def synthetic_model_note(db_path: str) -> str:
-    """One line when no run trained on synthetic images has its weights here (the shipped
-    bundle has only the base model until its set is rebuilt), else ''."""
+    """One line when no run trained on synthetic images has its weights here (e.g. its
+    shipped bundle was removed), else ''."""
     usable, _ = runs_with_weights(db_path)
     if any(isinstance(r.get("synthetic"), str) and r["synthetic"] for r in usable):
         return ""
-    return ("No model trained on synthetic images is here yet (the synthetic-trained models "
-            "are not shipped yet: their set, cyclegan_cpu, must be rebuilt first; "
-            "docs/models.md): the models below are shown on real and synthetic images.")
+    return ("No model trained on synthetic images has its weights here (the repository ships "
+            "two, on cyclegan_cpu_s1: docs/models.md): the models below are shown on real "
+            "and synthetic images.")
 
 
 def decisions(prob: float, val_threshold: float | None) -> str:
