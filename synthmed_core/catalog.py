@@ -60,6 +60,15 @@ ARCHS: dict[str, ArchInfo] = {
     "deit_tiny": ArchInfo("deit_tiny", "deit_tiny_patch16_224", "vit"),
 }
 
+
+def catalog_arch(name: str) -> ArchInfo | None:
+    """The entry for a short name or its timm name, None for any other name (which only timm
+    can resolve: ``training.models.get_arch``)."""
+    if name in ARCHS:
+        return ARCHS[name]
+    return next((info for info in ARCHS.values() if info.timm_name == name), None)
+
+
 # The study's architectures: the default wherever a command covers "the study's archs".
 STUDY_ARCHS = ("resnet50", "deit_tiny")
 

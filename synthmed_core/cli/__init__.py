@@ -53,7 +53,9 @@ def run_verb(args: argparse.Namespace) -> int:
 def _quiet_stdout() -> None:
     """Point stdout at /dev/null so that the interpreter's last flush does not fail again."""
     import os
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _import_shipped() -> None:

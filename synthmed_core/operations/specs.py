@@ -43,9 +43,8 @@ def check_archs(archs: list[str]) -> None:
     """Each arch resolves in timm (a CellSpec only checks it is a name): an unknown one fails
     before data is loaded and before any run of a grid is listed. The catalog's archs pass
     without importing timm (seconds), so other bad input is refused at once."""
-    from ..catalog import ARCHS
-    known = set(ARCHS) | {info.timm_name for info in ARCHS.values()}
-    others = [arch for arch in dict.fromkeys(archs) if arch not in known]
+    from ..catalog import catalog_arch
+    others = [arch for arch in dict.fromkeys(archs) if catalog_arch(arch) is None]
     if others:
         from ..training.models import get_arch  # timm: only for a name the catalog lacks
         for arch in others:

@@ -17,10 +17,9 @@ import numpy as np
 
 from ..catalog import GENERATOR_METHODS
 from ..data.real import CLASS_NAMES, load_real
-from ..errors import SpecError
+from ..errors import SpecError, Stopped
 from ..training.compose import allocate
 from ..records.events import Emit, ignore
-from ..errors import Stopped
 from .copies import CARD_KEY, check_eval_copies
 from .generators import (default_checkpoint, generator_config, make_generator,
                          read_generator_checkpoint)

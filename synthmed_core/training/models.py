@@ -20,7 +20,7 @@ from timm.models import clean_state_dict, get_pretrained_cfg, model_entrypoint
 from torch import nn
 
 from .. import paths
-from ..catalog import ARCHS, ArchInfo
+from ..catalog import ARCHS, ArchInfo, catalog_arch
 from ..errors import ModelError, SpecError
 
 IN_CHANS = 1  # grayscale X-rays: timm sums the RGB filters of pretrained first convs
@@ -76,11 +76,9 @@ def cam_candidates(info: ArchInfo) -> tuple[str, ...]:
 def get_arch(name: str) -> ArchInfo:
     """The registry entry for a short name or a timm model name (``resnet50``, ``deit_tiny``,
     ``convnext_atto``, ``resnet50.tv_in1k``...). Raises SpecError with suggestions otherwise."""
-    if name in ARCHS:
-        return ARCHS[name]
-    for info in ARCHS.values():
-        if info.timm_name == name:
-            return info
+    info = catalog_arch(name)
+    if info is not None:
+        return info
     base, _, tag = name.partition(".")
     if not timm.is_model(base) or (tag and not timm.list_pretrained(name)):
         text = base.lower().replace("-", "_")

@@ -21,10 +21,9 @@ import numpy as np
 import torch
 
 from ...data.real import Split
-from ...errors import ModelError
+from ...errors import ModelError, Stopped
 from ...training import checkpoints as ck
 from ...records.events import Emit, EpochEnd, Progress, Started, ignore
-from ...errors import Stopped
 from ...training.loop import Throttle, resolve_device
 
 CHECKPOINT_EVERY_S = 60.0  # a crash loses at most about a minute of generator training
