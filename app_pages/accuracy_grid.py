@@ -121,7 +121,11 @@ CLAIM_COLUMNS = {
 
 def claims_section(db: str, profile: str | None, origin: str | None, correction: str) -> None:
     """The study's conclusions as paired contrasts, with our verdicts on every metric."""
-    with st.expander("The study's conclusions, checked on these runs"):
+    claims = st.expander("The study's conclusions, checked on these runs", key="grid_claims_open",
+                         on_change="rerun")
+    if not claims.open:  # computed and drawn when opened: a new tab has less to draw
+        return
+    with claims:
         st.caption("Each claim compares two cells of one arch and init on the real test images, "
                    "on accuracy at 0.5, accuracy at each run's val-picked threshold and AUROC "
                    "side by side: a - b over matched seeds with its 95% interval and p from the "
@@ -173,8 +177,9 @@ def main() -> None:
     st.download_button("Download the grid (CSV)", heatmap_view.grid_csv(cells, metric),
                        file_name=f"synthmed-grid-{metric}-{profile}.csv", mime="text/csv",
                        key="grid_csv", on_click="ignore")
-    with st.expander("The grid as a table"):
-        st.dataframe(cells, hide_index=True, key="grid_table")
+    table = st.expander("The grid as a table", key="grid_table_open", on_change="rerun")
+    if table.open:
+        table.dataframe(cells, hide_index=True, key="grid_table")
     claims_section(db, profile, origin, correction)
     name = cell_picker(cells, clicked)
     publish(VIEW)

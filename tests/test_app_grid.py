@@ -47,9 +47,24 @@ def study_only(at) -> pd.DataFrame:
     return df[~df["ran"]]
 
 
+def opened(at, key: str):
+    """``at`` after a click that opens the expander ``key`` (its content is built on demand)."""
+    if not at.session_state[key]:
+        at.session_state[key] = True
+        at.run()
+        assert_ok(at)
+    return at
+
+
 def grid_table(at):
-    """The grid as a table (the page's first dataframe, in its expander)."""
-    return at.dataframe[0].value.set_index("cell")
+    """The grid as a table (the page's first dataframe, in its expander, opened)."""
+    return opened(at, "grid_table_open").dataframe[0].value.set_index("cell")
+
+
+def claims_table(at):
+    """The claims' verdict table, in its expander, opened."""
+    return next(d.value for d in opened(at, "grid_claims_open").dataframe
+                if "verdict" in d.value.columns)
 
 
 def ran(at) -> list[str]:
@@ -183,12 +198,26 @@ def test_the_first_finished_run_fills_an_empty_grid_and_its_profile_is_picked(da
 def test_the_studys_conclusions_are_checked_on_the_runs_shown(names):
     at = run_app(PAGE)
     assert_ok(at)
-    claims = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
+    claims = claims_table(at)
     only = claims[claims["statement"].str.startswith("Training on synthetic images alone")]
     # the clearly worse cell: on accuracy at 0.5 and AUROC (its val thresholds are all over)
     assert only["verdict"].str.startswith("supported on accuracy at 0.5, AUROC").tolist() == [True]
     assert only["synthetic"].tolist() == ["fake-set"] and only["seeds"].tolist() == [3]
     assert "resnet50 scratch 0.662 vs 0.837" in only["study"].iloc[0]
+
+
+def test_a_new_tab_builds_the_tables_and_the_claims_only_when_their_expanders_open(
+        names, monkeypatch):
+    computed = []
+    claims = readers.claims
+    monkeypatch.setattr(readers, "claims", lambda *a: computed.append(a) or claims(*a))
+    at = run_app(PAGE)
+    assert [e.label for e in at.expander] == ["The grid as a table",
+                                              "The study's conclusions, checked on these runs"]
+    assert not at.dataframe and not computed  # a new tab draws the grid, not the tables
+    assert len(grid_table(at)) and not computed
+    assert len(claims_table(at)) and len(computed) == 1
+    assert len(at.dataframe) == 2  # both stay open on the next reruns
 
 
 def test_a_run_recorded_by_another_process_shows_at_the_next_rerun_and_an_unchanged_store_is_not_read_again(
