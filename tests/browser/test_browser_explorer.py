@@ -120,6 +120,21 @@ def test_clicking_a_grid_cell_opens_its_detail(page, app_server):
     shot(page, "cell-detail")
 
 
+def test_the_claims_and_the_grid_table_are_drawn_when_their_expander_opens(page, app_server):
+    open_page(page, app_server.url, "accuracy_grid")
+    panel_markers(page, "resnet50").first.wait_for(state="visible")
+    tables = page.locator('[data-testid="stMain"] [data-testid="stDataFrame"]')
+    assert tables.count() == 0  # a new tab draws the grid, not its tables
+    for label in ("The study's conclusions, checked on these runs", "The grid as a table"):
+        page.locator('[data-testid="stExpander"] summary').filter(has_text=label).click()
+        page.wait_for_selector(IDLE, state="attached")
+    tables.nth(1).wait_for()
+    assert tables.count() == 2
+    assert_no_exception(page)
+    tables.first.scroll_into_view_if_needed()
+    shot(page, "grid-claims-open")
+
+
 def _query(page) -> dict[str, list[str]]:
     return parse_qs(urlparse(page.url).query)
 
