@@ -14,6 +14,7 @@ from synthmed_core.analysis.metrics import aggregate, run_metrics
 from synthmed_core.grid import make_run_spec
 from synthmed_core.store import Store
 from synthmed_core.records.events import RunResult
+from ui import sidebar
 
 from app_helpers import assert_ok, grid_panels, run_app, run_entry, texts
 
@@ -86,7 +87,7 @@ def charts(at) -> list:
 def test_the_entry_point_draws_the_sidebar_and_opens_on_home(data_root):
     at = run_entry()
     assert at.title[0].value == "synthmed"
-    assert "Queue" in [b.label for b in at.sidebar.button]
+    assert [e.label for e in at.sidebar.expander] == ["Train a cell"]
     assert "Nothing queued or running." in texts(at.sidebar.caption)
 
 
@@ -172,8 +173,30 @@ def test_a_database_that_cannot_be_read_is_a_warning_not_a_traceback(tmp_path, m
 WIDGETS = {"seeds": "text_input", "arch_other": "text_input", "ratio": "number_input"}
 
 
+def with_form(at):
+    """``at`` after a click on the sidebar's collapsed "Train a cell", which builds the form."""
+    at.session_state[sidebar.LAUNCH_OPEN] = True
+    at.run()
+    assert_ok(at)
+    return at
+
+
+def test_the_launch_form_is_built_when_its_expander_opens_and_stays_open(data_root):
+    at = run_app()
+    assert [e.label for e in at.sidebar.expander] == ["Train a cell"]
+    assert not at.sidebar.selectbox and "Queue" not in [b.label for b in at.sidebar.button]
+    assert "Nothing queued or running." in texts(at.sidebar.caption)  # the jobs, at once
+    with_form(at)
+    assert at.selectbox(key="launch_arch").value == "resnet18"
+    at.run()
+    assert "Queue" in [b.label for b in at.sidebar.button]
+
+
 def queue(at, **values):
-    """Fill the sidebar's launch form (keys without the ``launch_`` prefix) and press Queue."""
+    """Fill the sidebar's launch form (keys without the ``launch_`` prefix), opened, and press
+    Queue."""
+    if not at.session_state[sidebar.LAUNCH_OPEN]:
+        with_form(at)
     for key, value in values.items():
         getattr(at, WIDGETS.get(key, "selectbox"))(key=f"launch_{key}").set_value(value)
     at.sidebar.button(key="launch_queue").click().run()
@@ -186,7 +209,7 @@ def active_jobs(at) -> list[str]:
 
 
 def test_the_launch_form_defaults_to_quick_and_says_smoke_is_a_seconds_long_try(data_root):
-    at = run_app()
+    at = with_form(run_app())
     profile = at.selectbox(key="launch_profile")
     assert profile.value == "quick"
     assert "smoke: a seconds-long try of the form" in profile.options
@@ -199,11 +222,11 @@ def test_before_queueing_the_form_estimates_the_chosen_cell_from_epochs_trained_
     from synthmed_core.bench.estimate import real_count
     from ui import readers
     monkeypatch.setattr(readers, "FRESH_CHECK_S", 0.0)  # the next rerun sees the new run at once
-    at = run_app()  # nothing trained here yet: it offers to measure instead
+    at = with_form(run_app())  # nothing trained here yet: it offers to measure instead
     assert any("No resnet18 run was trained here yet" in c for c in texts(at.sidebar.caption))
     assert "Measure resnet18 here (a short run)" in [b.label for b in at.sidebar.button]
     _local_run(Store(), "resnet18", "base", epoch_s=real_count() * 0.002)  # 2 ms an image
-    at = run_app()
+    at = with_form(run_app())
     estimate = [c for c in texts(at.sidebar.caption) if c.startswith("About")]
     assert estimate == ["About **3 min** a run here, from the finished epochs of 1 resnet18 "
                         "run phase trained here."]  # quick: 20 epochs x 4708 x 2 ms = 188 s

@@ -1,5 +1,9 @@
 """The sidebar drawn on every page: the launch form and the running jobs with live progress.
 
+The launch form sits in a collapsed expander that builds it when opened (``LAUNCH_OPEN``): a
+new tab of any page has a dozen widgets less to draw, and the running jobs show without a
+scroll. It stays open for the session once opened.
+
 The job list is a fragment that reruns by itself every ``POLL_S`` seconds, so progress bars
 move without a reload. When a job it saw active is no longer active, the cached results are
 dropped and the whole app reruns: a finished run shows up on the page at once.
@@ -16,6 +20,7 @@ from synthmed_core.text import md_literal
 
 from . import launch, readers
 
+LAUNCH_OPEN = "launch_open"  # the launch form's expander: open (built) or collapsed (not sent)
 POLL_S = 2.0
 SHOWN_JOBS = 8
 NO_SET = "(none)"
@@ -30,7 +35,6 @@ def _synthetic_names() -> list[str]:
 def launch_form(db: str) -> None:
     """The launch form. A fragment, not an st.form: a change reruns the form alone, so the
     estimate below it follows the chosen cell before anything is queued."""
-    st.markdown("**Train a cell**")
     arch = st.selectbox("Architecture", launch.ARCH_CHOICES, key="launch_arch")
     other = st.text_input("…or any timm model", key="launch_arch_other",
                           placeholder="e.g. efficientnet_b0", max_chars=80)
@@ -131,7 +135,11 @@ def render() -> None:
     db = readers.db()
     readers.keep_fresh(db)  # every page's results reads: current, from cache while unchanged
     with st.sidebar:
-        launch_form(db)
+        form = st.expander("Train a cell", icon=":material/model_training:", key=LAUNCH_OPEN,
+                           on_change="rerun")
+        if form.open:
+            with form:
+                launch_form(db)
         st.divider()
         live_jobs(db)
         st.caption("All jobs, logs, cancel and retry: the Jobs page.")

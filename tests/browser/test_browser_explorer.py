@@ -279,6 +279,8 @@ def test_a_smoke_job_from_the_sidebar_shows_progress_then_lands_in_the_grid(page
     square = page.locator(f".st-key-grid_chart_resnet18 {GRID_TEXTS}")
     square.filter(has_text="n=1").first.wait_for()
     sidebar = page.locator(SIDEBAR)
+    sidebar.locator('[data-testid="stExpander"] summary').filter(has_text="Train a cell").click()
+    sidebar.get_by_text("Architecture").wait_for()  # the form is built when its expander opens
     for label, value in (("Architecture", "resnet18"), ("Initialisation", "scratch"),
                          ("Setting", "base"),
                          ("Profile", "smoke: a seconds-long try of the form")):
