@@ -212,8 +212,8 @@ def test_a_new_tab_builds_the_tables_and_the_claims_only_when_their_expanders_op
     claims = readers.claims
     monkeypatch.setattr(readers, "claims", lambda *a: computed.append(a) or claims(*a))
     at = run_app(PAGE)
-    assert [e.label for e in at.expander] == ["The grid as a table",
-                                              "The study's conclusions, checked on these runs"]
+    assert [e.label for e in at.main.expander] == [
+        "The grid as a table", "The study's conclusions, checked on these runs"]
     assert not at.dataframe and not computed  # a new tab draws the grid, not the tables
     assert len(grid_table(at)) and not computed
     assert len(claims_table(at)) and len(computed) == 1
