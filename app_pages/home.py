@@ -71,9 +71,10 @@ def sources_section(db: str) -> None:
     sources = readers.sources(db)
     if sources.empty or (len(sources) == 1 and sources["origin"].iloc[0] == LOCAL_ORIGIN):
         return
-    st.caption(f"Finished runs by source: {md_literal(views.sources_line(sources))}. Shipped results were "
-               "measured by the synthmed project and came with this copy; `Reproduce here` in "
-               "a cell's detail trains one again on this machine.")
+    st.caption(f"Finished runs by source: {md_literal(views.sources_line(sources))}. Shipped "
+               "results were measured by the synthmed project and came with this copy (each "
+               "bundle below); `Reproduce here` in a cell's detail trains one again on this "
+               "machine.")
     with st.expander("Results bundles imported (provenance)"):
         bundles = readers.bundles(db)
         st.dataframe(bundles, hide_index=True, placeholder="", key="home_bundles")

@@ -365,6 +365,18 @@ def test_a_bundle_exported_again_with_more_runs_adds_only_them_and_both_are_told
     assert sources_line(sources) == "2 from bundle: grid (2 versions)"
 
 
+def test_many_sources_are_counted_per_kind_in_the_sentence():
+    from synthmed_core.explorer.views import SOURCES_NAMED, sources_line
+    names = ["this machine"] + [f"shipped: part-{i}" for i in range(SOURCES_NAMED)] + [
+        "bundle: from-a-gpu"]
+    sources = pd.DataFrame({"name": names, "runs": [5] + [2] * SOURCES_NAMED + [7]})
+    assert sources_line(sources) == (f"5 from this machine, {2 * SOURCES_NAMED} from shipped "
+                                     f"({SOURCES_NAMED} bundles), 7 from bundle (1 bundle)")
+    few = sources.iloc[:SOURCES_NAMED]
+    assert sources_line(few) == ", ".join(f"{r} from {n}" for n, r in
+                                          zip(few["name"], few["runs"]))
+
+
 CPU_AVX2 = {**CPU_1, "cpu_capability": "AVX2", "cpu_isa": ["avx2", "fma"], "onednn": "3.7.1",
             "mkl": "2024.2"}
 

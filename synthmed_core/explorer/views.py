@@ -59,14 +59,26 @@ def sources_table(origins: pd.DataFrame) -> pd.DataFrame:
                          "name": names})
 
 
+SOURCES_NAMED = 4  # up to this many sources are named one by one; more are counted per kind
+
+
 def sources_line(sources: pd.DataFrame) -> str:
     """``sources_table`` in a sentence, one part per source name: the versions of a bundle
-    exported again under its name (a shipped one after each update) are counted together."""
-    parts = []
-    for name, rows in sources.groupby("name", sort=False):
-        versions = f" ({len(rows)} versions)" if len(rows) > 1 else ""
-        parts.append(f"{int(rows['runs'].sum())} from {name}{versions}")
-    return ", ".join(parts)
+    exported again under its name (a shipped one after each update) are counted together.
+    Beyond ``SOURCES_NAMED`` names, one part per kind (this machine, shipped, bundle): a
+    sentence naming fifteen bundles is read by no one (the provenance table lists them)."""
+    named = [(name, int(rows["runs"].sum()), len(rows))
+             for name, rows in sources.groupby("name", sort=False)]
+    if len(named) <= SOURCES_NAMED:
+        return ", ".join(f"{runs} from {name}" + (f" ({n} versions)" if n > 1 else "")
+                         for name, runs, n in named)
+    kinds: dict[str, list[int]] = {}
+    for name, runs, _ in named:
+        counts = kinds.setdefault(name.split(": ", 1)[0], [0, 0])
+        counts[0], counts[1] = counts[0] + runs, counts[1] + 1
+    return ", ".join(f"{runs} from {kind}" + ("" if kind == LOCAL_SOURCE else
+                                               f" ({n} bundle{'s' if n > 1 else ''})")
+                     for kind, (runs, n) in kinds.items())
 
 
 def bundles_table(bundles: pd.DataFrame) -> pd.DataFrame:
