@@ -283,18 +283,17 @@ def bench_browser(data: Path, loads: int, timeout_s: float, renderer: str
               f"s (min {min(marks):.2f}, max {max(marks):.2f}, n={len(nav)}) after a click on "
               f"the sidebar's link from the Jobs page, script done "
               f"{statistics.median(r['done'] for r in nav):4.2f} s")
-        warm_rows = warm
+        # each warm load beside the floor load of the same round: the floor moves too
+        per_round = sorted(w["markers"] / f["markers"] for w, f in zip(warm, bare))
         cold, warm = _summary(renderer, "cold", cold), _summary(renderer, "warm", warm)
         if bare:
             low = _summary(renderer, "floor", bare)
             extra = warm["markers"] - low["markers"]
             print(f"browser {renderer:6s} floor: a title and one 48-square chart alone, same "
                   f"browser; the grid page's warm load takes {extra:+.2f} s more")
-            # each warm load beside the floor load of the same round: the floor moves too
-            pairs = sorted(w["markers"] / f["markers"] for w, f in zip(warm_rows, bare))
             print(f"browser {renderer:6s} warm/floor per round: "
-                  f"{', '.join(f'{r:.2f}' for r in pairs)} (median "
-                  f"{statistics.median(pairs):.2f}x)")
+                  f"{', '.join(f'{r:.2f}' for r in per_round)} (median "
+                  f"{statistics.median(per_round):.2f}x)")
             for name, seconds in firsts.items():
                 print(f"first   {name:14s} the floor {seconds - low['markers']:+.2f} s")
             print(aims_line(warm["markers"], statistics.median(marks), low["markers"], firsts))

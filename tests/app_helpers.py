@@ -48,6 +48,16 @@ def assert_ok(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
+def opened(at: AppTest, key: str) -> AppTest:
+    """``at`` after a click that opens the expander ``key``, whose content the app builds only
+    while it is open (``st.expander(..., key=key, on_change="rerun")``)."""
+    if not at.session_state[key]:
+        at.session_state[key] = True
+        at.run()
+        assert_ok(at)
+    return at
+
+
 def texts(elements) -> list[str]:
     """What each element shows: its markdown with backslash escapes resolved (text from a
     bundle or an error reaches the page escaped: ``synthmed_core.text.md_literal``)."""

@@ -16,7 +16,7 @@ from synthmed_core.store import Store
 from synthmed_core.records.events import RunResult
 from ui import sidebar
 
-from app_helpers import assert_ok, grid_panels, run_app, run_entry, texts
+from app_helpers import assert_ok, grid_panels, opened, run_app, run_entry, texts
 
 FIRST_RUN = ("python -m synthmed_core train --arch resnet18 --init scratch --setting base "
              "--seed 0 --profile smoke")
@@ -175,10 +175,7 @@ WIDGETS = {"seeds": "text_input", "arch_other": "text_input", "ratio": "number_i
 
 def with_form(at):
     """``at`` after a click on the sidebar's collapsed "Train a cell", which builds the form."""
-    at.session_state[sidebar.LAUNCH_OPEN] = True
-    at.run()
-    assert_ok(at)
-    return at
+    return opened(at, sidebar.LAUNCH_OPEN)
 
 
 def test_the_launch_form_is_built_when_its_expander_opens_and_stays_open(data_root):
@@ -195,8 +192,7 @@ def test_the_launch_form_is_built_when_its_expander_opens_and_stays_open(data_ro
 def queue(at, **values):
     """Fill the sidebar's launch form (keys without the ``launch_`` prefix), opened, and press
     Queue."""
-    if not at.session_state[sidebar.LAUNCH_OPEN]:
-        with_form(at)
+    with_form(at)
     for key, value in values.items():
         getattr(at, WIDGETS.get(key, "selectbox"))(key=f"launch_{key}").set_value(value)
     at.sidebar.button(key="launch_queue").click().run()

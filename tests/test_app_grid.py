@@ -13,7 +13,7 @@ from synthmed_core.analysis.metrics import aggregate
 from synthmed_core.store import Store
 from ui import readers
 
-from app_helpers import assert_ok, grid_panels, panel_data, run_app, texts
+from app_helpers import assert_ok, grid_panels, opened, panel_data, run_app, texts
 from grid_helpers import CONTRAST, add_run, contrast_root, labels, probs_with_accuracy
 
 PAGE = "app_pages/accuracy_grid.py"
@@ -45,15 +45,6 @@ def study_only(at) -> pd.DataFrame:
     """The grey squares: cells only the study ran."""
     df = squares(at)
     return df[~df["ran"]]
-
-
-def opened(at, key: str):
-    """``at`` after a click that opens the expander ``key`` (its content is built on demand)."""
-    if not at.session_state[key]:
-        at.session_state[key] = True
-        at.run()
-        assert_ok(at)
-    return at
 
 
 def grid_table(at):

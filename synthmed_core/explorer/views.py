@@ -67,18 +67,15 @@ def sources_line(sources: pd.DataFrame) -> str:
     exported again under its name (a shipped one after each update) are counted together.
     Beyond ``SOURCES_NAMED`` names, one part per kind (this machine, shipped, bundle): a
     sentence naming fifteen bundles is read by no one (the provenance table lists them)."""
-    named = [(name, int(rows["runs"].sum()), len(rows))
-             for name, rows in sources.groupby("name", sort=False)]
-    if len(named) <= SOURCES_NAMED:
+    if sources["name"].nunique() <= SOURCES_NAMED:
+        named = sources.groupby("name", sort=False)["runs"].agg(["sum", "size"])
         return ", ".join(f"{runs} from {name}" + (f" ({n} versions)" if n > 1 else "")
-                         for name, runs, n in named)
-    kinds: dict[str, list[int]] = {}
-    for name, runs, _ in named:
-        counts = kinds.setdefault(name.split(": ", 1)[0], [0, 0])
-        counts[0], counts[1] = counts[0] + runs, counts[1] + 1
-    return ", ".join(f"{runs} from {kind}" + ("" if kind == LOCAL_SOURCE else
-                                               f" ({n} bundle{'s' if n > 1 else ''})")
-                     for kind, (runs, n) in kinds.items())
+                         for name, (runs, n) in named.iterrows())
+    kind = sources["name"].str.split(": ", n=1).str[0]  # "shipped: NAME" -> "shipped"
+    kinds = sources.groupby(kind, sort=False).agg(runs=("runs", "sum"), n=("name", "nunique"))
+    return ", ".join(f"{row.runs} from {k}" + ("" if k == LOCAL_SOURCE else
+                                               f" ({row.n} bundle{'s' if row.n > 1 else ''})")
+                     for k, row in kinds.iterrows())
 
 
 def bundles_table(bundles: pd.DataFrame) -> pd.DataFrame:
