@@ -40,10 +40,76 @@ LEGEND = ("Each square: mean over seeds and n (hover for the 95% interval). A bl
           "overrides in the profile.")
 
 
+OPTIONS_OPEN = "grid_options_open"  # the options popover: built while open, not sent otherwise
+OPTION_DEFAULTS = {  # the finer choices, under the popover; their values outlive its widgets
+    "grid_source": None,  # all sources
+    "grid_study": True,
+    "grid_alpha": ALPHAS[0],
+    "grid_correction": next(iter(CORRECTIONS)),
+    "grid_colour": heatmap_chart.DEFAULT_COLOURING,
+}
+ALL_SOURCES = ""  # the Source picker's "all sources" (a selectbox shows None as no choice)
+
+
+def _kept(key: str, blank: str | None = None) -> dict:
+    """The widget arguments for the option ``key``, whose value lives under ``key`` (what the
+    URL and the page read) and outlives its widget: a widget's own state is dropped on a run
+    that does not draw it, and the popover draws its widgets only while open. ``blank`` is
+    what the widget shows for None."""
+    widget = f"{key}__widget"
+    value = st.session_state[key]
+    st.session_state[widget] = blank if value is None else value
+    return {"key": widget, "on_change": _keep, "args": (key, blank)}
+
+
+def _keep(key: str, blank: str | None) -> None:
+    value = st.session_state[f"{key}__widget"]
+    st.session_state[key] = None if value == blank else value
+
+
+def options_label(labels: dict, origin: str | None, study: bool, alpha: float,
+                  correction: str, colour: str) -> str:
+    """The popover's button says what its choices are while it is closed."""
+    return " · ".join([labels.get(origin, "all sources"),
+                       "study shown" if study else "study hidden", f"α {alpha:g}",
+                       CORRECTIONS[correction][0].split(" (")[0],
+                       heatmap_chart.COLOURINGS[colour].short])
+
+
+def options(labels: dict) -> None:
+    """Source, the study's values, α, correction and colouring, in a popover built only while
+    open: a new tab of the page draws two widgets instead of seven."""
+    state = st.session_state
+    pop = st.popover(options_label(labels, state["grid_source"], state["grid_study"],
+                                   state["grid_alpha"], state["grid_correction"],
+                                   state["grid_colour"]),
+                     icon=":material/tune:", key=OPTIONS_OPEN, on_change="rerun",
+                     help="source, the study's values, α, correction, colouring")
+    if not pop.open:
+        return
+    pop.selectbox("Source", [ALL_SOURCES, *labels],
+                  format_func=lambda o: labels.get(o, "all sources"),
+                  help="where the runs were computed: this machine, or an imported results "
+                       "bundle (shipped ones came with synthmed)",
+                  **_kept("grid_source", blank=ALL_SOURCES))
+    pop.toggle("Show the study's values", **_kept("grid_study"))
+    pop.selectbox("α", ALPHAS, **_kept("grid_alpha"))
+    pop.selectbox("Correction", list(CORRECTIONS),
+                  format_func=lambda c: CORRECTIONS[c][0].split(" (")[0],
+                  help="for testing every cell shown against its base at once: Holm controls "
+                       "the family-wise error rate, Benjamini-Hochberg the false discovery rate",
+                  **_kept("grid_correction"))
+    pop.radio("Colour by", list(heatmap_chart.COLOURINGS),
+              format_func=lambda c: heatmap_chart.COLOURINGS[c].label,
+              help="both scales read for colour-blind eyes; the difference is each cell's mean "
+                   "minus that of base of its arch, init and recipe (orange: below base, "
+                   "purple: above)", **_kept("grid_colour"))
+
+
 def controls(db: str) -> tuple[str, str | None, str | None, bool, float, str, str]:
-    left, mid, src = st.columns(3)
-    right, far, corr = st.columns(3)
-    st.session_state.setdefault("grid_study", True)  # here, not value=: a link may set it
+    for key, default in OPTION_DEFAULTS.items():  # here, not value=: a link may set them
+        st.session_state.setdefault(key, default)
+    left, mid, right = st.columns([1, 1, 2], vertical_alignment="bottom")
     metric = left.selectbox("Metric (test split)", heatmap_view.METRICS, key="grid_metric")
     profiles = readers.profiles(db)
     if st.session_state.get("grid_profile") not in profiles:  # e.g. the first run finished
@@ -52,25 +118,13 @@ def controls(db: str) -> tuple[str, str | None, str | None, bool, float, str, st
                             format_func=lambda p: p or "—")
     sources = readers.sources(db)
     labels = dict(zip(sources["origin"], sources["source"]))
-    if st.session_state.get("grid_source") not in [None, *labels]:  # a bundle was removed
-        st.session_state.pop("grid_source", None)
-    origin = src.selectbox("Source", [None, *labels], key="grid_source",
-                           format_func=lambda o: labels.get(o, "all sources"),
-                           help="where the runs were computed: this machine, or an imported "
-                                "results bundle (shipped ones came with synthmed)")
-    study = right.toggle("Show the study's values", key="grid_study")
-    alpha = far.selectbox("α", ALPHAS, key="grid_alpha")
-    correction = corr.selectbox("Correction", list(CORRECTIONS), key="grid_correction",
-                                format_func=lambda c: CORRECTIONS[c][0].split(" (")[0],
-                                help="for testing every cell shown against its base at once: "
-                                     "Holm controls the family-wise error rate, "
-                                     "Benjamini-Hochberg the false discovery rate")
-    colour = st.radio("Colour by", list(heatmap_chart.COLOURINGS), key="grid_colour",
-                      horizontal=True, format_func=lambda c: heatmap_chart.COLOURINGS[c].label,
-                      help="both scales read for colour-blind eyes; the difference is each "
-                           "cell's mean minus that of base of its arch, init and recipe "
-                           "(orange: below base, purple: above)")
-    return metric, profile, origin, study, alpha, correction, colour
+    if st.session_state["grid_source"] not in [None, *labels]:  # a bundle was removed
+        st.session_state["grid_source"] = None
+    with right:
+        options(labels)
+    state = st.session_state
+    return (metric, profile, state["grid_source"], state["grid_study"], state["grid_alpha"],
+            state["grid_correction"], state["grid_colour"])
 
 
 def panels(cells, metric: str, study: bool, colour: str) -> str | None:
@@ -168,9 +222,9 @@ def main() -> None:
         publish(VIEW)
         return
     tested = int(cells["p_value"].notna().sum())
-    st.caption(LEGEND + (f" p-values adjusted for the {tested} cells tested at once: "
-                         f"{CORRECTIONS[correction][0]} (the uncorrected p is in the hover and "
-                         "the table)." if tested else ""))
+    st.caption(LEGEND + (f" p-values adjusted for the {tested} cells tested at once with "
+                         f"{CORRECTIONS[correction][0]}; the uncorrected p is in the hover and "
+                         "the table." if tested else ""))
     for line in heatmap_view.notes(cells):
         st.caption(f"Note: {md_literal(line)}")
     clicked = panels(cells, metric, study, colour)

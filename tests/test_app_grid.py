@@ -47,6 +47,22 @@ def study_only(at) -> pd.DataFrame:
     return df[~df["ran"]]
 
 
+def options(at):
+    """``at`` with the grid's options popover open: source, study, α, correction and colouring
+    (its widgets are built only while it is open; their values live on without them)."""
+    return opened(at, "grid_options_open")
+
+
+def option(at, key: str):
+    """The value the options popover's widget for ``key`` shows."""
+    return next(w.value for w in options(at).main if getattr(w, "key", None) == f"{key}__widget")
+
+
+def options_button(at) -> str:
+    """The popover's label: what the options are while it is closed."""
+    return next(b.proto.popover.label for b in at.main if b.type == "popover")
+
+
 def grid_table(at):
     """The grid as a table (the page's first dataframe, in its expander, opened)."""
     return opened(at, "grid_table_open").dataframe[0].value.set_index("cell")
@@ -211,6 +227,25 @@ def test_a_new_tab_builds_the_tables_and_the_claims_only_when_their_expanders_op
     assert len(at.dataframe) == 2  # both stay open on the next reruns
 
 
+def test_a_new_tab_draws_the_metric_and_profile_and_keeps_the_finer_options_in_a_popover(names):
+    at = run_app(PAGE)
+    assert [w.key for w in at.selectbox] == ["grid_metric", "grid_profile", "grid_cell"]
+    assert not at.toggle and not at.radio
+    assert options_button(at) == "all sources · study shown · α 0.05 · Holm · colour: value"
+    at = options(at)
+    assert [w.label for w in at.selectbox][2:5] == ["Source", "α", "Correction"]
+    assert at.selectbox(key="grid_source__widget").index == 0  # shows "all sources", not blank
+    at.selectbox(key="grid_alpha__widget").set_value(0.01)
+    at.radio(key="grid_colour__widget").set_value("vs_base").run()
+    at.session_state["grid_options_open"] = False  # the popover closes: its widgets go
+    at.run()
+    assert_ok(at)
+    assert not at.radio and at.query_params["alpha"] == "0.01"
+    assert options_button(at) == "all sources · study shown · α 0.01 · Holm · colour: Δ base"
+    assert markers(at)[names["worse"]]["text"].startswith("Δ-")  # still coloured by Δ
+    assert option(at, "grid_alpha") == 0.01 and option(at, "grid_colour") == "vs_base"
+
+
 def test_a_run_recorded_by_another_process_shows_at_the_next_rerun_and_an_unchanged_store_is_not_read_again(
         data_root, monkeypatch):
     """The results reads are cached until the store's results change (``keep_fresh``), not for
@@ -262,22 +297,22 @@ VIEW = {"metric": "auroc", "study": "0", "alpha": "0.01", "correction": "bh",
 def test_a_link_with_the_views_parameters_opens_that_view_and_its_cell(names):
     at = run_app(PAGE, {**VIEW, "cell": names["worse"]})
     assert at.selectbox(key="grid_metric").value == "auroc"
-    assert at.selectbox(key="grid_alpha").value == 0.01
-    assert at.selectbox(key="grid_correction").value == "bh"
-    assert at.radio(key="grid_colour").value == "vs_base"
-    assert at.toggle(key="grid_study").value is False
+    assert options_button(at) == ("all sources · study hidden · α 0.01 · Benjamini-Hochberg · "
+                                  "colour: Δ base")
     assert at.selectbox(key="grid_cell").value == names["worse"]
     assert f"Cell {names['worse']}" in texts(at.subheader)
     shown = markers(at)
     assert shown[names["worse"]]["text"].startswith("Δ-")  # coloured by the difference
     assert shown[names["base"]]["text"].startswith("0.")  # base keeps its own value
     assert study_only(at).empty
+    assert option(at, "grid_alpha") == 0.01 and option(at, "grid_correction") == "bh"
+    assert option(at, "grid_colour") == "vs_base" and option(at, "grid_study") is False
 
 
 def test_the_views_choices_are_written_back_to_the_url(names):
     at = run_app(PAGE)
     at.selectbox(key="grid_metric").set_value("f1")
-    at.radio(key="grid_colour").set_value("vs_base")
+    options(at).radio(key="grid_colour__widget").set_value("vs_base")
     at.selectbox(key="grid_cell").set_value(names["same"]).run()
     assert_ok(at)
     url = {k: at.query_params[k] for k in ("metric", "colour", "cell", "alpha", "correction")}
@@ -290,7 +325,6 @@ def test_values_a_widget_does_not_offer_are_ignored(names):
     at = run_app(PAGE, {"metric": "nonsense", "alpha": "0.5", "colour": "rainbow",
                         "cell": "no/such/cell", "profile": "no-such-profile"})
     assert at.selectbox(key="grid_metric").value == "accuracy"
-    assert at.selectbox(key="grid_alpha").value == 0.05
-    assert at.radio(key="grid_colour").value == "value"
     assert at.selectbox(key="grid_cell").value is None
+    assert option(at, "grid_alpha") == 0.05 and option(at, "grid_colour") == "value"
     assert at.selectbox(key="grid_profile").value == "smoke"  # the only one here

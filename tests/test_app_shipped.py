@@ -7,7 +7,7 @@ import pytest
 from synthmed_core.bundle import export_bundle
 from synthmed_core.store import Store
 
-from app_helpers import grid_panels, run_app, texts
+from app_helpers import grid_panels, opened, run_app, texts
 from grid_helpers import fill_contrast
 
 BUNDLE = "quick-contrast"
@@ -32,10 +32,10 @@ def test_home_on_a_fresh_data_root_shows_the_shipped_grid_and_its_source(shipped
 
 def test_the_grid_filters_by_source_and_a_shipped_run_can_be_reproduced_here(
         shipped, workers_started):
-    at = run_app("app_pages/accuracy_grid.py")
-    source = at.selectbox(key="grid_source")
+    at = opened(run_app("app_pages/accuracy_grid.py"), "grid_options_open")
+    source = at.selectbox(key="grid_source__widget")
     assert source.options == ["all sources", f"shipped: {BUNDLE}"]
-    at.selectbox(key="grid_source").select_index(1).run()
+    source.select_index(1).run()
     at.selectbox(key="grid_cell").set_value(shipped["worse"]).run()
     runs = at.tabs[0].dataframe[0].value  # the cell detail's tab "Runs"
     assert set(runs["source"]) == {f"shipped: {BUNDLE}"} and not runs["weights_here"].any()

@@ -146,11 +146,18 @@ def _shows_the_view(page, view: dict[str, str]) -> None:
     heading.wait_for()
     assert main.get_by_role("combobox", name="Metric (test split)").input_value() == "auroc"
     assert main.get_by_role("combobox", name="Profile", exact=True).input_value() == "smoke"
-    assert main.get_by_role("combobox", name="α").input_value() == "0.01"
-    assert main.get_by_role("combobox", name="Correction").input_value() == "Benjamini-Hochberg"
-    assert main.get_by_role("radio", name=re.compile("^difference from the arch's base")
+    # the finer options: summed up on the popover's button, drawn in it once it opens
+    button = main.get_by_role("button", name=re.compile("α 0.01"))
+    assert "study hidden · α 0.01 · Benjamini-Hochberg · colour: Δ base" in button.inner_text()
+    button.click()
+    alpha = page.get_by_role("combobox", name="α")  # the popover's body is outside stMain
+    alpha.wait_for()
+    assert alpha.input_value() == "0.01"
+    assert page.get_by_role("combobox", name="Correction").input_value() == "Benjamini-Hochberg"
+    assert page.get_by_role("radio", name=re.compile("^difference from the arch's base")
                             ).is_checked()
-    assert not main.get_by_label("Show the study's values").is_checked()  # a toggle
+    assert not page.get_by_label("Show the study's values").is_checked()  # a toggle
+    page.keyboard.press("Escape")
     # coloured by the difference from base: the squares say Δ; no study-only grey squares
     texts = page.locator(f".st-key-grid_chart_resnet50 {GRID_TEXTS}")
     texts.filter(has_text="Δ").first.wait_for()
