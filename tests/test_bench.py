@@ -129,3 +129,18 @@ def _tiny_arrays(n: int):
     rng = np.random.default_rng(0)
     return (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
             rng.integers(0, 2, n).astype(np.int64))
+
+
+@pytest.mark.parametrize("args, says", [
+    (["old"], "give NAME=PATH"),
+    (["old=/no/such/checkout"], "give NAME=PATH"),
+    (["old=.", "--data", "EMPTY"], "no store in"),
+])
+def test_bench_variants_refuses_bad_arguments_before_starting_anything(tmp_path, args, says):
+    args = [str(tmp_path) if a == "EMPTY" else a for a in args]
+    if "--data" not in args:
+        args += ["--data", str(tmp_path)]
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "bench_variants.py"),
+                           *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and says in done.stderr
+    assert not list(tmp_path.iterdir())  # no floor app, no server log

@@ -100,10 +100,10 @@ class AppServer:
 
 @contextmanager
 def running_app(env: dict[str, str], log: Path, start_timeout_s: float = 60.0,
-                script: Path | None = None) -> Iterator[AppServer]:
-    """Start the explorer (or another Streamlit ``script``) on a free local port with ``env``,
-    wait for /_stcore/health, yield it, stop it. Raises RuntimeError (with the log's end) when
-    it does not come up."""
+                script: Path | None = None, cwd: Path = REPO_ROOT) -> Iterator[AppServer]:
+    """Start the explorer in ``cwd`` (another checkout, for scripts/bench_variants.py), or
+    another Streamlit ``script``, on a free local port with ``env``; wait for /_stcore/health,
+    yield it, stop it. Raises RuntimeError (with the log's end) when it does not come up."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     start = ["-m", "ui.serve"] if script is None else ["-m", "streamlit", "run", str(script)]
@@ -112,7 +112,7 @@ def running_app(env: dict[str, str], log: Path, start_timeout_s: float = 60.0,
             [sys.executable, *start, "--server.port", str(port),  # as scripts/app.sh
              "--server.address", "127.0.0.1", "--server.headless", "true",
              "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-            cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+            cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
             stderr=subprocess.STDOUT)
     server = AppServer(url, proc, log)
     try:
