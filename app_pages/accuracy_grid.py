@@ -67,18 +67,24 @@ def _keep(key: str, blank: str | None) -> None:
     st.session_state[key] = None if value == blank else value
 
 
+def correction_name(key: str) -> str:
+    """``holm`` -> "Holm": the correction's name without its gloss."""
+    return CORRECTIONS[key][0].split(" (")[0]
+
+
 def options_label(labels: dict, origin: str | None, study: bool, alpha: float,
                   correction: str, colour: str) -> str:
     """The popover's button says what its choices are while it is closed."""
     return " · ".join([labels.get(origin, "all sources"),
                        "study shown" if study else "study hidden", f"α {alpha:g}",
-                       CORRECTIONS[correction][0].split(" (")[0],
+                       correction_name(correction),
                        heatmap_chart.COLOURINGS[colour].short])
 
 
 def options(labels: dict) -> None:
-    """Source, the study's values, α, correction and colouring, in a popover built only while
-    open: a new tab of the page draws two widgets instead of seven."""
+    """Source, the study's values, α, correction and colouring, in a popover whose button sums
+    them up and whose widgets are built only while it is open: the first screen has one row of
+    controls. (It did not make a new tab load faster: docs/explorer.md, "Where the rest goes".)"""
     state = st.session_state
     pop = st.popover(options_label(labels, state["grid_source"], state["grid_study"],
                                    state["grid_alpha"], state["grid_correction"],
@@ -95,7 +101,7 @@ def options(labels: dict) -> None:
     pop.toggle("Show the study's values", **_kept("grid_study"))
     pop.selectbox("α", ALPHAS, **_kept("grid_alpha"))
     pop.selectbox("Correction", list(CORRECTIONS),
-                  format_func=lambda c: CORRECTIONS[c][0].split(" (")[0],
+                  format_func=correction_name,
                   help="for testing every cell shown against its base at once: Holm controls "
                        "the family-wise error rate, Benjamini-Hochberg the false discovery rate",
                   **_kept("grid_correction"))
