@@ -8,7 +8,7 @@ import streamlit as st
 
 from synthmed_core.explorer.claims import MARGINS
 from synthmed_core.explorer.claims_text import claims_table
-from synthmed_core.analysis.corrections import CORRECTIONS
+from synthmed_core.analysis.corrections import CORRECTIONS, DEFAULT_CORRECTION
 from synthmed_core.analysis.evidence import METRICS as CLAIM_METRICS
 from synthmed_core.errors import SynthmedError
 from synthmed_core.explorer import heatmap_view
@@ -45,7 +45,7 @@ OPTION_DEFAULTS = {  # the finer choices, under the popover; their values outliv
     "grid_source": None,  # all sources
     "grid_study": True,
     "grid_alpha": ALPHAS[0],
-    "grid_correction": next(iter(CORRECTIONS)),
+    "grid_correction": DEFAULT_CORRECTION,
     "grid_colour": heatmap_chart.DEFAULT_COLOURING,
 }
 ALL_SOURCES = ""  # the Source picker's "all sources" (a selectbox shows None as no choice)
@@ -78,7 +78,7 @@ def options_label(labels: dict, origin: str | None, study: bool, alpha: float,
     return " · ".join([labels.get(origin, "all sources"),
                        "study shown" if study else "study hidden", f"α {alpha:g}",
                        correction_name(correction),
-                       heatmap_chart.COLOURINGS[colour].short])
+                       f"colour: {heatmap_chart.COLOURINGS[colour].short}"])
 
 
 def options(labels: dict) -> None:

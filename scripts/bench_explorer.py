@@ -128,7 +128,7 @@ def bench_query(store, metric: str, n: int, profile_query: bool) -> float:
     return med
 
 
-def _load(context, url: str, timeout_ms: int, renderer: str, path: str = GRID_PATH
+def load_tab(context, url: str, timeout_ms: int, renderer: str, path: str = GRID_PATH
           ) -> dict[str, float]:
     """One navigation to the grid in a new tab: seconds to the first rendered square
     (``markers``), to the script's end (``done``), and where the time went: the last message
@@ -258,22 +258,22 @@ def bench_browser(data: Path, loads: int, timeout_s: float, renderer: str
         warm_up.goto(server.url, wait_until="commit")
         warm_up.wait_for_selector(IDLE, state="attached", timeout=timeout_ms)
         warm_up.close()
-        _summary(renderer, "first", [_load(context, server.url, timeout_ms, renderer)])
+        _summary(renderer, "first", [load_tab(context, server.url, timeout_ms, renderer)])
         cold, warm, nav, bare = [], [], [], []
         firsts: dict[str, float] = {}
         if floor:
-            _load(context, floor.url, timeout_ms, renderer, path="")  # its server's first run
+            load_tab(context, floor.url, timeout_ms, renderer, path="")  # its server's first run
             firsts = first_visits(browser, timeout_ms)
             for name, seconds in firsts.items():
                 print(f"first   {name:14s} title after {seconds:5.2f} s on a fresh server, new "
                       "root, 1280 px", flush=True)
         for i in range(loads):
             _clear_caches(context, server.url)
-            cold.append(_load(context, server.url, timeout_ms, renderer))
-            warm.append(_load(context, server.url, timeout_ms, renderer))
+            cold.append(load_tab(context, server.url, timeout_ms, renderer))
+            warm.append(load_tab(context, server.url, timeout_ms, renderer))
             nav.append(_navigate(context, server.url, timeout_ms, renderer))
             if floor:
-                bare.append(_load(context, floor.url, timeout_ms, renderer, path=""))
+                bare.append(load_tab(context, floor.url, timeout_ms, renderer, path=""))
             print(f"load {i + 1}/{loads}: cold {cold[-1]['markers']:.2f} s, warm "
                   f"{warm[-1]['markers']:.2f} s, nav {nav[-1]['markers']:.2f} s"
                   + (f", floor {bare[-1]['markers']:.2f} s" if bare else ""), flush=True)

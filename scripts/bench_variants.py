@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "browser"))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from bench_explorer import FLOOR_APP, GRID_PATH, _load  # noqa: E402
+from bench_explorer import FLOOR_APP, GRID_PATH, load_tab  # noqa: E402
 from browser_helpers import app_env, chromium_browser, running_app  # noqa: E402
 
 RENDERER = "altair"
@@ -70,11 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         context = browser.new_context(viewport={"width": 1600, "height": 1000})
         for _ in range(2):  # each server's first runs and the browser's caches
             for url, path in targets.values():
-                _load(context, url, timeout_ms, RENDERER, path=path)
+                load_tab(context, url, timeout_ms, RENDERER, path=path)
         loads: dict[str, list[float]] = {name: [] for name in targets}
         for i in range(args.rounds):
             for name, (url, path) in targets.items():
-                loads[name].append(_load(context, url, timeout_ms, RENDERER, path)["markers"])
+                loads[name].append(load_tab(context, url, timeout_ms, RENDERER, path)["markers"])
             print(f"round {i + 1}/{args.rounds}: " + ", ".join(
                 f"{n} {v[-1]:.2f} s" for n, v in loads.items()), file=sys.stderr, flush=True)
     for name, values in loads.items():

@@ -49,8 +49,9 @@ def assert_ok(at: AppTest) -> None:
 
 
 def opened(at: AppTest, key: str) -> AppTest:
-    """``at`` after a click that opens the expander ``key``, whose content the app builds only
-    while it is open (``st.expander(..., key=key, on_change="rerun")``)."""
+    """``at`` after a click that opens the expander or popover ``key``, whose content the app
+    builds only while it is open (``st.expander(..., key=key, on_change="rerun")``, the same
+    for ``st.popover``)."""
     if not at.session_state[key]:
         at.session_state[key] = True
         at.run()

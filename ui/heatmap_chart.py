@@ -39,7 +39,7 @@ class Colouring:
 
     field: str
     label: str  # for the picker and the legend
-    short: str  # for the grid's options button
+    short: str  # for the grid's options button: "colour: <short>"
     vega: str
     plotly: str
     reverse: bool = False  # Vega's scheme runs the other way from Plotly's scale
@@ -47,9 +47,9 @@ class Colouring:
 
 
 COLOURINGS = {
-    "value": Colouring("mean", "the metric (viridis)", "colour: value", "viridis", "Viridis"),
+    "value": Colouring("mean", "the metric (viridis)", "value", "viridis", "Viridis"),
     "vs_base": Colouring("vs_base", "difference from the arch's base (purple-orange)",
-                         "colour: Δ base", "purpleorange", "PuOr", reverse=True, diverging=True),
+                         "Δ base", "purpleorange", "PuOr", reverse=True, diverging=True),
 }
 DEFAULT_COLOURING = "value"
 
