@@ -253,6 +253,28 @@ def test_the_bundle_brings_a_sample_of_its_set_and_the_sets_card(exported, tmp_p
     assert sets.loc["fake-set", "content_sha256"] == card["sample_of"]["content_sha256"]
 
 
+def test_a_bundle_exported_without_samples_ships_the_card_and_a_neighbour_brings_the_sample(
+        source, exported, tmp_path, monkeypatch, capsys):
+    lean = tmp_path / "bundles" / "lean"
+    monkeypatch.setenv("SYNTHMED_DB", str(source.path))
+    assert cli(["results", "export", "--out", str(lean), "--run",
+                *source.runs()["run_id"].head(3), "--no-samples"]) == 0
+    assert "(0 sample images)" in capsys.readouterr().out
+    sets = pd.read_parquet(lean / bd.FILES["sets"])
+    assert len(pd.read_parquet(lean / bd.FILES["samples"])) == 0
+    assert list(sets["name"]) == ["fake-set"] and pd.isna(sets["sample_card_json"][0])
+    assert json.loads(sets["card_json"][0])["content_sha256"] == sets["content_sha256"][0]
+    monkeypatch.delenv("SYNTHMED_DB")
+    alone = fresh_root(tmp_path, monkeypatch, "alone")
+    report = bd.import_bundle(alone, lean)
+    assert len(report.added) == 3 and report.samples == []
+    assert "fake-set" in set(alone.synthetic_sets()["name"])
+    both = fresh_root(tmp_path, monkeypatch, "both")
+    assert bd.import_bundle(both, lean).samples == []
+    assert bd.import_bundle(both, exported).samples == ["fake-set-sample"]
+    assert both.store_counts()["finished_runs"] == 9
+
+
 def test_shipped_bundles_are_imported_once_when_a_data_root_is_first_opened(
         exported, tmp_path, monkeypatch):
     shipped = tmp_path / "results"

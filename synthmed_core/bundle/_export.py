@@ -24,11 +24,13 @@ from ._weights import export_weights
 def export_bundle(store: Store, out: Path, *, profile: str | None = None,
                   archs: list[str] | None = None, synthetic: list[str] | None = None,
                   run_ids: list[str] | None = None, name: str | None = None,
-                  with_weights: list[str] | None = None) -> dict:
+                  with_weights: list[str] | None = None, samples: bool = True) -> dict:
     """Write the finished runs matching every filter given into the bundle folder ``out``
     (created; an existing bundle there is replaced, anything else refused) and return its
     manifest; ``with_weights`` (run ids or unique prefixes, among those runs) adds their
-    weights (``_weights.export_weights``). BundleError when no run matches."""
+    weights (``_weights.export_weights``); ``samples=False`` ships each set's card without
+    its sample images (for a bundle beside one that already ships them). BundleError when no
+    run matches."""
     out = Path(out)
     from ._checks import NAME
     if not NAME.fullmatch(name or out.name):
@@ -41,7 +43,7 @@ def export_bundle(store: Store, out: Path, *, profile: str | None = None,
     if out.exists() and not (out / MANIFEST).is_file() and any(out.iterdir()):
         raise BundleError(f"{out} exists and is not a bundle; choose an empty or new folder")
     tables = store.bundle_tables(ids)
-    tables["sets"], tables["samples"] = _set_tables(store, tables["runs"])
+    tables["sets"], tables["samples"] = _set_tables(store, tables["runs"], samples)
     # Weights first: their fidelity check may refuse them before any file is written.
     weights = export_weights(store, _full_ids(store, with_weights) or [], out, tables)
     out.mkdir(parents=True, exist_ok=True)
@@ -97,7 +99,8 @@ def _gpu_name() -> dict[str, str]:
 # ---- synthetic sets: the cards, and a fixed sample of each set's images ---------------------
 
 
-def _set_tables(store: Store, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _set_tables(store: Store, runs: pd.DataFrame,
+                with_samples: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     sets, samples = [], []
     for name in sorted({s for s in runs["synthetic"].dropna()}):
         trained_on = _trained_on(runs[runs["synthetic"] == name], name)
@@ -108,7 +111,7 @@ def _set_tables(store: Store, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
                            "note": "the runs' set was not on the exporting machine as they "
                                    "used it: no card, no sample"}, None
         sample_card = None
-        if split is not None:
+        if split is not None and with_samples:
             rows = sample_rows(split.labels)
             sample_card = _sample_card(card, rows)
             for r in rows:

@@ -28,6 +28,10 @@ def register(sub) -> None:
     p.add_argument("--with-weights", nargs="+", metavar="RUN", default=[],
                    help="also ship these runs' weights (unique prefixes; their checkpoints "
                         "must be here), so Grad-CAM and Predict work where the bundle goes")
+    p.add_argument("--no-samples", dest="samples", action="store_false",
+                   help="ship the synthetic sets' cards without their sample images (for a "
+                        "bundle that goes beside one that already ships them, as the per-seed "
+                        "bundles in results/ do)")
     p.set_defaults(func=cmd_export)
 
     p = res.add_parser("import", help="import bundle folders into the store",
@@ -75,7 +79,8 @@ def _store():
 def cmd_export(a: argparse.Namespace) -> int:
     from ..bundle import export_bundle
     m = export_bundle(_store(), a.out, profile=a.profile, archs=a.arch, synthetic=a.synthetic,
-                      run_ids=a.run, name=a.name, with_weights=a.with_weights)
+                      run_ids=a.run, name=a.name, with_weights=a.with_weights,
+                      samples=a.samples)
     size = sum(f["bytes"] for f in m["files"].values())
     for name, w in (m.get("weights") or {}).items():
         f = w["fidelity"]
