@@ -93,6 +93,33 @@ def test_a_damaged_speed_file_is_ignored_and_a_failed_measurement_says_why(real_
         est.measure("no_such_arch_here", 28, 128)
 
 
+def test_a_dry_run_grid_says_each_runs_time_here_and_their_sum(real_data, capsys):
+    from synthmed_core.cli import main as cli
+    store = Store()
+    n = est.real_count()
+    _local_run(store, "resnet18", "base", epoch_s=n * 0.002)  # seed 0 done: 2 ms per image
+    assert cli(["grid", "--arch", "resnet18", "deit_tiny", "--setting", "base",
+                "duplicate_control", "--ratio", "1", "--seeds", "0", "1", "--profile", "quick",
+                "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines()[1:] if "profile=" in line}
+    done = make_run_spec("resnet18", "scratch", "base", seed=0, profile="quick").run_id
+    todo = make_run_spec("resnet18", "scratch", "base", seed=1, profile="quick").run_id
+    dup = make_run_spec("resnet18", "scratch", "duplicate_control", ratio=1.0, seed=1,
+                        profile="quick").run_id
+    base_s = 20 * n * 0.002  # quick: 20 epochs of the real split
+    assert "done" in lines[done] and "~" not in lines[done]
+    assert lines[todo].endswith(f"~{est.duration_text(base_s)}")
+    assert lines[dup].endswith(f"~{est.duration_text(2 * base_s)}")  # real + as many re-drawn
+    deit = [line for line in lines.values() if "deit_tiny" in line]
+    assert len(deit) == 4 and all("no estimate: no deit_tiny run trained here" in line
+                                  for line in deit)
+    assert (f"the 3 runs left with an estimate: ~{est.duration_text(5 * base_s)} of one worker "
+            "here; 4 more without one") in out
+    assert "resnet18: seconds per training image from the finished epochs of 1 resnet18" in out
+    assert cli(["grid", "--arch", "resnet18", "--measure", "--seeds", "1"]) == 2  # not alone
+
+
 @pytest.mark.parametrize("seconds, text", [(0.2, "1 s"), (42, "42 s"), (420, "7 min"),
                                            (3900, "1 h 05 min")])
 def test_durations_read_as_people_say_them(seconds, text):

@@ -136,10 +136,8 @@ def estimate(db: str, arch: str, setting: str, ratio: float | None, synthetic: s
              profile: str) -> est.Estimate | None:
     """One run's estimated time here (``estimate.estimate_run``); None until the arch has a
     speed here (a run trained here, or ``measure_speed``)."""
-    sets = synthetic_sets(db)
-    sizes = {name: int(n) for name, n in zip(sets["name"], sets["n"]) if pd.notna(n)}
-    return est.estimate_run(local_epoch_times(db), sizes, arch, setting, ratio, synthetic,
-                            profile)
+    return est.estimate_run(local_epoch_times(db), est.set_sizes(synthetic_sets(db)), arch,
+                            setting, ratio, synthetic, profile)
 
 
 def measure_speed(arch: str, profile: str) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import paths
 from ..errors import DataError, SynthmedError
-from ..grid import SETTINGS, get_profile
+from ..grid import SETTINGS, Profile, RunSpec, get_profile
 
 MEASURE_IMAGES = 256  # images of the one-off measurement (two batches of the quick profile)
 MEASURE_TIMEOUT_S = 600  # a loaded 2-core box took 66 s, 13 of them importing torch
@@ -49,6 +49,17 @@ def real_count(split: str = "train") -> int:
             return int(npz[f"{split}_labels"].shape[0])
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"cannot read the real train split's size from {path}: {exc}") from exc
+
+
+def set_sizes(sets) -> dict[str, int]:
+    """Images per registered synthetic set, by name, from ``Store.synthetic_sets`` rows."""
+    sizes = {}
+    for name, n in zip(sets["name"], sets["n"]):
+        try:
+            sizes[name] = int(n)
+        except (TypeError, ValueError):  # unknown (NaN, NA): the set's size is not known here
+            continue
+    return sizes
 
 
 def phase_images(spec: dict, n_real: int, n_synthetic: int | None) -> list[tuple[int, int]]:
@@ -188,7 +199,19 @@ def estimate_run(epochs, set_sizes: dict[str, int], arch: str, setting: str,
     """One run of this cell and profile here: from ``Store.local_epoch_times`` rows (the
     speed of runs of the arch trained here), else the kept measurement; None when neither
     exists (``measure`` makes one). ``ratio`` 0 or None: none (the whole set)."""
-    prof = get_profile(profile)
+    return _estimate(epochs, set_sizes, arch, setting, ratio, synthetic, get_profile(profile))
+
+
+def estimate_spec(epochs, set_sizes: dict[str, int], spec: RunSpec) -> Estimate | None:
+    """``estimate_run`` for one frozen run spec, its profile as it stands (overrides such as
+    ``--epochs`` included): what ``grid --dry-run`` prints per run."""
+    cell = spec.cell
+    return _estimate(epochs, set_sizes, cell.arch, cell.setting, cell.ratio, cell.synthetic,
+                     spec.profile)
+
+
+def _estimate(epochs, set_sizes: dict[str, int], arch: str, setting: str,
+              ratio: float | None, synthetic: str | None, prof: Profile) -> Estimate | None:
     n_real = real_count()
     ratio = ratio if SETTINGS[setting].ratio != "none" and ratio else None
     phases = phase_images({"setting": setting, "ratio": ratio,

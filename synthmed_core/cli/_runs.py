@@ -26,7 +26,13 @@ def register(sub) -> None:
                                    "any time (Ctrl-C) and run it again to carry on.")
     c.add_cell(p, many=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--dry-run", action="store_true", help="list the runs, train nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the runs, train nothing; with each run left, its estimated time "
+                        "here (from the runs of its arch trained here) and their sum")
+    p.add_argument("--measure", action="store_true",
+                   help="with --dry-run: time a few training batches of each arch that has no "
+                        "run trained here yet (about a minute each), so every run gets an "
+                        "estimate")
     c.add_profile(p), c.add_init_files(p), c.add_device(p)
     p.set_defaults(func=cmd_grid)
 
@@ -86,10 +92,11 @@ def cmd_grid(a: argparse.Namespace) -> int:
     done = store.finished_run_ids()
     print(f"{len(specs)} runs, {sum(s.run_id in done for s in specs)} already finished")
     if a.dry_run:
-        for s in specs:
-            print(f"  {s.run_id}  {'done ' if s.run_id in done else 'todo '} {s.cell.key} "
-                  f"seed={s.seed} profile={s.profile.name}")
+        print_plan(specs, done, store, measure=a.measure)
         return 0
+    if a.measure:
+        from ..errors import SpecError
+        raise SpecError("--measure goes with --dry-run: it times an arch for the estimates")
     from ..operations.train import run_grid
     summary = run_grid(specs, store, a.device, progress=not a.no_progress)
     print(f"trained {len(summary.trained)}, skipped {len(summary.skipped)} (already finished), "
@@ -97,6 +104,57 @@ def cmd_grid(a: argparse.Namespace) -> int:
     for run_id, err in summary.failed.items():
         print(f"  failed {run_id}: {err.splitlines()[0] if err else ''}", file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def print_plan(specs, done: set[str], store, measure: bool = False) -> None:
+    """Each run of the grid, done or to do; beside each run to do its estimated time here and,
+    last, their sum (``bench.estimate``: the speed of this arch's runs trained here, else a
+    kept short measurement; ``measure`` makes one for each arch that has neither)."""
+    from ..bench import estimate as est
+    from ..errors import DataError
+    todo = [s for s in specs if s.run_id not in done]
+    times, sizes = store.local_epoch_times(), est.set_sizes(store.synthetic_sets())
+    if measure:
+        for arch, prof in sorted({(s.cell.arch, s.profile) for s in todo}, key=str):
+            if est.estimate_spec(times, sizes, _first(todo, arch, prof)) is None:
+                print(f"measuring {arch} at {prof.input_size} px (a few training batches)...")
+                est.measure(arch, prof.input_size, prof.batch_size)
+    total, speeds, unknown = 0.0, {}, []
+    for s in specs:
+        line = f"  {s.run_id}  {'done ' if s.run_id in done else 'todo '} {s.cell.key} " \
+               f"seed={s.seed} profile={s.profile.name}"
+        if s.run_id not in done:
+            try:
+                e = est.estimate_spec(times, sizes, s)
+            except DataError as exc:
+                e, why = None, str(exc)
+            else:
+                why = (f"no {s.cell.arch} run trained here to time it from (--measure times "
+                       "a few batches)")
+            if e is None:
+                unknown.append(s)
+                line += f"  (no estimate: {why})"
+            else:
+                total += e.seconds
+                speeds[s.cell.arch] = e.speed.source
+                line += f"  ~{est.duration_text(e.seconds)}"
+        print(line)
+    if not todo:
+        return
+    known = len(todo) - len(unknown)
+    if known:
+        print(f"the {known} run{'s' if known > 1 else ''} left with an estimate: "
+              f"~{est.duration_text(total)} of one worker here"
+              + (f"; {len(unknown)} more without one" if unknown else ""))
+        for arch, source in sorted(speeds.items()):
+            print(f"  {arch}: seconds per training image from {source}")
+    else:
+        print(f"no estimate for the {len(todo)} run{'s' if len(todo) > 1 else ''} left (each "
+              "line says why)")
+
+
+def _first(specs, arch: str, prof):
+    return next(s for s in specs if s.cell.arch == arch and s.profile == prof)
 
 
 def cmd_report(a: argparse.Namespace) -> int:
