@@ -74,6 +74,10 @@ def add_worker_options(p: argparse.ArgumentParser) -> None:
                    help="a running job without a heartbeat this long is requeued (default 30)")
     p.add_argument("--detach", action="store_true",
                    help="start in the background (own session, survives this shell) and return")
+    p.add_argument("--nice", type=int, default=0, metavar="N",
+                   help="run at lower CPU priority, 0-19 (default 0): background training that "
+                        "yields to the app and to your shell; a detached worker lowers its "
+                        "session's share too (Linux autogroups), where plain nice does little")
 
 
 def _age(ts) -> str:

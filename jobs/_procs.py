@@ -68,6 +68,36 @@ def ensure_worker(store: Store | None = None, stale_s: float = DEFAULT_STALE_S,
     return start_worker(args)
 
 
+MAX_NICE = 19
+
+
+def check_nice(nice: int) -> None:
+    """JobError unless ``nice`` is a niceness a worker may take (0-19)."""
+    if not 0 <= nice <= MAX_NICE:
+        from ._errors import JobError
+        raise JobError(f"--nice must be 0-{MAX_NICE} (19 yields most), got {nice}")
+
+
+def lower_priority(nice: int) -> int:
+    """Run this process at niceness ``nice`` (0-19; never raised back: a process may only lower
+    its own priority) and return it. Nice alone does not reach far on Linux: the scheduler
+    first shares the CPU between sessions ("autogroups"), then by nice inside each, so a
+    detached worker (its own session) at nice 10 still took as much CPU as a test run in a
+    terminal. A worker that leads its own session lowers its autogroup too, where the kernel
+    offers it (``/proc/self/autogroup``)."""
+    check_nice(nice)
+    current = os.nice(0)
+    if nice > current:
+        os.nice(nice - current)
+    if nice and os.getsid(0) == os.getpid():
+        try:
+            with open("/proc/self/autogroup", "w") as f:
+                f.write(str(nice))
+        except OSError:  # not Linux, or autogroups off: nice alone
+            pass
+    return os.nice(0)
+
+
 PER_GPU_ENV = "SYNTHMED_WORKERS_PER_GPU"
 
 

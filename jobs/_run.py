@@ -8,13 +8,16 @@ from typing import Callable
 from synthmed_core.store import Store, yield_to_readers
 
 from ._errors import JobError
-from ._procs import default_devices, default_threads, start_worker, supervise, workers_per_gpu
+from ._procs import (check_nice, default_devices, default_threads, lower_priority,
+                     start_worker, supervise, workers_per_gpu)
 
 
 def _passed_on(a: argparse.Namespace, threads: int | None) -> list[str]:
     """The options every worker process of this command gets."""
     out = ["--heartbeat", str(a.heartbeat), "--stale-after", str(a.stale_after),
            "--backend", a.backend] + (["--threads", str(threads)] if threads else [])
+    if a.nice:
+        out += ["--nice", str(a.nice)]
     if a.once:
         out.append("--once")
     if a.idle_exit is not None:
@@ -65,6 +68,7 @@ def run_workers(a: argparse.Namespace) -> int:
         raise JobError(f"--workers must be at least 1, got {a.workers}")
     if a.per_gpu is not None and a.per_gpu < 1:
         raise JobError(f"--per-gpu must be at least 1, got {a.per_gpu}")
+    check_nice(a.nice)
     if a.detach:
         own = (["--workers", str(a.workers)] if a.workers else []) + (
             ["--device", a.device] if a.device else []) + (
@@ -72,4 +76,5 @@ def run_workers(a: argparse.Namespace) -> int:
         proc = start_worker(own + _passed_on(a, a.threads))
         print(f"worker started in the background: pid {proc.pid}, output in {proc.log_path}")
         return 0
+    lower_priority(a.nice)
     return BACKENDS[a.backend](a)

@@ -127,3 +127,30 @@ def test_jobs_bench_ends_with_the_error_of_a_failed_job_and_stops_its_worker(tmp
         _latency.bench(n_jobs=1)
     assert time.monotonic() - t0 < 120
     assert all(p.poll() is not None for p in _procs._STARTED)
+
+
+def _nice_and_group(pid: int) -> tuple[int, str]:
+    """A process's niceness (field 19 of /proc/PID/stat) and its autogroup line."""
+    stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    group = open(f"/proc/{pid}/autogroup").read() if os.path.exists(f"/proc/{pid}/autogroup") \
+        else ""
+    return int(stat[16]), group
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat") or os.nice(0) > 7,
+                    reason="reads /proc (Linux); a process can only lower its priority")
+def test_a_detached_worker_started_nice_runs_at_that_priority_with_its_session(real_data):
+    proc = worker(3.0, "--nice", "7")
+    nice, group = wait_for(lambda: (lambda n: n if n[0] == 7 else None)(
+        _nice_and_group(proc.pid)), 60, "the worker to lower its priority")
+    assert nice == 7
+    if group:  # where the kernel has autogroups, the worker's session yields too
+        assert group.strip().endswith("nice 7"), group
+    proc.wait(timeout=120)
+    assert proc.returncode == 0, worker_output(proc)
+
+
+def test_a_niceness_out_of_range_is_refused_before_any_worker_starts(real_data, capsys):
+    assert jobs_main(["worker", "--nice", "25", "--detach"]) == 2
+    assert "--nice must be 0-19" in capsys.readouterr().err
+    assert not jobs.reap_workers()
