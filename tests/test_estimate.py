@@ -120,6 +120,28 @@ def test_a_dry_run_grid_says_each_runs_time_here_and_their_sum(real_data, capsys
     assert cli(["grid", "--arch", "resnet18", "--measure", "--seeds", "1"]) == 2  # not alone
 
 
+def test_a_dry_run_with_measure_times_each_arch_without_runs_once_then_estimates(
+        real_data, capsys, monkeypatch):
+    from synthmed_core.cli import main as cli
+    measured = []
+
+    def fake_measure(arch, input_size, batch_size):  # what measure() keeps, without torch
+        measured.append((arch, input_size, batch_size))
+        (real_data / est.SPEED_FILE).write_text(json.dumps({
+            f"{arch}@{input_size}px/b{batch_size}": {"per_image_s": 0.001, "per_epoch_s": 0.5,
+                                                     "when": "now"}}))
+        return est.measured_speed(arch, input_size, batch_size)
+    monkeypatch.setattr(est, "measure", fake_measure)
+    real_data.mkdir(parents=True, exist_ok=True)
+    assert cli(["grid", "--arch", "deit_tiny", "--setting", "base", "--seeds", "0", "1",
+                "--profile", "quick", "--dry-run", "--measure"]) == 0
+    out = capsys.readouterr().out
+    assert measured == [("deit_tiny", 28, 128)]  # once for the arch, not per run
+    one = 20 * (est.real_count() * 0.001 + 0.5)
+    assert out.count(f"~{est.duration_text(one)}") == 2 and "no estimate" not in out
+    assert "short measurement of deit_tiny" in out
+
+
 @pytest.mark.parametrize("seconds, text", [(0.2, "1 s"), (42, "42 s"), (420, "7 min"),
                                            (3900, "1 h 05 min")])
 def test_durations_read_as_people_say_them(seconds, text):

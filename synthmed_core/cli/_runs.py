@@ -114,9 +114,18 @@ def print_plan(specs, done: set[str], store, measure: bool = False) -> None:
     from ..errors import DataError
     todo = [s for s in specs if s.run_id not in done]
     times, sizes = store.local_epoch_times(), est.set_sizes(store.synthetic_sets())
+    def estimate(spec):
+        try:
+            return est.estimate_spec(times, sizes, spec), (
+                f"no {spec.cell.arch} run trained here to time it from (--measure times a few "
+                "batches)")
+        except DataError as exc:
+            return None, str(exc)
+
     if measure:
         for arch, prof in sorted({(s.cell.arch, s.profile) for s in todo}, key=str):
-            if est.estimate_spec(times, sizes, _first(todo, arch, prof)) is None:
+            first = next(s for s in todo if s.cell.arch == arch and s.profile == prof)
+            if estimate(first)[0] is None:
                 print(f"measuring {arch} at {prof.input_size} px (a few training batches)...")
                 est.measure(arch, prof.input_size, prof.batch_size)
     total, speeds, unknown = 0.0, {}, []
@@ -124,13 +133,7 @@ def print_plan(specs, done: set[str], store, measure: bool = False) -> None:
         line = f"  {s.run_id}  {'done ' if s.run_id in done else 'todo '} {s.cell.key} " \
                f"seed={s.seed} profile={s.profile.name}"
         if s.run_id not in done:
-            try:
-                e = est.estimate_spec(times, sizes, s)
-            except DataError as exc:
-                e, why = None, str(exc)
-            else:
-                why = (f"no {s.cell.arch} run trained here to time it from (--measure times "
-                       "a few batches)")
+            e, why = estimate(s)
             if e is None:
                 unknown.append(s)
                 line += f"  (no estimate: {why})"
@@ -151,10 +154,6 @@ def print_plan(specs, done: set[str], store, measure: bool = False) -> None:
     else:
         print(f"no estimate for the {len(todo)} run{'s' if len(todo) > 1 else ''} left (each "
               "line says why)")
-
-
-def _first(specs, arch: str, prof):
-    return next(s for s in specs if s.cell.arch == arch and s.profile == prof)
 
 
 def cmd_report(a: argparse.Namespace) -> int:
