@@ -129,7 +129,7 @@ def bench_query(store, metric: str, n: int, profile_query: bool) -> float:
 
 
 def load_tab(context, url: str, timeout_ms: int, renderer: str, path: str = GRID_PATH
-          ) -> dict[str, float]:
+             ) -> dict[str, float]:
     """One navigation to the grid in a new tab: seconds to the first rendered square
     (``markers``), to the script's end (``done``), and where the time went: the last message
     from the server before the squares showed (``server``: the script ran and sent the

@@ -24,11 +24,11 @@ from ._weights import export_weights
 def export_bundle(store: Store, out: Path, *, profile: str | None = None,
                   archs: list[str] | None = None, synthetic: list[str] | None = None,
                   run_ids: list[str] | None = None, name: str | None = None,
-                  with_weights: list[str] | None = None, samples: bool = True) -> dict:
+                  with_weights: list[str] | None = None, with_samples: bool = True) -> dict:
     """Write the finished runs matching every filter given into the bundle folder ``out``
     (created; an existing bundle there is replaced, anything else refused) and return its
     manifest; ``with_weights`` (run ids or unique prefixes, among those runs) adds their
-    weights (``_weights.export_weights``); ``samples=False`` ships each set's card without
+    weights (``_weights.export_weights``); ``with_samples=False`` ships each set's card without
     its sample images (for a bundle beside one that already ships them). BundleError when no
     run matches."""
     out = Path(out)
@@ -43,7 +43,7 @@ def export_bundle(store: Store, out: Path, *, profile: str | None = None,
     if out.exists() and not (out / MANIFEST).is_file() and any(out.iterdir()):
         raise BundleError(f"{out} exists and is not a bundle; choose an empty or new folder")
     tables = store.bundle_tables(ids)
-    tables["sets"], tables["samples"] = _set_tables(store, tables["runs"], samples)
+    tables["sets"], tables["samples"] = _set_tables(store, tables["runs"], with_samples)
     # Weights first: their fidelity check may refuse them before any file is written.
     weights = export_weights(store, _full_ids(store, with_weights) or [], out, tables)
     out.mkdir(parents=True, exist_ok=True)

@@ -80,7 +80,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     from ..bundle import export_bundle
     m = export_bundle(_store(), a.out, profile=a.profile, archs=a.arch, synthetic=a.synthetic,
                       run_ids=a.run, name=a.name, with_weights=a.with_weights,
-                      samples=a.samples)
+                      with_samples=a.samples)
     size = sum(f["bytes"] for f in m["files"].values())
     for name, w in (m.get("weights") or {}).items():
         f = w["fidelity"]

@@ -114,7 +114,9 @@ def print_plan(specs, done: set[str], store, measure: bool = False) -> None:
     from ..errors import DataError
     todo = [s for s in specs if s.run_id not in done]
     times, sizes = store.local_epoch_times(), est.set_sizes(store.synthetic_sets())
+
     def estimate(spec):
+        """(its Estimate or None, why there is none)."""
         try:
             return est.estimate_spec(times, sizes, spec), (
                 f"no {spec.cell.arch} run trained here to time it from (--measure times a few "
